@@ -1,0 +1,445 @@
+"""Elementwise distributions and the one ``variance_scaling`` core.
+
+Xavier/Glorot, He/Kaiming and LeCun are one-line specialisations of ``variance_scaling``
+(as in ``jax.nn.initializers`` and Keras): they differ only in the scale and the fan.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from initlab.activations import canonical
+from initlab.schemes.fans import FAN_MODES, compute_fans, fan
+from initlab.schemes.gains import gain as _gain
+from initlab.schemes.registry import Param, register
+
+# Std of a unit normal truncated to [-2, 2]; dividing by it keeps the requested variance
+# (Keras/JAX VarianceScaling use the same constant).
+TRUNCATED_NORMAL_STD = 0.87962566103423978
+DISTRIBUTIONS = ("normal", "truncated_normal", "uniform")
+
+
+def _positive(x: float) -> bool:
+    return x > 0
+
+
+def _nonnegative(x: float) -> bool:
+    return x >= 0
+
+
+def _any(x: float) -> bool:
+    return True
+
+
+def _valid_nonlinearity(name: str) -> bool:
+    try:
+        canonical(name if not name.startswith("conv") else "linear")
+    except ValueError:
+        return False
+    return True
+
+
+GAIN = Param("gain", 1.0, _positive, "a number > 0")
+MODE = Param("mode", "fan_in", lambda m: m in FAN_MODES, " | ".join(FAN_MODES), kind=str)
+HE_MODE = Param("mode", "fan_in", lambda m: m in FAN_MODES[:2], "fan_in | fan_out", kind=str)
+NEG_SLOPE = Param("a", 0.0, _nonnegative, "a number >= 0 (leaky ReLU negative slope)")
+NONLINEARITY = Param(
+    "nonlinearity", "leaky_relu", _valid_nonlinearity,
+    "an activation name (relu, leaky_relu, tanh, gelu, ...)", kind=str,
+)
+
+
+# --- elementary draws (compute dtype, generator's device) ------------------------------------
+
+def _empty(shape, generator, dtype) -> torch.Tensor:
+    return torch.empty(shape, dtype=dtype, device=generator.device)
+
+
+def draw_normal(shape, generator, dtype, mean: float, std: float) -> torch.Tensor:
+    return _empty(shape, generator, dtype).normal_(mean, std, generator=generator)
+
+
+def draw_uniform(shape, generator, dtype, low: float, high: float) -> torch.Tensor:
+    return _empty(shape, generator, dtype).uniform_(low, high, generator=generator)
+
+
+def draw_trunc_normal(shape, generator, dtype, mean: float, std: float, a: float, b: float) -> torch.Tensor:
+    """Inverse-CDF sampling of N(mean, std²) truncated to [a, b], as torch.nn.init.trunc_normal_."""
+
+    def norm_cdf(x: float) -> float:
+        return (1.0 + math.erf(x / math.sqrt(2.0))) / 2.0
+
+    lo, hi = norm_cdf((a - mean) / std), norm_cdf((b - mean) / std)
+    t = draw_uniform(shape, generator, dtype, 2 * lo - 1, 2 * hi - 1)
+    t.erfinv_().mul_(std * math.sqrt(2.0)).add_(mean)
+    return t.clamp_(min=a, max=b)
+
+
+# --- the core ---------------------------------------------------------------------------------
+
+@register(
+    "variance_scaling",
+    params=(
+        Param("scale", 1.0, _positive, "a number > 0"),
+        MODE,
+        Param("distribution", "truncated_normal", lambda d: d in DISTRIBUTIONS, " | ".join(DISTRIBUTIONS), kind=str),
+    ),
+    formula="Var = scale / fan_mode; normal, truncated normal (±2σ) or uniform",
+    reference="Keras/JAX VarianceScaling; Glorot & Bengio 2010; He et al. 2015; LeCun et al. 1998",
+)
+def variance_scaling(shape, generator, dtype, *, scale=1.0, mode="fan_in", distribution="truncated_normal"):
+    """The variance-scaling core: weights with variance ``scale / fan``.
+
+    .. math::
+        n = \\begin{cases} \\text{fan\\_in} \\\\ \\text{fan\\_out} \\\\ (\\text{fan\\_in} + \\text{fan\\_out})/2 \\end{cases}
+        \\qquad \\operatorname{Var}[W] = \\frac{\\text{scale}}{n}
+
+    - ``normal``: :math:`\\mathcal{N}(0, \\text{scale}/n)`;
+    - ``truncated_normal``: :math:`\\mathcal{N}(0, \\sigma^2)` truncated to :math:`\\pm 2\\sigma`
+      with :math:`\\sigma = \\sqrt{\\text{scale}/n} / 0.8796` so the variance stays scale/n;
+    - ``uniform``: :math:`\\mathcal{U}(-\\ell, \\ell)`, :math:`\\ell = \\sqrt{3\\,\\text{scale}/n}`.
+
+    Source: ``keras.initializers.VarianceScaling`` / ``jax.nn.initializers.variance_scaling``.
+    Xavier (scale=gain², fan_avg), He (scale=gain², fan_in) and LeCun (scale=1, fan_in) are
+    specialisations.
+    """
+    variance = scale / fan(shape, mode)
+    if distribution == "normal":
+        return draw_normal(shape, generator, dtype, 0.0, math.sqrt(variance))
+    if distribution == "truncated_normal":
+        std = math.sqrt(variance) / TRUNCATED_NORMAL_STD
+        return draw_trunc_normal(shape, generator, dtype, 0.0, std, -2 * std, 2 * std)
+    limit = math.sqrt(3.0 * variance)
+    return draw_uniform(shape, generator, dtype, -limit, limit)
+
+
+# --- Glorot / He / LeCun: specialisations -----------------------------------------------------
+
+@register(
+    "xavier_uniform",
+    params=(GAIN,),
+    formula="U(±gain·sqrt(6/(fan_in+fan_out)))",
+    reference="Glorot & Bengio 2010, Understanding the difficulty of training deep feedforward neural networks",
+    aliases=("xavier", "glorot", "glorot_uniform"),
+    torch_equivalent="xavier_uniform_",
+)
+def xavier_uniform(shape, generator, dtype, *, gain=1.0):
+    """Xavier/Glorot uniform: keeps forward and backward variance balanced for linear-ish units.
+
+    .. math::
+        W \\sim \\mathcal{U}(-\\ell, \\ell), \\quad
+        \\ell = \\text{gain} \\cdot \\sqrt{\\frac{6}{\\text{fan\\_in} + \\text{fan\\_out}}}
+
+    Source: Glorot & Bengio (2010). Also known as Glorot uniform; equals
+    ``torch.nn.init.xavier_uniform_`` and ``variance_scaling(gain², "fan_avg", "uniform")``.
+    """
+    return variance_scaling(shape, generator, dtype, scale=gain**2, mode="fan_avg", distribution="uniform")
+
+
+@register(
+    "xavier_normal",
+    params=(GAIN,),
+    formula="N(0, gain²·2/(fan_in+fan_out))",
+    reference="Glorot & Bengio 2010",
+    aliases=("glorot_normal",),
+    torch_equivalent="xavier_normal_",
+)
+def xavier_normal(shape, generator, dtype, *, gain=1.0):
+    """Xavier/Glorot normal.
+
+    .. math::
+        W \\sim \\mathcal{N}\\left(0, \\text{gain}^2 \\frac{2}{\\text{fan\\_in} + \\text{fan\\_out}}\\right)
+
+    Source: Glorot & Bengio (2010). Equals ``torch.nn.init.xavier_normal_``.
+    """
+    return variance_scaling(shape, generator, dtype, scale=gain**2, mode="fan_avg", distribution="normal")
+
+
+def _he_scale(a: float, nonlinearity: str) -> float:
+    return _gain(nonlinearity, a if nonlinearity == "leaky_relu" else None) ** 2
+
+
+@register(
+    "he_normal",
+    params=(NEG_SLOPE, HE_MODE, NONLINEARITY),
+    formula="N(0, gain²/fan_mode), gain from nonlinearity",
+    reference="He et al. 2015, Delving deep into rectifiers",
+    aliases=("he", "kaiming", "kaiming_normal"),
+    torch_equivalent="kaiming_normal_",
+)
+def he_normal(shape, generator, dtype, *, a=0.0, mode="fan_in", nonlinearity="leaky_relu"):
+    """He/Kaiming normal: keeps the variance of ReLU-family signals constant with depth.
+
+    .. math::
+        W \\sim \\mathcal{N}\\left(0, \\frac{\\text{gain}^2}{\\text{fan\\_mode}}\\right), \\quad
+        \\text{gain} = \\texttt{initlab.gain}(\\text{nonlinearity}, a)
+
+    With the defaults (``leaky_relu``, a = 0) gain = sqrt(2). Any activation initlab knows is
+    accepted (``gelu``, ``silu``, ...: numeric gain). Source: He et al. (2015). Equals
+    ``torch.nn.init.kaiming_normal_`` for torch's nonlinearities.
+    """
+    return variance_scaling(shape, generator, dtype, scale=_he_scale(a, nonlinearity), mode=mode, distribution="normal")
+
+
+@register(
+    "he_uniform",
+    params=(NEG_SLOPE, HE_MODE, NONLINEARITY),
+    formula="U(±gain·sqrt(3/fan_mode))",
+    reference="He et al. 2015",
+    aliases=("kaiming_uniform",),
+    torch_equivalent="kaiming_uniform_",
+)
+def he_uniform(shape, generator, dtype, *, a=0.0, mode="fan_in", nonlinearity="leaky_relu"):
+    """He/Kaiming uniform.
+
+    .. math::
+        W \\sim \\mathcal{U}(-\\ell, \\ell), \\quad \\ell = \\text{gain}\\sqrt{\\frac{3}{\\text{fan\\_mode}}}
+
+    Source: He et al. (2015). Equals ``torch.nn.init.kaiming_uniform_``.
+    """
+    return variance_scaling(shape, generator, dtype, scale=_he_scale(a, nonlinearity), mode=mode, distribution="uniform")
+
+
+@register(
+    "lecun_normal",
+    formula="truncated N(0, 1/fan_in)",
+    reference="LeCun et al. 1998, Efficient BackProp; Klambauer et al. 2017 (SELU)",
+    aliases=("lecun",),
+)
+def lecun_normal(shape, generator, dtype):
+    """LeCun normal: unit-variance-preserving for linear units; the init SELU assumes.
+
+    .. math::
+        W \\sim \\mathcal{N}_{[-2\\sigma, 2\\sigma]}(0, \\sigma^2),\\ \\operatorname{Var}[W] = \\frac{1}{\\text{fan\\_in}}
+
+    Truncated as in Keras/JAX ``lecun_normal``. Source: LeCun et al. (1998); Klambauer et al. (2017).
+    """
+    return variance_scaling(shape, generator, dtype, scale=1.0, mode="fan_in", distribution="truncated_normal")
+
+
+@register(
+    "lecun_uniform",
+    formula="U(±sqrt(3/fan_in))",
+    reference="LeCun et al. 1998, Efficient BackProp",
+)
+def lecun_uniform(shape, generator, dtype):
+    """LeCun uniform.
+
+    .. math::
+        W \\sim \\mathcal{U}\\left(-\\sqrt{3/\\text{fan\\_in}}, \\sqrt{3/\\text{fan\\_in}}\\right)
+
+    Source: LeCun et al. (1998); Keras/JAX ``lecun_uniform``.
+    """
+    return variance_scaling(shape, generator, dtype, scale=1.0, mode="fan_in", distribution="uniform")
+
+
+@register(
+    "uniform_fan",
+    formula="U(±1/sqrt(fan_in))",
+    reference="Glorot & Bengio 2010 eq. 1 ('standard' init); PyTorch's nn.Linear default",
+)
+def uniform_fan(shape, generator, dtype):
+    """The article's "uniform": Glorot's "standard" initialization, PyTorch's Linear default.
+
+    .. math::
+        W \\sim \\mathcal{U}\\left(-\\frac{1}{\\sqrt{\\text{fan\\_in}}}, \\frac{1}{\\sqrt{\\text{fan\\_in}}}\\right)
+        \\quad(\\operatorname{Var} = 1/(3\\,\\text{fan\\_in}))
+
+    Source: Glorot & Bengio (2010), eq. 1. ``variance_scaling(1/3, "fan_in", "uniform")``.
+    """
+    return variance_scaling(shape, generator, dtype, scale=1.0 / 3.0, mode="fan_in", distribution="uniform")
+
+
+@register(
+    "torch_default",
+    params=(Param("fan_in", None, lambda n: n > 0, "an integer > 0 (needed for 1-D biases)", kind=int, optional=True),),
+    formula="U(±1/sqrt(fan_in)) (weight: kaiming_uniform a=sqrt(5); bias: U(±1/sqrt(fan_in)))",
+    reference="torch.nn.Linear / _ConvNd.reset_parameters",
+    min_dim=1,
+    aliases=("default", "pytorch_default"),
+)
+def torch_default(shape, generator, dtype, *, fan_in=None):
+    """PyTorch's own ``nn.Linear``/``nn.ConvNd`` initialization, weights and biases.
+
+    .. math::
+        W \\sim \\mathcal{U}(-\\ell, \\ell), \\quad
+        \\ell = \\text{gain}\\sqrt{3/\\text{fan\\_in}} = 1/\\sqrt{\\text{fan\\_in}}, \\quad
+        \\text{gain} = \\sqrt{2/(1 + 5)}
+
+    (``kaiming_uniform_(a=sqrt(5))``, computed as torch does, so the same generator state gives
+    the same bits). A 1-D tensor (a bias) needs ``fan_in``, the fan-in of its layer's weight.
+    Source: ``torch/nn/modules/linear.py``, ``reset_parameters``.
+    """
+    if len(shape) == 1:
+        if fan_in is None:
+            raise ValueError("torch_default on a 1-D tensor (a bias) needs fan_in=<the weight's fan-in>")
+        bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+        return draw_uniform(shape, generator, dtype, -bound, bound)
+    fan_in = compute_fans(shape)[0] if fan_in is None else fan_in
+    g = math.sqrt(2.0 / (1 + math.sqrt(5) ** 2))
+    bound = math.sqrt(3.0) * (g / math.sqrt(fan_in))
+    return draw_uniform(shape, generator, dtype, -bound, bound)
+
+
+@register(
+    "positive",
+    params=(Param("gain", math.sqrt(2.0), _positive, "a number > 0"),),
+    formula="|N(0, gain²/fan_in)|, gain = sqrt(2): half-normal at He scale",
+    reference="the article's 'positive' scheme; He et al. 2015 for the scale",
+)
+def positive(shape, generator, dtype, *, gain=math.sqrt(2.0)):
+    """The article's "positive": every weight > 0, half-normal at He scale.
+
+    .. math::
+        W = |Z|,\\quad Z \\sim \\mathcal{N}(0, \\text{gain}^2/\\text{fan\\_in})
+
+    All weights share a sign, so units of a layer are strongly correlated: E[W] = gain·sqrt(2/(π fan_in)).
+    """
+    std = gain / math.sqrt(fan(shape, "fan_in"))
+    return draw_normal(shape, generator, dtype, 0.0, std).abs_()
+
+
+# --- fixed-range and elementwise schemes (any shape, biases included) -------------------------
+
+@register(
+    "random_uniform",
+    params=(Param("limit", 0.05, _positive, "a number > 0"),),
+    formula="U(-limit, limit), limit = 0.05 (not fan-scaled)",
+    reference="the article's 'random'; Keras RandomUniform(-0.05, 0.05)",
+    min_dim=1,
+    aliases=("random",),
+)
+def random_uniform(shape, generator, dtype, *, limit=0.05):
+    """The article's "random": a fixed range, independent of the layer's size.
+
+    .. math:: W \\sim \\mathcal{U}(-\\text{limit}, \\text{limit})
+
+    Source: Keras ``RandomUniform`` defaults (minval=-0.05, maxval=0.05).
+    """
+    return draw_uniform(shape, generator, dtype, -limit, limit)
+
+
+@register(
+    "random_normal",
+    params=(Param("mean", 0.0, _any, "any finite number"), Param("std", 0.01, _positive, "a number > 0")),
+    formula="N(mean, std²), std = 0.01 (not fan-scaled)",
+    reference="the article's 'Gaussian'; Krizhevsky et al. 2012 used N(0, 0.01²)",
+    min_dim=1,
+    aliases=("gaussian",),
+)
+def random_normal(shape, generator, dtype, *, mean=0.0, std=0.01):
+    """The article's "Gaussian": a fixed std, independent of the layer's size.
+
+    .. math:: W \\sim \\mathcal{N}(\\text{mean}, \\text{std}^2), \\quad \\text{std} = 0.01
+
+    Source: Krizhevsky et al. (2012) (AlexNet's N(0, 0.01²)).
+    """
+    return draw_normal(shape, generator, dtype, mean, std)
+
+
+@register(
+    "uniform",
+    params=(Param("a", 0.0, _any, "any finite number < b"), Param("b", 1.0, _any, "any finite number > a")),
+    formula="U(a, b)",
+    reference="torch.nn.init.uniform_",
+    min_dim=1,
+    torch_equivalent="uniform_",
+    constraint=lambda p: None if p["a"] < p["b"] else f"needs a < b; got a={p['a']}, b={p['b']}",
+)
+def uniform(shape, generator, dtype, *, a=0.0, b=1.0):
+    """Uniform on [a, b], torch's ``uniform_``.
+
+    .. math:: W \\sim \\mathcal{U}(a, b)
+    """
+    return draw_uniform(shape, generator, dtype, a, b)
+
+
+@register(
+    "normal",
+    params=(Param("mean", 0.0, _any, "any finite number"), Param("std", 1.0, _nonnegative, "a number >= 0")),
+    formula="N(mean, std²)",
+    reference="torch.nn.init.normal_",
+    min_dim=1,
+    torch_equivalent="normal_",
+)
+def normal(shape, generator, dtype, *, mean=0.0, std=1.0):
+    """Normal, torch's ``normal_``.
+
+    .. math:: W \\sim \\mathcal{N}(\\text{mean}, \\text{std}^2)
+    """
+    return draw_normal(shape, generator, dtype, mean, std)
+
+
+@register(
+    "trunc_normal",
+    params=(
+        Param("mean", 0.0, _any, "any finite number"),
+        Param("std", 1.0, _positive, "a number > 0"),
+        Param("a", -2.0, _any, "any finite number < b (absolute lower bound)"),
+        Param("b", 2.0, _any, "any finite number > a (absolute upper bound)"),
+    ),
+    formula="N(mean, std²) truncated to [a, b] (absolute bounds)",
+    reference="torch.nn.init.trunc_normal_",
+    min_dim=1,
+    aliases=("truncated_normal",),
+    torch_equivalent="trunc_normal_",
+    constraint=lambda p: None if p["a"] < p["b"] else f"needs a < b; got a={p['a']}, b={p['b']}",
+)
+def trunc_normal(shape, generator, dtype, *, mean=0.0, std=1.0, a=-2.0, b=2.0):
+    """Truncated normal with torch's semantics: ``a`` and ``b`` are absolute bounds, not in stds.
+
+    .. math:: W \\sim \\mathcal{N}(\\text{mean}, \\text{std}^2)\\ \\big|\\ a \\le W \\le b
+
+    Inverse-CDF sampling as ``torch.nn.init.trunc_normal_``.
+    """
+    return draw_trunc_normal(shape, generator, dtype, mean, std, a, b)
+
+
+@register(
+    "constant",
+    params=(Param("val", 0.01, _any, "any finite number"),),
+    formula="W = val (default 0.01)",
+    reference="the article's 'constant'; torch.nn.init.constant_",
+    min_dim=1,
+    torch_equivalent="constant_",
+)
+def constant(shape, generator, dtype, *, val=0.01):
+    """Every entry equals ``val``: all units of a layer compute the same function (no symmetry breaking).
+
+    .. math:: W_{ij} = \\text{val}
+    """
+    return torch.full(shape, val, dtype=dtype, device=generator.device)
+
+
+@register(
+    "zeros",
+    formula="W = 0",
+    reference="the article's 'zero'; torch.nn.init.zeros_",
+    min_dim=1,
+    aliases=("zero",),
+    torch_equivalent="zeros_",
+)
+def zeros(shape, generator, dtype):
+    """All zero: the default for biases; for weights, no signal and no symmetry breaking.
+
+    .. math:: W_{ij} = 0
+    """
+    return torch.zeros(shape, dtype=dtype, device=generator.device)
+
+
+@register(
+    "ones",
+    formula="W = 1",
+    reference="torch.nn.init.ones_ (normalization gains)",
+    min_dim=1,
+    aliases=("one",),
+    torch_equivalent="ones_",
+)
+def ones(shape, generator, dtype):
+    """All one: normalization-layer weights.
+
+    .. math:: W_{ij} = 1
+    """
+    return torch.ones(shape, dtype=dtype, device=generator.device)

@@ -1,0 +1,53 @@
+"""Identity-preserving schemes: the layer starts as the identity map."""
+
+from __future__ import annotations
+
+import torch
+
+from initlab.schemes.registry import Param, register
+
+
+@register(
+    "identity",
+    formula="W = I (out × in, eye)",
+    reference="torch.nn.init.eye_; Le, Jaitly & Hinton 2015 (IRNN)",
+    max_dim=2,
+    aliases=("eye",),
+    torch_equivalent="eye_",
+)
+def identity(shape, generator, dtype):
+    """The identity matrix (rectangular: ones on the main diagonal), for 2-D weights.
+
+    .. math:: W_{ij} = \\delta_{ij}
+
+    Source: ``torch.nn.init.eye_``; identity recurrent init of Le, Jaitly & Hinton (2015).
+    """
+    return torch.eye(shape[0], shape[1], dtype=dtype, device=generator.device)
+
+
+@register(
+    "dirac",
+    params=(Param("groups", 1, lambda g: g > 0, "an integer > 0 dividing out_channels", kind=int),),
+    formula="W[g·o + i, i, centre] = 1: conv that copies its input channels",
+    reference="torch.nn.init.dirac_; Zagoruyko & Komodakis 2017 (DiracNets)",
+    min_dim=3,
+    max_dim=5,
+)
+def dirac(shape, generator, dtype, *, groups=1):
+    """Dirac delta kernel: the convolution returns its input (per group), channels padded with zeros.
+
+    .. math::
+        W[g\\,o_g + i,\\ i,\\ k_c] = 1 \\quad (i < \\min(o_g, \\text{in})), \\quad 0 \\text{ elsewhere}
+
+    with :math:`o_g` = out / groups. Source: ``torch.nn.init.dirac_``; Zagoruyko & Komodakis (2017).
+    """
+    out, inp, *kernel = shape
+    if out % groups:
+        raise ValueError(f"dirac: out_channels={out} is not divisible by groups={groups}")
+    per_group = out // groups
+    w = torch.zeros(shape, dtype=dtype, device=generator.device)
+    centre = tuple(k // 2 for k in kernel)
+    for g in range(groups):
+        for i in range(min(per_group, inp)):
+            w[(g * per_group + i, i, *centre)] = 1
+    return w

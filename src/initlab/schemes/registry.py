@@ -1,0 +1,297 @@
+"""The scheme registry: names, explicit aliases, validated specs and config round-trips.
+
+A *scheme* is a pure function ``sample(shape, generator, dtype, **params) -> Tensor`` (as in
+``jax.nn.initializers``) registered with its parameters, formula and source. ``Scheme`` is a
+validated, immutable spec of one registered scheme with concrete parameters: built once (bad
+values fail there, naming the parameter), then used to sample or to fill tensors in place.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from initlab.errors import UserError, closest, unknown
+
+Sampler = Callable[..., torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter of a scheme: its default, a check, and the allowed values in words."""
+
+    name: str
+    default: Any
+    check: Callable[[Any], bool]
+    allowed: str
+    kind: type = float  # values are coerced to this type (float params accept ints)
+    optional: bool = False  # None allowed
+
+    def validate(self, scheme: str, value: Any) -> Any:
+        if value is None and self.optional:
+            return None
+        try:
+            if self.kind is float:
+                if isinstance(value, bool) or not isinstance(value, (int, float)):
+                    raise TypeError
+                value = float(value)
+                ok = math.isfinite(value) and self.check(value)
+            elif self.kind is int:
+                if isinstance(value, bool) or not isinstance(value, int):
+                    if isinstance(value, float) and value.is_integer():
+                        value = int(value)
+                    else:
+                        raise TypeError
+                ok = self.check(value)
+            else:
+                ok = isinstance(value, self.kind) and self.check(value)
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise UserError(f"{scheme}: parameter {self.name}={value!r} is invalid; allowed: {self.allowed}")
+        return value
+
+
+@dataclass(frozen=True)
+class SchemeDef:
+    """A registered scheme: the sampler and what a user needs to know about it."""
+
+    name: str
+    sample: Sampler
+    params: tuple[Param, ...]
+    formula: str
+    reference: str
+    min_dim: int = 2
+    max_dim: int | None = None
+    aliases: tuple[str, ...] = ()
+    summary: str = ""
+    torch_equivalent: str | None = None
+    constraint: Callable[[dict[str, Any]], str | None] | None = None  # cross-parameter check
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.params)
+
+    def dims_text(self) -> str:
+        if self.max_dim is None:
+            return f">= {self.min_dim}-D" if self.min_dim > 1 else "any shape"
+        if self.min_dim == self.max_dim:
+            return f"{self.min_dim}-D"
+        return f"{self.min_dim}-D to {self.max_dim}-D"
+
+
+_REGISTRY: dict[str, SchemeDef] = {}
+_ALIASES: dict[str, str] = {}
+
+
+def register(
+    name: str,
+    *,
+    params: Sequence[Param] = (),
+    formula: str,
+    reference: str,
+    min_dim: int = 2,
+    max_dim: int | None = None,
+    aliases: Sequence[str] = (),
+    torch_equivalent: str | None = None,
+    constraint: Callable[[dict[str, Any]], str | None] | None = None,
+) -> Callable[[Sampler], Sampler]:
+    """Decorator: register a sampler under ``name`` with its explicit ``aliases``."""
+
+    def deco(fn: Sampler) -> Sampler:
+        if name in _REGISTRY or name in _ALIASES:
+            raise RuntimeError(f"scheme name {name!r} registered twice")
+        summary = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
+        _REGISTRY[name] = SchemeDef(
+            name=name, sample=fn, params=tuple(params), formula=formula, reference=reference,
+            min_dim=min_dim, max_dim=max_dim, aliases=tuple(aliases), summary=summary,
+            torch_equivalent=torch_equivalent, constraint=constraint,
+        )
+        for alias in aliases:
+            if alias in _REGISTRY or alias in _ALIASES:
+                raise RuntimeError(f"alias {alias!r} registered twice")
+            _ALIASES[alias] = name
+        return fn
+
+    return deco
+
+
+def list_schemes(*, aliases: bool = False) -> list[str]:
+    """Names of all registered schemes (sorted); with ``aliases=True`` the aliases too."""
+    names = sorted(_REGISTRY)
+    return sorted(names + list(_ALIASES)) if aliases else names
+
+
+def aliases() -> dict[str, str]:
+    """Alias -> scheme name, as registered."""
+    return dict(sorted(_ALIASES.items()))
+
+
+def resolve(name: str) -> SchemeDef:
+    """The definition for a scheme name or alias; unknown names suggest the nearest ones."""
+    if not isinstance(name, str):
+        raise UserError(f"scheme name must be a string; got {name!r}")
+    key = _ALIASES.get(name, name)
+    if key not in _REGISTRY:
+        raise unknown("scheme", name, _REGISTRY)
+    return _REGISTRY[key]
+
+
+def definitions() -> list[SchemeDef]:
+    return [_REGISTRY[n] for n in sorted(_REGISTRY)]
+
+
+@dataclass(frozen=True, eq=True)
+class Scheme:
+    """A validated scheme with concrete parameters (immutable, hashable, JSON-serialisable).
+
+    >>> s = Scheme("he_normal", mode="fan_out")
+    >>> Scheme.from_config(s.to_config()) == s
+    True
+    """
+
+    name: str
+    params: dict[str, Any] = field(default_factory=dict, hash=False, compare=True)
+
+    def __init__(self, name: str, **params: Any) -> None:
+        definition = resolve(name)
+        extra = sorted(set(params) - set(definition.param_names))
+        if extra:
+            allowed = ", ".join(definition.param_names) or "none"
+            hint = closest(extra[0], definition.param_names)
+            near = f" Did you mean {hint[0]!r}?" if hint else ""
+            raise UserError(
+                f"{definition.name}: unknown parameter {extra[0]!r}.{near} Allowed parameters: {allowed}."
+            )
+        resolved = {
+            p.name: p.validate(definition.name, params.get(p.name, p.default)) for p in definition.params
+        }
+        problem = definition.constraint(resolved) if definition.constraint else None
+        if problem:
+            raise UserError(f"{definition.name}: {problem}")
+        object.__setattr__(self, "name", definition.name)
+        object.__setattr__(self, "params", resolved)
+
+    def __hash__(self) -> int:
+        return hash((self.name, json.dumps(self.params, sort_keys=True)))
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
+        return f"Scheme({self.name!r}{', ' if args else ''}{args})"
+
+    @property
+    def definition(self) -> SchemeDef:
+        return _REGISTRY[self.name]
+
+    def check_shape(self, shape: Sequence[int]) -> None:
+        """Raise ``ValueError`` when this scheme cannot fill a tensor of ``shape``."""
+        d = self.definition
+        ndim = len(shape)
+        if ndim < d.min_dim or (d.max_dim is not None and ndim > d.max_dim):
+            what = "a bias or other 1-D tensor" if ndim == 1 else f"a {ndim}-D tensor"
+            raise UserError(
+                f"scheme {self.name!r} cannot fill {what} of shape {tuple(shape)}; "
+                f"it needs a {d.dims_text()} tensor"
+                + (" (out, in, *kernel)" if d.min_dim >= 2 else "")
+            )
+
+    def fits(self, shape: Sequence[int]) -> bool:
+        try:
+            self.check_shape(shape)
+        except ValueError:
+            return False
+        return True
+
+    def sample(
+        self,
+        shape: Sequence[int],
+        *,
+        generator: torch.Generator | None = None,
+        dtype: torch.dtype = torch.float32,
+    ) -> torch.Tensor:
+        """A new tensor of ``shape`` drawn from this scheme (on the generator's device).
+
+        Half-precision dtypes are computed in float32 and cast, float64 is computed in float64.
+        """
+        shape = tuple(int(s) for s in shape)
+        self.check_shape(shape)
+        if not dtype.is_floating_point:
+            raise UserError(f"scheme {self.name!r} fills floating tensors; got dtype {dtype}")
+        if generator is None:
+            generator = torch.Generator()  # fixed default seed; never the global RNG
+        elif not isinstance(generator, torch.Generator):
+            raise UserError(f"generator must be a torch.Generator; got {type(generator).__name__}")
+        compute = torch.float64 if dtype == torch.float64 else torch.float32
+        if math.prod(shape) == 0:
+            return torch.empty(shape, dtype=dtype, device=generator.device)
+        out = self.definition.sample(shape, generator, compute, **self.params)
+        return out.to(dtype)
+
+    def init_(self, tensor: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Fill ``tensor`` in place (no autograd) and return it."""
+        if not isinstance(tensor, torch.Tensor):
+            raise UserError(f"init_ needs a torch.Tensor; got {type(tensor).__name__}")
+        values = self.sample(tensor.shape, generator=generator, dtype=tensor.dtype)
+        with torch.no_grad():
+            tensor.copy_(values)
+        return tensor
+
+    __call__ = init_
+
+    def to_config(self) -> dict[str, Any]:
+        """``{"name": ..., "params": {...}}`` with every parameter, JSON-serialisable."""
+        return {"name": self.name, "params": dict(self.params)}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> "Scheme":
+        """Inverse of ``to_config`` (also accepts a JSON string)."""
+        if isinstance(config, str):
+            config = json.loads(config)
+        if not isinstance(config, dict) or "name" not in config:
+            raise UserError(f"a scheme config is a dict with 'name' and 'params'; got {config!r}")
+        extra = set(config) - {"name", "params"}
+        if extra:
+            raise UserError(f"unexpected keys in scheme config: {sorted(extra)}; allowed: name, params")
+        return cls(config["name"], **dict(config.get("params") or {}))
+
+    @property
+    def formula(self) -> str:
+        return self.definition.formula
+
+    @property
+    def reference(self) -> str:
+        return self.definition.reference
+
+
+def get_scheme(name: str | Scheme | dict, **params: Any) -> Scheme:
+    """A validated ``Scheme`` from a name or alias (or a spec, or a config dict) and parameters."""
+    if isinstance(name, Scheme):
+        return Scheme(name.name, **{**name.params, **params}) if params else name
+    if isinstance(name, dict):
+        spec = Scheme.from_config(name)
+        return get_scheme(spec, **params)
+    return Scheme(name, **params)
+
+
+def init_(
+    tensor: torch.Tensor,
+    scheme: str | Scheme | dict,
+    *,
+    generator: torch.Generator | None = None,
+    **params: Any,
+) -> torch.Tensor:
+    """Fill ``tensor`` in place from ``scheme`` (a name, alias, spec or config) and return it.
+
+    Every random draw uses ``generator`` (a fresh ``torch.Generator()`` with its fixed default
+    seed when omitted); the global RNG is neither read nor changed.
+
+    >>> import torch, initlab
+    >>> w = torch.empty(256, 128)
+    >>> _ = initlab.init_(w, "he_normal", generator=torch.Generator().manual_seed(0))
+    """
+    return get_scheme(scheme, **params).init_(tensor, generator=generator)
