@@ -66,15 +66,37 @@ def draw_uniform(shape, generator, dtype, low: float, high: float) -> torch.Tens
 
 
 def draw_trunc_normal(shape, generator, dtype, mean: float, std: float, a: float, b: float) -> torch.Tensor:
-    """Inverse-CDF sampling of N(mean, std²) truncated to [a, b], as torch.nn.init.trunc_normal_."""
+    """N(mean, std²) conditioned on [a, b], by rejection, as torch.nn.init.trunc_normal_ (torch 2.13).
+
+    When the interval holds more than 30% of the mass, draw normals and redraw the rejected ones;
+    otherwise propose uniformly on [a, b] and accept with the normal density. Exact (no inverse-
+    CDF round-off in the tails) and, for the same generator state, torch's values.
+    """
 
     def norm_cdf(x: float) -> float:
         return (1.0 + math.erf(x / math.sqrt(2.0))) / 2.0
 
-    lo, hi = norm_cdf((a - mean) / std), norm_cdf((b - mean) / std)
-    t = draw_uniform(shape, generator, dtype, 2 * lo - 1, 2 * hi - 1)
-    t.erfinv_().mul_(std * math.sqrt(2.0)).add_(mean)
-    return t.clamp_(min=a, max=b)
+    mass = norm_cdf((b - mean) / std) - norm_cdf((a - mean) / std)
+    if mass > 0.3:
+        lo = torch.tensor(a, dtype=dtype).item()
+        hi = torch.tensor(b, dtype=dtype).item()
+        result = draw_normal(shape, generator, dtype, mean, std)
+        while True:
+            reject = (result < lo) | (result > hi)
+            if not reject.any():
+                return result
+            result = torch.where(reject, draw_normal(shape, generator, dtype, mean, std), result)
+    mode = max(a, min(mean, b))
+    log_peak = -0.5 * ((mode - mean) / std) ** 2
+    result = draw_uniform(shape, generator, dtype, a, b)
+    log_ratio = ((result - mean) / std).pow_(2).mul_(-0.5).sub_(log_peak)
+    pending = draw_uniform(shape, generator, dtype, 0.0, 1.0).log_().gt(log_ratio)
+    while pending.any():
+        candidates = draw_uniform(shape, generator, dtype, a, b)
+        result = torch.where(pending, candidates, result)
+        log_ratio = ((candidates - mean) / std).pow_(2).mul_(-0.5).sub_(log_peak)
+        pending = torch.where(pending, draw_uniform(shape, generator, dtype, 0.0, 1.0).log_().gt(log_ratio), pending)
+    return result
 
 
 # --- the core ---------------------------------------------------------------------------------
@@ -259,6 +281,10 @@ def uniform_fan(shape, generator, dtype):
     reference="torch.nn.Linear / _ConvNd.reset_parameters",
     min_dim=1,
     aliases=("default", "pytorch_default"),
+    shape_constraint=lambda shape, p: (
+        "a 1-D tensor (a bias) needs fan_in=<the fan-in of its layer's weight>"
+        if len(shape) == 1 and p["fan_in"] is None else None
+    ),
 )
 def torch_default(shape, generator, dtype, *, fan_in=None):
     """PyTorch's own ``nn.Linear``/``nn.ConvNd`` initialization, weights and biases.
@@ -273,9 +299,7 @@ def torch_default(shape, generator, dtype, *, fan_in=None):
     Source: ``torch/nn/modules/linear.py``, ``reset_parameters``.
     """
     if len(shape) == 1:
-        if fan_in is None:
-            raise ValueError("torch_default on a 1-D tensor (a bias) needs fan_in=<the weight's fan-in>")
-        bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+        bound = 1 / math.sqrt(fan_in)
         return draw_uniform(shape, generator, dtype, -bound, bound)
     fan_in = compute_fans(shape)[0] if fan_in is None else fan_in
     g = math.sqrt(2.0 / (1 + math.sqrt(5) ** 2))
@@ -392,7 +416,7 @@ def trunc_normal(shape, generator, dtype, *, mean=0.0, std=1.0, a=-2.0, b=2.0):
 
     .. math:: W \\sim \\mathcal{N}(\\text{mean}, \\text{std}^2)\\ \\big|\\ a \\le W \\le b
 
-    Inverse-CDF sampling as ``torch.nn.init.trunc_normal_``.
+    Rejection sampling as ``torch.nn.init.trunc_normal_`` (torch 2.13): same generator state, same values.
     """
     return draw_trunc_normal(shape, generator, dtype, mean, std, a, b)
 

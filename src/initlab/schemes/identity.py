@@ -32,6 +32,9 @@ def identity(shape, generator, dtype):
     reference="torch.nn.init.dirac_; Zagoruyko & Komodakis 2017 (DiracNets)",
     min_dim=3,
     max_dim=5,
+    shape_constraint=lambda shape, p: (
+        f"out_channels={shape[0]} is not divisible by groups={p['groups']}" if shape[0] % p["groups"] else None
+    ),
 )
 def dirac(shape, generator, dtype, *, groups=1):
     """Dirac delta kernel: the convolution returns its input (per group), channels padded with zeros.
@@ -42,8 +45,6 @@ def dirac(shape, generator, dtype, *, groups=1):
     with :math:`o_g` = out / groups. Source: ``torch.nn.init.dirac_``; Zagoruyko & Komodakis (2017).
     """
     out, inp, *kernel = shape
-    if out % groups:
-        raise ValueError(f"dirac: out_channels={out} is not divisible by groups={groups}")
     per_group = out // groups
     w = torch.zeros(shape, dtype=dtype, device=generator.device)
     centre = tuple(k // 2 for k in kernel)

@@ -72,6 +72,7 @@ class SchemeDef:
     summary: str = ""
     torch_equivalent: str | None = None
     constraint: Callable[[dict[str, Any]], str | None] | None = None  # cross-parameter check
+    shape_constraint: Callable[[tuple[int, ...], dict[str, Any]], str | None] | None = None
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -100,6 +101,7 @@ def register(
     aliases: Sequence[str] = (),
     torch_equivalent: str | None = None,
     constraint: Callable[[dict[str, Any]], str | None] | None = None,
+    shape_constraint: Callable[[tuple[int, ...], dict[str, Any]], str | None] | None = None,
 ) -> Callable[[Sampler], Sampler]:
     """Decorator: register a sampler under ``name`` with its explicit ``aliases``."""
 
@@ -111,6 +113,7 @@ def register(
             name=name, sample=fn, params=tuple(params), formula=formula, reference=reference,
             min_dim=min_dim, max_dim=max_dim, aliases=tuple(aliases), summary=summary,
             torch_equivalent=torch_equivalent, constraint=constraint,
+            shape_constraint=shape_constraint,
         )
         for alias in aliases:
             if alias in _REGISTRY or alias in _ALIASES:
@@ -199,6 +202,9 @@ class Scheme:
                 f"it needs a {d.dims_text()} tensor"
                 + (" (out, in, *kernel)" if d.min_dim >= 2 else "")
             )
+        problem = d.shape_constraint(tuple(shape), self.params) if d.shape_constraint else None
+        if problem:
+            raise UserError(f"scheme {self.name!r} cannot fill a tensor of shape {tuple(shape)}: {problem}")
 
     def fits(self, shape: Sequence[int]) -> bool:
         try:
@@ -216,7 +222,8 @@ class Scheme:
     ) -> torch.Tensor:
         """A new tensor of ``shape`` drawn from this scheme (on the generator's device).
 
-        Half-precision dtypes are computed in float32 and cast, float64 is computed in float64.
+        Every dtype is drawn in float32 and cast, so a model gets the same weights (to the
+        precision of its dtype) in fp16, bf16, fp32 or fp64 from the same generator state.
         """
         shape = tuple(int(s) for s in shape)
         self.check_shape(shape)
@@ -226,10 +233,9 @@ class Scheme:
             generator = torch.Generator()  # fixed default seed; never the global RNG
         elif not isinstance(generator, torch.Generator):
             raise UserError(f"generator must be a torch.Generator; got {type(generator).__name__}")
-        compute = torch.float64 if dtype == torch.float64 else torch.float32
         if math.prod(shape) == 0:
             return torch.empty(shape, dtype=dtype, device=generator.device)
-        out = self.definition.sample(shape, generator, compute, **self.params)
+        out = self.definition.sample(shape, generator, torch.float32, **self.params)
         return out.to(dtype)
 
     def init_(self, tensor: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -1,0 +1,173 @@
+"""The in-memory ``Dataset`` and the deterministic helpers the loaders share.
+
+A dataset is four tensors held in memory (the engine indexes batches directly; no DataLoader),
+inputs float32 standardized with statistics of the training split only, labels int64.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from initlab.errors import UserError
+
+STANDARDIZE_MODES = ("global", "feature", "none")
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """A classification dataset in memory.
+
+    ``x_*`` are float32 of shape ``(n, *input_shape)``: images keep ``(C, H, W)`` (Fashion-MNIST
+    ``(1, 28, 28)``, digits ``(1, 8, 8)``), signals and feature vectors are flat (MNIST-1D
+    ``(40,)``, synthetic ``(n_features,)``); ``load(..., flatten=True)`` makes every input flat.
+    ``y_*`` are int64 class indices in ``[0, num_classes)``.
+
+    ``spec`` holds the arguments that rebuild this dataset with ``load(**spec)`` (JSON-safe, for
+    config hashes); ``meta`` holds provenance: source, split, standardization statistics.
+    """
+
+    name: str
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    num_classes: int
+    spec: Mapping[str, Any] = field(default_factory=dict)
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for split in ("train", "test"):
+            x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
+            if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+                raise UserError(f"Dataset {self.name!r}: x_{split} must be a floating tensor; got {_kind(x)}")
+            if not isinstance(y, torch.Tensor) or y.dtype != torch.int64 or y.ndim != 1:
+                raise UserError(f"Dataset {self.name!r}: y_{split} must be a 1-D int64 tensor; got {_kind(y)}")
+            if x.shape[0] != y.shape[0]:
+                raise UserError(
+                    f"Dataset {self.name!r}: x_{split} has {x.shape[0]} samples but y_{split} has {y.shape[0]}"
+                )
+            if y.numel() and (int(y.min()) < 0 or int(y.max()) >= self.num_classes):
+                raise UserError(
+                    f"Dataset {self.name!r}: y_{split} holds labels {int(y.min())}..{int(y.max())}; "
+                    f"allowed 0..{self.num_classes - 1}"
+                )
+        if tuple(self.x_train.shape[1:]) != tuple(self.x_test.shape[1:]):
+            raise UserError(
+                f"Dataset {self.name!r}: train inputs {tuple(self.x_train.shape[1:])} and test inputs "
+                f"{tuple(self.x_test.shape[1:])} differ in shape"
+            )
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """Per-sample input shape, e.g. ``(1, 28, 28)`` or ``(40,)``."""
+        return tuple(self.x_train.shape[1:])
+
+    @property
+    def in_features(self) -> int:
+        """``prod(input_shape)``: the width of a flattened input."""
+        return math.prod(self.input_shape)
+
+    @property
+    def n_train(self) -> int:
+        return int(self.x_train.shape[0])
+
+    @property
+    def n_test(self) -> int:
+        return int(self.x_test.shape[0])
+
+    def describe(self) -> str:
+        """One line: name, sizes, input shape, classes, standardization."""
+        std = self.meta.get("standardize", {})
+        how = std.get("mode", "?")
+        if how == "global":
+            how = f"standardized with train mean {std['mean']:.4g}, std {std['std']:.4g}"
+        elif how == "feature":
+            how = "standardized per feature with train statistics"
+        else:
+            how = "not standardized"
+        return (
+            f"{self.name}: {self.n_train} train / {self.n_test} test, input {self.input_shape}, "
+            f"{self.num_classes} classes, {how}"
+        )
+
+    def to(self, device: str | torch.device) -> "Dataset":
+        """The same dataset with its four tensors on ``device``."""
+        return dataclasses.replace(
+            self,
+            x_train=self.x_train.to(device), y_train=self.y_train.to(device),
+            x_test=self.x_test.to(device), y_test=self.y_test.to(device),
+        )
+
+    def flatten(self) -> "Dataset":
+        """The same dataset with inputs of shape ``(n, in_features)``."""
+        return dataclasses.replace(
+            self, x_train=self.x_train.reshape(self.n_train, -1), x_test=self.x_test.reshape(self.n_test, -1),
+        )
+
+
+def _kind(value: object) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"a {value.ndim}-D {value.dtype} tensor"
+    return type(value).__name__
+
+
+def standardize(
+    x_train: torch.Tensor, x_test: torch.Tensor, mode: str = "global"
+) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
+    """Standardize both splits with statistics of ``x_train`` only; returns float32 and the stats.
+
+    ``global``: one mean and std over every training value, ``x' = (x - μ)/σ`` (the usual choice
+    for images: pixels keep their relative scale). ``feature``: per input feature (sklearn's
+    ``StandardScaler``); a feature constant on the training set (σ < 1e-12, e.g. a border pixel
+    of digits) is centred and left unscaled. ``none``: only cast to float32.
+    Statistics are computed in float64.
+    """
+    if mode not in STANDARDIZE_MODES:
+        raise UserError(f"standardize={mode!r} is not allowed; allowed: {', '.join(STANDARDIZE_MODES)}")
+    train64 = x_train.to(torch.float64)
+    test64 = x_test.to(torch.float64)
+    if mode == "none":
+        return train64.float(), test64.float(), {"mode": "none"}
+    if mode == "global":
+        mean = train64.mean()
+        std = train64.std(correction=0)
+        if not float(std) > 0:
+            raise UserError("cannot standardize: every training input value is the same")
+        stats = {"mode": "global", "mean": float(mean), "std": float(std)}
+        return ((train64 - mean) / std).float(), ((test64 - mean) / std).float(), stats
+    mean = train64.mean(dim=0)
+    std = train64.std(dim=0, correction=0)
+    std = torch.where(std < 1e-12, torch.ones_like(std), std)
+    stats = {"mode": "feature", "constant_features": int((train64.std(dim=0, correction=0) < 1e-12).sum())}
+    return ((train64 - mean) / std).float(), ((test64 - mean) / std).float(), stats
+
+
+def stratified_indices(labels: torch.Tensor, count: int, generator: torch.Generator) -> torch.Tensor:
+    """``count`` indices of ``labels`` keeping the class proportions; sorted ascending.
+
+    Each class c with n_c samples gets ``floor(count·n_c/n)`` places, and the places still free
+    go to the classes with the largest remainders (ties to the lower class), so the total is
+    exactly ``count``. Within a class the members come from a random permutation drawn from
+    ``generator``: the same generator state always selects the same indices.
+    """
+    n = int(labels.numel())
+    if isinstance(count, bool) or not isinstance(count, int) or not 0 < count <= n:
+        raise UserError(f"cannot select {count!r} samples out of {n}; allowed: an integer in 1..{n}")
+    classes, counts = torch.unique(labels, return_counts=True)
+    exact = [count * int(c) / n for c in counts]
+    quota = [math.floor(q) for q in exact]
+    order = sorted(range(len(exact)), key=lambda i: (-(exact[i] - quota[i]), i))
+    for i in order[: count - sum(quota)]:
+        quota[i] += 1
+    chosen = []
+    for cls, k in zip(classes.tolist(), quota):
+        members = torch.nonzero(labels == cls).flatten()
+        perm = torch.randperm(members.numel(), generator=generator)
+        chosen.append(members[perm[:k]])
+    return torch.sort(torch.cat(chosen)).values
