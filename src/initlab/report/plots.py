@@ -1,0 +1,156 @@
+"""Plots for ``initlab compare`` (matplotlib, imported lazily, Agg backend: no display needed)."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from initlab.article import claimed_mean
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _colors(order: Sequence[str]) -> dict[str, tuple]:
+    plt = _plt()
+    cmap = plt.get_cmap("tab10" if len(order) <= 10 else "tab20")
+    return {s: cmap(i % cmap.N) for i, s in enumerate(order)}
+
+
+def plot_accuracy(runs: Sequence[Mapping], order: Sequence[str], path: Path) -> Path:
+    """Final test accuracy per scheme: box + every seed as a dot (× = diverged), and the
+    article's unsourced claimed mean as a hollow diamond for comparison."""
+    plt = _plt()
+    colors = _colors(order)
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(order) + 2), 4.2))
+    data = [[100 * r["test_acc"] for r in runs if r["scheme"] == s and math.isfinite(r["test_acc"])] for s in order]
+    ax.boxplot(data, positions=range(len(order)), widths=0.55, showfliers=False,
+               medianprops={"color": "black"}, boxprops={"color": "0.5"}, whiskerprops={"color": "0.5"},
+               capprops={"color": "0.5"})
+    for i, s in enumerate(order):
+        pts = [r for r in runs if r["scheme"] == s]
+        for j, r in enumerate(sorted(pts, key=lambda r: r["seed"])):
+            x = i + (j - (len(pts) - 1) / 2) * (0.5 / max(len(pts), 1))
+            y = 100 * r["test_acc"] if math.isfinite(r["test_acc"]) else 0.0
+            ax.scatter(x, y, color=colors[s], s=18, zorder=3,
+                       marker="x" if r["status"] == "diverged" else "o", alpha=0.85)
+        claim = claimed_mean(s)
+        if claim is not None:
+            ax.scatter(i, 100 * claim, marker="D", facecolors="none", edgecolors="black", s=40, zorder=4,
+                       label="article's claimed mean (unsourced)" if i == 0 or not ax.get_legend_handles_labels()[0] else None)
+    ax.set_xticks(range(len(order)), order, rotation=35, ha="right")
+    ax.set_ylabel("final test accuracy (%)")
+    ax.set_ylim(-2, 102)
+    ax.grid(axis="y", alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="lower left", fontsize=8)
+    ax.set_title("Test accuracy per scheme (dots: seeds, × diverged)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _mean_band(epochs: Sequence[Mapping], scheme: str, key: str):
+    by_epoch: dict[int, list[float]] = defaultdict(list)
+    for e in epochs:
+        if e["scheme"] == scheme and e[key] is not None and math.isfinite(e[key]):
+            by_epoch[e["epoch"]].append(e[key])
+    xs = sorted(by_epoch)
+    mean = [sum(by_epoch[x]) / len(by_epoch[x]) for x in xs]
+    lo = [min(by_epoch[x]) for x in xs]
+    hi = [max(by_epoch[x]) for x in xs]
+    return xs, mean, lo, hi
+
+
+def plot_curves(epochs: Sequence[Mapping], order: Sequence[str], path: Path) -> Path:
+    """Learning curves: test accuracy and train loss per epoch, mean over seeds with a min–max band."""
+    plt = _plt()
+    colors = _colors(order)
+    fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for s in order:
+        xs, mean, lo, hi = _mean_band(epochs, s, "test_acc")
+        if xs:
+            ax_acc.plot(xs, [100 * m for m in mean], color=colors[s], label=s, lw=1.6)
+            ax_acc.fill_between(xs, [100 * v for v in lo], [100 * v for v in hi], color=colors[s], alpha=0.15)
+        xs, mean, lo, hi = _mean_band(epochs, s, "train_loss")
+        if xs:
+            ax_loss.plot(xs, mean, color=colors[s], lw=1.6)
+            ax_loss.fill_between(xs, lo, hi, color=colors[s], alpha=0.15)
+    ax_acc.set_xlabel("epoch")
+    ax_acc.set_ylabel("test accuracy (%)")
+    ax_acc.grid(alpha=0.3)
+    ax_loss.set_xlabel("epoch")
+    ax_loss.set_ylabel("train loss (mean over the epoch)")
+    ax_loss.set_yscale("log")
+    ax_loss.grid(alpha=0.3)
+    ax_acc.legend(fontsize=7, ncol=2)
+    fig.suptitle("Learning curves (line: mean over seeds; band: min–max)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_convergence(steps: Mapping[str, Sequence[int | None]], order: Sequence[str], target: float,
+                     total_steps: int, path: Path) -> Path:
+    """Convergence speed: the fraction of seeds that reached the target accuracy by each step."""
+    plt = _plt()
+    colors = _colors(order)
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for s in order:
+        runs = steps.get(s, [])
+        if not runs:
+            continue
+        reached = sorted(x for x in runs if x is not None)
+        xs = [0] + [x for x in reached for _ in (0, 1)] + [total_steps]
+        ys = [0.0]
+        for k, _ in enumerate(reached, 1):
+            ys += [ys[-1], k / len(runs)]
+        ys.append(ys[-1])
+        ax.plot(xs, ys, color=colors[s], label=f"{s} ({len(reached)}/{len(runs)})", lw=1.6)
+    ax.set_xlabel("training step")
+    ax.set_ylabel(f"fraction of seeds at ≥ {100 * target:.0f}% test accuracy")
+    ax.set_ylim(-0.03, 1.03)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    ax.set_title("Convergence speed (evaluated at epoch ends)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_signal(signal: Mapping[str, Sequence[Mapping]], order: Sequence[str], path: Path) -> Path:
+    """Signal at init (seed 0): per-layer output second moment and loss-gradient variance."""
+    plt = _plt()
+    colors = _colors(order)
+    fig, (ax_f, ax_b) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for s in order:
+        layers = signal.get(s)
+        if not layers:
+            continue
+        xs = list(range(1, len(layers) + 1))
+        for ax, key in ((ax_f, "out_var"), (ax_b, "grad_var")):
+            ys = [max(float(l[key]), 1e-30) if l.get(key) is not None and math.isfinite(l[key]) else float("nan")
+                  for l in layers]
+            ax.plot(xs, ys, marker="o", ms=3, color=colors[s], label=s, lw=1.4)
+    for ax, title in ((ax_f, "forward: E[output²] per layer"), (ax_b, "backward: Var[∂loss/∂output] per layer")):
+        ax.set_yscale("log")
+        ax.set_xlabel("layer")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+    ax_f.legend(fontsize=7, ncol=2)
+    fig.suptitle("Signal at initialization (seed 0, one batch)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

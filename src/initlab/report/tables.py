@@ -1,0 +1,97 @@
+"""Tables for ``initlab compare``: the article-style run table and the summary, as terminal
+(rich), Markdown and HTML. Accuracies are fractions in the data and percentages on screen."""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Mapping, Sequence
+
+from initlab.article import claimed_mean
+
+
+def pct(x: float | None, digits: int = 2) -> str:
+    return "—" if x is None or not math.isfinite(x) else f"{100 * x:.{digits}f}"
+
+
+def pval(p: float | None) -> str:
+    if p is None or not math.isfinite(p):
+        return "—"
+    return f"{p:.1e}" if p < 1e-3 else f"{p:.3f}"
+
+
+def steps_text(row: Mapping) -> str:
+    if row.get("steps_to_target") is None:
+        return f"never (0/{row['n']})" if row["n"] else "—"
+    return f"{row['steps_to_target']:.0f} ({row['reached_target']}/{row['n']})"
+
+
+def run_table(runs: Sequence[Mapping], order: Sequence[str]) -> tuple[list[str], list[list[str]]]:
+    """The article's layout, all schemes side by side: one row per run (seed), test accuracy %."""
+    by = {(r["scheme"], r["seed"]): r for r in runs}
+    seeds = sorted({r["seed"] for r in runs})
+    header = ["run (seed)"] + list(order)
+    rows = []
+    for i, seed in enumerate(seeds, 1):
+        cells = [f"{i} ({seed})"]
+        for s in order:
+            r = by.get((s, seed))
+            if r is None:
+                cells.append("")
+            else:
+                cells.append(pct(r["test_acc"]) + (" †" if r["status"] == "diverged" else ""))
+        rows.append(cells)
+    return header, rows
+
+
+SUMMARY_HEADER = [
+    "rank", "scheme", "n", "mean ± std %", "95% CI %", "median", "min", "max", "diverged",
+    "steps to target", "Δ vs ref (pp)", "p (Holm)", "article claims %",
+]
+
+
+def summary_rows(summary: Sequence[Mapping], reference: str | None) -> list[list[str]]:
+    rows = []
+    for r in sorted(summary, key=lambda r: (r["rank"], r["scheme"])):
+        if r["scheme"] == reference:
+            diff, p = "ref", "—"
+        else:
+            d = r.get("diff_vs_reference")
+            diff = "—" if d is None or not math.isfinite(d) else f"{100 * d:+.2f}"
+            p = pval(r.get("p_holm"))
+        claim = claimed_mean(r["scheme"])
+        rows.append([
+            f"{r['rank']:g}", r["scheme"], str(r["n"]),
+            f"{pct(r['mean'])} ± {pct(r['std'])}", f"[{pct(r['ci_low'])}, {pct(r['ci_high'])}]",
+            pct(r["median"]), pct(r["min"]), pct(r["max"]), str(r["diverged"]), steps_text(r),
+            diff, p, "—" if claim is None else f"{100 * claim:.2f}",
+        ])
+    return rows
+
+
+def markdown(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    def esc(c: str) -> str:
+        return str(c).replace("|", "\\|")
+
+    lines = ["| " + " | ".join(esc(h) for h in header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(esc(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def html_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def print_rich(title: str, header: Sequence[str], rows: Sequence[Sequence[str]], *, file=None) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for i, h in enumerate(header):
+        table.add_column(escape(h), justify="left" if i < 2 else "right", overflow="fold")
+    for row in rows:
+        table.add_row(*(escape(str(c)) for c in row))
+    Console(file=file, width=max(120, min(220, 14 * len(header)))).print(table)
