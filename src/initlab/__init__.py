@@ -1,21 +1,46 @@
 """initlab: pick, check and benchmark neural-network weight initialization (PyTorch).
 
-Public names only; see DESIGN.md for the contract.
+Public names only (DESIGN.md). The heavier rooms (policy, diagnose, theory, compare) load on
+first use, so ``import initlab`` and the CLI start fast.
 """
 
 from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
 from initlab.errors import UserError
 from initlab.schemes import Scheme, gain, get_scheme, init_, list_schemes
 
-__all__ = [
-    "__version__",
-    "UserError",
-    "Scheme",
-    "gain",
-    "get_scheme",
-    "init_",
-    "list_schemes",
-]
+_LAZY = {
+    "plan": ("initlab.policy", "plan"),
+    "initialize": ("initlab.policy", "initialize"),
+    "Plan": ("initlab.policy", "Plan"),
+    "diagnose": ("initlab.diagnose", "diagnose"),
+    "Diagnosis": ("initlab.diagnose", "Diagnosis"),
+    "compare": ("initlab.sweep", "compare"),
+    "CompareConfig": ("initlab.sweep.config", "CompareConfig"),
+    "theory": ("initlab.theory", None),
+    "models": ("initlab.models", None),
+    "data": ("initlab.data", None),
+    "stats": ("initlab.stats", None),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'initlab' has no attribute {name!r}")
+    module_name, attr = _LAZY[name]
+    module = importlib.import_module(module_name)
+    value = module if attr is None else getattr(module, attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+__all__ = ["__version__", "UserError", "Scheme", "gain", "get_scheme", "init_", "list_schemes", *_LAZY]

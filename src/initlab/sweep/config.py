@@ -1,0 +1,137 @@
+"""The configuration of a comparison: what is trained, how, and over which seeds.
+
+A ``CompareConfig`` is validated when built (a bad value raises ``UserError`` naming it) and
+hashes to a stable id, so ``--resume`` can find the experiment it continues and refuse a
+different one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, fields
+
+from initlab.errors import UserError
+from initlab.schemes import ARTICLE_SCHEMES
+
+OPTIMIZERS = ("sgd", "adam")
+BACKENDS = ("local", "ray")
+PAIRED_TESTS = ("wilcoxon", "t")
+POLICIES = ("auto",)  # per-layer policies accepted beside scheme names
+
+
+@dataclass(frozen=True)
+class CompareConfig:
+    """Everything that determines the numbers of a comparison (not where they are written).
+
+    Defaults: the article's ten schemes x 10 seeds on digits (8x8, 1437 train / 360 test) with a
+    2x128 ReLU MLP, SGD with momentum, chosen so the whole run takes about a minute on a 2-core
+    machine and the good schemes reach their plateau.
+    """
+
+    schemes: tuple[str, ...] = ARTICLE_SCHEMES
+    seeds: tuple[int, ...] = tuple(range(10))
+    dataset: str = "digits"
+    model: str = "mlp"
+    width: int = 128  # hidden units per layer
+    depth: int = 2  # hidden layers
+    activation: str = "relu"
+    bias_init: str = "zeros"
+    epochs: int = 20
+    batch_size: int = 32  # samples per step, per member
+    optimizer: str = "sgd"
+    lr: float = 0.05  # SGD: momentum 0.9
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    target: float = 0.9  # test accuracy that defines "converged" (steps to target)
+    reference: str = "he_normal"  # scheme every other is paired against
+    paired_test: str = "wilcoxon"
+    chunk_size: int = 50  # members (scheme, seed) trained together in one cell
+    data_options: dict = field(default_factory=dict)  # e.g. {"limit_train": 10000}
+
+    def __post_init__(self) -> None:
+        from initlab.schemes import resolve
+
+        object.__setattr__(self, "schemes", tuple(self.schemes))
+        object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
+        if not self.schemes:
+            raise UserError("schemes: need at least one scheme")
+        canonical = []
+        for s in self.schemes:
+            canonical.append(s if s in POLICIES else resolve(s).name)
+        if len(set(canonical)) != len(canonical):
+            raise UserError(f"schemes: each scheme once; got {', '.join(self.schemes)}")
+        object.__setattr__(self, "schemes", tuple(canonical))
+        if not self.seeds or any(s < 0 for s in self.seeds) or len(set(self.seeds)) != len(self.seeds):
+            raise UserError(f"seeds: need distinct integers >= 0; got {list(self.seeds)}")
+        resolve(self.bias_init)
+        for name in ("width", "depth", "epochs", "batch_size", "chunk_size"):
+            value = getattr(self, name)
+            low = 0 if name == "depth" else 1
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise UserError(f"{name}: must be an integer >= {low}; got {value!r}")
+        for name in ("lr",):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not value > 0 or value != value or value == float("inf"):
+                raise UserError(f"{name}: must be a number > 0; got {value!r}")
+        if not 0 <= self.momentum < 1:
+            raise UserError(f"momentum: must be in [0, 1); got {self.momentum!r}")
+        if not self.weight_decay >= 0:
+            raise UserError(f"weight_decay: must be >= 0; got {self.weight_decay!r}")
+        if not 0 < self.target <= 1:
+            raise UserError(f"target: a test accuracy in (0, 1]; got {self.target!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise UserError(f"optimizer: one of {', '.join(OPTIMIZERS)}; got {self.optimizer!r}")
+        if self.paired_test not in PAIRED_TESTS:
+            raise UserError(f"paired_test: one of {', '.join(PAIRED_TESTS)}; got {self.paired_test!r}")
+        if self.reference not in POLICIES:
+            object.__setattr__(self, "reference", resolve(self.reference).name)
+        from initlab.activations import canonical as canonical_activation
+
+        canonical_activation(self.activation)
+
+    @property
+    def members(self) -> list[tuple[str, int]]:
+        """Every (scheme, seed) cell of the grid, seed-major so a chunk mixes schemes fairly."""
+        return [(scheme, seed) for seed in self.seeds for scheme in self.schemes]
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["schemes"] = list(self.schemes)
+        d["seeds"] = list(self.seeds)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "CompareConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise UserError(f"unknown config keys {unknown}; allowed: {', '.join(sorted(known))}")
+        return cls(**d)
+
+    def config_hash(self) -> str:
+        """sha256 of the canonical JSON of every field that determines the numbers."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
+
+
+def parse_seeds(text: str) -> tuple[int, ...]:
+    """``"10"`` -> seeds 0..9; ``"3,5,8"`` -> those; ``"10-19"`` -> 10..19."""
+    text = str(text).strip()
+    try:
+        if "," in text:
+            return tuple(int(s) for s in text.split(",") if s.strip())
+        if "-" in text[1:]:
+            lo, hi = text.split("-", 1)
+            seeds = tuple(range(int(lo), int(hi) + 1))
+        else:
+            n = int(text)
+            if n <= 0:
+                raise UserError(f"--seeds: a count must be > 0; got {text!r}")
+            return tuple(range(n))
+    except ValueError as exc:
+        if isinstance(exc, UserError):
+            raise
+        raise UserError(f"--seeds: expected a count (10), a range (10-19) or a list (1,2,3); got {text!r}") from None
+    if not seeds:
+        raise UserError(f"--seeds: empty range {text!r}")
+    return seeds
