@@ -1,0 +1,417 @@
+"""The SQLite results store (stdlib ``sqlite3``, WAL mode): one file, one writer, many readers.
+
+WAL lets readers in other threads and processes read a consistent snapshot while the driver
+writes, and every write is one ``BEGIN IMMEDIATE`` transaction, so a reader sees a chunk whole
+or not at all and a killed writer leaves only whole chunks (SQLite rolls back the unfinished
+one on the next open). ``synchronous=FULL``: a committed chunk survives power loss too.
+
+Schema version 1 (see docs/store.md): ``meta`` (application, schema_version), ``experiments``,
+``runs``, ``epochs``, ``checkpoints``. NaN metrics are stored as NULL (metrics are never None, so
+NULL means NaN); +-inf are SQLite REALs. Triggers make ``runs`` and ``epochs`` append-only, so
+even raw SQL cannot change a committed record.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from pathlib import Path
+from typing import Any
+
+from initlab.errors import UserError
+from initlab.store.base import Cell, Chunk, Store, conflict, new_experiment_id, recommit_difference, utc_now
+from initlab.store.records import EpochRecord, ExperimentRecord, RunRecord, canonical_json
+
+SCHEMA_VERSION = 1
+APPLICATION = "initlab"
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+_BUSY_TIMEOUT_S = 60.0  # a reader or second writer waits this long for a lock before failing
+
+_SCHEMA_V1 = [
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS experiments (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        name TEXT,
+        config_json TEXT NOT NULL,
+        config_hash TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('running', 'finished', 'interrupted')),
+        initlab_version TEXT NOT NULL,
+        torch_version TEXT NOT NULL,
+        python_version TEXT NOT NULL,
+        extra_json TEXT NOT NULL DEFAULT '{}'
+    )""",
+    "CREATE INDEX IF NOT EXISTS experiments_by_hash ON experiments (config_hash, seq)",
+    """CREATE TABLE IF NOT EXISTS runs (
+        experiment_id TEXT NOT NULL REFERENCES experiments (id),
+        scheme TEXT NOT NULL,
+        seed INTEGER NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('ok', 'diverged')),
+        test_acc REAL,
+        test_loss REAL,
+        train_loss REAL,
+        train_acc REAL,
+        diverged_step INTEGER,
+        wall_time REAL,
+        extra_json TEXT NOT NULL,
+        PRIMARY KEY (experiment_id, scheme, seed)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS epochs (
+        experiment_id TEXT NOT NULL,
+        scheme TEXT NOT NULL,
+        seed INTEGER NOT NULL,
+        epoch INTEGER NOT NULL,
+        step INTEGER NOT NULL,
+        train_loss REAL,
+        train_acc REAL,
+        test_loss REAL,
+        test_acc REAL,
+        wall_time REAL,
+        PRIMARY KEY (experiment_id, scheme, seed, epoch),
+        FOREIGN KEY (experiment_id, scheme, seed) REFERENCES runs (experiment_id, scheme, seed)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS checkpoints (
+        experiment_id TEXT NOT NULL REFERENCES experiments (id),
+        key TEXT NOT NULL,
+        epoch INTEGER NOT NULL,
+        blob BLOB NOT NULL,
+        saved_at TEXT NOT NULL,
+        PRIMARY KEY (experiment_id, key)
+    )""",
+    *(
+        f"""CREATE TRIGGER IF NOT EXISTS {table}_{op.lower()}_refused BEFORE {op} ON {table}
+        BEGIN SELECT RAISE(ABORT, 'initlab store: committed {table} records never change'); END"""
+        for table in ("runs", "epochs")
+        for op in ("UPDATE", "DELETE")
+    ),
+]
+
+_RUN_COLUMNS = (
+    "experiment_id, scheme, seed, status, test_acc, test_loss, train_loss, train_acc, "
+    "diverged_step, wall_time, extra_json"
+)
+_EPOCH_COLUMNS = "experiment_id, scheme, seed, epoch, step, train_loss, train_acc, test_loss, test_acc, wall_time"
+_EXPERIMENT_COLUMNS = (
+    "id, name, config_json, config_hash, created_at, status, initlab_version, torch_version, "
+    "python_version, extra_json"
+)
+
+
+def _real(value: float) -> float | None:
+    return None if math.isnan(value) else value
+
+
+def _metric(value: float | None) -> float:
+    return math.nan if value is None else value
+
+
+def _run_row(r: RunRecord) -> tuple[Any, ...]:
+    return (
+        r.experiment_id, r.scheme, r.seed, r.status, _real(r.test_acc), _real(r.test_loss),
+        _real(r.train_loss), _real(r.train_acc), r.diverged_step, _real(r.wall_time),
+        canonical_json(r.extra, allow_nan=True),
+    )
+
+
+def _run_record(row: tuple[Any, ...]) -> RunRecord:
+    eid, scheme, seed, status, tea, tel, trl, tra, dstep, wall, extra = row
+    return RunRecord(
+        experiment_id=eid, scheme=scheme, seed=seed, status=status, test_acc=_metric(tea),
+        test_loss=_metric(tel), train_loss=_metric(trl), train_acc=_metric(tra),
+        diverged_step=dstep, wall_time=_metric(wall), extra=json.loads(extra),
+    )
+
+
+def _epoch_row(e: EpochRecord) -> tuple[Any, ...]:
+    return (
+        e.experiment_id, e.scheme, e.seed, e.epoch, e.step, _real(e.train_loss), _real(e.train_acc),
+        _real(e.test_loss), _real(e.test_acc), _real(e.wall_time),
+    )
+
+
+def _epoch_record(row: tuple[Any, ...]) -> EpochRecord:
+    eid, scheme, seed, epoch, step, trl, tra, tel, tea, wall = row
+    return EpochRecord(
+        experiment_id=eid, scheme=scheme, seed=seed, epoch=epoch, step=step, train_loss=_metric(trl),
+        train_acc=_metric(tra), test_loss=_metric(tel), test_acc=_metric(tea), wall_time=_metric(wall),
+    )
+
+
+def _experiment_record(row: tuple[Any, ...]) -> ExperimentRecord:
+    eid, name, config, digest, created, status, v_initlab, v_torch, v_python, extra = row
+    return ExperimentRecord(
+        id=eid, name=name, config=json.loads(config), config_hash=digest, created_at=created,
+        status=status, initlab_version=v_initlab, torch_version=v_torch, python_version=v_python,
+        extra=json.loads(extra),
+    )
+
+
+def _not_a_store(path: Path, why: str) -> UserError:
+    return UserError(f"{path} is not an initlab store ({why}); use a new path or an existing initlab store")
+
+
+def _inspect(path: Path) -> int | None:
+    """The schema version of an existing file, None for an empty database; reads only.
+
+    Raises ``UserError`` for a file that is not an initlab store or was written by a newer
+    schema, leaving it exactly as it was: the connection is ``query_only`` and issues SELECTs
+    only. (It is not opened ``mode=ro``: a read-only connection to a WAL database cannot clean
+    up the -wal and -shm files it creates, and would leave them beside the refused file.)
+    """
+    with open(path, "rb") as fh:
+        head = fh.read(len(_SQLITE_MAGIC))
+    if not head:
+        return None
+    if head != _SQLITE_MAGIC:
+        raise _not_a_store(path, "not an SQLite database")
+    try:
+        with closing(sqlite3.connect(path, timeout=_BUSY_TIMEOUT_S, isolation_level=None)) as probe:
+            probe.execute("PRAGMA query_only = ON")
+            tables = sorted(r[0] for r in probe.execute("SELECT name FROM sqlite_master WHERE type = 'table'"))
+            if not tables:
+                return None
+            if "meta" not in tables:
+                raise _not_a_store(path, f"an SQLite database with tables {', '.join(tables)}")
+            meta = dict(probe.execute("SELECT key, value FROM meta").fetchall())
+    except sqlite3.OperationalError as exc:  # locked, unreadable: a store perhaps, but not now
+        raise UserError(f"cannot read store {path}: {exc}") from None
+    except sqlite3.DatabaseError as exc:  # not a database, malformed
+        raise _not_a_store(path, f"SQLite says: {exc}") from None
+    if meta.get("application") != APPLICATION:
+        raise _not_a_store(path, f"its meta table names application {meta.get('application')!r}")
+    try:
+        version = int(meta["schema_version"])
+    except (KeyError, ValueError):
+        raise _not_a_store(path, f"schema_version {meta.get('schema_version')!r} is not an integer") from None
+    if version > SCHEMA_VERSION:
+        raise UserError(
+            f"store {path} was written by schema {version}, this initlab reads <= {SCHEMA_VERSION}; upgrade initlab"
+        )
+    if version < 1:
+        raise _not_a_store(path, f"schema_version {version} was never written by initlab")
+    return version
+
+
+class SQLiteStore(Store):
+    """The results store in one SQLite file. Open it with ``open_store(path)``."""
+
+    def __init__(self, path: str | os.PathLike[str], *, create: bool = True) -> None:
+        self.path = Path(path).expanduser()
+        self.location = str(self.path)
+        if self.path.is_dir():
+            raise UserError(
+                f"store path {self.path} is a directory; give a file path such as {self.path / 'initlab.db'}"
+            )
+        if self.path.exists():
+            version = _inspect(self.path)
+        elif not create:
+            raise UserError(f"no initlab store at {self.path}")
+        else:
+            version = None
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                why = exc.strerror or exc
+                raise UserError(f"cannot create the store's directory {self.path.parent}: {why}") from None
+        self._conn: sqlite3.Connection | None = None
+        # The connection is shared between threads; the lock keeps each transaction whole.
+        self._lock = threading.RLock()
+        try:
+            self._conn = sqlite3.connect(
+                self.path, timeout=_BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+            )
+            self._conn.execute("PRAGMA journal_mode = WAL")
+            self._conn.execute("PRAGMA synchronous = FULL")
+            self._conn.execute("PRAGMA foreign_keys = ON")
+            if version is None:
+                self._initialise()
+        except sqlite3.Error as exc:
+            self.close()
+            raise UserError(f"cannot open store {self.path}: {exc}") from None
+
+    def _initialise(self) -> None:
+        with self._write() as c:
+            # Another process may have initialised it since _inspect: the DDL is IF NOT EXISTS
+            # and the meta rows are written once.
+            for statement in _SCHEMA_V1:
+                c.execute(statement)
+            c.execute("INSERT OR IGNORE INTO meta VALUES ('application', ?)", (APPLICATION,))
+            c.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+
+    # ---- transactions --------------------------------------------------------------------------
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, taken up front (IMMEDIATE) so no reader-upgrade deadlock."""
+        with self._lock:
+            conn = self._connection()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise UserError(f"store {self.path} is closed")
+        return self._conn
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._connection().execute(sql, params).fetchall()
+
+    # ---- experiments ---------------------------------------------------------------------------
+
+    def _create_experiment(
+        self, config_json: str, digest: str, name: str | None, versions: dict[str, str], created_at: str
+    ) -> ExperimentRecord:
+        with self._write() as c:
+            def taken(candidate: str) -> bool:
+                return c.execute("SELECT 1 FROM experiments WHERE id = ?", (candidate,)).fetchone() is not None
+
+            eid = new_experiment_id(digest, taken)
+            c.execute(
+                f"INSERT INTO experiments ({_EXPERIMENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, '{{}}')",
+                (eid, name, config_json, digest, created_at,
+                 versions["initlab"], versions["torch"], versions["python"]),
+            )
+        record = self._get_experiment(eid)
+        assert record is not None
+        return record
+
+    def _experiment_ids(self) -> list[str]:
+        return [r[0] for r in self._query("SELECT id FROM experiments ORDER BY seq")]
+
+    def _get_experiment(self, experiment_id: str) -> ExperimentRecord | None:
+        rows = self._query(f"SELECT {_EXPERIMENT_COLUMNS} FROM experiments WHERE id = ?", (experiment_id,))
+        return _experiment_record(rows[0]) if rows else None
+
+    def _find_experiment(self, digest: str) -> ExperimentRecord | None:
+        rows = self._query(
+            f"SELECT {_EXPERIMENT_COLUMNS} FROM experiments WHERE config_hash = ? ORDER BY seq DESC LIMIT 1", (digest,)
+        )
+        return _experiment_record(rows[0]) if rows else None
+
+    def list_experiments(self) -> list[ExperimentRecord]:
+        rows = self._query(f"SELECT {_EXPERIMENT_COLUMNS} FROM experiments ORDER BY seq")
+        return [_experiment_record(r) for r in rows]
+
+    def _set_status(self, experiment_id: str, status: str) -> bool:
+        with self._write() as c:
+            return c.execute("UPDATE experiments SET status = ? WHERE id = ?", (status, experiment_id)).rowcount == 1
+
+    def _set_extra(self, experiment_id: str, key: str, value_json: str) -> bool:
+        with self._write() as c:
+            row = c.execute("SELECT extra_json FROM experiments WHERE id = ?", (experiment_id,)).fetchone()
+            if row is None:
+                return False
+            extra = json.loads(row[0])
+            extra[key] = json.loads(value_json)
+            c.execute(
+                "UPDATE experiments SET extra_json = ? WHERE id = ?",
+                (canonical_json(extra, allow_nan=True), experiment_id),
+            )
+            return True
+
+    # ---- runs ----------------------------------------------------------------------------------
+
+    def _commit(self, experiment_id: str, chunk: Chunk, delete_keys: list[str]) -> int:
+        new = 0
+        with self._write() as c:
+            for (scheme, seed), (run, epochs) in chunk.items():
+                row = c.execute(
+                    f"SELECT {_RUN_COLUMNS} FROM runs WHERE experiment_id = ? AND scheme = ? AND seed = ?",
+                    (experiment_id, scheme, seed),
+                ).fetchone()
+                if row is None:
+                    # Written as we go: a later failure in this chunk must roll these back.
+                    c.execute(f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES ({', '.join('?' * 11)})", _run_row(run))
+                    c.executemany(
+                        f"INSERT INTO epochs ({_EPOCH_COLUMNS}) VALUES ({', '.join('?' * 10)})",
+                        [_epoch_row(e) for _, e in sorted(epochs.items())],
+                    )
+                    new += 1
+                    continue
+                old_epochs = [
+                    _epoch_record(r)
+                    for r in c.execute(
+                        f"SELECT {_EPOCH_COLUMNS} FROM epochs WHERE experiment_id = ? AND scheme = ? AND seed = ?",
+                        (experiment_id, scheme, seed),
+                    )
+                ]
+                reason = recommit_difference(_run_record(row), old_epochs, run, epochs)
+                if reason:
+                    raise conflict(experiment_id, reason)
+            c.executemany(
+                "DELETE FROM checkpoints WHERE experiment_id = ? AND key = ?", [(experiment_id, k) for k in delete_keys]
+            )
+        return new
+
+    def _runs(self, experiment_id: str) -> list[RunRecord]:
+        rows = self._query(
+            f"SELECT {_RUN_COLUMNS} FROM runs WHERE experiment_id = ? ORDER BY scheme, seed", (experiment_id,)
+        )
+        return [_run_record(r) for r in rows]
+
+    def _epochs(self, experiment_id: str) -> list[EpochRecord]:
+        rows = self._query(
+            f"SELECT {_EPOCH_COLUMNS} FROM epochs WHERE experiment_id = ? ORDER BY scheme, seed, epoch",
+            (experiment_id,),
+        )
+        return [_epoch_record(r) for r in rows]
+
+    def _committed_cells(self, experiment_id: str) -> set[Cell]:
+        rows = self._query("SELECT scheme, seed FROM runs WHERE experiment_id = ?", (experiment_id,))
+        return {(scheme, seed) for scheme, seed in rows}
+
+    # ---- checkpoints ---------------------------------------------------------------------------
+
+    def _save_checkpoint(self, experiment_id: str, key: str, epoch: int, blob: bytes) -> None:
+        with self._write() as c:
+            c.execute(
+                "INSERT INTO checkpoints (experiment_id, key, epoch, blob, saved_at) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (experiment_id, key) DO UPDATE SET "
+                "epoch = excluded.epoch, blob = excluded.blob, saved_at = excluded.saved_at",
+                (experiment_id, key, epoch, blob, utc_now()),
+            )
+
+    def _load_checkpoint(self, experiment_id: str, key: str) -> tuple[int, bytes] | None:
+        rows = self._query(
+            "SELECT epoch, blob FROM checkpoints WHERE experiment_id = ? AND key = ?", (experiment_id, key)
+        )
+        return (rows[0][0], bytes(rows[0][1])) if rows else None
+
+    def _delete_checkpoint(self, experiment_id: str, key: str) -> bool:
+        with self._write() as c:
+            return c.execute(
+                "DELETE FROM checkpoints WHERE experiment_id = ? AND key = ?", (experiment_id, key)
+            ).rowcount == 1
+
+    def _checkpoint_keys(self, experiment_id: str) -> list[str]:
+        rows = self._query("SELECT key FROM checkpoints WHERE experiment_id = ? ORDER BY key", (experiment_id,))
+        return [key for (key,) in rows]
+
+
+def open_store(path: str | os.PathLike[str], *, create: bool = True) -> SQLiteStore:
+    """Open the initlab store at ``path``, creating the file (and its directory) if missing.
+
+    With ``create=False`` a missing file is a ``UserError`` (for commands that only read).
+    A file that is not an initlab store, or was written by a newer schema, raises ``UserError``
+    and is left exactly as it was.
+    """
+    return SQLiteStore(path, create=create)
