@@ -1,0 +1,148 @@
+"""``initlab plan "module:function" [--json]``: the per-layer initialization plan of a model, with reasons.
+
+The target is ``package.module:factory`` or ``path/to/file.py:factory``; the factory is called
+without arguments and must return a ``torch.nn.Module`` (a Module class is instantiated).
+``--model mlp`` (or cnn, resmlp, rescnn) builds one of initlab's models instead
+(``initlab.models.build``). Nothing is written
+to the model; the plan is printed as a table, or as JSON with ``--json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from initlab.errors import UserError
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "plan",
+        help="per-layer initialization plan of a model, with reasons",
+        description="Print the per-layer initialization plan of a model (scheme, parameters, reason).",
+    )
+    p.add_argument("target", nargs="?", help='"module:function" or "path/to/file.py:function" returning an nn.Module')
+    p.add_argument("--policy", default="auto",
+                   help="auto (default), lsuv, auto+lsuv, or a scheme name for every weight")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATTERN=SCHEME",
+                   help="override: parameter name or glob pattern = scheme name (repeatable), e.g. '*.bias=zeros'")
+    p.add_argument("--input-shape", metavar="SHAPE",
+                   help="shape of one input sample, e.g. 3,32,32: used to read the model with forward "
+                        "hooks when torch.fx cannot trace it (and by --model; default 1,28,28 there)")
+    p.add_argument("--json", action="store_true", help="print the plan as JSON")
+    g = p.add_argument_group("built-in model (instead of a target; needs initlab.models)")
+    g.add_argument("--model", metavar="NAME", help="mlp, cnn, resmlp or rescnn (initlab.models.build)")
+    g.add_argument("--depth", type=int, help="hidden layers or blocks (the builder's default when omitted)")
+    g.add_argument("--width", type=int, help="hidden width or channels (the builder's default when omitted)")
+    g.add_argument("--activation", default="relu", help="activation name (default relu)")
+    g.add_argument("--num-classes", type=int, default=10, help="outputs (default 10)")
+    p.set_defaults(func=run)
+
+
+def parse_shape(text: str) -> tuple[int, ...]:
+    """``"3,32,32"`` or ``"3x32x32"`` -> (3, 32, 32)."""
+    parts = [s for s in text.replace("x", ",").replace(" ", ",").split(",") if s]
+    try:
+        shape = tuple(int(s) for s in parts)
+    except ValueError:
+        shape = ()
+    if not shape or any(s <= 0 for s in shape):
+        raise UserError(f"--input-shape must be positive integers separated by commas (e.g. 3,32,32); got {text!r}")
+    return shape
+
+
+def load_factory(target: str) -> Any:
+    """The object named by ``module:attr`` or ``file.py:attr``."""
+    if ":" not in target:
+        raise UserError(f'target must be "module:function" or "path/to/file.py:function"; got {target!r}')
+    where, _, attr = target.rpartition(":")
+    if not where or not attr:
+        raise UserError(f'target must be "module:function"; got {target!r}')
+    if where.endswith(".py") or os.sep in where:
+        path = Path(where)
+        if not path.is_file():
+            raise FileNotFoundError(f"no such file: {where}")
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        if spec is None or spec.loader is None:
+            raise UserError(f"cannot import {where}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[path.stem] = module
+        spec.loader.exec_module(module)
+    else:
+        if os.getcwd() not in sys.path:
+            sys.path.insert(0, os.getcwd())
+        try:
+            module = importlib.import_module(where)
+        except ModuleNotFoundError as exc:
+            raise UserError(f"cannot import module {where!r} ({exc})") from None
+    obj: Any = module
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise UserError(f"module {where!r} has no attribute {attr!r}")
+        obj = getattr(obj, part)
+    return obj
+
+
+def build_target(target: str) -> Any:
+    from torch import nn
+
+    factory = load_factory(target)
+    model = factory if isinstance(factory, nn.Module) else factory() if callable(factory) else factory
+    if not isinstance(model, nn.Module):
+        raise UserError(f"{target} must return a torch.nn.Module; got {type(model).__name__}")
+    return model
+
+
+def build_builtin(name: str, args: argparse.Namespace, input_shape: tuple[int, ...]) -> Any:
+    try:
+        models = importlib.import_module("initlab.models")
+    except ImportError:
+        raise UserError("--model needs initlab.models, which this installation does not have") from None
+    return models.build(
+        name, input_shape=input_shape, num_classes=args.num_classes, width=args.width,
+        depth=args.depth, activation=args.activation,
+    )
+
+
+def parse_overrides(items: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise UserError(f"--set takes PATTERN=SCHEME (e.g. '*.bias=zeros'); got {item!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from initlab.policy import plan
+
+    if args.model and args.target:
+        raise UserError('give either a target "module:function" or --model, not both')
+    shape = parse_shape(args.input_shape) if args.input_shape else None
+    if args.model:
+        shape = shape or (1, 28, 28)
+        model = build_builtin(args.model, args, shape)
+    elif args.target:
+        model = build_target(args.target)
+    else:
+        raise UserError('give a target "module:function" (or --model mlp)')
+    example = None
+    if shape is not None:
+        example = torch.randn((2, *shape), generator=torch.Generator().manual_seed(0))
+    overrides = parse_overrides(args.overrides)
+    if overrides and args.policy != "auto":
+        raise UserError("--set overrides combine with --policy auto only")
+    result = plan(model, overrides or args.policy, example_input=example)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        print(result)
+    return 0

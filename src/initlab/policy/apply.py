@@ -1,0 +1,127 @@
+"""Plan -> weights: ``initlab.initialize(model, policy, seed=0, data=None)``.
+
+Every parameter draws from its own generator, derived from (seed, dotted parameter name)
+(``initlab.seeding.derive_generator``): adding a layer changes no other layer's weights, a
+cloned layer (``nn.TransformerEncoder`` deep-copies one) comes out different from its
+siblings because its name differs, and the same seed gives the same bits. Draws happen on the
+CPU in float32 (float64 for float64 parameters) and are copied to the parameter's device and
+dtype, so a GPU model gets the same values as a CPU one. The global RNG is never used.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from initlab.errors import UserError
+from initlab.policy.introspect import SCALED_KINDS
+from initlab.policy.lsuv import DEFAULT_MAX_ITER, DEFAULT_TOL, check_data, lsuv_
+from initlab.policy.plans import Plan, PlanEntry
+from initlab.policy.policies import plan as make_plan
+from initlab.schemes import get_scheme
+from initlab.seeding import derive_generator
+
+
+def draw(entry: PlanEntry, shape: tuple[int, ...], dtype: torch.dtype, generator: torch.Generator) -> torch.Tensor:
+    """The values ``entry`` gives a parameter of ``shape`` (on the generator's device)."""
+    spec = get_scheme(entry.scheme, **entry.params)
+    if entry.chunks > 1:
+        rows = shape[0] // entry.chunks
+        parts = [spec.sample((rows, *shape[1:]), generator=generator, dtype=dtype) for _ in range(entry.chunks)]
+        values = torch.cat(parts, dim=0)
+    else:
+        values = spec.sample(shape, generator=generator, dtype=dtype)
+    for block in entry.blocks:
+        if block.stop > shape[0]:
+            raise UserError(f"{entry.param}: row block {block.start}:{block.stop} exceeds {shape[0]} rows")
+        fill = get_scheme(block.scheme, **block.params)
+        values[block.start:block.stop] = fill.sample(
+            (block.stop - block.start, *shape[1:]), generator=generator, dtype=dtype
+        )
+    return values
+
+
+def apply_plan(model: nn.Module, plan: Plan, *, seed: int = 0) -> None:
+    """Write ``plan``'s values into ``model``'s parameters in place (``keep`` entries untouched)."""
+    _check_seed(seed)
+    params = dict(model.named_parameters())
+    for entry in plan.entries:
+        if entry.keeps:
+            continue
+        if entry.param not in params:
+            raise UserError(f"the plan names parameter {entry.param!r}, which the model does not have")
+        tensor = params[entry.param]
+        generator = derive_generator(seed, entry.param)
+        values = draw(entry, tuple(tensor.shape), tensor.dtype, generator)
+        with torch.no_grad():
+            tensor.copy_(values)
+
+
+def _check_seed(seed: Any) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise UserError(f"seed must be an integer; got {seed!r}")
+
+
+def _needs_data(policy: Any) -> bool:
+    if isinstance(policy, Plan):
+        return policy.refine == "lsuv"
+    return isinstance(policy, str) and policy in ("lsuv", "auto+lsuv")
+
+
+def lsuv_layers(plan: Plan) -> list[str]:
+    """Layers LSUV rescales: Linear/Conv weights the plan fills with a non-zero scheme."""
+    return [
+        e.layer for e in plan.entries
+        if e.kind in SCALED_KINDS and e.param.rpartition(".")[2] == "weight" and e.scheme not in ("zeros", "keep")
+    ]
+
+
+def initialize(
+    model: nn.Module,
+    policy: Any = "auto",
+    *,
+    seed: int = 0,
+    data: Any = None,
+    tol: float = DEFAULT_TOL,
+    max_iter: int = DEFAULT_MAX_ITER,
+) -> Plan:
+    """Initialize ``model`` in place by ``policy`` and return the plan that was applied.
+
+    Args:
+        model: any ``torch.nn.Module``.
+        policy: as for ``initlab.plan``: ``"auto"``, ``"lsuv"``, ``"auto+lsuv"``, a scheme name,
+            a dict of parameter names / glob patterns to schemes, or a ``Plan``.
+        seed: every parameter's generator derives from (seed, its dotted name).
+        data: a batch of inputs (tensor, tuple of positional inputs, or dict of keyword inputs).
+            Needed by ``"lsuv"`` and ``"auto+lsuv"``; otherwise only used to read the model
+            when ``torch.fx`` cannot trace it.
+        tol, max_iter: LSUV's tolerance on |Var - 1| and its maximum rescalings per layer.
+
+    Returns:
+        The ``Plan`` with ``seed`` set and, for LSUV, ``plan.lsuv``: per layer the scale factor,
+        the iterations and the output variance before and after.
+
+    >>> import torch.nn as nn, initlab
+    >>> net = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 2))
+    >>> initlab.initialize(net, seed=1)["0.weight"].scheme
+    'xavier_uniform'
+    """
+    _check_seed(seed)
+    if _needs_data(policy):
+        if data is None:
+            name = policy.refine if isinstance(policy, Plan) else policy
+            raise UserError(
+                f"policy {name!r} needs data=<a batch of inputs>: LSUV scales each layer by its output "
+                "variance on that batch (Mishkin & Matas 2016); pass e.g. data=x[:256]"
+            )
+        check_data(data)
+    result = make_plan(model, policy, example_input=data)
+    apply_plan(model, result, seed=seed)
+    records: tuple = ()
+    if result.refine == "lsuv":
+        if data is None:
+            raise UserError("this plan refines with LSUV and needs data=<a batch of inputs>")
+        records = tuple(lsuv_(model, data, lsuv_layers(result), tol=tol, max_iter=max_iter))
+    return result.with_(seed=seed, lsuv=records)
