@@ -13,13 +13,20 @@ import importlib
 import sys
 
 # Order is the order of ``initlab --help``.
-COMMANDS = ("schemes", "gain")
+COMMANDS = ("schemes", "gain", "plan", "diagnose", "compare", "runs", "report")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``initlab compare: error: ...`` and exit 2, no usage dump."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
     from initlab import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="initlab",
         description="Pick, check and benchmark neural-network weight initialization.",
     )

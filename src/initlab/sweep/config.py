@@ -7,8 +7,6 @@ different one.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import asdict, dataclass, field, fields
 
 from initlab.errors import UserError
@@ -74,6 +72,11 @@ class CompareConfig:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not value > 0 or value != value or value == float("inf"):
                 raise UserError(f"{name}: must be a number > 0; got {value!r}")
+        for name in ("lr", "momentum", "weight_decay", "target"):  # 1 and 1.0 must hash alike
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise UserError(f"{name}: must be a number; got {value!r}")
+            object.__setattr__(self, name, float(value))
         if not 0 <= self.momentum < 1:
             raise UserError(f"momentum: must be in [0, 1); got {self.momentum!r}")
         if not self.weight_decay >= 0:
@@ -110,8 +113,10 @@ class CompareConfig:
         return cls(**d)
 
     def config_hash(self) -> str:
-        """sha256 of the canonical JSON of every field that determines the numbers."""
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
+        """The store's hash of ``to_dict()``: how ``--resume`` finds the experiment."""
+        from initlab.store import config_hash
+
+        return config_hash(self.to_dict())
 
 
 def parse_seeds(text: str) -> tuple[int, ...]:

@@ -1,0 +1,104 @@
+"""``initlab compare``: the main job — schemes x seeds, statistics, tables, plots, report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer > 0; got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected an integer > 0; got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0; got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number > 0; got {text!r}")
+    return value
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from initlab.sweep import DEFAULT_STORE
+    from initlab.sweep.config import CompareConfig
+
+    d = CompareConfig()
+    p = sub.add_parser(
+        "compare", help="train schemes x seeds and compare them (the main job)",
+        description="Train every scheme on every seed, then summarize with statistics, tables, plots and a "
+                    "report. Defaults: the article's ten schemes x 10 seeds on digits with a 2x128 ReLU MLP.",
+    )
+    g = p.add_argument_group("what to compare")
+    g.add_argument("--schemes", default=",".join(d.schemes),
+                   help="comma list of registered schemes (see `initlab schemes`), or 'auto' (per-layer policy)")
+    g.add_argument("--seeds", default=str(len(d.seeds)), help="a count (10), a range (10-19) or a list (1,2,3)")
+    g.add_argument("--bias-init", default=d.bias_init, help="scheme for biases (default zeros)")
+    g.add_argument("--reference", default=d.reference, help="scheme the others are paired against")
+    g.add_argument("--paired-test", default=d.paired_test, choices=("wilcoxon", "t"))
+    g = p.add_argument_group("data and model")
+    g.add_argument("--dataset", default=d.dataset, help="digits | fashion-mnist | mnist1d | synthetic")
+    g.add_argument("--data-dir", default=None, help="where dataset files are (Fashion-MNIST IDX files)")
+    g.add_argument("--limit-train", type=_positive_int, default=None, help="use a stratified subset of the training set")
+    g.add_argument("--model", default=d.model, help="mlp | cnn | resmlp | rescnn | module:function")
+    g.add_argument("--width", type=_positive_int, default=d.width)
+    g.add_argument("--depth", type=int, default=d.depth, help="hidden layers (blocks)")
+    g.add_argument("--activation", default=d.activation)
+    g = p.add_argument_group("training")
+    g.add_argument("--epochs", type=_positive_int, default=d.epochs)
+    g.add_argument("--batch-size", type=_positive_int, default=d.batch_size)
+    g.add_argument("--optimizer", default=d.optimizer, choices=("sgd", "adam"))
+    g.add_argument("--lr", type=_positive_float, default=d.lr)
+    g.add_argument("--momentum", type=float, default=d.momentum, help="SGD momentum")
+    g.add_argument("--target", type=float, default=d.target, help="test accuracy for convergence speed (fraction)")
+    g.add_argument("--chunk-size", type=_positive_int, default=d.chunk_size, help="members trained together per cell")
+    g = p.add_argument_group("output and execution")
+    g.add_argument("--out", default=None, help="report directory (default runs/<experiment id>)")
+    g.add_argument("--store", default=DEFAULT_STORE, help=f"SQLite results store (default {DEFAULT_STORE})")
+    g.add_argument("--resume", nargs="?", const=True, default=False, metavar="ID",
+                   help="continue the stored experiment with this config (or experiment ID)")
+    g.add_argument("--backend", default="local", choices=("local", "ray"))
+    g.add_argument("--address", default=None, help="Ray cluster address (--backend ray); default a local instance")
+    g.add_argument("--json", action="store_true", help="print the JSON summary on stdout, nothing else")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from initlab.errors import UserError
+    from initlab.report import print_terminal
+    from initlab.sweep import check_writable_dir, compare
+    from initlab.sweep.config import CompareConfig, parse_seeds
+
+    schemes = tuple(s.strip() for s in args.schemes.split(",") if s.strip())
+    if args.depth < 0:
+        raise UserError(f"--depth: must be an integer >= 0; got {args.depth}")
+    config = CompareConfig(
+        schemes=schemes, seeds=parse_seeds(args.seeds), dataset=args.dataset, model=args.model, width=args.width,
+        depth=args.depth, activation=args.activation, bias_init=args.bias_init, epochs=args.epochs,
+        batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr, momentum=args.momentum,
+        target=args.target, reference=args.reference, paired_test=args.paired_test, chunk_size=args.chunk_size,
+        data_options={"limit_train": args.limit_train} if args.limit_train else {},
+    )
+    if args.out is not None:
+        check_writable_dir(args.out)
+    data = compare(config, store=args.store, out=None, resume=args.resume, backend=args.backend,
+                   address=args.address, data_dir=args.data_dir, progress=not args.json)
+    from initlab.report import write_report
+
+    out = args.out or f"runs/{data.experiment_id}"
+    files = write_report(data, check_writable_dir(out))
+    if args.json:
+        json.dump(data.to_json(), sys.stdout, indent=2, allow_nan=False)
+        sys.stdout.write("\n")
+        return 0
+    print_terminal(data)
+    print(f"experiment {data.experiment_id} in {args.store}; report: {files['html']} (and report.md, *.png, runs.csv)")
+    return 0

@@ -1,0 +1,67 @@
+"""A sweep as cells: chunks of (scheme, seed) members that train together as one ensemble.
+
+A cell is the unit of work, of scheduling (one Ray task) and of commit (one store
+transaction). Cells are cut from the config's member list, so the same config and chunk size
+give the same cells, whichever backend runs them, and each member trains with the same
+ensemble-mates: the local and Ray backends produce the same bits.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+
+from initlab.sweep.config import POLICIES, CompareConfig
+
+
+@dataclass(frozen=True)
+class Cell:
+    index: int
+    members: tuple[tuple[str, int], ...]
+
+    @property
+    def key(self) -> str:
+        """The cell's checkpoint key in the store."""
+        return f"cell-{self.index:04d}"
+
+
+def make_cells(config: CompareConfig) -> list[Cell]:
+    members = config.members
+    size = config.chunk_size
+    return [Cell(i, tuple(members[k:k + size])) for i, k in enumerate(range(0, len(members), size))]
+
+
+class PolicyInit:
+    """A member initialization by a per-layer policy ("auto"): picklable, for Ray workers."""
+
+    def __init__(self, policy: str) -> None:
+        self.policy = policy
+        self.__name__ = policy
+
+    def __call__(self, model: nn.Module, seed: int) -> None:
+        from initlab.policy import initialize
+
+        initialize(model, self.policy, seed=seed)
+
+
+def member_init(scheme: str) -> Any:
+    """What the engine's ``Member`` takes: a scheme name, or a policy callable."""
+    return PolicyInit(scheme) if scheme in POLICIES else scheme
+
+
+def model_factory(config: CompareConfig, input_shape: tuple[int, ...], num_classes: int):
+    """A picklable zero-argument factory for the configured model."""
+    from initlab.models import build
+
+    return functools.partial(
+        build, config.model, input_shape=tuple(input_shape), num_classes=num_classes,
+        width=config.width, depth=config.depth, activation=config.activation,
+    )
+
+
+def steps_per_cell(config: CompareConfig, n_train: int) -> int:
+    return math.ceil(n_train / config.batch_size) * config.epochs

@@ -1,0 +1,61 @@
+"""Run one cell: train its members together and turn the result into plain records.
+
+Both backends call ``run_cell``; it returns plain dicts (picklable, backend-neutral) and only
+the driver turns them into store records and commits them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from initlab.engine import Member, TrainConfig, state_from_bytes, state_to_bytes, train
+from initlab.sweep.cells import Cell, member_init, model_factory
+from initlab.sweep.config import CompareConfig
+
+
+def train_config(config: CompareConfig) -> TrainConfig:
+    return TrainConfig(
+        epochs=config.epochs, batch_size=config.batch_size, optimizer=config.optimizer, lr=config.lr,
+        momentum=config.momentum if config.optimizer == "sgd" else 0.9, weight_decay=config.weight_decay,
+        bias_init=config.bias_init, target=config.target,
+    )
+
+
+def run_cell(
+    config: CompareConfig,
+    cell: Cell,
+    dataset: Any,
+    *,
+    resume_blob: bytes | None = None,
+    on_checkpoint: Callable[[int, bytes], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, list[dict]]:
+    """Train ``cell``'s members on ``dataset``; ``{"runs": [...], "epochs": [...]}`` as dicts.
+
+    ``on_checkpoint(epoch, blob)`` receives the serialized state after every epoch;
+    ``resume_blob`` continues from one (the result equals the uninterrupted run's).
+    """
+    members = [Member(member_init(scheme), seed, name=scheme) for scheme, seed in cell.members]
+    factory = model_factory(config, dataset.input_shape, dataset.num_classes)
+    checkpoint = None
+    if on_checkpoint is not None:
+        def checkpoint(state: dict) -> None:
+            on_checkpoint(int(state["epoch"]), state_to_bytes(state))
+    result = train(
+        factory, members, dataset, train_config(config),
+        checkpoint=checkpoint, progress=progress,
+        resume_state=state_from_bytes(resume_blob) if resume_blob is not None else None,
+    )
+    runs, epochs = [], []
+    for (scheme, seed), m in zip(cell.members, result.members):
+        last = m.records[-1]
+        runs.append(dict(
+            scheme=scheme, seed=seed, status=m.status, test_acc=last.test_acc, test_loss=last.test_loss,
+            train_loss=last.train_loss, train_acc=last.train_acc, diverged_step=m.diverged_step,
+            wall_time=result.wall_time, extra={"backend": result.backend, "cell": cell.index,
+                                               "steps_per_epoch": result.steps_per_epoch},
+        ))
+        for r in m.records:
+            epochs.append(dict(scheme=scheme, seed=seed, **r.to_dict()))
+    return {"runs": runs, "epochs": epochs}
