@@ -387,3 +387,18 @@ def test_integer_tensors_and_foreign_generators_are_refused():
         initlab.init_(torch.empty(3, 3, dtype=torch.int64), "he_normal")
     with pytest.raises(ValueError, match="torch.Generator"):
         initlab.init_(torch.empty(3, 3), "he_normal", generator=np.random.default_rng(0))
+
+
+def test_command_line_specs_round_trip():
+    from initlab.schemes import canonical_spec, parse_spec, scheme_from_spec, split_specs
+
+    assert parse_spec("he_normal(mode=fan_out, a=0.1)") == ("he_normal", {"mode": "fan_out", "a": 0.1})
+    assert canonical_spec("kaiming( a=0.1 ,mode=fan_out)") == "he_normal(a=0.1, mode=fan_out)"
+    assert canonical_spec("glorot") == "xavier_uniform"
+    assert split_specs("zeros,variance_scaling(scale=2, mode=fan_avg),auto") == [
+        "zeros", "variance_scaling(scale=2, mode=fan_avg)", "auto"]
+    assert scheme_from_spec("sparse(sparsity=0.5, std=None)") == initlab.get_scheme("sparse", sparsity=0.5)
+    with pytest.raises(ValueError, match="mode='fan_sum'"):
+        canonical_spec("he_normal(mode=fan_sum)")
+    with pytest.raises(ValueError, match="not key=value"):
+        parse_spec("he_normal(fan_out)")

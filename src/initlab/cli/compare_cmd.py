@@ -39,7 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     g = p.add_argument_group("what to compare")
     g.add_argument("--schemes", default=",".join(d.schemes),
-                   help="comma list of registered schemes (see `initlab schemes`), or 'auto' (per-layer policy)")
+                   help="comma list of schemes (see `initlab schemes`), with parameters as NAME(key=value, ...), "
+                        "or 'auto' (the per-layer policy)")
     g.add_argument("--seeds", default=str(len(d.seeds)), help="a count (10), a range (10-19) or a list (1,2,3)")
     g.add_argument("--bias-init", default=d.bias_init, help="scheme for biases (default zeros)")
     g.add_argument("--reference", default=d.reference, help="scheme the others are paired against")
@@ -77,7 +78,9 @@ def run(args: argparse.Namespace) -> int:
     from initlab.sweep import check_writable_dir, compare
     from initlab.sweep.config import CompareConfig, parse_seeds
 
-    schemes = tuple(s.strip() for s in args.schemes.split(",") if s.strip())
+    from initlab.schemes import split_specs
+
+    schemes = tuple(split_specs(args.schemes))
     if args.depth < 0:
         raise UserError(f"--depth: must be an integer >= 0; got {args.depth}")
     config = CompareConfig(

@@ -11,7 +11,12 @@ from initlab.schemes.registry import (
     Scheme,
     SchemeDef,
     aliases,
+    canonical_spec,
     definitions,
+    format_spec,
+    parse_spec,
+    scheme_from_spec,
+    split_specs,
     get_scheme,
     init_,
     list_schemes,
@@ -30,5 +35,5 @@ ARTICLE_NAMES = dict(zip(ARTICLE_SCHEMES, (
 
 __all__ = [
     "ARTICLE_NAMES", "ARTICLE_SCHEMES", "Param", "Scheme", "SchemeDef", "aliases", "compute_fans",
-    "definitions", "fan", "gain", "get_scheme", "init_", "list_schemes", "moment_gain", "resolve",
+    "canonical_spec", "definitions", "fan", "format_spec", "parse_spec", "scheme_from_spec", "split_specs", "gain", "get_scheme", "init_", "list_schemes", "moment_gain", "resolve",
 ]

@@ -301,3 +301,69 @@ def init_(
     >>> _ = initlab.init_(w, "he_normal", generator=torch.Generator().manual_seed(0))
     """
     return get_scheme(scheme, **params).init_(tensor, generator=generator)
+
+
+def _parse_value(text: str) -> Any:
+    text = text.strip()
+    if text in ("None", "none", "null"):
+        return None
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text.strip("'\"")
+
+
+def parse_spec(text: str) -> tuple[str, dict[str, Any]]:
+    """``"he_normal(mode=fan_out, a=0.1)"`` -> ``("he_normal", {"mode": "fan_out", "a": 0.1})``.
+
+    The command-line form of a scheme with parameters; a bare name has no parameters.
+    """
+    text = text.strip()
+    if "(" not in text:
+        return text, {}
+    if not text.endswith(")"):
+        raise UserError(f"scheme spec {text!r}: expected NAME or NAME(key=value, ...)")
+    name, inner = text[:-1].split("(", 1)
+    params: dict[str, Any] = {}
+    for part in filter(None, (p.strip() for p in inner.split(","))):
+        if "=" not in part:
+            raise UserError(f"scheme spec {text!r}: parameter {part!r} is not key=value")
+        key, value = part.split("=", 1)
+        params[key.strip()] = _parse_value(value)
+    return name.strip(), params
+
+
+def format_spec(name: str, params: dict[str, Any]) -> str:
+    """Inverse of ``parse_spec`` (parameters sorted; a bare name when there are none)."""
+    if not params:
+        return name
+    return f"{name}({', '.join(f'{k}={v}' for k, v in sorted(params.items()))})"
+
+
+def split_specs(text: str) -> list[str]:
+    """Split a comma list of scheme specs, keeping commas inside parentheses."""
+    out, depth, current = [], 0, []
+    for ch in text:
+        if ch == "," and depth == 0:
+            out.append("".join(current).strip())
+            current = []
+            continue
+        depth += (ch == "(") - (ch == ")")
+        current.append(ch)
+    out.append("".join(current).strip())
+    return [s for s in out if s]
+
+
+def scheme_from_spec(text: str) -> Scheme:
+    """A validated ``Scheme`` from its command-line form."""
+    name, params = parse_spec(text)
+    return Scheme(name, **params)
+
+
+def canonical_spec(text: str) -> str:
+    """The canonical command-line form: registered name, given parameters validated and sorted."""
+    name, params = parse_spec(text)
+    spec = Scheme(name, **params)
+    return format_spec(spec.name, {k: spec.params[k] for k in params})

@@ -49,8 +49,10 @@ class PolicyInit:
 
 
 def member_init(scheme: str) -> Any:
-    """What the engine's ``Member`` takes: a scheme name, or a policy callable."""
-    return PolicyInit(scheme) if scheme in POLICIES else scheme
+    """What the engine's ``Member`` takes: a ``Scheme`` from its spec, or a policy callable."""
+    from initlab.schemes import scheme_from_spec
+
+    return PolicyInit(scheme) if scheme in POLICIES else scheme_from_spec(scheme)
 
 
 def model_factory(config: CompareConfig, input_shape: tuple[int, ...], num_classes: int):
@@ -59,7 +61,7 @@ def model_factory(config: CompareConfig, input_shape: tuple[int, ...], num_class
 
     return functools.partial(
         build, config.model, input_shape=tuple(input_shape), num_classes=num_classes,
-        width=config.width, depth=config.depth, activation=config.activation,
+        width=config.width, depth=config.depth, activation=config.activation, **config.model_options,
     )
 
 

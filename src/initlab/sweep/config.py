@@ -46,9 +46,10 @@ class CompareConfig:
     paired_test: str = "wilcoxon"
     chunk_size: int = 50  # members (scheme, seed) trained together in one cell
     data_options: dict = field(default_factory=dict)  # e.g. {"limit_train": 10000}
+    model_options: dict = field(default_factory=dict)  # extra keywords for the model, e.g. {"norm": "batch"}
 
     def __post_init__(self) -> None:
-        from initlab.schemes import resolve
+        from initlab.schemes import canonical_spec, resolve
 
         object.__setattr__(self, "schemes", tuple(self.schemes))
         object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
@@ -56,13 +57,13 @@ class CompareConfig:
             raise UserError("schemes: need at least one scheme")
         canonical = []
         for s in self.schemes:
-            canonical.append(s if s in POLICIES else resolve(s).name)
+            canonical.append(s if s in POLICIES else canonical_spec(s))
         if len(set(canonical)) != len(canonical):
             raise UserError(f"schemes: each scheme once; got {', '.join(self.schemes)}")
         object.__setattr__(self, "schemes", tuple(canonical))
         if not self.seeds or any(s < 0 for s in self.seeds) or len(set(self.seeds)) != len(self.seeds):
             raise UserError(f"seeds: need distinct integers >= 0; got {list(self.seeds)}")
-        resolve(self.bias_init)
+        object.__setattr__(self, "bias_init", canonical_spec(self.bias_init))
         for name in ("width", "depth", "epochs", "batch_size", "chunk_size"):
             value = getattr(self, name)
             low = 0 if name == "depth" else 1
@@ -88,7 +89,7 @@ class CompareConfig:
         if self.paired_test not in PAIRED_TESTS:
             raise UserError(f"paired_test: one of {', '.join(PAIRED_TESTS)}; got {self.paired_test!r}")
         if self.reference not in POLICIES:
-            object.__setattr__(self, "reference", resolve(self.reference).name)
+            object.__setattr__(self, "reference", canonical_spec(self.reference))
         from initlab.activations import canonical as canonical_activation
 
         canonical_activation(self.activation)

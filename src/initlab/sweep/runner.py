@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from initlab.schemes import scheme_from_spec
 from initlab.engine import Member, TrainConfig, state_from_bytes, state_to_bytes, train
 from initlab.sweep.cells import Cell, member_init, model_factory
 from initlab.sweep.config import CompareConfig
@@ -18,7 +19,7 @@ def train_config(config: CompareConfig) -> TrainConfig:
     return TrainConfig(
         epochs=config.epochs, batch_size=config.batch_size, optimizer=config.optimizer, lr=config.lr,
         momentum=config.momentum if config.optimizer == "sgd" else 0.9, weight_decay=config.weight_decay,
-        bias_init=config.bias_init, target=config.target,
+        bias_init=scheme_from_spec(config.bias_init), target=config.target,
     )
 
 
