@@ -13,7 +13,7 @@ import importlib
 import sys
 
 # Order is the order of ``initlab --help``.
-COMMANDS = ("schemes", "gain", "plan", "diagnose", "compare", "runs", "report")
+COMMANDS = ("schemes", "gain", "plan", "diagnose", "compare", "runs", "report", "study")
 
 
 class _Parser(argparse.ArgumentParser):

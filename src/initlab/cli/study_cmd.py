@@ -1,0 +1,68 @@
+"""``initlab study NAME|all``: the article's claims, tested by experiment."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from initlab.sweep import DEFAULT_STORE
+
+    p = sub.add_parser("study", help="test one of the article's claims by experiment (or all)")
+    p.add_argument("name", help="a study name (see --list) or 'all'")
+    p.add_argument("--full", action="store_true", help="the larger version (e.g. Fashion-MNIST)")
+    p.add_argument("--out", default=None, help="directory for the figures and the page (default runs/studies)")
+    p.add_argument("--store", default=DEFAULT_STORE)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a study setting (e.g. --set epochs=2); repeatable")
+    p.add_argument("--json", action="store_true", help='print {"study", "verdict", "claim", "evidence"} on stdout')
+    p.set_defaults(func=run)
+
+
+def _parse_sets(items: list[str]) -> dict:
+    from initlab.errors import UserError
+
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise UserError(f"--set {item!r}: expected KEY=VALUE")
+        key, value = item.split("=", 1)
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from initlab import studies
+    from initlab.report.tables import print_rich
+    from initlab.studies.page import write_page
+    from initlab.sweep import check_writable_dir
+
+    names = studies.names() if args.name == "all" else [studies.get(args.name).name]
+    out = check_writable_dir(args.out or "runs/studies")
+    overrides = _parse_sets(args.set)
+    results = []
+    for name in names:
+        study = studies.get(name)
+        ctx = studies.StudyContext(out=check_writable_dir(out / name), store=Path(args.store), full=args.full,
+                                   progress=not args.json, overrides=overrides)
+        result = study.run(ctx)
+        results.append(result)
+        if not args.json:
+            print(f"\n{name}: {result.verdict.upper()} — {result.summary}")
+            for title, header, rows in result.tables:
+                print_rich(title, header, rows)
+    page = write_page(results, out)
+    if args.json:
+        payload = [r.to_json() for r in results]
+        json.dump(payload[0] if args.name != "all" else payload, sys.stdout, indent=2, allow_nan=False)
+        sys.stdout.write("\n")
+    else:
+        print(f"\npage: {page}")
+    return 0
