@@ -18,7 +18,7 @@ _LAZY = {
     "plan": ("initlab.policy", "plan"),
     "initialize": ("initlab.policy", "initialize"),
     "Plan": ("initlab.policy", "Plan"),
-    "diagnose": ("initlab.diagnose", "diagnose"),
+    "diagnose": ("initlab.diagnose", None),  # a callable package: initlab.diagnose(model, x)
     "Diagnosis": ("initlab.diagnose", "Diagnosis"),
     "compare": ("initlab.sweep", "compare"),
     "CompareConfig": ("initlab.sweep.config", "CompareConfig"),

@@ -1,0 +1,457 @@
+"""``diagnose``: one forward and one backward pass with hooks, measured per weighted layer."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from initlab.activations import MODULE_NAMES
+from initlab.diagnose.flags import Thresholds, compute_flags
+from initlab.diagnose.jacobian import jacobian_singular_values
+from initlab.diagnose.predict import ChainLayer, predict_chain
+from initlab.diagnose.result import Diagnosis, LayerStats
+from initlab.diagnose.symmetry import REL_TOL, duplicate_rows
+from initlab.errors import UserError
+
+# Activation modules by type (nn.Identity is "no activation", not an activation).
+_ACTIVATIONS: dict[type, str] = {t: n for t, n in MODULE_NAMES.items() if t is not nn.Identity}
+# Modules that may sit between a layer and its activation: they reshape, normalize, pool or drop.
+_PASSTHROUGH: tuple[type, ...] = (
+    nn.Identity, nn.modules.dropout._DropoutNd, nn.Flatten, nn.Unflatten,
+    nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm,
+    nn.modules.pooling._MaxPoolNd, nn.modules.pooling._AvgPoolNd,
+    nn.modules.pooling._AdaptiveAvgPoolNd, nn.modules.pooling._AdaptiveMaxPoolNd,
+)
+# Leaf modules a mean-field chain may contain besides its Linear/Conv layers (eval mode).
+_CHAIN_LINKS: tuple[type, ...] = (nn.Identity, nn.Flatten, nn.modules.dropout._DropoutNd, *_ACTIVATIONS)
+# name -> predicate on the activation output: True where the entry is in a flat tail.
+_SATURATION: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "tanh": lambda a: a.abs() > 0.99,
+    "hardtanh": lambda a: a.abs() > 0.99,
+    "softsign": lambda a: a.abs() > 0.99,
+    "sigmoid": lambda a: (a < 0.01) | (a > 0.99),
+}
+
+
+def layer_kind(module: nn.Module) -> str | None:
+    """The kind of a weighted layer (its own ``weight`` has >= 2 dims), or ``None``."""
+    weight = module._parameters.get("weight")
+    if not isinstance(weight, torch.Tensor) or isinstance(weight, nn.parameter.UninitializedParameter) or weight.dim() < 2:
+        return None
+    if isinstance(module, nn.Linear):
+        return "linear"
+    if isinstance(module, nn.modules.conv._ConvTransposeNd):
+        return "conv_transpose"
+    if isinstance(module, nn.modules.conv._ConvNd):
+        return "conv"
+    if isinstance(module, (nn.Embedding, nn.EmbeddingBag)):
+        return "embedding"
+    if isinstance(module, nn.Bilinear):
+        return "bilinear"
+    return "other"
+
+
+def _units_and_fan_in(module: nn.Module, kind: str) -> tuple[int, int]:
+    w = module.weight
+    if kind == "conv_transpose":
+        groups = module.groups
+        per_out = (w.shape[0] // groups) * math.prod(w.shape[2:]) / math.prod(module.stride)
+        return w.shape[1] * groups, max(1, round(per_out))
+    if kind == "embedding":
+        return w.shape[1], 1
+    return w.shape[0], int(w[0].numel())
+
+
+def _unit_weight_rows(module: nn.Module, kind: str) -> list[torch.Tensor]:
+    """Incoming weights (and bias) of each unit, one matrix per group of units that share inputs."""
+    w = module.weight.detach()
+    bias = getattr(module, "bias", None)
+    bias = bias.detach() if isinstance(bias, torch.Tensor) and bias.dim() == 1 else None
+    if kind == "embedding":
+        return [w.T]
+    if kind == "conv_transpose":
+        g = module.groups
+        per = w.reshape(g, w.shape[0] // g, w.shape[1], -1).transpose(1, 2).reshape(g, w.shape[1], -1)
+    elif kind == "conv":
+        g = module.groups
+        per = w.reshape(g, w.shape[0] // g, -1)
+    else:
+        per = w.reshape(1, w.shape[0], -1)
+    if bias is not None and bias.numel() == per.shape[0] * per.shape[1]:
+        per = torch.cat([per, bias.reshape(per.shape[0], per.shape[1], 1)], dim=2)
+    return [m for m in per if m.shape[0] > 1]
+
+
+def _first_tensor(value: Any) -> torch.Tensor | None:
+    if isinstance(value, torch.Tensor):
+        return value
+    if isinstance(value, (tuple, list)) and value and isinstance(value[0], torch.Tensor):
+        return value[0]
+    return None
+
+
+@dataclass
+class _Record:
+    name: str
+    kind: str
+    module: nn.Module
+    units: int
+    fan_in: int
+    unit_axis: int
+    batch: int
+    out_mean: float = 0.0
+    out_var: float = 0.0
+    elements: int = 0
+    activation: nn.Module | None = None
+    act_name: str | None = None
+    dead_frac: float = 0.0
+    saturated_frac: float | None = None
+    act_twins: torch.Tensor | None = None
+    grad_var: float = math.nan
+    grad_sq_norm: float = math.nan
+
+    def set_grad(self, grad: torch.Tensor) -> None:
+        g2 = grad.detach().float().pow(2)
+        self.grad_var = float(g2.mean(dtype=torch.float64))
+        self.grad_sq_norm = float(g2.sum(dtype=torch.float64)) / self.batch
+
+
+def _unit_matrix(a: torch.Tensor, axis: int, units: int) -> torch.Tensor | None:
+    """``(units, everything else)`` view of a layer's output; ``None`` when the axis does not fit."""
+    if a.dim() < 2 or a.shape[axis] != units:
+        return None
+    return a.movedim(axis, 0).reshape(units, -1)
+
+
+class _Probe:
+    """Forward hooks that measure each weighted layer and find the activation that follows it."""
+
+    def __init__(self, model: nn.Module, batch: int) -> None:
+        self.batch = batch
+        self.kinds: dict[nn.Module, tuple[str, str]] = {}
+        self.calls: dict[nn.Module, int] = {}
+        self.records: list[_Record] = []
+        self.pending: _Record | None = None
+        self._pending_out: torch.Tensor | None = None
+        self.probes: list[torch.Tensor] = []
+        self.trace: list[tuple[nn.Module, Any, Any]] = []  # (module, input, output) per hooked call
+        self.handles = []
+        for name, module in model.named_modules():
+            kind = layer_kind(module)
+            if kind is not None:
+                self.kinds[module] = (name or "(model)", kind)
+            if kind is not None or not any(True for _ in module.children()):
+                self.handles.append(module.register_forward_hook(self._hook))
+
+    def remove(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+
+    def _hook(self, module: nn.Module, args: tuple, output: Any) -> Any:
+        first_in = args[0] if len(args) == 1 else args
+        if module in self.kinds:
+            output = self._on_weighted(module, output)
+        else:
+            self._on_leaf(module, output)
+        self.trace.append((module, first_in, output))
+        return output
+
+    def _on_weighted(self, module: nn.Module, output: Any) -> Any:
+        self._finish()
+        out = _first_tensor(output)
+        if out is None or not torch.is_floating_point(out):
+            return output
+        name, kind = self.kinds[module]
+        self.calls[module] = self.calls.get(module, 0) + 1
+        if self.calls[module] > 1:
+            name = f"{name}#{self.calls[module]}"
+        units, fan_in = _units_and_fan_in(module, kind)
+        rec = _Record(name, kind, module, units, fan_in, unit_axis=1 if kind.startswith("conv") else -1, batch=self.batch)
+        y = out.detach()
+        rec.out_mean = float(y.mean(dtype=torch.float64))
+        rec.out_var = float(y.float().pow(2).mean(dtype=torch.float64))
+        rec.elements = max(1, out[0].numel()) if out.dim() > 1 else 1
+        self.records.append(rec)
+        self.pending = rec
+        self._pending_out = out.detach()
+        if not (isinstance(output, torch.Tensor) or type(output) in (tuple, list)):
+            if out.requires_grad:  # an output we cannot replace: hook the tensor itself
+                out.register_hook(rec.set_grad)
+            return output
+        # A zero added to every output: differentiating the loss w.r.t. these reaches every
+        # layer (even with frozen weights), and the gradient hook sits on a tensor that an
+        # in-place activation cannot overwrite.
+        probe = torch.zeros((), dtype=out.dtype, device=out.device, requires_grad=True)
+        self.probes.append(probe)
+        new_out = out + probe
+        new_out.register_hook(rec.set_grad)
+        if isinstance(output, torch.Tensor):
+            return new_out
+        return type(output)([new_out, *output[1:]])
+
+    def _on_leaf(self, module: nn.Module, output: Any) -> None:
+        if self.pending is None:
+            return
+        act_name = _ACTIVATIONS.get(type(module)) or next((n for t, n in _ACTIVATIONS.items() if isinstance(module, t)), None)
+        out = _first_tensor(output)
+        if act_name is not None and out is not None:
+            self.pending.activation, self.pending.act_name = module, act_name
+            self._finish(out.detach())
+            return
+        if not isinstance(module, _PASSTHROUGH):
+            self._finish()
+
+    def _finish(self, post: torch.Tensor | None = None) -> None:
+        rec = self.pending
+        if rec is None:
+            return
+        self.pending = None
+        a = self._pending_out if post is None else post
+        self._pending_out = None
+        mat = _unit_matrix(a, rec.unit_axis, rec.units)
+        if mat is None:
+            return
+        mat = mat.detach()
+        alive = (mat != 0).any(dim=1)
+        rec.dead_frac = float((~alive).double().mean())
+        check = _SATURATION.get(rec.act_name or "")
+        rec.saturated_frac = float(check(mat).double().mean()) if check is not None else None
+        scale = float(mat.abs().max()) if mat.numel() else 0.0
+        constant = (mat.amax(dim=1) - mat.amin(dim=1)) <= REL_TOL * scale
+        rec.act_twins = duplicate_rows(mat, skip=constant)
+
+    def finish(self) -> None:
+        self._finish()
+
+
+def _loss(y: torch.Tensor, targets: torch.Tensor | None, generator: torch.Generator) -> tuple[torch.Tensor, str]:
+    """Per-sample losses summed over the batch, so that gradients are per sample."""
+    if targets is None:
+        proj = torch.randn(y.shape, generator=generator, device=generator.device, dtype=torch.float32).to(y.device)
+        return (y.float() * proj).sum(), "projection"
+    if not isinstance(targets, torch.Tensor):
+        raise UserError(f"targets must be a tensor or None; got {type(targets).__name__}")
+    if not torch.is_floating_point(targets):
+        expected = (y.shape[0], *y.shape[2:])
+        if y.dim() < 2 or tuple(targets.shape) != expected:
+            raise UserError(
+                f"integer targets of shape {tuple(targets.shape)} do not fit outputs of shape {tuple(y.shape)}; "
+                f"allowed: class indices of shape {expected}"
+            )
+        if targets.numel() and (int(targets.min()) < 0 or int(targets.max()) >= y.shape[1]):
+            raise UserError(
+                f"targets hold classes {int(targets.min())}..{int(targets.max())}; allowed: 0..{y.shape[1] - 1}"
+            )
+        return F.cross_entropy(y.float(), targets.to(y.device), reduction="sum"), "cross_entropy"
+    if tuple(targets.shape) != tuple(y.shape):
+        raise UserError(
+            f"float targets of shape {tuple(targets.shape)} do not fit outputs of shape {tuple(y.shape)}; "
+            "allowed: the output's shape (squared error) or integer class indices (cross-entropy)"
+        )
+    return 0.5 * (y.float() - targets.to(y.device).float()).pow(2).sum(), "squared_error"
+
+
+def _cloned_layers(records: list[_Record]) -> dict[str, str]:
+    """Layer name -> an earlier distinct module with bit-identical, non-constant weights."""
+    seen: dict[tuple, list[_Record]] = {}
+    out: dict[str, str] = {}
+    done: set[int] = set()
+    for rec in records:
+        if id(rec.module) in done:
+            continue
+        done.add(id(rec.module))
+        w = rec.module.weight.detach()
+        if w.numel() < 2 or bool(w.amax() == w.amin()):
+            continue  # zero/constant init: already a symmetry finding within the layer
+        key = (tuple(w.shape), float(w.sum(dtype=torch.float64)))
+        for other in seen.get(key, []):
+            if torch.equal(other.module.weight.detach(), w):
+                out[rec.name] = other.name
+                break
+        seen.setdefault(key, []).append(rec)
+    return out
+
+
+def _chain(model: nn.Module, probe: _Probe, inputs: torch.Tensor, y: Any) -> tuple[list[ChainLayer] | None, str]:
+    """The chain of weighted layers when the forward pass was one (else ``None`` and why)."""
+    previous = inputs
+    chain: list[ChainLayer] = []
+    by_module = {rec.module: rec for rec in probe.records}
+    if len(by_module) != len(probe.records):
+        return None, "no prediction: a layer is called more than once (shared weights)"
+    for module, first_in, output in probe.trace:
+        kind = probe.kinds.get(module, (None, None))[1]
+        if kind not in ("linear", "conv") and not isinstance(module, _CHAIN_LINKS):
+            return None, f"no prediction: {type(module).__name__} is not part of a chain the theory covers"
+        if first_in is not previous:
+            return None, "no prediction: the model is not a plain chain of its modules (skip connections or functional ops)"
+        previous = output
+        if kind is not None:
+            rec = by_module[module]
+            chain.append(ChainLayer(module, rec.activation, rec.elements))
+    if previous is not y:
+        return None, "no prediction: the model output is not the last module's output"
+    return chain, ""
+
+
+def diagnose(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    targets: torch.Tensor | None = None,
+    *,
+    jacobian: bool = False,
+    generator: torch.Generator | None = None,
+    train: bool = False,
+    thresholds: Thresholds | None = None,
+    jacobian_samples: int = 16,
+    jacobian_rank: int = 64,
+) -> Diagnosis:
+    """Signal propagation of ``model`` at init on the batch ``inputs``, forward and backward.
+
+    One forward pass with hooks on every weighted layer (a module with its own ``weight`` of
+    >= 2 dims: Linear, Conv, ConvTranspose, Embedding, Bilinear, ...) and one backward pass of
+
+    - ``targets=None``: the random projection ``ℓ = Σ_n <r_n, y_n>``, ``r ~ N(0, 1)`` entrywise
+      from ``generator``, so the output layer's gradient has second moment 1;
+    - integer ``targets``: summed cross-entropy; float ``targets`` (the output's shape):
+      summed ``½ (y - t)²``.
+
+    Losses are summed over the batch, so gradients are per sample. The gradients come from
+    ``torch.autograd.grad`` w.r.t. a zero added to each layer's output: no ``.grad`` of the
+    model is written. The model runs in eval mode (no dropout noise; BatchNorm uses its running
+    statistics) unless ``train=True``; its modes and buffers (BatchNorm running statistics) are
+    restored afterwards. Which activation
+    follows a layer is read from the activation *modules* run after it (only dropout,
+    normalization, pooling or reshaping modules in between); activations applied as functions
+    inside ``forward`` are invisible. See ``LayerStats`` for each measurement, ``Thresholds``
+    for the flags.
+
+    ``.predicted`` holds the mean-field variance map (``initlab.theory``) when the model is a
+    chain of Linear/Conv layers, activation modules, Flatten, Identity and Dropout, each fed
+    by the previous one's output, with zero-mean weights; ``.predicted_note`` says otherwise.
+
+    With ``jacobian=True``, ``.jacobian_singular_values`` holds the singular values of
+    ``∂y_n/∂x_n`` for the first ``jacobian_samples`` inputs (exact for small models, the top
+    ``jacobian_rank`` by randomized SVD for large ones; see ``initlab.diagnose.jacobian``).
+
+    Args:
+        model: an ``nn.Module`` with at least one weighted layer.
+        inputs: a batch (first dim) of at least 2 inputs the model accepts.
+        targets: optional, see above.
+        jacobian: compute the Jacobian spectrum.
+        generator: for the random projection and randomized SVD probes; a fresh
+            ``torch.Generator()`` seeded 0 when omitted. Same generator state, same result.
+        train: run the model in train mode (dropout then draws from torch's global RNG).
+        thresholds: when flags fire (``Thresholds()`` by default).
+        jacobian_samples: how many inputs the Jacobian is computed for.
+        jacobian_rank: singular values per sample of the randomized estimate.
+
+    >>> import torch, initlab
+    >>> from torch import nn
+    >>> net = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2))
+    >>> d = initlab.diagnose(net, torch.randn(4, 8, generator=torch.Generator().manual_seed(0)))
+    >>> [s.name for s in d.layers]
+    ['0', '2']
+    """
+    if not isinstance(model, nn.Module):
+        raise UserError(f"model must be a torch.nn.Module; got {type(model).__name__}")
+    if not isinstance(inputs, torch.Tensor) or inputs.dim() < 1:
+        raise UserError(f"inputs must be a batch tensor (first dim = samples); got {type(inputs).__name__}")
+    if inputs.shape[0] < 2:
+        raise UserError(f"inputs has batch size {inputs.shape[0]}; allowed: >= 2 (dead and symmetric units are judged over the batch)")
+    for name, value, lo in (("jacobian_samples", jacobian_samples, 1), ("jacobian_rank", jacobian_rank, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < lo:
+            raise UserError(f"{name}={value!r} is invalid; allowed: an integer >= {lo}")
+    thresholds = thresholds or Thresholds()
+    if not isinstance(thresholds, Thresholds):
+        raise UserError(f"thresholds must be an initlab.diagnose.Thresholds; got {type(thresholds).__name__}")
+    if generator is None:
+        generator = torch.Generator().manual_seed(0)
+    if not any(layer_kind(m) for m in model.modules()):
+        kinds = sorted({type(m).__name__ for m in model.modules()})
+        raise UserError(
+            f"model {type(model).__name__} has no weighted layer (modules: {', '.join(kinds)}); "
+            "allowed: a model with a Linear, Conv or other module with a weight of >= 2 dims"
+        )
+
+    modes = {m: m.training for m in model.modules()}
+    # train mode updates BatchNorm running statistics: put every buffer back afterwards
+    buffers = [(b, b.detach().clone()) for b in model.buffers()] if train else []
+    probe = _Probe(model, inputs.shape[0])
+    try:
+        model.train(train)
+        with torch.enable_grad():
+            try:
+                y = model(inputs)
+            except (RuntimeError, IndexError, TypeError) as exc:
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise UserError(f"the model failed on inputs of shape {tuple(inputs.shape)} ({inputs.dtype}): {first}") from None
+            probe.finish()
+            out = _first_tensor(y)
+            if out is None:
+                raise UserError(f"the model returned a {type(y).__name__}; diagnose needs a tensor output")
+            if not probe.records:
+                raise UserError("no weighted layer ran in the forward pass; allowed: a model that calls a Linear, Conv or similar layer")
+            loss, loss_name = _loss(out, targets, generator)
+            wrt = probe.probes or [p for p in model.parameters() if p.requires_grad]
+            if wrt and loss.requires_grad:
+                torch.autograd.grad(loss, wrt, allow_unused=True)
+    finally:
+        probe.remove()
+        for module, mode in modes.items():
+            module.training = mode
+        with torch.no_grad():
+            for buffer, saved in buffers:
+                buffer.copy_(saved)
+
+    layers = []
+    for rec in probe.records:
+        w = rec.module.weight.detach()
+        twins = torch.zeros(rec.units, dtype=torch.bool)
+        blocks = _unit_weight_rows(rec.module, rec.kind)  # groups of units in output order
+        if blocks and sum(b.shape[0] for b in blocks) == rec.units:
+            twins = torch.cat([duplicate_rows(b).cpu() for b in blocks])
+        if rec.act_twins is not None and rec.act_twins.numel() == rec.units:
+            twins |= rec.act_twins.cpu()
+        layers.append(LayerStats(
+            name=rec.name, kind=rec.kind, activation=rec.act_name, units=rec.units, fan_in=rec.fan_in,
+            out_mean=rec.out_mean, out_var=rec.out_var,
+            grad_var=0.0 if math.isnan(rec.grad_var) else rec.grad_var,
+            grad_sq_norm=0.0 if math.isnan(rec.grad_sq_norm) else rec.grad_sq_norm,
+            dead_frac=rec.dead_frac, saturated_frac=rec.saturated_frac,
+            symmetric_frac=float(twins.double().mean()) if rec.units else 0.0,
+            weight_norm=float(w.float().norm()), sigma_w2=rec.fan_in * float(w.float().pow(2).mean(dtype=torch.float64)),
+        ))
+
+    chain, note = _chain(model, probe, inputs, out)
+    predicted = None
+    if chain is not None:
+        predicted, note = predict_chain(chain, layers, float(inputs.detach().double().pow(2).mean()))
+
+    singular_values, method = None, None
+    if jacobian:
+        try:
+            model.eval()
+            singular_values, method = jacobian_singular_values(
+                model, inputs[:jacobian_samples], rank=jacobian_rank, generator=generator)
+        finally:
+            for module, mode in modes.items():
+                module.training = mode
+
+    return Diagnosis(
+        layers=layers,
+        flags=compute_flags(layers, thresholds, _cloned_layers(probe.records)),
+        predicted=predicted,
+        predicted_note=note,
+        jacobian_singular_values=singular_values,
+        jacobian_method=method,
+        batch_size=int(inputs.shape[0]),
+        loss=loss_name,
+        mode="train" if train else "eval",
+    )
