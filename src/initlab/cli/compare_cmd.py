@@ -67,7 +67,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--resume", nargs="?", const=True, default=False, metavar="ID",
                    help="continue the stored experiment with this config (or experiment ID)")
     g.add_argument("--backend", default="local", choices=("local", "ray"))
-    g.add_argument("--address", default=None, help="Ray cluster address (--backend ray); default a local instance")
+    g.add_argument("--address", default=None, help="Ray cluster address (HOST:PORT, auto, ray://...); default: $RAY_ADDRESS if set, "
+                        "else a new local Ray instance")
     g.add_argument("--json", action="store_true", help="print the JSON summary on stdout, nothing else")
     p.set_defaults(func=run)
 

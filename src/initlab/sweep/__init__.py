@@ -159,7 +159,7 @@ def compare(
     if backend == "ray":
         from initlab.sweep.ray_backend import check_ray
 
-        check_ray()
+        check_ray(address)
     out_dir = check_writable_dir(out) if out is not None else None
     dataset = load(config.dataset, data_dir=data_dir, **config.data_options)
     Path(store).parent.mkdir(parents=True, exist_ok=True)
