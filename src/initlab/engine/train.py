@@ -1,0 +1,413 @@
+"""``train``: all members of an ensemble trained together, with metrics, divergence and resume.
+
+One step of the ensemble is one step of every member: member ``e`` takes its batch from its
+own data order, its gradient comes from the backend (``mlp``, ``vmap`` or ``loop``), and one
+stacked optimizer update moves every member. Per epoch and member the engine records train and
+test metrics; after each epoch it can hand a checkpoint state to the caller.
+
+Reproducibility: member ``e`` with seed ``s`` visits the training set in the order
+``randperm(N, generator=derive_generator(s, "data", epoch))`` at each epoch (1-based), a pure
+function of (seed, epoch): a resumed run needs no RNG state and redraws exactly what the
+uninterrupted run drew. Nothing reads or changes torch's global RNG (model factories and random
+modules run inside ``torch.random.fork_rng``). Same config, members, data, backend, machine and
+thread count: same bits.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from initlab.engine.config import Member, TrainConfig
+from initlab.engine.functional import LoopBackend, VmapBackend
+from initlab.engine.init import build_template, initial_state, isolated_global_rng
+from initlab.engine.mlp import MLPBackend, NotAnMLP, parse_mlp
+from initlab.engine.optim import make_optimizer
+from initlab.engine.result import EnsembleResult, EpochRecord, MemberResult
+from initlab.errors import UserError
+from initlab.seeding import derive_generator
+
+BACKENDS = ("auto", "mlp", "vmap", "loop")
+CHECKPOINT_FORMAT = "initlab.engine.checkpoint/1"
+
+EpochCallback = Callable[[int, list[EpochRecord]], None]
+CheckpointCallback = Callable[[dict[str, Any]], None]
+ProgressCallback = Callable[[int, int], None]
+
+
+class Backend(Protocol):
+    name: str
+
+    def loss_and_grads(self, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor],
+                       idx: torch.Tensor, *, epoch: int, step: int,
+                       ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
+        """Gradients (trainable parameters, stacked), loss ``(E,)`` and correct count ``(E,)``."""
+
+    def logits(self, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor],
+               x: torch.Tensor) -> torch.Tensor:
+        """``(E, b, C)`` eval-mode outputs of every member on the shared inputs ``x``."""
+
+
+class _Data:
+    """The four tensors of a dataset, checked (any object with these attributes will do)."""
+
+    def __init__(self, data: Any) -> None:
+        missing = [a for a in ("x_train", "y_train", "x_test", "y_test") if not hasattr(data, a)]
+        if missing:
+            raise UserError(f"data must have x_train, y_train, x_test and y_test tensors; "
+                            f"{type(data).__name__} lacks {', '.join(missing)}")
+        for split in ("train", "test"):
+            x, y = getattr(data, f"x_{split}"), getattr(data, f"y_{split}")
+            if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.dim() < 2:
+                raise UserError(f"data.x_{split} must be a floating tensor (N, *features); got "
+                                f"{type(x).__name__}{tuple(x.shape) if isinstance(x, torch.Tensor) else ''}")
+            if not isinstance(y, torch.Tensor) or y.dtype != torch.int64 or y.dim() != 1:
+                raise UserError(f"data.y_{split} must be an int64 tensor (N,) of class indices; got "
+                                f"{getattr(y, 'dtype', type(y).__name__)} {tuple(getattr(y, 'shape', ()))}")
+            if x.shape[0] != y.shape[0]:
+                raise UserError(f"data.x_{split} has {x.shape[0]} samples but data.y_{split} has {y.shape[0]}")
+            if y.numel() and int(y.min()) < 0:
+                raise UserError(f"data.y_{split} has a negative label {int(y.min())}")
+        if data.x_train.shape[0] == 0:
+            raise UserError("data.x_train is empty: nothing to train on")
+        if data.x_test.shape[1:] != data.x_train.shape[1:]:
+            raise UserError(f"data.x_test samples have shape {tuple(data.x_test.shape[1:])}, "
+                            f"data.x_train samples {tuple(data.x_train.shape[1:])}")
+        self.x_train, self.y_train = data.x_train, data.y_train
+        self.x_test, self.y_test = data.x_test, data.y_test
+        self.max_label = max(int(self.y_train.max()), int(self.y_test.max()) if self.y_test.numel() else 0)
+
+
+def state_to_bytes(state: dict[str, Any]) -> bytes:
+    """A checkpoint state as bytes (``torch.save``); ``state_from_bytes`` reads it back."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return buffer.getvalue()
+
+
+def state_from_bytes(data: bytes) -> dict[str, Any]:
+    """Inverse of ``state_to_bytes``; loads tensors and plain data only (``weights_only``), on CPU."""
+    state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise UserError(f"not an initlab engine checkpoint (expected format {CHECKPOINT_FORMAT!r})")
+    return state
+
+
+def member_state_dict(state: dict[str, Any], index: int) -> dict[str, torch.Tensor]:
+    """Member ``index``'s parameters and buffers from a checkpoint state, as a ``state_dict``."""
+    return {n: t[index].clone() for n, t in {**state["params"], **state["buffers"]}.items()}
+
+
+def load_member(model_factory: Callable[[], nn.Module], state: dict[str, Any], index: int) -> nn.Module:
+    """A model from ``model_factory`` holding member ``index``'s trained parameters."""
+    model = build_template(model_factory)
+    model.load_state_dict(member_state_dict(state, index))
+    return model
+
+
+def _choose_backend(requested: str, template: nn.Module, data: _Data, params, buffers, trainable,
+                    members: Sequence[Member]) -> Backend:
+    if requested not in BACKENDS:
+        raise UserError(f"backend must be one of {', '.join(BACKENDS)}; got {requested!r}")
+    names = list(params)
+    if requested in ("auto", "mlp"):
+        try:
+            ops = parse_mlp(template, tuple(data.x_train.shape[1:]))
+        except NotAnMLP as exc:
+            if requested == "mlp":
+                raise UserError(f"backend 'mlp' cannot run this model: {exc}; use 'vmap' or 'loop'") from None
+        else:
+            return MLPBackend(ops, data.x_train, data.y_train, names)
+    args = (template, data.x_train, data.y_train, names, trainable, [m.seed for m in members])
+    if requested in ("auto", "vmap"):
+        try:
+            backend = VmapBackend(*args)
+            _probe(backend, params, buffers, data)
+        except Exception as exc:  # noqa: BLE001  (whatever vmap rejects, the loop handles)
+            if requested == "vmap":
+                raise UserError(f"backend 'vmap' cannot run this model ({type(exc).__name__}: "
+                                f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}); "
+                                f"use 'loop'") from exc
+        else:
+            return backend
+    return LoopBackend(*args)
+
+
+def _probe(backend: Backend, params, buffers, data: _Data) -> None:
+    """One tiny step and one evaluation on copies: raises if the backend cannot run the model."""
+    params = {n: t.clone() for n, t in params.items()}
+    buffers = {n: t.clone() for n, t in buffers.items()}
+    members = next(iter(params.values())).shape[0]
+    idx = torch.zeros((members, min(2, data.x_train.shape[0])), dtype=torch.int64, device=data.x_train.device)
+    with isolated_global_rng(data.x_train.device):
+        backend.loss_and_grads(params, buffers, idx, epoch=0, step=0)
+        backend.logits(params, buffers, data.x_train[:2])
+
+
+@torch.no_grad()
+def _evaluate(backend: Backend, params, buffers, x: torch.Tensor, y: torch.Tensor, batch: int,
+              ) -> tuple[list[float], list[float]]:
+    """Mean test loss and accuracy per member over the whole of ``(x, y)``."""
+    members = next(iter(params.values())).shape[0]
+    n = x.shape[0]
+    if n == 0:
+        return [math.nan] * members, [math.nan] * members
+    loss_sum = torch.zeros(members, dtype=torch.float64, device=x.device)
+    correct = torch.zeros(members, dtype=torch.int64, device=x.device)
+    with isolated_global_rng(x.device):
+        for start in range(0, n, batch):
+            xb, yb = x[start:start + batch], y[start:start + batch]
+            logits = backend.logits(params, buffers, xb)
+            b, classes = xb.shape[0], logits.shape[-1]
+            ce = F.cross_entropy(logits.reshape(members * b, classes), yb.repeat(members), reduction="none")
+            loss_sum += ce.view(members, b).sum(dim=1, dtype=torch.float64)
+            correct += (logits.argmax(dim=-1) == yb).sum(dim=1)
+    return (loss_sum / n).tolist(), (correct.double() / n).tolist()
+
+
+def _check_resume(state: dict[str, Any], config: TrainConfig, members: Sequence[Member],
+                  params_shapes: dict[str, tuple[int, ...]]) -> None:
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise UserError(f"resume_state is not an initlab engine checkpoint (format {CHECKPOINT_FORMAT!r})")
+    saved, now = dict(state["config"]), config.to_dict()
+    saved.pop("epochs")
+    now.pop("epochs")  # a resumed run may go on for more epochs
+    changed = [k for k in now if saved.get(k) != now[k]]
+    if changed:
+        k = changed[0]
+        raise UserError(f"resume_state was written with a different config: {k}={saved.get(k)!r}, now {now[k]!r}")
+    if config.epochs < state["epoch"]:
+        raise UserError(f"resume_state has {state['epoch']} epochs done; config.epochs={config.epochs} is fewer")
+    now_members = [m.to_dict() for m in members]
+    if state["members"] != now_members:
+        raise UserError(f"resume_state was written for other members: {[(m['label'], m['seed']) for m in state['members']]}"
+                        f", now {[(m['label'], m['seed']) for m in now_members]}")
+    shapes = {n: tuple(t.shape[1:]) for n, t in state["params"].items()}
+    if shapes != params_shapes:
+        raise UserError("resume_state parameters do not match the model from model_factory")
+
+
+def train(
+    model_factory: Callable[[], nn.Module],
+    members: Sequence[Member | tuple[Any, int]],
+    data: Any,
+    config: TrainConfig,
+    *,
+    backend: str = "auto",
+    on_epoch: EpochCallback | None = None,
+    checkpoint: CheckpointCallback | None = None,
+    resume_state: dict[str, Any] | None = None,
+    progress: ProgressCallback | None = None,
+) -> EnsembleResult:
+    """Train every member of an ensemble together and return their histories.
+
+    Args:
+        model_factory: builds one model (called once per member, and once for a template);
+            whatever it draws from the global RNG is discarded: members are initialized by scheme.
+        members: ``Member(scheme, seed)`` (or ``(scheme, seed)`` pairs); a scheme may be a
+            callable ``init(model, seed)``.
+        data: any object with tensors ``x_train (N, *features)`` float, ``y_train (N,)`` int64,
+            ``x_test``, ``y_test`` (``initlab.data.Dataset``); kept on its device, batches indexed
+            from it directly.
+        config: a ``TrainConfig``.
+        backend: ``"mlp"`` (batched matmuls, hand-written gradients; Sequential of Flatten,
+            Linear and element-wise activations), ``"vmap"`` (torch.func, any model it can
+            transform), ``"loop"`` (one member at a time; anything), or ``"auto"``: the first that
+            runs the model, in that order (when resuming: the checkpoint's backend).
+        on_epoch: called as ``on_epoch(epoch, records)`` after each epoch (and its checkpoint),
+            with one ``EpochRecord`` per member, in member order.
+        checkpoint: called with the state after each epoch: a dict of tensors and plain data
+            (``state_to_bytes`` serializes it); pass it back as ``resume_state`` to continue.
+        resume_state: a state from ``checkpoint`` (same config except ``epochs``, same members
+            and model): training continues after its epoch and ends bit for bit where the
+            uninterrupted run would (times aside).
+        progress: called as ``progress(steps_done, steps_total)`` after every ensemble step.
+
+    Returns:
+        ``EnsembleResult`` with one ``MemberResult`` per member.
+
+    Raises:
+        UserError: bad config, members, data, backend or resume state.
+    """
+    if not isinstance(config, TrainConfig):
+        raise UserError(f"config must be a TrainConfig; got {type(config).__name__}")
+    members = [m if isinstance(m, Member) else Member(*m) for m in members]
+    if not members:
+        raise UserError("members is empty: give at least one Member(scheme, seed)")
+    data = _Data(data)
+    device = data.x_train.device
+    template = build_template(model_factory).to(device)
+    dtype = next(template.parameters()).dtype
+    if data.x_train.dtype != dtype:
+        data.x_train, data.x_test = data.x_train.to(dtype), data.x_test.to(dtype)
+    shapes = {n: tuple(p.shape) for n, p in template.named_parameters()}
+    trainable = [n for n, p in template.named_parameters() if p.requires_grad]
+    if not trainable:
+        raise UserError("the model has no trainable parameters (all requires_grad=False)")
+    with torch.no_grad(), isolated_global_rng(device):
+        classes = template.eval()(data.x_train[:1]).shape[-1]
+    if data.max_label >= classes:
+        raise UserError(f"the model outputs {classes} classes but the data has label {data.max_label}")
+
+    n_members = len(members)
+    if resume_state is not None:
+        _check_resume(resume_state, config, members, shapes)
+        params = {n: t.to(device).clone() for n, t in resume_state["params"].items()}
+        buffers = {n: t.to(device).clone() for n, t in resume_state["buffers"].items()}
+        if backend == "auto":
+            backend = resume_state["backend"]
+        elif backend != resume_state["backend"]:
+            raise UserError(f"resume_state was trained with backend {resume_state['backend']!r}; got {backend!r}")
+    else:
+        params, buffers = initial_state(model_factory, members, bias_init=config.bias_init, device=device,
+                                        dtype=dtype)
+    impl = _choose_backend(backend, template, data, params, buffers, trainable, members)
+    optimizer = make_optimizer([params[n] for n in trainable], config)
+
+    records: list[list[EpochRecord]] = [[] for _ in members]
+    diverged_step: list[int | None] = [None] * n_members
+    start_epoch, global_step, time_before = 0, 0, 0.0
+    if resume_state is not None:
+        optimizer.load_state_dict(resume_state["optimizer"])
+        records = [[EpochRecord(**r) for r in recs] for recs in resume_state["records"]]
+        diverged_step = list(resume_state["diverged_step"])
+        start_epoch, global_step = int(resume_state["epoch"]), int(resume_state["step"])
+        time_before = float(resume_state["wall_time"])
+    else:
+        for e in range(n_members):  # a non-finite initialization diverges before the first step
+            if not all(bool(torch.isfinite(t[e]).all()) for t in params.values()):
+                diverged_step[e] = 0
+
+    # Diverged members are frozen: their gradients are zeroed and their parameters and buffers
+    # are put back after every update. ``watched`` lists the tensors restored, ``frozen`` the rows.
+    watched = list(params.values()) + list(buffers.values())
+    alive = torch.tensor([s is None for s in diverged_step], device=device)
+    frozen_rows: dict[int, list[torch.Tensor]] = {}
+    dead_idx: torch.Tensor | None = None
+    frozen: list[torch.Tensor] = []
+
+    def freeze(new: list[int], buffers_before: dict[str, torch.Tensor] | None) -> None:
+        nonlocal dead_idx, frozen
+        sources = list(params.values()) + list((buffers if buffers_before is None else buffers_before).values())
+        for e in new:
+            frozen_rows[e] = [t[e].clone() for t in sources]
+        dead = sorted(frozen_rows)
+        dead_idx = torch.tensor(dead, dtype=torch.int64, device=device)
+        frozen = [torch.stack([frozen_rows[e][j] for e in dead]) for j in range(len(sources))]
+
+    if not bool(alive.all()):
+        freeze([e for e, s in enumerate(diverged_step) if s is not None], None)
+
+    n_train, batch = data.x_train.shape[0], config.batch_size
+    steps_per_epoch = math.ceil(n_train / batch)
+    total_steps = steps_per_epoch * config.epochs
+    started = time.perf_counter()
+    final_state: dict[str, Any] | None = None
+
+    def make_state(epoch: int, wall: float) -> dict[str, Any]:
+        return {
+            "format": CHECKPOINT_FORMAT, "epoch": epoch, "step": global_step, "backend": impl.name,
+            "config": config.to_dict(), "members": [m.to_dict() for m in members],
+            "params": {n: t.detach().to("cpu", copy=True) for n, t in params.items()},
+            "buffers": {n: t.detach().to("cpu", copy=True) for n, t in buffers.items()},
+            "optimizer": _cpu(optimizer.state_dict()), "diverged_step": list(diverged_step),
+            "records": [[r.to_dict() for r in recs] for recs in records], "wall_time": wall,
+            "torch_version": str(torch.__version__),
+        }
+
+    for epoch in range(start_epoch + 1, config.epochs + 1):
+        order = torch.stack([
+            torch.randperm(n_train, generator=derive_generator(m.seed, "data", epoch)) for m in members
+        ]).to(device)
+        loss_sum = torch.zeros(n_members, dtype=torch.float64, device=device)
+        correct_sum = torch.zeros(n_members, dtype=torch.int64, device=device)
+        seen = torch.zeros(n_members, dtype=torch.int64, device=device)
+        for k in range(steps_per_epoch):
+            idx = order[:, k * batch:(k + 1) * batch]
+            size = idx.shape[1]
+            buffers_before = {n: t.clone() for n, t in buffers.items()} if buffers else None
+            grads, loss, correct = impl.loss_and_grads(params, buffers, idx, epoch=epoch, step=global_step + 1)
+            global_step += 1
+            # A sum is NaN/inf when any term is (or when it overflows: a gradient that large diverged).
+            grad_sum = grads[0].reshape(n_members, -1).sum(dim=1)
+            for g in grads[1:]:
+                grad_sum += g.reshape(n_members, -1).sum(dim=1)
+            finite = torch.isfinite(loss) & torch.isfinite(grad_sum)
+            if dead_idx is None and bool(finite.all()):
+                loss_sum.add_(loss, alpha=size)
+                correct_sum.add_(correct)
+                seen.add_(size)
+                optimizer.step(grads)
+            else:
+                newly = (alive & ~finite).nonzero().flatten().tolist()
+                if newly:
+                    for e in newly:
+                        diverged_step[e] = global_step
+                    alive &= finite
+                    freeze(newly, buffers_before)
+                for g in grads:
+                    g.index_fill_(0, dead_idx, 0.0)
+                loss_sum.add_(torch.where(alive, loss.double(), 0.0), alpha=size)
+                correct_sum.add_(torch.where(alive, correct, 0))
+                seen.add_(alive.long() * size)
+                optimizer.step(grads)
+                for t, rows in zip(watched, frozen):
+                    t.index_copy_(0, dead_idx, rows)
+            if progress is not None:
+                progress(global_step, total_steps)
+
+        test_loss, test_acc = _evaluate(impl, params, buffers, data.x_test, data.y_test, config.eval_batch_size)
+        seen_list = seen.tolist()
+        train_loss = [s / c if c else math.nan for s, c in zip(loss_sum.tolist(), seen_list)]
+        train_acc = [s / c if c else math.nan for s, c in zip(correct_sum.tolist(), seen_list)]
+        wall = time_before + time.perf_counter() - started
+        epoch_records = []
+        for e in range(n_members):
+            record = EpochRecord(epoch, global_step, train_loss[e], train_acc[e], test_loss[e], test_acc[e], wall)
+            records[e].append(record)
+            epoch_records.append(record)
+        if checkpoint is not None or epoch == config.epochs:
+            final_state = make_state(epoch, wall)
+            if checkpoint is not None:
+                checkpoint(final_state)
+        if on_epoch is not None:
+            on_epoch(epoch, epoch_records)
+
+    if final_state is None:  # resumed with every epoch already done
+        final_state = make_state(start_epoch, time_before)
+    return EnsembleResult(
+        members=tuple(
+            MemberResult(
+                member=m, records=tuple(records[e]),
+                status="ok" if diverged_step[e] is None else "diverged", diverged_step=diverged_step[e],
+                steps_to_target=_steps_to_target(records[e], config.target),
+            )
+            for e, m in enumerate(members)
+        ),
+        config=config, backend=impl.name, wall_time=final_state["wall_time"], steps_per_epoch=steps_per_epoch,
+        resumed_from_epoch=start_epoch if resume_state is not None else None, state=final_state,
+    )
+
+
+def _steps_to_target(records: Sequence[EpochRecord], target: float | None) -> int | None:
+    if target is None:
+        return None
+    return next((r.step for r in records if r.test_acc >= target), None)
+
+
+def _cpu(obj: Any) -> Any:
+    """``obj`` (already a copy: ``StackedOptimizer.state_dict`` clones) with its tensors on CPU."""
+    if isinstance(obj, torch.Tensor):
+        return obj.cpu()
+    if isinstance(obj, dict):
+        return {k: _cpu(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_cpu(v) for v in obj]
+    return obj
