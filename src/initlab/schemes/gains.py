@@ -70,7 +70,7 @@ def gain(
         \\text{gain} = 1 / \\sqrt{\\mathbb{E}_{z \\sim \\mathcal{N}(0,1)}[\\phi(z)^2]}
 
     by Gauss-Hermite quadrature (101 nodes). It equals torch's value for relu, leaky_relu and
-    linear; for tanh it is 1.593 (torch: 5/3, a heuristic), for sigmoid 1.851 (torch: 1).
+    linear; for tanh it is 1.5925 (torch: 5/3, a heuristic), for sigmoid 1.8462 (torch: 1).
 
     Args:
         nonlinearity: an activation name, an ``nn.Module`` (instance or class) or a callable.
