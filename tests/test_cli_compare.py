@@ -172,3 +172,13 @@ def test_resume_with_a_different_config_is_refused(finished, tmp_path):
 def test_report_of_an_unknown_experiment(finished):
     tmp, _ = finished
     _one_line_exit_2(initlab("report", "zzzzzzzz", "--store", str(tmp / "s.sqlite")), "zzzzzzzz")
+
+
+def test_human_output_has_tables_and_progress_lines(tmp_path):
+    res = initlab("compare", "--schemes", "he_normal,zeros", "--seeds", "2", "--epochs", "1", "--width", "8",
+                  "--store", str(tmp_path / "s.sqlite"), "--out", str(tmp_path / "o"))
+    assert res.returncode == 0, res.stderr
+    assert "Summary over seeds" in res.stdout and "run (seed)" in res.stdout and "article claims" in res.stdout
+    # Not a terminal: plain progress lines on stderr, ending at 100%.
+    progress = [l for l in res.stderr.splitlines() if " steps (" in l]
+    assert progress and "(100%)" in progress[-1]
