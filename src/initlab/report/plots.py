@@ -130,26 +130,40 @@ def plot_convergence(steps: Mapping[str, Sequence[int | None]], order: Sequence[
 
 
 def plot_signal(signal: Mapping[str, Sequence[Mapping]], order: Sequence[str], path: Path) -> Path:
-    """Signal at init (seed 0): per-layer output second moment and loss-gradient variance."""
+    """Signal at init (seed 0): per-layer output second moment and loss-gradient second moment.
+
+    Exact zeros (zero or constant init) cannot sit on a log axis: they are drawn as ▼ on the
+    bottom edge of the panel.
+    """
     plt = _plt()
     colors = _colors(order)
     fig, (ax_f, ax_b) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for s in order:
-        layers = signal.get(s)
-        if not layers:
-            continue
-        xs = list(range(1, len(layers) + 1))
-        for ax, key in ((ax_f, "out_var"), (ax_b, "grad_var")):
-            ys = [max(float(l[key]), 1e-30) if l.get(key) is not None and math.isfinite(l[key]) else float("nan")
-                  for l in layers]
-            ax.plot(xs, ys, marker="o", ms=3, color=colors[s], label=s, lw=1.4)
-    for ax, title in ((ax_f, "forward: E[output²] per layer"), (ax_b, "backward: Var[∂loss/∂output] per layer")):
+    names: list[str] = []
+    for ax, key in ((ax_f, "out_var"), (ax_b, "grad_var")):
+        values = [float(l[key]) for s in order for l in signal.get(s, [])
+                  if l.get(key) is not None and math.isfinite(l[key]) and l[key] > 0]
+        floor = min(values) / 10 if values else 1e-12
+        for s in order:
+            layers = signal.get(s)
+            if not layers:
+                continue
+            names = names if len(names) >= len(layers) else [l.get("name", str(i + 1)) for i, l in enumerate(layers)]
+            xs = list(range(1, len(layers) + 1))
+            ys = [l.get(key) for l in layers]
+            shown = [y if y is not None and math.isfinite(y) and y > 0 else float("nan") for y in ys]
+            ax.plot(xs, shown, marker="o", ms=3, color=colors[s], label=s, lw=1.4)
+            zero_x = [x for x, y in zip(xs, ys) if y == 0]
+            if zero_x:
+                ax.scatter(zero_x, [floor] * len(zero_x), marker="v", color=colors[s], s=30, zorder=3)
         ax.set_yscale("log")
-        ax.set_xlabel("layer")
+        ax.set_ylim(bottom=floor / 2)
+    for ax, title in ((ax_f, "forward: E[output²] per layer"),
+                      (ax_b, "backward: E[(∂loss/∂output)²] per layer")):
+        ax.set_xticks(range(1, len(names) + 1), names, rotation=30, ha="right", fontsize=8)
         ax.set_title(title)
         ax.grid(alpha=0.3)
     ax_f.legend(fontsize=7, ncol=2)
-    fig.suptitle("Signal at initialization (seed 0, one batch)")
+    fig.suptitle("Signal at initialization (seed 0, one batch; ▼ = exactly 0)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
