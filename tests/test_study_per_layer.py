@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch import nn
 
 from initlab.models import build
 from initlab.policy import plan
 from initlab.studies import StudyContext, get
-from initlab.studies.per_layer import ACTIVATION_CYCLE, mixed_residual_mlp, paired_diff
+from initlab.studies.per_layer import ACTIVATION_CYCLE, mixed_residual_mlp
+from initlab.studies.settings import paired_diff
 
 TINY = {"depths": [12], "seeds": 2, "epochs": 2, "width": 32}
 

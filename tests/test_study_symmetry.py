@@ -95,7 +95,7 @@ def test_cli_study_symmetry_json_contract(tmp_path):
 
 
 def test_list_settings_accept_lists_single_values_and_comma_strings():
-    from initlab.studies.symmetry import as_list, seed_list
+    from initlab.studies.settings import as_list, seed_list
 
     assert as_list(["a", "b"]) == ["a", "b"] and as_list(30) == [30]
     assert as_list("relu, tanh") == ["relu", "tanh"]

@@ -28,7 +28,6 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 # Element-wise activations. A subclass qualifies only if it keeps its base class's ``forward``.

@@ -103,7 +103,7 @@ def run(ctx: StudyContext) -> StudyResult:
     from initlab.activations import canonical
     from initlab.schemes import canonical_spec
     from initlab.stats import holm, paired_test
-    from initlab.studies.symmetry import as_list, seed_list
+    from initlab.studies.settings import as_list, seed_list
 
     s = ctx.setting(DEFAULTS, FULL)
     activations = [canonical(a) for a in as_list(s["activations"])]

@@ -44,7 +44,7 @@ import torch
 
 from initlab.errors import UserError
 from initlab.studies.base import StudyContext, StudyResult, mean_ci, register
-from initlab.studies.per_layer import accuracy_by_seed, fmt_ci, seed_tuple
+from initlab.studies.settings import accuracy_by_seed, fmt_ci, seed_list
 from initlab.studies.symmetry import distinct_units  # one definition of "distinct units" for both studies
 
 NAME = "bias"
@@ -163,7 +163,7 @@ def run(ctx: StudyContext) -> StudyResult:
     from initlab.schemes import canonical_spec
 
     s = ctx.setting(DEFAULTS, FULL)
-    seeds = seed_tuple(s["seeds"])
+    seeds = seed_list(s["seeds"])
     if len(seeds) < 2:
         raise UserError(f"seeds: the paired CI needs at least 2 seeds; got {list(seeds)}")
     activations = list(s["activations"]) if isinstance(s["activations"], (list, tuple)) else [s["activations"]]

@@ -36,7 +36,7 @@ from typing import Any
 
 from initlab.errors import UserError
 from initlab.studies.base import StudyContext, StudyResult, mean_ci, register
-from initlab.studies.per_layer import accuracy_by_seed, fmt_ci, int_list, seed_tuple
+from initlab.studies.settings import accuracy_by_seed, int_list, seed_list
 
 NAME = "criticality"
 CLAIM = ("If weights are set too large or too small, the network may struggle to learn and take longer to converge. "
@@ -192,7 +192,7 @@ def run(ctx: StudyContext) -> StudyResult:
     from initlab.data import load
 
     s = ctx.setting(DEFAULTS, FULL)
-    seeds = seed_tuple(s["seeds"])
+    seeds = seed_list(s["seeds"])
     if len(seeds) < 2:
         raise UserError(f"seeds: the CI over seeds needs at least 2 seeds; got {list(seeds)}")
     depths = int_list("depths", s["depths"], 1)

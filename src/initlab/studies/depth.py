@@ -125,7 +125,7 @@ def run(ctx: StudyContext) -> StudyResult:
     """Depth x {Xavier, He} x {ReLU, tanh}: accuracy after fixed steps and the per-layer gradient
     ratio at init (see the module docstring for the protocol and the verdict rule)."""
     from initlab.activations import canonical
-    from initlab.studies.symmetry import as_list, seed_list
+    from initlab.studies.settings import as_list, seed_list
 
     s = ctx.setting(DEFAULTS, FULL)
     try:

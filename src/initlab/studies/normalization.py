@@ -45,7 +45,7 @@ from torch import nn
 
 from initlab.errors import UserError
 from initlab.studies.base import StudyContext, StudyResult, mean_ci, register
-from initlab.studies.per_layer import accuracy_by_seed, fmt_ci, seed_tuple
+from initlab.studies.settings import accuracy_by_seed, fmt_ci, seed_list
 
 NAME = "normalization"
 CLAIM = ("Some people believe that neural network weight initialization is not a critical factor in the success of "
@@ -183,11 +183,10 @@ def _figure(out, norms, schemes, stats, spread_ci) -> Any:
 def run(ctx: StudyContext) -> StudyResult:
     """The spread of accuracy between the article's random schemes without normalization, with
     BatchNorm and with LayerNorm; see the module docstring for the exact design."""
-    from initlab.data import load
     from initlab.schemes import canonical_spec
 
     s = ctx.setting(DEFAULTS, FULL)
-    seeds = seed_tuple(s["seeds"])
+    seeds = seed_list(s["seeds"])
     if len(seeds) < 2:
         raise UserError(f"seeds: the CIs need at least 2 seeds; got {list(seeds)}")
     schemes = [canonical_spec(x) for x in (s["schemes"] if isinstance(s["schemes"], (list, tuple)) else [s["schemes"]])]
@@ -203,7 +202,6 @@ def run(ctx: StudyContext) -> StudyResult:
     resamples = s["bootstrap"]
     if isinstance(resamples, bool) or not isinstance(resamples, int) or resamples < 100:
         raise UserError(f"bootstrap: an integer >= 100; got {resamples!r}")
-    dataset = load(s["dataset"], **s["data_options"])
 
     acc: dict[str, dict[str, dict[int, float]]] = {}
     rows_by_norm: dict[str, dict[str, dict]] = {}

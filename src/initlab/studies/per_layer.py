@@ -39,7 +39,8 @@ from typing import Any
 from torch import nn
 
 from initlab.errors import UserError
-from initlab.studies.base import StudyContext, StudyResult, mean_ci, register
+from initlab.studies.base import StudyContext, StudyResult, register
+from initlab.studies.settings import accuracy_by_seed, fmt_ci, int_list, paired_diff, seed_list
 
 NAME = "per-layer"
 CLAIM = ("An additional misconception is that using the same initialization scheme for all layers of a neural "
@@ -87,49 +88,6 @@ def mixed_residual_mlp(input_shape: Sequence[int], num_classes: int, width: int 
     layers["act"] = activation_module("relu")
     layers["out"] = nn.Linear(width, num_classes)
     return nn.Sequential(layers)
-
-
-def seed_tuple(value: Any) -> tuple[int, ...]:
-    """A ``seeds`` setting: a count (6 -> 0..5), a string ``"3,5"``/``"10-19"``, or a list."""
-    from initlab.sweep.config import parse_seeds
-
-    if isinstance(value, (list, tuple)):
-        if not value or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in value):
-            raise UserError(f"seeds: need integers >= 0; got {value!r}")
-        return tuple(value)
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise UserError(f"seeds: a count, 'A-B', 'a,b,c' or a list; got {value!r}")
-    return parse_seeds(str(value))
-
-
-def int_list(name: str, value: Any, minimum: int) -> list[int]:
-    values = value if isinstance(value, (list, tuple)) else [value]
-    if not values or any(isinstance(v, bool) or not isinstance(v, int) or v < minimum for v in values):
-        raise UserError(f"{name}: a list of integers >= {minimum}; got {value!r}")
-    return sorted(set(values))
-
-
-def fmt_ci(mean: float, lo: float, hi: float, digits: int = 3) -> str:
-    if not math.isfinite(mean):
-        return "n/a"
-    if not (math.isfinite(lo) and math.isfinite(hi)):
-        return f"{mean:.{digits}f}"
-    return f"{mean:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
-
-
-def accuracy_by_seed(data: Any) -> dict[str, dict[int, float]]:
-    """scheme -> {seed: final test accuracy} from a ``ReportData``."""
-    out: dict[str, dict[int, float]] = {}
-    for r in data.runs:
-        out.setdefault(r["scheme"], {})[int(r["seed"])] = float(r["test_acc"])
-    return out
-
-
-def paired_diff(a: dict[int, float], b: dict[int, float]) -> tuple[float, float, float]:
-    """(mean, ci_low, ci_high) of ``a[s] - b[s]`` over the seeds both have."""
-    seeds = sorted(set(a) & set(b))
-    diffs = [a[s] - b[s] for s in seeds if math.isfinite(a[s]) and math.isfinite(b[s])]
-    return mean_ci(diffs)
 
 
 def _plan_counts(width: int, depth: int, input_shape: tuple[int, ...], num_classes: int) -> dict[str, int]:
@@ -196,7 +154,7 @@ def run(ctx: StudyContext) -> StudyResult:
     from initlab.schemes import canonical_spec
 
     s = ctx.setting(DEFAULTS, FULL)
-    seeds = seed_tuple(s["seeds"])
+    seeds = seed_list(s["seeds"])
     if len(seeds) < 2:
         raise UserError(f"seeds: the paired CI needs at least 2 seeds; got {list(seeds)}")
     depths = int_list("depths", s["depths"], 1)

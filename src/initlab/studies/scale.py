@@ -178,7 +178,7 @@ def run(ctx: StudyContext) -> StudyResult:
     both halves of the article's claim tested separately (see the module docstring)."""
     from initlab.data import load
     from initlab.stats import holm
-    from initlab.studies.symmetry import as_list, seed_list
+    from initlab.studies.settings import as_list, seed_list
     from initlab.sweep.config import CompareConfig
 
     s = ctx.setting(DEFAULTS, FULL)

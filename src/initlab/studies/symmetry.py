@@ -57,6 +57,7 @@ import torch.nn.functional as F
 
 from initlab.errors import UserError
 from initlab.studies.base import StudyContext, StudyResult, mean_ci, register
+from initlab.studies.settings import as_list, seed_list
 
 CLAIM = (
     "Initializing all weights to zero \"leads to a problem called 'symmetry breaking,' where all neurons in a "
@@ -81,32 +82,6 @@ DEFAULTS: dict[str, Any] = {
 }
 FULL: dict[str, Any] = {"dataset": "fashion-mnist", "width": 256, "epochs": 10, "seeds": 10}
 GRADIENT_FLOOR = 1e-5  # a gradient norm below this fraction of the model's largest is rounding noise
-
-
-def seed_list(value: Any) -> tuple[int, ...]:
-    """A seeds setting: a count ``n`` (seeds 0..n-1), ``"3,5,8"``, ``"10-19"`` or a list."""
-    from initlab.sweep.config import parse_seeds
-
-    if isinstance(value, (list, tuple)):
-        return tuple(int(s) for s in value)
-    return parse_seeds(str(value))
-
-
-def as_list(value: Any) -> list:
-    """A list setting: a list as given, one value, or a comma-separated string (commas inside
-    parentheses, as in ``he_normal(mode=fan_out, a=0)``, do not split)."""
-    if isinstance(value, (list, tuple)):
-        return list(value)
-    if not isinstance(value, str):
-        return [value]
-    items, depth, start = [], 0, 0
-    for i, ch in enumerate(value):
-        depth += (ch == "(") - (ch == ")")
-        if ch == "," and depth == 0:
-            items.append(value[start:i])
-            start = i + 1
-    items.append(value[start:])
-    return [item.strip() for item in items if item.strip()]
 
 
 def distinct_units(weight: torch.Tensor, bias: torch.Tensor | None = None, *, tol: float = 1e-6) -> int:

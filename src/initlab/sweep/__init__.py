@@ -166,7 +166,7 @@ def compare(
     committed cells are skipped, a cell interrupted mid-way restarts from its last epoch.
     """
     from initlab.data import load
-    from initlab.report import ReportData, write_report
+    from initlab.report import write_report
     from initlab.store import open_store
 
     if config is None:

@@ -49,7 +49,7 @@ class CompareConfig:
     model_options: dict = field(default_factory=dict)  # extra keywords for the model, e.g. {"norm": "batch"}
 
     def __post_init__(self) -> None:
-        from initlab.schemes import canonical_spec, resolve
+        from initlab.schemes import canonical_spec
 
         object.__setattr__(self, "schemes", tuple(self.schemes))
         object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))

@@ -39,13 +39,11 @@ def run_cell(
     """
     members = [Member(member_init(scheme), seed, name=scheme) for scheme, seed in cell.members]
     factory = model_factory(config, dataset.input_shape, dataset.num_classes)
-    checkpoint = None
-    if on_checkpoint is not None:
-        def checkpoint(state: dict) -> None:
-            on_checkpoint(int(state["epoch"]), state_to_bytes(state))
+    def checkpoint(state: dict) -> None:
+        on_checkpoint(int(state["epoch"]), state_to_bytes(state))
     result = train(
         factory, members, dataset, train_config(config),
-        checkpoint=checkpoint, progress=progress,
+        checkpoint=checkpoint if on_checkpoint is not None else None, progress=progress,
         resume_state=state_from_bytes(resume_blob) if resume_blob is not None else None,
     )
     runs, epochs = [], []
