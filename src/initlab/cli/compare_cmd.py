@@ -69,6 +69,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--backend", default="local", choices=("local", "ray"))
     g.add_argument("--address", default=None, help="Ray cluster address (HOST:PORT, auto, ray://...); default: $RAY_ADDRESS if set, "
                         "else a new local Ray instance")
+    g.add_argument("--threads", type=_positive_int, default=None,
+                   help="torch threads for training (default: 1 for small models, every core for large ones)")
     g.add_argument("--json", action="store_true", help="print the JSON summary on stdout, nothing else")
     p.set_defaults(func=run)
 
@@ -94,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
     if args.out is not None:
         check_writable_dir(args.out)
     data = compare(config, store=args.store, out=None, resume=args.resume, backend=args.backend,
-                   address=args.address, data_dir=args.data_dir, progress=not args.json)
+                   address=args.address, data_dir=args.data_dir, progress=not args.json, threads=args.threads)
     from initlab.report import write_report
 
     out = args.out or f"runs/{data.experiment_id}"

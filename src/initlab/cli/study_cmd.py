@@ -17,6 +17,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--store", default=DEFAULT_STORE)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a study setting (e.g. --set epochs=2); repeatable")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads outside comparisons (which choose their own); default 1")
     p.add_argument("--json", action="store_true", help='print {"study", "verdict", "claim", "evidence"} on stdout')
     p.set_defaults(func=run)
 
@@ -42,7 +44,11 @@ def run(args: argparse.Namespace) -> int:
     from initlab import studies
     from initlab.report.tables import print_rich
     from initlab.studies.page import write_page
-    from initlab.sweep import check_writable_dir
+    from initlab.errors import UserError
+    from initlab.sweep import check_writable_dir, torch_threads
+
+    if args.threads < 1:
+        raise UserError(f"--threads: must be an integer >= 1; got {args.threads}")
 
     names = studies.names() if args.name == "all" else [studies.get(args.name).name]
     out = check_writable_dir(args.out or "runs/studies")
@@ -52,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
         study = studies.get(name)
         ctx = studies.StudyContext(out=check_writable_dir(out / name), store=Path(args.store), full=args.full,
                                    progress=not args.json, overrides=overrides)
-        result = study.run(ctx)
+        with torch_threads(args.threads):
+            result = study.run(ctx)
         results.append(result)
         if not args.json:
             print(f"\n{name}: {result.verdict.upper()} — {result.summary}")
