@@ -24,8 +24,10 @@ test: $(STAMP)
 	$(PY) -m pytest
 
 bench: $(STAMP)
+	$(PIP) install -q -c constraints.txt -e ".[test,bench]"
 	$(PY) bench/engine.py
 	$(PY) bench/diagnose.py
+	$(PY) bench/vs_anyinit.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
