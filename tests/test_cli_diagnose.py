@@ -85,3 +85,14 @@ def test_bad_input_exits_2_with_one_line(factories, args, message):
     assert res.stdout == ""
     assert res.stderr.count("\n") == 1 and "Traceback" not in res.stderr
     assert message in res.stderr
+
+
+def test_plot_with_an_unknown_format_fails_before_any_work(tmp_path):
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-m", "initlab", "diagnose", "--width", "8", "--plot", str(tmp_path / "x.txt")],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and res.stdout == ""
+    assert res.stderr.strip().splitlines() == [
+        f"initlab: error: --plot '{tmp_path / 'x.txt'}': the file name must end in .png, .svg or .pdf"]

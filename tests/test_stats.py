@@ -80,3 +80,10 @@ def test_compare_schemes_table():
     assert [rows["zeros"].p_holm, rows["xavier_uniform"].p_holm] == pytest.approx(S.holm(raw))
     assert rows["zeros"].steps_to_target is None and rows["zeros"].reached_target == 0
     assert rows["xavier_uniform"].steps_to_target == 150.0
+
+
+def test_interval_is_clipped_to_the_range_of_accuracy():
+    wide = S.summarize([0.99, 0.40], bounds=(0.0, 1.0))
+    raw = S.summarize([0.99, 0.40])
+    assert raw.ci_high > 1 and raw.ci_low < 0  # two seeds: t(1) = 12.7 makes the raw interval huge
+    assert (wide.ci_low, wide.ci_high) == (0.0, 1.0) and wide.mean == raw.mean

@@ -72,3 +72,21 @@ def test_bad_threads_fail_before_any_work(tmp_path):
     with pytest.raises(ValueError, match="threads must be an integer >= 1; got 0"):
         compare(CompareConfig(seeds=(0,), epochs=1), store=tmp_path / "s.sqlite", threads=0)
     assert not (tmp_path / "s.sqlite").exists()
+
+
+def test_reference_defaults_to_he_or_the_first_scheme_and_must_be_compared():
+    assert CompareConfig(schemes=("zeros", "he")).reference == "he_normal"
+    assert CompareConfig(schemes=("xavier_uniform", "zeros")).reference == "xavier_uniform"
+    with pytest.raises(ValueError, match=r"reference 'he_normal' is not among the schemes \(xavier_uniform, zeros\)"):
+        CompareConfig(schemes=("xavier_uniform", "zeros"), reference="he_normal")
+
+
+def test_bias_init_is_refused_beside_the_auto_policy():
+    with pytest.raises(ValueError, match="the 'auto' policy sets every bias itself"):
+        CompareConfig(schemes=("auto", "he_normal"), bias_init="normal(std=0.1)")
+    assert CompareConfig(schemes=("auto", "he_normal")).bias_init == "zeros"
+
+
+def test_a_named_data_dir_must_exist(tmp_path):
+    with pytest.raises(ValueError, match="is not a directory"):
+        load("fashion-mnist", data_dir=tmp_path / "missing")

@@ -30,12 +30,15 @@ class Summary:
     max: float
 
 
-def summarize(values: Iterable[float], confidence: float = 0.95) -> Summary:
+def summarize(values: Iterable[float], confidence: float = 0.95,
+              bounds: tuple[float, float] | None = None) -> Summary:
     """n, mean, std (ddof=1), t confidence interval, median, min, max of finite values.
 
     .. math:: \\bar x \\pm t_{n-1,\\,(1+c)/2}\\, s / \\sqrt{n}
 
     With n = 1 the std and the interval are NaN (one run says nothing about spread).
+    ``bounds`` clips the interval to the quantity's range (accuracies: (0, 1)); with few seeds
+    the t interval is wide and would otherwise leave it.
     """
     x = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
     n = int(x.size)
@@ -47,6 +50,8 @@ def summarize(values: Iterable[float], confidence: float = 0.95) -> Summary:
     if n > 1:
         half = float(_st.t.ppf((1 + confidence) / 2, n - 1)) * std / math.sqrt(n)
         lo, hi = mean - half, mean + half
+        if bounds is not None:
+            lo, hi = max(lo, bounds[0]), min(hi, bounds[1])
     else:
         lo = hi = float("nan")
     return Summary(n, mean, std, lo, hi, float(np.median(x)), float(x.min()), float(x.max()))
@@ -158,7 +163,7 @@ def compare_schemes(
     """
     diverged = diverged or {}
     steps = steps or {}
-    summaries = {s: summarize(acc.values()) for s, acc in accuracy.items()}
+    summaries = {s: summarize(acc.values(), bounds=(0.0, 1.0)) for s, acc in accuracy.items()}
     rank = ranks({s: summ.mean for s, summ in summaries.items()})
     tests: dict[str, tuple[float, float]] = {}
     if reference is not None and reference in accuracy:

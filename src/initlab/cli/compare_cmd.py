@@ -43,7 +43,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "or 'auto' (the per-layer policy)")
     g.add_argument("--seeds", default=str(len(d.seeds)), help="a count (10), a range (10-19) or a list (1,2,3)")
     g.add_argument("--bias-init", default=d.bias_init, help="scheme for biases (default zeros)")
-    g.add_argument("--reference", default=d.reference, help="scheme the others are paired against")
+    g.add_argument("--reference", default=None,
+                   help="scheme the others are paired against (default: he_normal if compared, else the first)")
     g.add_argument("--paired-test", default=d.paired_test, choices=("wilcoxon", "t"))
     g = p.add_argument_group("data and model")
     g.add_argument("--dataset", default=d.dataset, help="digits | fashion-mnist | mnist1d | synthetic")

@@ -12,6 +12,7 @@ backward signal is a random projection of the output (``initlab.diagnose``, ``ta
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 import json
 import sys
 from typing import Any
@@ -108,6 +109,8 @@ def run(args: argparse.Namespace) -> int:
     from initlab.seeding import derive_generator
 
     shape = _shape(args.input_shape)
+    if args.plot and Path(args.plot).suffix.lower() not in (".png", ".svg", ".pdf"):
+        raise UserError(f"--plot {args.plot!r}: the file name must end in .png, .svg or .pdf")
     for name in ("batch", "num_classes", "jacobian_samples"):
         value = getattr(args, name)
         minimum = 2 if name == "batch" else 1

@@ -11,7 +11,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     from initlab.sweep import DEFAULT_STORE
 
     p = sub.add_parser("study", help="test one of the article's claims by experiment (or all)")
-    p.add_argument("name", help="a study name (see --list) or 'all'")
+    p.add_argument("name", nargs="?", help="a study name or 'all' (--list shows the names and claims)")
+    p.add_argument("--list", action="store_true", help="list the studies and the claims they test")
     p.add_argument("--full", action="store_true", help="the larger version (e.g. Fashion-MNIST)")
     p.add_argument("--out", default=None, help="directory for the figures and the page (default runs/studies)")
     p.add_argument("--store", default=DEFAULT_STORE)
@@ -47,6 +48,13 @@ def run(args: argparse.Namespace) -> int:
     from initlab.errors import UserError
     from initlab.sweep import check_writable_dir, torch_threads
 
+    if args.list or not args.name:
+        if not args.list:
+            raise UserError(f"name a study or 'all'; one of: {', '.join(studies.names())}")
+        for name in studies.names():
+            claim = studies.get(name).claim
+            print(f"{name:18s} {claim if len(claim) < 100 else claim[:97] + '...'}")
+        return 0
     if args.threads < 1:
         raise UserError(f"--threads: must be an integer >= 1; got {args.threads}")
 

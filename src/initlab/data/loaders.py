@@ -398,6 +398,8 @@ def load(
     >>> ds.describe()  # doctest: +ELLIPSIS
     'digits: 1437 train / 360 test, input (1, 8, 8), 10 classes, standardized with train mean ...'
     """
+    if data_dir is not None and not Path(data_dir).is_dir():
+        raise UserError(f"data_dir {str(data_dir)!r} is not a directory")
     key = canonical_name(name)
     loader = _LOADERS[key]
     if isinstance(seed, bool) or not isinstance(seed, int):

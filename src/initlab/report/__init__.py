@@ -147,7 +147,8 @@ def write_report(data: ReportData, out_dir: str | Path) -> dict[str, Path]:
           "## Summary", "", tables.markdown(tables.SUMMARY_HEADER, sum_rows), "",
           "Accuracies in %. Δ vs ref: mean paired difference (percentage points) against the reference, "
           "paired by seed; p: Holm-corrected. 'article claims' is the mean of the article's unsourced table, "
-          "shown for comparison, not measured.", "",
+          "shown for comparison, not measured. Steps to target: the first epoch end at which test accuracy "
+          f"reaches {100 * data.target:.0f}% (median over the seeds that reach it).", "",
           "## Runs", "", tables.markdown(run_header, run_rows), ""]
     for key in ("accuracy", "curves", "convergence", "signal"):
         if key in files:

@@ -140,13 +140,6 @@ def register(name: str, claim: str) -> Callable[[Callable[[StudyContext], StudyR
     return deco
 
 
-def verdict_from_ci(lo: float, hi: float, *, threshold: float = 0.0, partly: bool = False) -> str:
-    """Supported when the whole CI is above ``threshold``, not supported when it is not;
-    ``partly`` lets a study report a mixed outcome it established separately."""
-    if partly:
-        return "partly"
-    return "supported" if lo > threshold else "not supported"
-
 
 def mean_ci(values: Sequence[float]) -> tuple[float, float, float]:
     """(mean, ci_low, ci_high): Student t 95% interval of the mean."""

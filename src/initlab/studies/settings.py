@@ -10,16 +10,27 @@ from initlab.studies.base import mean_ci
 
 
 def seed_list(value: Any) -> tuple[int, ...]:
-    """A ``seeds`` setting: a count (6 -> 0..5), a string ``"3,5"``/``"10-19"``, or a list."""
+    """A ``seeds`` setting: a count (6 -> 0..5), a string ``"3,5"``/``"10-19"``, or a list.
+
+    At least two seeds: every verdict rests on a confidence interval over seeds, which one
+    seed cannot give.
+    """
     from initlab.sweep.config import parse_seeds
 
     if isinstance(value, (list, tuple)):
         if not value or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in value):
             raise UserError(f"seeds: need integers >= 0; got {value!r}")
-        return tuple(value)
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        seeds = tuple(value)
+    elif isinstance(value, bool) or not isinstance(value, (int, str)):
         raise UserError(f"seeds: a count, 'A-B', 'a,b,c' or a list; got {value!r}")
-    return parse_seeds(str(value))
+    else:
+        try:
+            seeds = parse_seeds(str(value))
+        except UserError as exc:
+            raise UserError(str(exc).replace("--seeds", "seeds", 1)) from None
+    if len(seeds) < 2:
+        raise UserError(f"seeds: a study needs at least 2 seeds for its confidence interval; got {value!r}")
+    return seeds
 
 
 

@@ -42,7 +42,7 @@ class CompareConfig:
     momentum: float = 0.9
     weight_decay: float = 0.0
     target: float = 0.9  # test accuracy that defines "converged" (steps to target)
-    reference: str = "he_normal"  # scheme every other is paired against
+    reference: str | None = None  # paired against every other; None: he_normal if compared, else the first
     paired_test: str = "wilcoxon"
     chunk_size: int = 50  # members (scheme, seed) trained together in one cell
     data_options: dict = field(default_factory=dict)  # e.g. {"limit_train": 10000}
@@ -64,6 +64,9 @@ class CompareConfig:
         if not self.seeds or any(s < 0 for s in self.seeds) or len(set(self.seeds)) != len(self.seeds):
             raise UserError(f"seeds: need distinct integers >= 0; got {list(self.seeds)}")
         object.__setattr__(self, "bias_init", canonical_spec(self.bias_init))
+        if self.bias_init != "zeros" and any(s in POLICIES for s in self.schemes):
+            raise UserError(f"bias_init {self.bias_init!r} would apply to scheme members only: the 'auto' policy "
+                            f"sets every bias itself. Compare 'auto' with the default bias_init (zeros)")
         for name in ("width", "depth", "epochs", "batch_size", "chunk_size"):
             value = getattr(self, name)
             low = 0 if name == "depth" else 1
@@ -88,8 +91,13 @@ class CompareConfig:
             raise UserError(f"optimizer: one of {', '.join(OPTIMIZERS)}; got {self.optimizer!r}")
         if self.paired_test not in PAIRED_TESTS:
             raise UserError(f"paired_test: one of {', '.join(PAIRED_TESTS)}; got {self.paired_test!r}")
-        if self.reference not in POLICIES:
+        if self.reference is None:
+            object.__setattr__(self, "reference", "he_normal" if "he_normal" in canonical else canonical[0])
+        elif self.reference not in POLICIES:
             object.__setattr__(self, "reference", canonical_spec(self.reference))
+        if self.reference not in self.schemes:
+            raise UserError(f"reference {self.reference!r} is not among the schemes ({', '.join(self.schemes)}); "
+                            f"add it to --schemes or pick one of them with --reference")
         from initlab.activations import canonical as canonical_activation
 
         canonical_activation(self.activation)
