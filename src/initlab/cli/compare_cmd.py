@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 
 
 def _positive_int(text: str) -> int:
@@ -78,7 +76,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from initlab.errors import UserError
-    from initlab.report import print_terminal
+    from initlab.cli._output import publish
     from initlab.sweep import check_writable_dir, compare
     from initlab.sweep.config import CompareConfig, parse_seeds
 
@@ -98,14 +96,7 @@ def run(args: argparse.Namespace) -> int:
         check_writable_dir(args.out)
     data = compare(config, store=args.store, out=None, resume=args.resume, backend=args.backend,
                    address=args.address, data_dir=args.data_dir, progress=not args.json, threads=args.threads)
-    from initlab.report import write_report
-
-    out = args.out or f"runs/{data.experiment_id}"
-    files = write_report(data, check_writable_dir(out))
-    if args.json:
-        json.dump(data.to_json(), sys.stdout, indent=2, allow_nan=False)
-        sys.stdout.write("\n")
-        return 0
-    print_terminal(data)
-    print(f"experiment {data.experiment_id} in {args.store}; report: {files['html']} (and report.md, *.png, runs.csv)")
+    files = publish(data, args.out, as_json=args.json)
+    if not args.json:
+        print(f"experiment {data.experiment_id} in {args.store}; report: {files['html']} (and report.md, *.png, runs.csv)")
     return 0

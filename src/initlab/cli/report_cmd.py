@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -22,7 +20,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from initlab.errors import UserError
-    from initlab.report import print_terminal, write_report
+    from initlab.cli._output import publish
     from initlab.store import open_store
     from initlab.sweep import check_writable_dir, report_data
 
@@ -34,11 +32,7 @@ def run(args: argparse.Namespace) -> int:
         data = report_data(db, db.get_experiment(args.experiment).id)
     if not data.runs:
         raise UserError(f"experiment {data.experiment_id} has no committed runs yet; resume it with `initlab compare --resume`")
-    files = write_report(data, check_writable_dir(args.out or f"runs/{data.experiment_id}"))
-    if args.json:
-        json.dump(data.to_json(), sys.stdout, indent=2, allow_nan=False)
-        sys.stdout.write("\n")
-        return 0
-    print_terminal(data)
-    print(f"report: {files['html']}")
+    files = publish(data, args.out, as_json=args.json)
+    if not args.json:
+        print(f"report: {files['html']}")
     return 0
