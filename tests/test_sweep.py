@@ -90,3 +90,9 @@ def test_bias_init_is_refused_beside_the_auto_policy():
 def test_a_named_data_dir_must_exist(tmp_path):
     with pytest.raises(ValueError, match="is not a directory"):
         load("fashion-mnist", data_dir=tmp_path / "missing")
+
+
+def test_momentum_is_refused_with_adam():
+    with pytest.raises(ValueError, match="momentum=0.5 applies to SGD only"):
+        CompareConfig(optimizer="adam", momentum=0.5)
+    assert CompareConfig(optimizer="adam").momentum == 0.9

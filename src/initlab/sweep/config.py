@@ -89,6 +89,9 @@ class CompareConfig:
             raise UserError(f"target: a test accuracy in (0, 1]; got {self.target!r}")
         if self.optimizer not in OPTIMIZERS:
             raise UserError(f"optimizer: one of {', '.join(OPTIMIZERS)}; got {self.optimizer!r}")
+        if self.optimizer == "adam" and self.momentum != 0.9:
+            # Adam has no momentum setting; accepting one would only change the config hash.
+            raise UserError(f"momentum={self.momentum!r} applies to SGD only; Adam uses betas (0.9, 0.999)")
         if self.paired_test not in PAIRED_TESTS:
             raise UserError(f"paired_test: one of {', '.join(PAIRED_TESTS)}; got {self.paired_test!r}")
         if self.reference is None:
