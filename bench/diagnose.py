@@ -17,8 +17,8 @@ import torch
 
 from initlab.diagnose import diagnose
 from initlab.models import build
-from initlab.schemes import init_
-from initlab.seeding import derive_generator
+from initlab.schemes import get_scheme
+from initlab.schemes.fill import fill_model_
 
 DEPTH, WIDTH, BATCH, IN_FEATURES, CLASSES = 50, 512, 256, 784, 10
 
@@ -26,9 +26,9 @@ DEPTH, WIDTH, BATCH, IN_FEATURES, CLASSES = 50, 512, 256, 784, 10
 def _model(seed: int = 0) -> torch.nn.Module:
     model = build("mlp", input_shape=(IN_FEATURES,), num_classes=CLASSES, width=WIDTH, depth=DEPTH - 1,
                   activation="relu", seed=seed)
-    for name, param in model.named_parameters():
-        init_(param, "he_normal" if name.endswith("weight") else "zeros", generator=derive_generator(seed, name))
-    return model
+    he, zeros = get_scheme("he_normal"), get_scheme("zeros")
+    return fill_model_(model, {name: he if name.endswith("weight") else zeros for name, _ in model.named_parameters()},
+                       seed=seed)
 
 
 def _median_seconds(fn, repeats: int) -> float:

@@ -21,7 +21,7 @@ from initlab.engine import (
     train,
 )
 from initlab.engine.optim import StackedSGD
-from initlab.seeding import derive_generator
+from initlab.seeding import derive_generator, param_generator
 
 FEATURES, CLASSES = 12, 3
 
@@ -242,9 +242,9 @@ def test_initialization_follows_the_documented_rules():
     model = mlp_factory()()
     initialize_member(model, member.scheme, 11, bias_init=initlab.get_scheme("normal"))
     expected = torch.empty(10, FEATURES)
-    initlab.init_(expected, "he_normal", mode="fan_out", generator=derive_generator(11, "init", "1.weight"))
+    initlab.init_(expected, "he_normal", mode="fan_out", generator=param_generator(11, "1.weight"))
     assert torch.equal(model.get_parameter("1.weight"), expected)
-    bias = initlab.init_(torch.empty(10), "normal", generator=derive_generator(11, "init", "1.bias"))
+    bias = initlab.init_(torch.empty(10), "normal", generator=param_generator(11, "1.bias"))
     assert torch.equal(model.get_parameter("1.bias"), bias)
     norm = nn.Sequential(nn.Linear(4, 4), nn.LayerNorm(4))
     initialize_member(norm, initlab.get_scheme("zeros"), 0, bias_init=initlab.get_scheme("constant", val=0.5))
@@ -288,22 +288,23 @@ def test_a_diverging_member_stops_and_the_others_equal_their_solo_runs():
 
 def test_divergence_in_the_middle_of_training_freezes_the_last_finite_parameters():
     data = tiny_data()
-    config = TrainConfig(epochs=3, batch_size=32, lr=5.0, momentum=0.9)  # lr far too large for std 3
-    wild = Member(initlab.get_scheme("normal", std=3.0), 0)
+    config = TrainConfig(epochs=3, batch_size=32, lr=5.0, momentum=0.9)  # lr far too large for std 8
+    wild = Member(initlab.get_scheme("normal", std=8.0), 0)
     members = [Member("he_normal", 0), wild]
     result = train(mlp_factory(), members, data, config, backend="mlp")
-    assert [(m.status, m.diverged_step) for m in result.members] == [("ok", None), ("diverged", 5)]
+    assert [(m.status, m.diverged_step) for m in result.members] == [("ok", None), ("diverged", 6)]
     params = result.state["params"]
     start = train(mlp_factory(), [wild], data, TrainConfig(epochs=1, lr=1e-30)).state["params"]
     assert all(torch.isfinite(t).all() for t in params.values())
-    assert not torch.equal(params["1.weight"][1], start["1.weight"][0])  # it trained for 4 steps
+    assert not torch.equal(params["1.weight"][1], start["1.weight"][0])  # it trained for 5 steps
     # The loop backend stops the same member at the same step with the same parameters.
     loop = train(mlp_factory(), [wild], data, config, backend="loop")
-    assert (loop.members[0].status, loop.members[0].diverged_step) == ("diverged", 5)
+    assert (loop.members[0].status, loop.members[0].diverged_step) == ("diverged", 6)
     # Its weights reached ~1e15 before the blow-up: compare relatively (float32 eps is 1.2e-7).
     assert_params_close({n: t[1:] for n, t in params.items()}, loop.state["params"], atol=1e-5, rtol=1e-5)
     solo = train(mlp_factory(), members[:1], data, config, backend="mlp")
-    assert_params_close({n: t[:1] for n, t in params.items()}, solo.state["params"], atol=1e-6)
+    # at lr 5 the healthy member's weights grow to ~50 as well: relative again, a few float32 ulps
+    assert_params_close({n: t[:1] for n, t in params.items()}, solo.state["params"], atol=1e-6, rtol=1e-5)
 
 
 # --- checkpoints and resume -------------------------------------------------------------------------

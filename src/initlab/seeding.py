@@ -22,3 +22,15 @@ def derive_seed(seed: int, *keys: object) -> int:
 def derive_generator(seed: int, *keys: object, device: str | torch.device = "cpu") -> torch.Generator:
     """A fresh ``torch.Generator`` seeded with ``derive_seed(seed, *keys)``."""
     return torch.Generator(device=device).manual_seed(derive_seed(seed, *keys))
+
+
+def param_generator(seed: int, name: str) -> torch.Generator:
+    """The generator a model parameter's initial values come from: ``derive_generator(seed, name)``.
+
+    ``name`` is the parameter's dotted name in ``model.named_parameters()`` (``"layers.3.weight"``).
+    Every path that fills a model (``initlab.initialize``, the compare engine's members,
+    ``initlab.models.build``, ``initlab diagnose``) draws through this one key, so the same
+    scheme at the same seed gives the same bits for a parameter whichever path wrote it: the
+    members of a paired comparison share their random streams (common random numbers).
+    """
+    return derive_generator(seed, name)

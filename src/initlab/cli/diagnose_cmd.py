@@ -80,8 +80,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _initialize(model, args: argparse.Namespace) -> None:
     from initlab.diagnose import layer_kind
-    from initlab.schemes import init_
-    from initlab.seeding import derive_generator
+    from initlab.schemes import get_scheme
+    from initlab.schemes.fill import fill_model_
 
     weight_params = _params(args.param, "--param")
     bias_params = _params(args.bias_param, "--bias-param")
@@ -90,15 +90,19 @@ def _initialize(model, args: argparse.Namespace) -> None:
     if bias_params and not args.bias_scheme:
         raise UserError("--bias-param needs --bias-scheme")
     bias_scheme = args.bias_scheme or ("zeros" if args.scheme else None)
+    weight_spec = get_scheme(args.scheme, **weight_params) if args.scheme else None
+    bias_spec = get_scheme(bias_scheme, **bias_params) if bias_scheme else None
+    samplers = {}
     for name, module in model.named_modules():
         if layer_kind(module) is None:
             continue
         prefix = f"{name}." if name else ""
-        if args.scheme:
-            init_(module.weight, args.scheme, generator=derive_generator(args.seed, prefix + "weight"), **weight_params)
+        if weight_spec is not None:
+            samplers[prefix + "weight"] = weight_spec
         bias = getattr(module, "bias", None)
-        if bias_scheme and bias is not None and bias.numel():
-            init_(bias, bias_scheme, generator=derive_generator(args.seed, prefix + "bias"), **bias_params)
+        if bias_spec is not None and bias is not None and bias.numel():
+            samplers[prefix + "bias"] = bias_spec
+    fill_model_(model, samplers, seed=args.seed)
 
 
 def run(args: argparse.Namespace) -> int:

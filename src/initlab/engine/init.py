@@ -1,8 +1,11 @@
 """Building members: the template model and each member's initial parameters.
 
-A member's parameters are written by name, each from its own generator
-``derive_generator(seed, "init", dotted_name)``, so adding a layer changes no other layer's
-weights and two schemes at the same seed draw from the same streams (common random numbers):
+A member's parameters are written by ``initlab.schemes.fill.fill_model_``, each from its own
+generator ``initlab.seeding.param_generator(seed, dotted_name)`` (the key ``initlab.initialize``
+uses too), so adding a layer changes no other layer's weights, two schemes at the same seed draw
+from the same streams (common random numbers), and a member ``("he_normal", s)`` gets the same
+bits as ``initlab.initialize(model, "he_normal", seed=s)`` or an ``"auto"`` plan entry that
+resolves to the same scheme and parameters:
 
 * a parameter with ``dim >= 2`` (a weight in torch's ``(out, in, *kernel)`` layout): the member's
   scheme;
@@ -23,7 +26,7 @@ from torch import nn
 from initlab.engine.config import Member
 from initlab.errors import UserError
 from initlab.schemes import Scheme
-from initlab.seeding import derive_generator
+from initlab.schemes.fill import Sampler, fill_model_
 
 
 @contextlib.contextmanager
@@ -50,6 +53,16 @@ def build_template(model_factory: Callable[[], nn.Module]) -> nn.Module:
     return model
 
 
+class _Ones:
+    """Ones of any shape, scalars included (the ``ones`` scheme refuses 0-D tensors)."""
+
+    def sample(self, shape: tuple[int, ...], *, generator: torch.Generator, dtype: torch.dtype) -> torch.Tensor:
+        return torch.ones(shape, dtype=dtype)
+
+
+_ONES = _Ones()
+
+
 def is_bias_name(name: str) -> bool:
     return "bias" in name.rsplit(".", 1)[-1]
 
@@ -64,20 +77,20 @@ def initialize_member(model: nn.Module, scheme: Scheme | Callable[[nn.Module, in
         with isolated_global_rng():
             scheme(model, seed)
         return model
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if param.dim() >= 2:
-                if not scheme.fits(param.shape):
-                    raise UserError(
-                        f"scheme {scheme.name!r} cannot fill parameter {name!r} of shape {tuple(param.shape)}; "
-                        f"it needs a {scheme.definition.dims_text()} tensor"
-                    )
-                scheme.init_(param, generator=derive_generator(seed, "init", name))
-            elif param.dim() == 1 and is_bias_name(name):
-                bias_init.init_(param, generator=derive_generator(seed, "init", name))
-            else:
-                param.fill_(1.0)
-    return model
+    samplers: dict[str, Sampler] = {}
+    for name, param in model.named_parameters():
+        if param.dim() >= 2:
+            if not scheme.fits(param.shape):
+                raise UserError(
+                    f"scheme {scheme.name!r} cannot fill parameter {name!r} of shape {tuple(param.shape)}; "
+                    f"it needs a {scheme.definition.dims_text()} tensor"
+                )
+            samplers[name] = scheme
+        elif param.dim() == 1 and is_bias_name(name):
+            samplers[name] = bias_init
+        else:
+            samplers[name] = _ONES
+    return fill_model_(model, samplers, seed=seed)
 
 
 def initial_state(model_factory: Callable[[], nn.Module], members: Sequence[Member], *, bias_init: Scheme,

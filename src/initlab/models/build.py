@@ -23,8 +23,9 @@ from torch import nn
 
 from initlab.errors import UserError, unknown
 from initlab.models.nets import _int, _shape, cnn, mlp, rescnn, resmlp
-from initlab.schemes import compute_fans, init_
-from initlab.seeding import derive_generator, derive_seed
+from initlab.schemes import Scheme, compute_fans, get_scheme
+from initlab.schemes.fill import fill_model_
+from initlab.seeding import derive_seed
 
 # name -> (builder, defaults for width/depth, extra keyword arguments it takes)
 _ARCHS: dict[str, tuple[Callable[..., nn.Module], dict[str, int], tuple[str, ...]]] = {
@@ -48,21 +49,21 @@ def default_init_(model: nn.Module, *, seed: int = 0) -> nn.Module:
     For every ``nn.Linear`` and ``nn.ConvNd`` (transposed included) at dotted name ``m``:
     ``m.weight`` ← ``torch_default`` (``U(±1/sqrt(fan_in))``, kaiming_uniform with a = √5) and
     ``m.bias`` ← ``U(±1/sqrt(fan_in))`` with the weight's fan-in, each drawn from
-    ``derive_generator(seed, "m.weight")`` / ``(seed, "m.bias")``. Normalization layers
+    ``param_generator(seed, "m.weight")`` / ``(seed, "m.bias")`` by ``fill_model_``. Normalization layers
     (BatchNorm, InstanceNorm, LayerNorm, GroupNorm): weight ← 1, bias ← 0, running statistics
     reset. Parameters of other module types are left as they are.
     Source: ``torch/nn/modules/linear.py`` and ``conv.py``, ``reset_parameters``.
     """
+    samplers: dict[str, Scheme] = {}
     for name, module in model.named_modules():
         prefix = f"{name}." if name else ""
         if isinstance(module, (nn.Linear, nn.modules.conv._ConvNd)):
             weight, bias = module.weight, module.bias
             if weight is None or weight.numel() == 0:
                 continue
-            init_(weight, "torch_default", generator=derive_generator(seed, prefix + "weight"))
+            samplers[prefix + "weight"] = get_scheme("torch_default")
             if bias is not None and bias.numel():
-                fan_in = compute_fans(tuple(weight.shape))[0]
-                init_(bias, "torch_default", fan_in=fan_in, generator=derive_generator(seed, prefix + "bias"))
+                samplers[prefix + "bias"] = get_scheme("torch_default", fan_in=compute_fans(tuple(weight.shape))[0])
         elif isinstance(module, _NORM_TYPES):
             with torch.no_grad():
                 if getattr(module, "weight", None) is not None:
@@ -71,7 +72,7 @@ def default_init_(model: nn.Module, *, seed: int = 0) -> nn.Module:
                     module.bias.zero_()
             if isinstance(module, nn.modules.batchnorm._NormBase) and module.track_running_stats:
                 module.reset_running_stats()
-    return model
+    return fill_model_(model, samplers, seed=seed)
 
 
 def _import_factory(spec: str) -> Callable[..., Any]:

@@ -1,11 +1,13 @@
 """Plan -> weights: ``initlab.initialize(model, policy, seed=0, data=None)``.
 
-Every parameter draws from its own generator, derived from (seed, dotted parameter name)
-(``initlab.seeding.derive_generator``): adding a layer changes no other layer's weights, a
-cloned layer (``nn.TransformerEncoder`` deep-copies one) comes out different from its
-siblings because its name differs, and the same seed gives the same bits. Draws happen on the
-CPU in float32 (float64 for float64 parameters) and are copied to the parameter's device and
-dtype, so a GPU model gets the same values as a CPU one. The global RNG is never used.
+Every parameter draws from its own generator, ``initlab.seeding.param_generator(seed, dotted
+name)``, through ``initlab.schemes.fill.fill_model_`` (the one model-filling function the
+compare engine uses too): adding a layer changes no other layer's weights, a cloned layer
+(``nn.TransformerEncoder`` deep-copies one) comes out different from its siblings because its
+name differs, the same seed gives the same bits, and a plan entry that resolves to the same
+scheme and parameters as a compare member gives that member's bits. Draws happen on the CPU in
+float32 and are copied to the parameter's device and dtype, so a GPU model gets the same values
+as a CPU one. The global RNG is never used.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from initlab.policy.lsuv import DEFAULT_MAX_ITER, DEFAULT_TOL, check_data, lsuv_
 from initlab.policy.plans import Plan, PlanEntry
 from initlab.policy.policies import plan as make_plan
 from initlab.schemes import get_scheme
-from initlab.seeding import derive_generator
+from initlab.schemes.fill import fill_model_
 
 
 def draw(entry: PlanEntry, shape: tuple[int, ...], dtype: torch.dtype, generator: torch.Generator) -> torch.Tensor:
@@ -43,20 +45,28 @@ def draw(entry: PlanEntry, shape: tuple[int, ...], dtype: torch.dtype, generator
     return values
 
 
+class EntrySampler:
+    """A plan entry as a ``Sampler`` for ``fill_model_``: its scheme, chunks and row blocks."""
+
+    def __init__(self, entry: PlanEntry) -> None:
+        self.entry = entry
+
+    def sample(self, shape: tuple[int, ...], *, generator: torch.Generator, dtype: torch.dtype) -> torch.Tensor:
+        return draw(self.entry, shape, dtype, generator)
+
+
 def apply_plan(model: nn.Module, plan: Plan, *, seed: int = 0) -> None:
     """Write ``plan``'s values into ``model``'s parameters in place (``keep`` entries untouched)."""
     _check_seed(seed)
     params = dict(model.named_parameters())
+    samplers: dict[str, EntrySampler] = {}
     for entry in plan.entries:
         if entry.keeps:
             continue
         if entry.param not in params:
             raise UserError(f"the plan names parameter {entry.param!r}, which the model does not have")
-        tensor = params[entry.param]
-        generator = derive_generator(seed, entry.param)
-        values = draw(entry, tuple(tensor.shape), tensor.dtype, generator)
-        with torch.no_grad():
-            tensor.copy_(values)
+        samplers[entry.param] = EntrySampler(entry)
+    fill_model_(model, samplers, seed=seed)
 
 
 def _check_seed(seed: Any) -> None:
