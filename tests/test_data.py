@@ -252,7 +252,7 @@ def test_limit_is_stratified_and_deterministic():
     assert not torch.equal(a.x_train, c.x_train)
     assert set(a.y_train.bincount().tolist()) <= {19, 20, 21}
     assert load("digits", limit_train=10_000).n_train == 1437  # more than there is: all of it
-    with pytest.raises(UserError, match="limit_train=0"):
+    with pytest.raises(UserError, match="limit_train: got 0; expected an integer >= 1"):
         load("digits", limit_train=0)
 
 
@@ -367,9 +367,9 @@ def test_unknown_or_bad_options_are_user_errors():
         load("synthetic", n_trian=5)
     with pytest.raises(UserError, match="no option 'n_train'"):
         load("digits", n_train=5)
-    with pytest.raises(UserError, match="n_classes=1 is invalid"):
+    with pytest.raises(UserError, match="synthetic n_classes: got 1; expected an integer >= 2"):
         load("synthetic", n_classes=1)
-    with pytest.raises(UserError, match="kind='blobs' is invalid; allowed: mixture, teacher"):
+    with pytest.raises(UserError, match="synthetic kind: got 'blobs'; expected one of mixture, teacher"):
         load("synthetic", kind="blobs")
 
 

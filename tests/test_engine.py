@@ -368,20 +368,20 @@ def test_the_global_rng_is_left_untouched():
 # --- validation -----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("kwargs,message", [
-    ({"epochs": 0}, "epochs must be a positive integer; got 0"),
-    ({"batch_size": -4}, "batch_size must be a positive integer; got -4"),
-    ({"batch_size": 3.5}, "batch_size must be a positive integer; got 3.5"),
-    ({"lr": 0}, "lr must be > 0; got 0"),
-    ({"lr": float("nan")}, "lr must be a finite number > 0; got nan"),
-    ({"optimizer": "rmsprop"}, "optimizer must be one of sgd, adam; got 'rmsprop'"),
-    ({"momentum": 1.0}, "momentum must be in \\[0, 1\\); got 1.0"),
+    ({"epochs": 0}, "epochs: got 0; expected an integer >= 1"),
+    ({"batch_size": -4}, "batch_size: got -4; expected an integer >= 1"),
+    ({"batch_size": 3.5}, "batch_size: got 3.5; expected an integer >= 1"),
+    ({"lr": 0}, "lr: got 0; expected a finite number > 0"),
+    ({"lr": float("nan")}, "lr: got nan; expected a finite number > 0"),
+    ({"optimizer": "rmsprop"}, "optimizer: got 'rmsprop'; expected one of sgd, adam"),
+    ({"momentum": 1.0}, "momentum: got 1.0; expected a finite number in \\[0, 1\\)"),
     ({"momentum": 0.0, "nesterov": True}, "nesterov=True needs optimizer 'sgd' with momentum > 0"),
-    ({"weight_decay": -1e-4}, "weight_decay must be >= 0; got -0.0001"),
-    ({"betas": (0.9, 1.5)}, "betas\\[1\\] must be in \\[0, 1\\); got 1.5"),
+    ({"weight_decay": -1e-4}, "weight_decay: got -0.0001; expected a finite number >= 0"),
+    ({"betas": (0.9, 1.5)}, "betas\\[1\\]: got 1.5; expected a finite number in \\[0, 1\\)"),
     ({"bias_init": "he_normal"}, "bias_init 'he_normal' cannot fill a 1-D bias"),
     ({"bias_init": "zeroes"}, "bias_init: unknown scheme 'zeroes'"),
-    ({"target": 1.5}, "target must be in \\(0, 1\\]"),
-    ({"loss": "mse"}, "loss must be one of cross_entropy; got 'mse'"),
+    ({"target": 1.5}, "target: got 1.5; expected a finite number in \\(0, 1\\]"),
+    ({"loss": "mse"}, "loss: got 'mse'; expected one of cross_entropy"),
 ])
 def test_bad_config_raises_a_value_error_naming_the_value(kwargs, message):
     with pytest.raises(ValueError, match=message):

@@ -71,7 +71,7 @@ def test_mlp_without_bias():
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
-    [({"width": 0}, "width=0 is invalid"), ({"depth": -1}, "depth=-1 is invalid"),
+    [({"width": 0}, "width: got 0; expected an integer >= 1"), ({"depth": -1}, "depth: got -1; expected an integer >= 0"),
      ({"activation": "relux"}, "unknown activation 'relux'. Did you mean 'relu'")],
 )
 def test_mlp_bad_arguments(kwargs, message):
@@ -213,7 +213,7 @@ def test_unknown_model_and_extra_arguments():
         build("mlpp", input_shape=(4,), num_classes=2)
     with pytest.raises(UserError, match="model 'mlp' takes no parameter 'norm'; allowed extras: bias"):
         build("mlp", input_shape=(4,), num_classes=2, norm="batch")
-    with pytest.raises(UserError, match="num_classes=0 is invalid"):
+    with pytest.raises(UserError, match="num_classes: got 0; expected an integer >= 1"):
         build("mlp", input_shape=(4,), num_classes=0)
 
 
@@ -288,12 +288,12 @@ def test_factory_models_are_deterministic_and_leave_global_rng_alone(factories):
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ("initlab_no_such_module_xyz:make", "cannot import module 'initlab_no_such_module_xyz' for model factory"),
+        ("initlab_no_such_module_xyz:make", "cannot import module 'initlab_no_such_module_xyz' for"),
         ("{mod}:missing", "module '{mod}' has no attribute 'missing'"),
         ("{mod}:VALUE", "is not callable"),
         ("{mod}:not_a_model", "returned a str, not an nn.Module"),
         ("{mod}:needs_more", "needs parameter 'dropout'"),
-        (":make", "is invalid; allowed: 'package.module:function'"),
+        (":make", "target: got ':make'; expected 'package.module:function'"),
     ],
 )
 def test_factory_failures_are_user_errors_naming_the_factory(factories, spec, message):

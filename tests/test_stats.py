@@ -40,7 +40,7 @@ def test_paired_tests_equal_scipy():
 def test_paired_test_edge_cases():
     assert S.paired_test([0.1, 0.1, 0.1], [0.1, 0.1, 0.1]) == (0.0, 1.0)
     assert S.paired_test([0.2, 0.2, 0.2], [0.1, 0.1, 0.1], "t")[1] == 0.0
-    with pytest.raises(ValueError, match="method must be one of wilcoxon, t; got 'z'"):
+    with pytest.raises(ValueError, match="method: got 'z'; expected one of wilcoxon, t"):
         S.paired_test([1], [1], "z")
     with pytest.raises(ValueError, match="equal length"):
         S.paired_test([1, 2], [1])

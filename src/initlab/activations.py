@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from initlab.errors import unknown
+from initlab.errors import lookup
 
 Activation = Callable[[torch.Tensor], torch.Tensor]
 
@@ -59,11 +59,7 @@ def names() -> list[str]:
 
 def canonical(name: str) -> str:
     """The registered name for ``name`` or an alias; ``UserError`` when unknown."""
-    key = name.lower().replace("-", "_")
-    key = ALIASES.get(key, key)
-    if key not in _TABLE:
-        raise unknown("activation", name, list(_TABLE) + list(ALIASES))
-    return key
+    return lookup("activation", name, _TABLE, ALIASES)
 
 
 def module_param(module: nn.Module) -> float | None:

@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import stats as _st
 
+from initlab import checks
+
 PAIRED_METHODS = ("wilcoxon", "t")
 
 
@@ -64,8 +66,7 @@ def paired_test(a: Sequence[float], b: Sequence[float], method: str = "wilcoxon"
     ``t``: the paired t-test. When every difference is zero the p-value is 1 (no evidence of a
     difference), where scipy would return NaN or refuse.
     """
-    if method not in PAIRED_METHODS:
-        raise ValueError(f"paired test method must be one of {', '.join(PAIRED_METHODS)}; got {method!r}")
+    checks.choice("method", method, PAIRED_METHODS)
     a_arr, b_arr = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if a_arr.shape != b_arr.shape:
         raise ValueError(f"paired samples must have equal length; got {a_arr.size} and {b_arr.size}")

@@ -11,11 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import json
-import os
-import sys
-from pathlib import Path
 from typing import Any
 
 from initlab.errors import UserError
@@ -56,43 +52,18 @@ def parse_shape(text: str) -> tuple[int, ...]:
     return shape
 
 
-def load_factory(target: str) -> Any:
-    """The object named by ``module:attr`` or ``file.py:attr``."""
-    if ":" not in target:
-        raise UserError(f'target must be "module:function" or "path/to/file.py:function"; got {target!r}')
-    where, _, attr = target.rpartition(":")
-    if not where or not attr:
-        raise UserError(f'target must be "module:function"; got {target!r}')
-    if where.endswith(".py") or os.sep in where:
-        path = Path(where)
-        if not path.is_file():
-            raise FileNotFoundError(f"no such file: {where}")
-        spec = importlib.util.spec_from_file_location(path.stem, path)
-        if spec is None or spec.loader is None:
-            raise UserError(f"cannot import {where}")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[path.stem] = module
-        spec.loader.exec_module(module)
-    else:
-        if os.getcwd() not in sys.path:
-            sys.path.insert(0, os.getcwd())
-        try:
-            module = importlib.import_module(where)
-        except ModuleNotFoundError as exc:
-            raise UserError(f"cannot import module {where!r} ({exc})") from None
-    obj: Any = module
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise UserError(f"module {where!r} has no attribute {attr!r}")
-        obj = getattr(obj, part)
-    return obj
-
-
 def build_target(target: str) -> Any:
     from torch import nn
 
-    factory = load_factory(target)
-    model = factory if isinstance(factory, nn.Module) else factory() if callable(factory) else factory
+    from initlab.loader import call_factory, load_object
+
+    factory = load_object(target)
+    if isinstance(factory, nn.Module):
+        model = factory
+    elif callable(factory):
+        model = call_factory(factory, repr(target))
+    else:
+        model = factory
     if not isinstance(model, nn.Module):
         raise UserError(f"{target} must return a torch.nn.Module; got {type(model).__name__}")
     return model

@@ -33,10 +33,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from initlab import checks
 from initlab.data.dataset import Dataset, stratified_indices
 from initlab.data.dataset import standardize as standardize_splits
 from initlab.data.idx import read_idx
-from initlab.errors import UserError, closest, unknown
+from initlab.errors import UserError, closest, lookup
 from initlab.seeding import derive_generator
 
 SYSTEM_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
@@ -263,9 +264,7 @@ SYNTHETIC_KINDS = ("mixture", "teacher")
 
 
 def _positive_int(option: str, value: Any, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise UserError(f"synthetic: {option}={value!r} is invalid; allowed: an integer >= {minimum}")
-    return value
+    return checks.integer(f"synthetic {option}", value, minimum=minimum)
 
 
 def _synthetic(
@@ -285,14 +284,12 @@ def _synthetic(
     Generators: the means/teacher from ``(seed, "synthetic", "model")``, each split from
     ``(seed, "synthetic", split)``, so the training set does not depend on ``n_test``.
     """
-    if kind not in SYNTHETIC_KINDS:
-        raise UserError(f"synthetic: kind={kind!r} is invalid; allowed: {', '.join(SYNTHETIC_KINDS)}")
+    checks.choice("synthetic kind", kind, SYNTHETIC_KINDS)
     n_train, n_test = _positive_int("n_train", n_train), _positive_int("n_test", n_test)
     n_features = _positive_int("n_features", n_features)
     n_classes = _positive_int("n_classes", n_classes, 2)
     hidden = _positive_int("hidden", hidden)
-    if isinstance(separation, bool) or not isinstance(separation, (int, float)) or not math.isfinite(separation) or separation < 0:
-        raise UserError(f"synthetic: separation={separation!r} is invalid; allowed: a number >= 0")
+    checks.real("synthetic separation", separation, low=0.0)
     g_model = derive_generator(seed, "synthetic", "model")
     if kind == "mixture":
         means = separation * torch.randn(n_classes, n_features, generator=g_model) / math.sqrt(n_features)
@@ -349,20 +346,14 @@ def summaries() -> dict[str, str]:
 
 def canonical_name(name: str) -> str:
     """The registered name for ``name`` or an alias; ``UserError`` listing the nearest otherwise."""
-    if not isinstance(name, str):
-        raise UserError(f"dataset name must be a string; got {name!r}")
-    key = name.strip().lower()
-    key = _ALIASES.get(key, _ALIASES.get(key.replace("_", "-"), key))
-    if key not in _LOADERS:
-        raise unknown("dataset", name, _LOADERS)
-    return key
+    return lookup("dataset", name, _LOADERS, _ALIASES)
 
 
 def _limit(raw_x: torch.Tensor, raw_y: torch.Tensor, limit: int | None, seed: int, tag: tuple[str, ...]):
     if limit is None:
         return raw_x, raw_y, None
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-        raise UserError(f"{tag[1]}={limit!r} is invalid; allowed: an integer >= 1 (or None for all)")
+        raise checks.fail(tag[1], limit, "an integer >= 1 (or None for all)")
     if limit >= len(raw_y):
         return raw_x, raw_y, None
     keep = stratified_indices(raw_y, limit, derive_generator(seed, *tag))
@@ -402,8 +393,7 @@ def load(
         raise UserError(f"data_dir {str(data_dir)!r} is not a directory")
     key = canonical_name(name)
     loader = _LOADERS[key]
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise UserError(f"seed={seed!r} is invalid; allowed: an integer")
+    checks.integer("seed", seed)
     allowed = set(loader.options) | set(loader.local_options)
     extra = sorted(set(options) - allowed)
     if extra:

@@ -6,13 +6,13 @@ naming the field, the value received and what is allowed.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any, Union
 
 import torch
 
+from initlab import checks
 from initlab.errors import UserError
 from initlab.schemes import Scheme, get_scheme
 
@@ -23,24 +23,6 @@ InitFn = Callable[[torch.nn.Module, int], None]
 """A custom member initializer: ``init(model, seed)`` fills ``model``'s parameters in place."""
 
 SchemeLike = Union[str, Scheme, dict]
-
-
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise UserError(f"{name} must be a positive integer; got {value!r}")
-    return value
-
-
-def _real(name: str, value: Any, *, low: float, high: float = math.inf, low_open: bool = False,
-          high_open: bool = True, allowed: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise UserError(f"{name} must be a finite number {allowed}; got {value!r}")
-    value = float(value)
-    too_low = value <= low if low_open else value < low
-    too_high = value >= high if high_open else value > high
-    if too_low or too_high:
-        raise UserError(f"{name} must be {allowed}; got {value!r}")
-    return value
 
 
 @dataclass(frozen=True)
@@ -68,17 +50,14 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731  (frozen)
-        _positive_int("epochs", self.epochs)
-        _positive_int("batch_size", self.batch_size)
-        _positive_int("eval_batch_size", self.eval_batch_size)
-        if self.optimizer not in OPTIMIZERS:
-            raise UserError(f"optimizer must be one of {', '.join(OPTIMIZERS)}; got {self.optimizer!r}")
-        if self.loss not in LOSSES:
-            raise UserError(f"loss must be one of {', '.join(LOSSES)}; got {self.loss!r}")
-        set_("lr", _real("lr", self.lr, low=0.0, low_open=True, allowed="> 0"))
-        set_("momentum", _real("momentum", self.momentum, low=0.0, high=1.0, allowed="in [0, 1)"))
+        for name in ("epochs", "batch_size", "eval_batch_size"):
+            checks.positive_int(name, getattr(self, name))
+        checks.choice("optimizer", self.optimizer, OPTIMIZERS)
+        checks.choice("loss", self.loss, LOSSES)
+        set_("lr", checks.positive("lr", self.lr))
+        set_("momentum", checks.real("momentum", self.momentum, low=0.0, high=1.0, high_open=True))
         if not isinstance(self.nesterov, bool):
-            raise UserError(f"nesterov must be True or False; got {self.nesterov!r}")
+            raise checks.fail("nesterov", self.nesterov, "True or False")
         if self.nesterov and (self.optimizer != "sgd" or self.momentum == 0):
             raise UserError(
                 f"nesterov=True needs optimizer 'sgd' with momentum > 0; got optimizer={self.optimizer!r}, "
@@ -86,12 +65,12 @@ class TrainConfig:
             )
         betas = self.betas
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-            raise UserError(f"betas must be a pair (beta1, beta2), each in [0, 1); got {betas!r}")
+            raise checks.fail("betas", betas, "a pair (beta1, beta2), each in [0, 1)")
         set_("betas", tuple(
-            _real(f"betas[{i}]", b, low=0.0, high=1.0, allowed="in [0, 1)") for i, b in enumerate(betas)
+            checks.real(f"betas[{i}]", b, low=0.0, high=1.0, high_open=True) for i, b in enumerate(betas)
         ))
-        set_("eps", _real("eps", self.eps, low=0.0, low_open=True, allowed="> 0"))
-        set_("weight_decay", _real("weight_decay", self.weight_decay, low=0.0, allowed=">= 0"))
+        set_("eps", checks.positive("eps", self.eps))
+        set_("weight_decay", checks.real("weight_decay", self.weight_decay, low=0.0))
         try:
             bias = get_scheme(self.bias_init)
         except ValueError as exc:
@@ -103,8 +82,7 @@ class TrainConfig:
             )
         set_("bias_init", bias)
         if self.target is not None:
-            set_("target", _real("target", self.target, low=0.0, high=1.0, low_open=True, high_open=False,
-                                 allowed="in (0, 1] (a test accuracy) or None"))
+            set_("target", checks.real("target", self.target, low=0.0, high=1.0, low_open=True))
 
     def to_dict(self) -> dict[str, Any]:
         """Every field as plain JSON data (``bias_init`` as a scheme config); ``from_dict`` inverts it."""

@@ -10,18 +10,16 @@ layer changes no other layer's weights.
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import math
-import os
-import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
-from initlab.errors import UserError, unknown
+from initlab.errors import UserError, lookup
+from initlab.loader import call_factory, load_callable
 from initlab.models.nets import _int, _shape, cnn, mlp, rescnn, resmlp
 from initlab.schemes import Scheme, compute_fans, get_scheme
 from initlab.schemes.fill import fill_model_
@@ -75,33 +73,6 @@ def default_init_(model: nn.Module, *, seed: int = 0) -> nn.Module:
     return fill_model_(model, samplers, seed=seed)
 
 
-def _import_factory(spec: str) -> Callable[..., Any]:
-    module_name, _, attr = spec.partition(":")
-    if not module_name or not attr:
-        raise UserError(f"model factory {spec!r} is invalid; allowed: 'package.module:function'")
-    added = False
-    cwd = os.getcwd()
-    if cwd not in sys.path and "" not in sys.path:
-        # the console script does not put the working directory on sys.path; `python -m` does
-        sys.path.append(cwd)
-        added = True
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise UserError(f"cannot import module {module_name!r} for model factory {spec!r}: {exc}") from None
-    finally:
-        if added:
-            sys.path.remove(cwd)
-    target: Any = module
-    for part in attr.split("."):
-        if not hasattr(target, part):
-            raise UserError(f"model factory {spec!r}: module {module_name!r} has no attribute {attr!r}")
-        target = getattr(target, part)
-    if not callable(target):
-        raise UserError(f"model factory {spec!r} is not callable (a {type(target).__name__})")
-    return target
-
-
 def _call_factory(factory: Callable[..., Any], label: str, available: dict[str, Any], extra: dict[str, Any]) -> nn.Module:
     try:
         signature = inspect.signature(factory)
@@ -131,7 +102,7 @@ def _call_factory(factory: Callable[..., Any], label: str, available: dict[str, 
                 f"model factory {label} needs parameter {missing[0]!r}, which build cannot supply; "
                 f"build passes those it accepts among {', '.join(FACTORY_ARGS)} and extra keyword arguments"
             )
-    model = factory(**kwargs)
+    model = call_factory(factory, label, **kwargs)
     if not isinstance(model, nn.Module):
         raise UserError(f"model factory {label} returned a {type(model).__name__}, not an nn.Module")
     return model
@@ -176,11 +147,9 @@ def build(
     if callable(spec) and not isinstance(spec, str):
         factory, label, builtin = spec, repr(getattr(spec, "__qualname__", spec)), None
     elif isinstance(spec, str) and ":" in spec:
-        factory, label, builtin = _import_factory(spec), repr(spec), None
+        factory, label, builtin = load_callable(spec), repr(spec), None
     elif isinstance(spec, str):
-        key = spec.strip().lower()
-        if key not in _ARCHS:
-            raise unknown("model", spec, list(_ARCHS) + ["module:function"])
+        key = lookup("model", spec, list(_ARCHS) + ["module:function"])
         factory, label, builtin = None, repr(key), key
     else:
         raise UserError(f"model spec must be a name or 'module:function'; got {spec!r}")

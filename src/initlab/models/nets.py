@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from initlab import checks
 from initlab.activations import activation_module, canonical
 from initlab.errors import UserError
 
@@ -26,9 +27,7 @@ NORMS = (None, "batch", "layer")
 
 
 def _int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise UserError(f"{name}={value!r} is invalid; allowed: an integer >= {minimum}")
-    return value
+    return checks.integer(name, value, minimum=minimum)
 
 
 def _shape(input_shape: Any) -> tuple[int, ...]:

@@ -44,7 +44,9 @@ class ReportData:
 
     @property
     def target(self) -> float:
-        return float(self.config.get("target", 0.9))
+        from initlab.sweep.config import DEFAULT_TARGET
+
+        return float(self.config.get("target", DEFAULT_TARGET))
 
     @property
     def order(self) -> list[str]:

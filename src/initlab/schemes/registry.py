@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from initlab.errors import UserError, closest, unknown
+from initlab.errors import UserError, closest, lookup
 
 Sampler = Callable[..., torch.Tensor]
 
@@ -137,12 +137,7 @@ def aliases() -> dict[str, str]:
 
 def resolve(name: str) -> SchemeDef:
     """The definition for a scheme name or alias; unknown names suggest the nearest ones."""
-    if not isinstance(name, str):
-        raise UserError(f"scheme name must be a string; got {name!r}")
-    key = _ALIASES.get(name, name)
-    if key not in _REGISTRY:
-        raise unknown("scheme", name, _REGISTRY)
-    return _REGISTRY[key]
+    return _REGISTRY[lookup("scheme", name, _REGISTRY, _ALIASES)]
 
 
 def definitions() -> list[SchemeDef]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from initlab.errors import UserError, unknown
+from initlab.errors import UserError, lookup, unknown
 
 VERDICTS = ("supported", "not supported", "partly")
 
@@ -152,6 +152,7 @@ def mean_ci(values: Sequence[float]) -> tuple[float, float, float]:
 def get(name: str) -> Study:
     from initlab import studies  # noqa: F401  (registers the studies)
 
-    if name not in REGISTRY:
+    key = lookup("study", name, list(REGISTRY) + ["all"])  # "all": the CLI runs every study
+    if key not in REGISTRY:
         raise unknown("study", name, list(REGISTRY) + ["all"])
-    return REGISTRY[name]
+    return REGISTRY[key]

@@ -145,10 +145,9 @@ def trained_weights(config, dataset):
     from initlab.engine import Member, member_state_dict, train
     from initlab.engine.init import initial_state
     from initlab.sweep.cells import make_cells, member_init, model_factory
-    from initlab.sweep.runner import train_config
 
     factory = model_factory(config, dataset.input_shape, dataset.num_classes)
-    tc = train_config(config)
+    tc = config.train_config()
     for cell in make_cells(config):
         members = [Member(member_init(scheme), seed, name=scheme) for scheme, seed in cell.members]
         init_params, _ = initial_state(factory, members, bias_init=tc.bias_init, device=torch.device("cpu"))

@@ -17,7 +17,7 @@ from typing import Any
 from initlab.errors import UserError
 from initlab.sweep.cells import Cell, make_cells, member_init, model_factory, steps_per_cell
 from initlab.sweep.config import BACKENDS, CompareConfig, parse_seeds
-from initlab.sweep.runner import run_cell, train_config
+from initlab.sweep.runner import run_cell
 
 DEFAULT_STORE = "runs/initlab.sqlite"
 # Below this many FLOPs per ensemble step, a second intra-op thread costs more in
@@ -73,7 +73,7 @@ def signal_at_init(config: CompareConfig, dataset: Any, scheme: str) -> list[dic
     from initlab.engine.init import build_template
 
     model = build_template(model_factory(config, dataset.input_shape, dataset.num_classes))
-    initialize_member(model, Member(member_init(scheme), 0).scheme, 0, bias_init=train_config(config).bias_init)
+    initialize_member(model, Member(member_init(scheme), 0).scheme, 0, bias_init=config.train_config().bias_init)
     n = min(SIGNAL_BATCH, dataset.x_train.shape[0])
     diagnosis = diagnose(model, dataset.x_train[:n], dataset.y_train[:n])
 

@@ -8,14 +8,19 @@ different one.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
+from typing import TYPE_CHECKING
 
+from initlab import checks
 from initlab.errors import UserError
 from initlab.schemes import ARTICLE_SCHEMES
 
-OPTIMIZERS = ("sgd", "adam")
+if TYPE_CHECKING:
+    from initlab.engine.config import TrainConfig
+
 BACKENDS = ("local", "ray")
 PAIRED_TESTS = ("wilcoxon", "t")
 POLICIES = ("auto",)  # per-layer policies accepted beside scheme names
+DEFAULT_TARGET = 0.9  # test accuracy that defines "converged"; the report reads it for configs without one
 
 
 @dataclass(frozen=True)
@@ -41,7 +46,7 @@ class CompareConfig:
     lr: float = 0.05  # SGD: momentum 0.9
     momentum: float = 0.9
     weight_decay: float = 0.0
-    target: float = 0.9  # test accuracy that defines "converged" (steps to target)
+    target: float = DEFAULT_TARGET  # test accuracy that defines "converged" (steps to target)
     reference: str | None = None  # paired against every other; None: he_normal if compared, else the first
     paired_test: str = "wilcoxon"
     chunk_size: int = 50  # members (scheme, seed) trained together in one cell
@@ -67,33 +72,18 @@ class CompareConfig:
         if self.bias_init != "zeros" and any(s in POLICIES for s in self.schemes):
             raise UserError(f"bias_init {self.bias_init!r} would apply to scheme members only: the 'auto' policy "
                             f"sets every bias itself. Compare 'auto' with the default bias_init (zeros)")
-        for name in ("width", "depth", "epochs", "batch_size", "chunk_size"):
-            value = getattr(self, name)
-            low = 0 if name == "depth" else 1
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise UserError(f"{name}: must be an integer >= {low}; got {value!r}")
-        for name in ("lr",):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not value > 0 or value != value or value == float("inf"):
-                raise UserError(f"{name}: must be a number > 0; got {value!r}")
-        for name in ("lr", "momentum", "weight_decay", "target"):  # 1 and 1.0 must hash alike
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise UserError(f"{name}: must be a number; got {value!r}")
-            object.__setattr__(self, name, float(value))
-        if not 0 <= self.momentum < 1:
-            raise UserError(f"momentum: must be in [0, 1); got {self.momentum!r}")
-        if not self.weight_decay >= 0:
-            raise UserError(f"weight_decay: must be >= 0; got {self.weight_decay!r}")
-        if not 0 < self.target <= 1:
-            raise UserError(f"target: a test accuracy in (0, 1]; got {self.target!r}")
-        if self.optimizer not in OPTIMIZERS:
-            raise UserError(f"optimizer: one of {', '.join(OPTIMIZERS)}; got {self.optimizer!r}")
+        for name in ("width", "chunk_size"):
+            checks.positive_int(name, getattr(self, name))
+        checks.integer("depth", self.depth, minimum=0)
+        # The training fields are checked once, by the TrainConfig they become; its floats are
+        # stored back so that 1 and 1.0 hash alike.
+        trained = self.train_config()
+        for name in ("lr", "momentum", "weight_decay", "target"):
+            object.__setattr__(self, name, getattr(trained, name))
         if self.optimizer == "adam" and self.momentum != 0.9:
             # Adam has no momentum setting; accepting one would only change the config hash.
             raise UserError(f"momentum={self.momentum!r} applies to SGD only; Adam uses betas (0.9, 0.999)")
-        if self.paired_test not in PAIRED_TESTS:
-            raise UserError(f"paired_test: one of {', '.join(PAIRED_TESTS)}; got {self.paired_test!r}")
+        checks.choice("paired_test", self.paired_test, PAIRED_TESTS)
         if self.reference is None:
             object.__setattr__(self, "reference", "he_normal" if "he_normal" in canonical else canonical[0])
         elif self.reference not in POLICIES:
@@ -104,6 +94,21 @@ class CompareConfig:
         from initlab.activations import canonical as canonical_activation
 
         canonical_activation(self.activation)
+
+    def train_config(self) -> TrainConfig:
+        """The engine's ``TrainConfig`` for this comparison: the one place it is derived.
+
+        Adam takes ``momentum`` as it is (0.9, the only value ``__post_init__`` lets through with
+        Adam; the engine ignores it there) and the target is this config's (default 0.9).
+        """
+        from initlab.engine.config import TrainConfig
+        from initlab.schemes import scheme_from_spec
+
+        return TrainConfig(
+            epochs=self.epochs, batch_size=self.batch_size, optimizer=self.optimizer, lr=self.lr,
+            momentum=self.momentum, weight_decay=self.weight_decay, bias_init=scheme_from_spec(self.bias_init),
+            target=self.target,
+        )
 
     @property
     def members(self) -> list[tuple[str, int]]:

@@ -9,18 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from initlab.schemes import scheme_from_spec
-from initlab.engine import Member, TrainConfig, state_from_bytes, state_to_bytes, train
+from initlab.engine import Member, state_from_bytes, state_to_bytes, train
 from initlab.sweep.cells import Cell, member_init, model_factory
 from initlab.sweep.config import CompareConfig
-
-
-def train_config(config: CompareConfig) -> TrainConfig:
-    return TrainConfig(
-        epochs=config.epochs, batch_size=config.batch_size, optimizer=config.optimizer, lr=config.lr,
-        momentum=config.momentum if config.optimizer == "sgd" else 0.9, weight_decay=config.weight_decay,
-        bias_init=scheme_from_spec(config.bias_init), target=config.target,
-    )
 
 
 def run_cell(
@@ -42,7 +33,7 @@ def run_cell(
     def checkpoint(state: dict) -> None:
         on_checkpoint(int(state["epoch"]), state_to_bytes(state))
     result = train(
-        factory, members, dataset, train_config(config),
+        factory, members, dataset, config.train_config(),
         checkpoint=checkpoint if on_checkpoint is not None else None, progress=progress,
         resume_state=state_from_bytes(resume_blob) if resume_blob is not None else None,
     )
