@@ -77,7 +77,7 @@ def test_factory_with_zero_init_is_flagged_symmetric(factories):
     (("--model", "no_such_module_xyz:make"), "cannot import module 'no_such_module_xyz'"),
     (("--model", "diag_factories:no_weights"), "has no weighted layer"),
     (("--model", "diag_factories:fixed", "--input-shape", "10"), "the model failed on inputs of shape (256, 10)"),
-    (("--input-shape", "3,a"), "--input-shape '3,a' is invalid"),
+    (("--input-shape", "3,a"), "initlab diagnose: error: --input-shape: got '3,a'; expected positive integers"),
 ])
 def test_bad_input_exits_2_with_one_line(factories, args, message):
     res = _run(*args, cwd=factories)
@@ -95,4 +95,4 @@ def test_plot_with_an_unknown_format_fails_before_any_work(tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 2 and res.stdout == ""
     assert res.stderr.strip().splitlines() == [
-        f"initlab: error: --plot '{tmp_path / 'x.txt'}': the file name must end in .png, .svg or .pdf"]
+        f"initlab diagnose: error: --plot '{tmp_path / 'x.txt'}': the file name must end in .png, .svg or .pdf"]

@@ -42,4 +42,4 @@ def test_user_errors_exit_2_with_one_line_and_no_traceback():
         assert res.returncode == 2
         lines = res.stderr.strip().splitlines()
         assert len(lines) == 1 and "Traceback" not in res.stderr
-        assert lines[0].startswith("initlab: error: unknown")
+        assert lines[0].startswith(f"initlab {args[0]}: error: unknown")

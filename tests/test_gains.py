@@ -57,9 +57,14 @@ def test_modules_and_callables():
 def test_bad_input():
     with pytest.raises(ValueError, match=r"unknown activation 'rellu'.*relu"):
         initlab.gain("rellu")
-    with pytest.raises(ValueError, match=r"method must be one of torch, moment; got 'exact'"):
+    with pytest.raises(ValueError, match=r"method: got 'exact'; expected one of torch, moment"):
         initlab.gain("relu", method="exact")
-    with pytest.raises(ValueError, match="negative_slope"):
+    with pytest.raises(ValueError, match="param: got True; expected a finite number"):
         initlab.gain("leaky_relu", True)
+    with pytest.raises(ValueError, match="param: got nan; expected a finite number"):
+        initlab.gain("leaky_relu", float("nan"))
+    with pytest.raises(ValueError, match="param: got 0.5; expected no parameter: relu takes none"):
+        initlab.gain("relu", 0.5)
+    assert initlab.gain("elu", 0.5, method="moment") != initlab.gain("elu", method="moment")
     with pytest.raises(ValueError, match="no gain exists"):
         initlab.gain(lambda x: 0 * x)

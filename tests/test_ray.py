@@ -236,7 +236,7 @@ def test_cli_without_ray_exits_2_with_one_line(tmp_path):
                          cwd=tmp_path)
     assert res.returncode == 2, res.stderr
     lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1 and HINT in lines[0] and lines[0].startswith("initlab: error:")
+    assert len(lines) == 1 and HINT in lines[0] and lines[0].startswith("initlab compare: error:")
     assert res.stdout == "" and not store.exists()
 
 

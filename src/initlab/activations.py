@@ -62,6 +62,11 @@ def canonical(name: str) -> str:
     return lookup("activation", name, _TABLE, ALIASES)
 
 
+def takes_param(name: str) -> bool:
+    """Whether the activation ``name`` has a parameter (leaky ReLU's slope, ELU's and CELU's alpha)."""
+    return _TABLE[canonical(name)][1] is not None
+
+
 def module_param(module: nn.Module) -> float | None:
     """The parameter of a parametrised activation module (leaky ReLU slope, ELU alpha)."""
     if isinstance(module, nn.LeakyReLU):

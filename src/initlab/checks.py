@@ -115,3 +115,20 @@ def parse_real(param: str, text: str, **bounds: Any) -> float:
     except ValueError:
         value = text
     return real(param, value, **bounds)
+
+
+def parse_shape(param: str, text: str) -> tuple[int, ...]:
+    """A tensor shape from command-line text: ``"784"``, ``"1,28,28"`` or ``"1x28x28"``.
+
+    The one shape parser of the CLI: every item must be an integer >= 1; an empty item
+    (``"784,,"``, ``"1,,28"``) is an error, not skipped.
+    """
+    expected = "positive integers separated by commas, like 784 or 1,28,28"
+    items = str(text).replace("x", ",").split(",")
+    try:
+        shape = tuple(int(item.strip()) for item in items)
+    except ValueError:
+        raise fail(param, text, expected) from None
+    if any(d < 1 for d in shape):
+        raise fail(param, text, expected)
+    return shape

@@ -3,7 +3,8 @@
 Each subcommand lives in its own module of this package and exposes
 ``register(subparsers)``; the module's handler is set with ``parser.set_defaults(func=...)``
 and returns an exit code. User errors (``ValueError``, missing files) print one line on
-stderr and exit 2, never a traceback.
+stderr and exit 2, never a traceback, with the same prefix as argparse's own errors:
+``initlab COMMAND: error: ...``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors: ``initlab compare: error: ...`` and exit 2, no usage dump."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        command = self.prog.partition(" ")[2] or None
+        self.exit(2, f"{error_prefix(command)} {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,8 +58,13 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except (ValueError, FileNotFoundError, NotADirectoryError, PermissionError, ImportError) as exc:
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"initlab: error: {msg}", file=sys.stderr)
+        print(f"{error_prefix(args.command)} {msg}", file=sys.stderr)
         return 2
+
+
+def error_prefix(command: str | None) -> str:
+    """The one prefix of every user error, argparse's and initlab's: ``initlab compare: error:``."""
+    return f"initlab {command}: error:" if command else "initlab: error:"
 
 
 def entry() -> None:

@@ -4,25 +4,25 @@ from __future__ import annotations
 
 import argparse
 
+from initlab import checks
+
+
+def _argument(check, text: str, **bounds):
+    """A flag's value through ``initlab.checks``; argparse names the flag in its message."""
+    from initlab.errors import UserError
+
+    try:
+        return check("", text, **bounds)
+    except UserError as exc:
+        raise argparse.ArgumentTypeError(str(exc).partition(": ")[2]) from None
+
 
 def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer > 0; got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected an integer > 0; got {text!r}")
-    return value
+    return _argument(checks.parse_int, text, minimum=1)
 
 
 def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number > 0; got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a number > 0; got {text!r}")
-    return value
+    return _argument(checks.parse_real, text, low=0.0, low_open=True)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -75,7 +75,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from initlab.errors import UserError
     from initlab.cli._output import publish
     from initlab.sweep import check_writable_dir, compare
     from initlab.sweep.config import CompareConfig, parse_seeds
@@ -83,8 +82,7 @@ def run(args: argparse.Namespace) -> int:
     from initlab.schemes import split_specs
 
     schemes = tuple(split_specs(args.schemes))
-    if args.depth < 0:
-        raise UserError(f"--depth: must be an integer >= 0; got {args.depth}")
+    checks.integer("--depth", args.depth, minimum=0)
     config = CompareConfig(
         schemes=schemes, seeds=parse_seeds(args.seeds), dataset=args.dataset, model=args.model, width=args.width,
         depth=args.depth, activation=args.activation, bias_init=args.bias_init, epochs=args.epochs,

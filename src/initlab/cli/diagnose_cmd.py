@@ -17,37 +17,40 @@ import json
 import sys
 from typing import Any
 
+from initlab import checks
+from initlab.checks import parse_shape
 from initlab.errors import UserError
 
 
-def _shape(text: str) -> tuple[int, ...]:
-    parts = [p for p in text.replace("x", ",").replace(" ", "").split(",") if p]
-    try:
-        shape = tuple(int(p) for p in parts)
-    except ValueError:
-        shape = ()
-    if not shape or any(d < 1 for d in shape):
-        raise UserError(f"--input-shape {text!r} is invalid; allowed: positive integers like 784 or 1,28,28")
-    return shape
-
-
-def _value(text: str) -> Any:
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return {"true": True, "false": False, "none": None}.get(text.lower(), text)
-
-
 def _params(items: list[str] | None, flag: str) -> dict[str, Any]:
+    from initlab.schemes import parse_value
+
     params: dict[str, Any] = {}
     for item in items or []:
         key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise UserError(f"{flag} {item!r} is invalid; allowed: KEY=VALUE, e.g. {flag} scale=2")
-        params[key.strip()] = _value(value.strip())
+        key = key.strip()
+        if not sep or not key or not value.strip():
+            raise UserError(f"{flag}: got {item!r}; expected KEY=VALUE, e.g. {flag} scale=2")
+        if key in params:
+            raise UserError(f"{flag}: got {key!r} twice; expected each parameter once")
+        params[key] = parse_value(value)
     return params
+
+
+def _scheme(spec: str | None, items: list[str] | None, flag: str, param_flag: str) -> tuple[str | None, dict[str, Any]]:
+    """(name, parameters) from ``--scheme NAME(key=value, ...)`` and its repeatable ``--param`` items."""
+    from initlab.schemes import parse_spec
+
+    extra = _params(items, param_flag)
+    if spec is None:
+        if extra:
+            raise UserError(f"{param_flag} needs {flag}")
+        return None, {}
+    name, params = parse_spec(spec)
+    twice = sorted(set(params) & set(extra))
+    if twice:
+        raise UserError(f"{param_flag}: {twice[0]!r} is already set by {flag} {spec!r}; expected each parameter once")
+    return name, {**params, **extra}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -78,20 +81,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _initialize(model, args: argparse.Namespace) -> None:
+def _initialize(model, seed: int, weight: tuple[str | None, dict], bias: tuple[str | None, dict]) -> None:
     from initlab.diagnose import layer_kind
     from initlab.schemes import get_scheme
     from initlab.schemes.fill import fill_model_
 
-    weight_params = _params(args.param, "--param")
-    bias_params = _params(args.bias_param, "--bias-param")
-    if weight_params and not args.scheme:
-        raise UserError("--param needs --scheme")
-    if bias_params and not args.bias_scheme:
-        raise UserError("--bias-param needs --bias-scheme")
-    bias_scheme = args.bias_scheme or ("zeros" if args.scheme else None)
-    weight_spec = get_scheme(args.scheme, **weight_params) if args.scheme else None
-    bias_spec = get_scheme(bias_scheme, **bias_params) if bias_scheme else None
+    weight_spec = get_scheme(weight[0], **weight[1]) if weight[0] else None
+    bias_name = bias[0] or ("zeros" if weight[0] else None)
+    bias_spec = get_scheme(bias_name, **bias[1]) if bias_name else None
     samplers = {}
     for name, module in model.named_modules():
         if layer_kind(module) is None:
@@ -99,10 +96,10 @@ def _initialize(model, args: argparse.Namespace) -> None:
         prefix = f"{name}." if name else ""
         if weight_spec is not None:
             samplers[prefix + "weight"] = weight_spec
-        bias = getattr(module, "bias", None)
-        if bias_spec is not None and bias is not None and bias.numel():
+        module_bias = getattr(module, "bias", None)
+        if bias_spec is not None and module_bias is not None and module_bias.numel():
             samplers[prefix + "bias"] = bias_spec
-    fill_model_(model, samplers, seed=args.seed)
+    fill_model_(model, samplers, seed=seed)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -110,30 +107,28 @@ def run(args: argparse.Namespace) -> int:
 
     from initlab.diagnose import diagnose
     from initlab.models import build
+    from initlab.schemes import format_spec
     from initlab.seeding import derive_generator
 
-    shape = _shape(args.input_shape)
+    shape = parse_shape("--input-shape", args.input_shape)
     if args.plot and Path(args.plot).suffix.lower() not in (".png", ".svg", ".pdf"):
         raise UserError(f"--plot {args.plot!r}: the file name must end in .png, .svg or .pdf")
     for name in ("batch", "num_classes", "jacobian_samples"):
-        value = getattr(args, name)
-        minimum = 2 if name == "batch" else 1
-        if value < minimum:
-            raise UserError(f"--{name.replace('_', '-')}={value} is invalid; allowed: an integer >= {minimum}")
+        checks.integer("--" + name.replace("_", "-"), getattr(args, name), minimum=2 if name == "batch" else 1)
+    weight = _scheme(args.scheme, args.param, "--scheme", "--param")
+    bias = _scheme(args.bias_scheme, args.bias_param, "--bias-scheme", "--bias-param")
     model = build(args.model, input_shape=shape, num_classes=args.num_classes, width=args.width, depth=args.depth,
                   activation=args.activation, seed=args.seed)
-    _initialize(model, args)
+    _initialize(model, args.seed, weight, bias)
     inputs = torch.randn((args.batch, *shape), generator=derive_generator(args.seed, "inputs"))
     result = diagnose(model, inputs, jacobian=args.jacobian, generator=derive_generator(args.seed, "projection"),
                       train=args.train_mode, jacobian_samples=args.jacobian_samples)
-    params = _params(args.param, "--param")
-    scheme = args.scheme or "torch_default"
-    if params:
-        scheme += "(" + ", ".join(f"{k}={v}" for k, v in params.items()) + ")"
+    scheme_name, params = weight
+    scheme = format_spec(scheme_name, params) if scheme_name else "torch_default"
     label = f"{args.model} {args.activation} {scheme}"
     if args.json:
-        payload = {"model": args.model, "activation": args.activation, "scheme": args.scheme or "torch_default",
-                   "params": params, "bias_scheme": args.bias_scheme, "seed": args.seed,
+        payload = {"model": args.model, "activation": args.activation, "scheme": scheme_name or "torch_default",
+                   "params": params, "bias_scheme": bias[0], "seed": args.seed,
                    "input_shape": list(shape), **result.to_dict()}
         print(json.dumps(payload, indent=2))
     else:

@@ -14,7 +14,9 @@ import importlib
 import json
 from typing import Any
 
+from initlab.checks import parse_shape
 from initlab.errors import UserError
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -38,18 +40,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--activation", default="relu", help="activation name (default relu)")
     g.add_argument("--num-classes", type=int, default=10, help="outputs (default 10)")
     p.set_defaults(func=run)
-
-
-def parse_shape(text: str) -> tuple[int, ...]:
-    """``"3,32,32"`` or ``"3x32x32"`` -> (3, 32, 32)."""
-    parts = [s for s in text.replace("x", ",").replace(" ", ",").split(",") if s]
-    try:
-        shape = tuple(int(s) for s in parts)
-    except ValueError:
-        shape = ()
-    if not shape or any(s <= 0 for s in shape):
-        raise UserError(f"--input-shape must be positive integers separated by commas (e.g. 3,32,32); got {text!r}")
-    return shape
 
 
 def build_target(target: str) -> Any:
@@ -97,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.model and args.target:
         raise UserError('give either a target "module:function" or --model, not both')
-    shape = parse_shape(args.input_shape) if args.input_shape else None
+    shape = parse_shape("--input-shape", args.input_shape) if args.input_shape else None
     if args.model:
         shape = shape or (1, 28, 28)
         model = build_builtin(args.model, args, shape)

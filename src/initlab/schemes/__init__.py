@@ -15,6 +15,7 @@ from initlab.schemes.registry import (
     definitions,
     format_spec,
     parse_spec,
+    parse_value,
     scheme_from_spec,
     split_specs,
     get_scheme,
@@ -35,5 +36,5 @@ ARTICLE_NAMES = dict(zip(ARTICLE_SCHEMES, (
 
 __all__ = [
     "ARTICLE_NAMES", "ARTICLE_SCHEMES", "Param", "Scheme", "SchemeDef", "aliases", "compute_fans",
-    "canonical_spec", "definitions", "fan", "format_spec", "parse_spec", "scheme_from_spec", "split_specs", "gain", "get_scheme", "init_", "list_schemes", "moment_gain", "resolve",
+    "canonical_spec", "definitions", "fan", "format_spec", "parse_spec", "parse_value", "scheme_from_spec", "split_specs", "gain", "get_scheme", "init_", "list_schemes", "moment_gain", "resolve",
 ]

@@ -7,7 +7,8 @@ from collections.abc import Callable
 
 from torch import nn
 
-from initlab.activations import canonical, get_activation
+from initlab import checks
+from initlab.activations import canonical, get_activation, takes_param
 from initlab.quadrature import gaussian_expectation
 
 # The names torch.nn.init.calculate_gain knows; for these, method="torch" returns its values.
@@ -35,6 +36,15 @@ def _torch_gain(name: str, param: float | None) -> float:
             slope = float(param)
         return math.sqrt(2.0 / (1 + slope**2))
     return 3.0 / 4  # selu
+
+
+def _check_param(name: str, param: object) -> None:
+    """A parameter only for an activation that has one, and a finite one (torch would ignore it or
+    return nan)."""
+    base = "linear" if name.startswith("conv") else name
+    if not takes_param(base):
+        raise checks.fail("param", param, f"no parameter: {name} takes none (leaky_relu, elu and celu do)")
+    checks.finite("param", param)
 
 
 def moment_gain(activation: str | nn.Module | Callable, param: float | None = None) -> float:
@@ -76,10 +86,11 @@ def gain(
         param: the activation's parameter (leaky ReLU's negative slope, ELU's alpha).
         method: ``"torch"`` or ``"moment"``.
     """
-    if method not in GAIN_METHODS:
-        raise ValueError(f"method must be one of {', '.join(GAIN_METHODS)}; got {method!r}")
+    checks.choice("method", method, GAIN_METHODS)
     if isinstance(nonlinearity, str):
         key = nonlinearity.lower()
+        if param is not None:
+            _check_param(key, param)
         if method == "torch" and key in TORCH_GAIN_NAMES:
             return _torch_gain(key, param)
         if key.startswith("conv"):

@@ -298,7 +298,8 @@ def init_(
     return get_scheme(scheme, **params).init_(tensor, generator=generator)
 
 
-def _parse_value(text: str) -> Any:
+def parse_value(text: str) -> Any:
+    """A parameter value from command-line text: None, an int, a float, else the unquoted string."""
     text = text.strip()
     if text in ("None", "none", "null"):
         return None
@@ -313,20 +314,36 @@ def _parse_value(text: str) -> Any:
 def parse_spec(text: str) -> tuple[str, dict[str, Any]]:
     """``"he_normal(mode=fan_out, a=0.1)"`` -> ``("he_normal", {"mode": "fan_out", "a": 0.1})``.
 
-    The command-line form of a scheme with parameters; a bare name has no parameters.
+    The command-line form of a scheme with parameters, the one parser of it (``compare
+    --schemes``, ``--bias-init``, ``diagnose --scheme``, study settings). A bare name has no
+    parameters; ``NAME()`` neither. Refused: an empty name, unbalanced parentheses, an item
+    that is not ``key=value``, an empty item (``a=1,,b=2``, a trailing comma) and a key given
+    twice.
     """
+    if not isinstance(text, str):
+        raise UserError(f"scheme spec: got {text!r}; expected NAME or NAME(key=value, ...)")
     text = text.strip()
-    if "(" not in text:
+    expected = "expected NAME or NAME(key=value, ...)"
+    if "(" not in text and ")" not in text:
+        if not text:
+            raise UserError(f"scheme spec: got {text!r}; {expected}")
         return text, {}
-    if not text.endswith(")"):
-        raise UserError(f"scheme spec {text!r}: expected NAME or NAME(key=value, ...)")
-    name, inner = text[:-1].split("(", 1)
+    name, _, inner = text.partition("(")
+    if not name.strip() or not inner.endswith(")") or "(" in inner or ")" in inner[:-1]:
+        raise UserError(f"scheme spec: got {text!r}; {expected}")
+    inner = inner[:-1]
     params: dict[str, Any] = {}
-    for part in filter(None, (p.strip() for p in inner.split(","))):
-        if "=" not in part:
-            raise UserError(f"scheme spec {text!r}: parameter {part!r} is not key=value")
-        key, value = part.split("=", 1)
-        params[key.strip()] = _parse_value(value)
+    if inner.strip():
+        for part in (p.strip() for p in inner.split(",")):
+            key, sep, value = part.partition("=")
+            key = key.strip()
+            if not part:
+                raise UserError(f"scheme spec {text!r}: empty parameter (a stray comma); {expected}")
+            if not sep or not key or not value.strip():
+                raise UserError(f"scheme spec {text!r}: parameter {part!r} is not key=value")
+            if key in params:
+                raise UserError(f"scheme spec {text!r}: parameter {key!r} given twice")
+            params[key] = parse_value(value)
     return name.strip(), params
 
 
@@ -338,7 +355,10 @@ def format_spec(name: str, params: dict[str, Any]) -> str:
 
 
 def split_specs(text: str) -> list[str]:
-    """Split a comma list of scheme specs, keeping commas inside parentheses."""
+    """Split a comma list of scheme specs, keeping commas inside parentheses.
+
+    Empty items (``"he_normal,,zeros"``, a trailing comma) and unbalanced parentheses are errors.
+    """
     out, depth, current = [], 0, []
     for ch in text:
         if ch == "," and depth == 0:
@@ -346,9 +366,17 @@ def split_specs(text: str) -> list[str]:
             current = []
             continue
         depth += (ch == "(") - (ch == ")")
+        if depth < 0:
+            break
         current.append(ch)
     out.append("".join(current).strip())
-    return [s for s in out if s]
+    if depth != 0:
+        raise UserError(f"scheme list {text!r}: unbalanced parentheses; expected NAME or NAME(key=value, ...) items")
+    if not any(out):
+        raise UserError(f"scheme list: got {text!r}; expected one or more schemes separated by commas")
+    if not all(out):
+        raise UserError(f"scheme list {text!r}: an empty item (a stray or trailing comma)")
+    return out
 
 
 def scheme_from_spec(text: str) -> Scheme:
