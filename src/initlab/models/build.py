@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from initlab import checks
 from initlab.errors import UserError, lookup
 from initlab.loader import call_factory, load_callable
 from initlab.models.nets import _int, _shape, cnn, mlp, rescnn, resmlp
@@ -136,8 +137,7 @@ def build(
     >>> [tuple(p.shape) for p in model.parameters()][:2]
     [(256, 784), (256,)]
     """
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise UserError(f"seed={seed!r} is invalid; allowed: an integer")
+    checks.integer("seed", seed)
     shape = _shape(input_shape)
     num_classes = _int("num_classes", num_classes, 1)
     if width is not None:

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from initlab import checks
 from initlab.errors import UserError
 from initlab.policy.introspect import SCALED_KINDS
 from initlab.policy.lsuv import DEFAULT_MAX_ITER, DEFAULT_TOL, check_data, lsuv_
@@ -70,8 +71,7 @@ def apply_plan(model: nn.Module, plan: Plan, *, seed: int = 0) -> None:
 
 
 def _check_seed(seed: Any) -> None:
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise UserError(f"seed must be an integer; got {seed!r}")
+    checks.integer("seed", seed)
 
 
 def _needs_data(policy: Any) -> bool:

@@ -34,9 +34,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from initlab import checks
 from initlab.errors import UserError
 from initlab.studies.base import StudyContext, StudyResult, mean_ci, register
-from initlab.studies.settings import accuracy_by_seed, int_list, seed_list
+from initlab.studies.settings import accuracy_by_seed, int_list, positive_list, seed_list
 
 NAME = "criticality"
 CLAIM = ("If weights are set too large or too small, the network may struggle to learn and take longer to converge. "
@@ -100,14 +101,6 @@ def _phase(sigma_w2: float, critical: float) -> str:
 
 def _num(x: float) -> str:
     return f"{x:.3f}" if math.isfinite(x) else "n/a (no such cell)"
-
-
-def _float_list(name: str, value: Any) -> list[float]:
-    values = value if isinstance(value, (list, tuple)) else [value]
-    if not values or any(isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < math.inf
-                         for v in values):
-        raise UserError(f"{name}: a list of numbers > 0; got {value!r}")
-    return sorted({float(v) for v in values})
 
 
 def depth_matched_effect(acc: dict[int, dict[float, dict[int, float]]], inside: dict[int, dict[float, bool]],
@@ -196,13 +189,9 @@ def run(ctx: StudyContext) -> StudyResult:
     if len(seeds) < 2:
         raise UserError(f"seeds: the CI over seeds needs at least 2 seeds; got {list(seeds)}")
     depths = int_list("depths", s["depths"], 1)
-    sigmas = _float_list("sigma_w2", s["sigma_w2"])
-    sigma_b2 = s["sigma_b2"]
-    if isinstance(sigma_b2, bool) or not isinstance(sigma_b2, (int, float)) or not 0 <= sigma_b2 < math.inf:
-        raise UserError(f"sigma_b2: a number >= 0; got {sigma_b2!r}")
-    curve_points = s["curve_points"]
-    if isinstance(curve_points, bool) or not isinstance(curve_points, int) or curve_points < 2:
-        raise UserError(f"curve_points: an integer >= 2; got {curve_points!r}")
+    sigmas = positive_list("sigma_w2", s["sigma_w2"])
+    sigma_b2 = checks.real("sigma_b2", s["sigma_b2"], low=0.0)
+    curve_points = checks.integer("curve_points", s["curve_points"], minimum=2)
 
     cache: dict[float, float] = {}
     bound = {sw: trainable_depth(sw, sigma_b2, cache) for sw in sigmas}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from initlab import checks
 from initlab.errors import UserError
 from initlab.studies.base import mean_ci
 
@@ -47,10 +48,25 @@ def as_list(value: Any) -> list:
 
 
 def int_list(name: str, value: Any, minimum: int) -> list[int]:
+    """Distinct integers >= ``minimum``, sorted, from a list or one value."""
     values = value if isinstance(value, (list, tuple)) else [value]
-    if not values or any(isinstance(v, bool) or not isinstance(v, int) or v < minimum for v in values):
-        raise UserError(f"{name}: a list of integers >= {minimum}; got {value!r}")
-    return sorted(set(values))
+    if not values:
+        raise checks.fail(name, value, f"a list of integers >= {minimum}")
+    try:
+        return sorted({checks.integer(name, v, minimum=minimum) for v in values})
+    except UserError:
+        raise checks.fail(name, value, f"a list of integers >= {minimum}") from None
+
+
+def positive_list(name: str, value: Any) -> list[float]:
+    """Distinct finite numbers > 0, sorted, from a list or one value."""
+    values = value if isinstance(value, (list, tuple)) else [value]
+    if not values:
+        raise checks.fail(name, value, "a list of finite numbers > 0")
+    try:
+        return sorted({checks.positive(name, v) for v in values})
+    except UserError:
+        raise checks.fail(name, value, "a list of finite numbers > 0") from None
 
 
 def fmt_ci(mean: float, lo: float, hi: float, digits: int = 3) -> str:
