@@ -40,7 +40,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _command_name(argv: list[str]) -> list[str]:
+    """``argv`` with its command spelled as registered (``Compare`` -> ``compare``), through the
+    registries' one lookup; an unknown command raises ``UserError`` with the closest ones."""
+    from initlab.errors import lookup
+
+    if argv and not argv[0].startswith("-"):
+        return [lookup("command", argv[0], COMMANDS), *argv[1:]]
+    return argv
+
+
 def main(argv: list[str] | None = None) -> int:
+    from initlab.errors import UserError
+
+    try:
+        argv = _command_name(list(sys.argv[1:] if argv is None else argv))
+    except UserError as exc:
+        print(f"{error_prefix(None)} {exc}", file=sys.stderr)
+        return 2
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
