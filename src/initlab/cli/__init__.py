@@ -51,13 +51,34 @@ def main(argv: list[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 1
-    except KeyboardInterrupt:
-        print("initlab: interrupted", file=sys.stderr)
-        return 130
-    except (ValueError, FileNotFoundError, NotADirectoryError, PermissionError, ImportError) as exc:
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"initlab: error: {msg}", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        signum = getattr(exc, "signum", 2)  # store.guard.Terminated carries SIGTERM's number
+        print(f"initlab: interrupted ({'SIGTERM' if signum == 15 else 'SIGINT'})", file=sys.stderr)
+        return 128 + signum
+    except (ValueError, OSError, ImportError) as exc:
+        print(f"initlab: error: {_first_line(exc)}", file=sys.stderr)
         return 2
+    except (MemoryError, RuntimeError) as exc:
+        if not _out_of_memory(exc):
+            raise
+        print(f"initlab: error: out of memory ({_first_line(exc)[:200]}); lower --chunk-size, --width or "
+              f"--batch-size, or set INITLAB_MEMORY_LIMIT so the pre-flight check refuses such runs", file=sys.stderr)
+        return 2
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    if isinstance(exc, OSError) and exc.strerror and exc.filename:
+        text = f"{exc.filename}: {exc.strerror}"
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    """An allocation failure (CPU or accelerator) rather than a bug."""
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+        return True
+    text = str(exc)
+    return any(s in text for s in ("can't allocate memory", "out of memory", "not enough memory"))
 
 
 def entry() -> None:

@@ -5,8 +5,12 @@ writes, and every write is one ``BEGIN IMMEDIATE`` transaction, so a reader sees
 or not at all and a killed writer leaves only whole chunks (SQLite rolls back the unfinished
 one on the next open). ``synchronous=FULL``: a committed chunk survives power loss too.
 
-Schema version 1 (see docs/store.md): ``meta`` (application, schema_version), ``experiments``,
-``runs``, ``epochs``, ``checkpoints``. NaN metrics are stored as NULL (metrics are never None, so
+Schema version 2 (see docs/store.md): ``meta`` (application, schema_version), ``experiments``,
+``runs``, ``epochs``, ``checkpoints``; version 2 adds the experiment status "failed" (a version
+1 store is migrated when a writer opens it). New stores use ``auto_vacuum = INCREMENTAL`` and
+give deleted checkpoints' pages back to the file system after each commit that deletes some;
+``compact()`` reclaims an older store's free pages. ``check()`` runs ``PRAGMA quick_check``
+so a damaged file gives one clear error before a report reads numbers from it. NaN metrics are stored as NULL (metrics are never None, so
 NULL means NaN); +-inf are SQLite REALs. Triggers make ``runs`` and ``epochs`` append-only, so
 even raw SQL cannot change a committed record.
 """
@@ -18,6 +22,7 @@ import math
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
@@ -27,26 +32,28 @@ from initlab.errors import UserError
 from initlab.store.base import Cell, Chunk, Store, conflict, new_experiment_id, recommit_difference, utc_now
 from initlab.store.records import EpochRecord, ExperimentRecord, RunRecord, canonical_json
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 APPLICATION = "initlab"
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _BUSY_TIMEOUT_S = 60.0  # a reader or second writer waits this long for a lock before failing
 
-_SCHEMA_V1 = [
-    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-    """CREATE TABLE IF NOT EXISTS experiments (
+_EXPERIMENTS_DDL = """CREATE TABLE IF NOT EXISTS {name} (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
         id TEXT NOT NULL UNIQUE,
         name TEXT,
         config_json TEXT NOT NULL,
         config_hash TEXT NOT NULL,
         created_at TEXT NOT NULL,
-        status TEXT NOT NULL CHECK (status IN ('running', 'finished', 'interrupted')),
+        status TEXT NOT NULL CHECK (status IN ('running', 'finished', 'interrupted', 'failed')),
         initlab_version TEXT NOT NULL,
         torch_version TEXT NOT NULL,
         python_version TEXT NOT NULL,
-        extra_json TEXT NOT NULL DEFAULT '{}'
-    )""",
+        extra_json TEXT NOT NULL DEFAULT '{{}}'
+    )"""
+
+_SCHEMA = [
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    _EXPERIMENTS_DDL.format(name="experiments"),
     "CREATE INDEX IF NOT EXISTS experiments_by_hash ON experiments (config_hash, seq)",
     """CREATE TABLE IF NOT EXISTS runs (
         experiment_id TEXT NOT NULL REFERENCES experiments (id),
@@ -226,20 +233,69 @@ class SQLiteStore(Store):
             self._conn = sqlite3.connect(
                 self.path, timeout=_BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
             )
-            self._conn.execute("PRAGMA journal_mode = WAL")
+            if version is None:
+                # only takes effect before the first table exists: a new store gives freed
+                # pages (deleted checkpoints) back with `PRAGMA incremental_vacuum`
+                self._conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
+            self._set_wal()
             self._conn.execute("PRAGMA synchronous = FULL")
             self._conn.execute("PRAGMA foreign_keys = ON")
             if version is None:
                 self._initialise()
+            elif version < SCHEMA_VERSION:
+                self._migrate()
         except sqlite3.Error as exc:
             self.close()
             raise UserError(f"cannot open store {self.path}: {exc}") from None
+        except BaseException:
+            self.close()
+            raise
+
+    def _set_wal(self) -> None:
+        """Switch to WAL; another process switching at the same moment makes SQLite answer
+        "locked" at once (the busy timeout does not cover it), so retry for a while."""
+        conn = self._connection()
+        deadline = time.monotonic() + _BUSY_TIMEOUT_S
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def _migrate(self) -> None:
+        """Version 1 -> 2: the experiments table's status CHECK gains 'failed' (SQLite cannot
+        alter a CHECK: the table is rebuilt, SQLite's documented 12-step way). A read-only
+        file stays at version 1 and is read as it is."""
+        conn = self._connection()
+        with self._lock:
+            conn.execute("PRAGMA foreign_keys = OFF")  # only outside a transaction
+            try:
+                with self._write() as c:
+                    row = c.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+                    if row and int(row[0]) >= 2:  # another process migrated it meanwhile
+                        return
+                    c.execute(_EXPERIMENTS_DDL.format(name="experiments_v2"))
+                    c.execute("INSERT INTO experiments_v2 SELECT * FROM experiments")
+                    c.execute("DROP TABLE experiments")
+                    c.execute("ALTER TABLE experiments_v2 RENAME TO experiments")
+                    c.execute("CREATE INDEX IF NOT EXISTS experiments_by_hash ON experiments (config_hash, seq)")
+                    c.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
+                    if c.execute("PRAGMA foreign_key_check").fetchall():
+                        raise sqlite3.IntegrityError("foreign keys broken by the migration")
+            except sqlite3.OperationalError as exc:
+                if "readonly" not in str(exc):
+                    raise
+            finally:
+                conn.execute("PRAGMA foreign_keys = ON")
 
     def _initialise(self) -> None:
         with self._write() as c:
             # Another process may have initialised it since _inspect: the DDL is IF NOT EXISTS
             # and the meta rows are written once.
-            for statement in _SCHEMA_V1:
+            for statement in _SCHEMA:
                 c.execute(statement)
             c.execute("INSERT OR IGNORE INTO meta VALUES ('application', ?)", (APPLICATION,))
             c.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
@@ -273,7 +329,61 @@ class SQLiteStore(Store):
 
     def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
-            return self._connection().execute(sql, params).fetchall()
+            try:
+                return self._connection().execute(sql, params).fetchall()
+            except sqlite3.DatabaseError as exc:
+                if isinstance(exc, (sqlite3.OperationalError, sqlite3.IntegrityError)):
+                    raise
+                raise self._damaged(str(exc)) from None
+
+    # ---- health --------------------------------------------------------------------------------
+
+    def _damaged(self, why: str) -> UserError:
+        return UserError(
+            f"store {self.path} is damaged ({why}); its numbers cannot be trusted. Restore it from a copy "
+            f"(`sqlite3 {self.path} .recover` may save what is left)"
+        )
+
+    def check(self) -> None:
+        """``PRAGMA quick_check``: raise ``UserError`` naming the first problem when the file is
+        damaged (torn pages, broken b-trees, records that do not fit their page), so a report
+        never reads numbers from a damaged file. Linear in the file size."""
+        with self._lock:
+            try:
+                rows = self._connection().execute("PRAGMA quick_check").fetchall()
+            except sqlite3.DatabaseError as exc:
+                raise self._damaged(str(exc)) from None
+        problems = [r[0] for r in rows if r[0] != "ok"]
+        if problems:
+            more = f" and {len(problems) - 1} more problems" if len(problems) > 1 else ""
+            raise self._damaged(f"SQLite quick_check: {problems[0]}{more}")
+
+    def free_pages(self) -> tuple[int, int]:
+        """``(free pages, all pages)`` of the file."""
+        free = self._query("PRAGMA freelist_count")[0][0]
+        return free, self._query("PRAGMA page_count")[0][0]
+
+    def _reclaim(self) -> None:
+        """Give free pages back (a no-op for a store made before auto_vacuum was set)."""
+        with self._lock:
+            self._connection().execute("PRAGMA incremental_vacuum").fetchall()
+
+    def compact(self) -> bool:
+        """Reclaim free pages: ``incremental_vacuum`` on a new store; on an older one a
+        ``VACUUM`` that also turns ``auto_vacuum`` on. False when another connection holds the
+        file (VACUUM needs it alone); nothing is lost either way."""
+        with self._lock:
+            conn = self._connection()
+            try:
+                if conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2:
+                    conn.execute("PRAGMA incremental_vacuum").fetchall()
+                else:
+                    conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
+                    conn.execute("VACUUM")
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+            except sqlite3.OperationalError:
+                return False
+        return True
 
     # ---- experiments ---------------------------------------------------------------------------
 
@@ -360,6 +470,8 @@ class SQLiteStore(Store):
             c.executemany(
                 "DELETE FROM checkpoints WHERE experiment_id = ? AND key = ?", [(experiment_id, k) for k in delete_keys]
             )
+        if delete_keys:
+            self._reclaim()
         return new
 
     def _runs(self, experiment_id: str) -> list[RunRecord]:
@@ -398,9 +510,11 @@ class SQLiteStore(Store):
 
     def _delete_checkpoint(self, experiment_id: str, key: str) -> bool:
         with self._write() as c:
-            return c.execute(
+            deleted = c.execute(
                 "DELETE FROM checkpoints WHERE experiment_id = ? AND key = ?", (experiment_id, key)
             ).rowcount == 1
+        self._reclaim()
+        return deleted
 
     def _checkpoint_keys(self, experiment_id: str) -> list[str]:
         rows = self._query("SELECT key FROM checkpoints WHERE experiment_id = ? ORDER BY key", (experiment_id,))
