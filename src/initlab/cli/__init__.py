@@ -15,6 +15,18 @@ import sys
 
 # Order is the order of ``initlab --help``.
 COMMANDS = ("schemes", "gain", "plan", "diagnose", "compare", "runs", "report", "study")
+# One line per command for ``initlab --help``, which then imports no command module (they
+# import torch, ~2 s). Each module's ``register`` uses the same text (tests/test_cli_startup.py).
+SUMMARIES = {
+    "schemes": "list the registered initialization schemes",
+    "gain": "recommended gain for an activation",
+    "plan": "per-layer initialization plan of a model, with reasons",
+    "diagnose": "signal propagation at init: per-layer table, flags, theory",
+    "compare": "train schemes x seeds and compare them (the main job)",
+    "runs": "list the stored experiments",
+    "report": "rebuild the report of a stored experiment",
+    "study": "test one of the article's claims by experiment (or all)",
+}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -24,7 +36,9 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser with every command registered, or (``only``) with that command registered
+    and the others as one-line stubs: only the module of the command that runs is imported."""
     from initlab import __version__
 
     parser = _Parser(
@@ -34,12 +48,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"initlab {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        importlib.import_module(f"initlab.cli.{name}_cmd").register(sub)
+        if only is None or name == only:
+            importlib.import_module(f"initlab.cli.{name}_cmd").register(sub)
+        else:
+            sub.add_parser(name, help=SUMMARIES[name])
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    args_in = sys.argv[1:] if argv is None else list(argv)
+    first = args_in[0] if args_in else ""
+    parser = build_parser(only=first if first in COMMANDS else "")
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

@@ -85,7 +85,6 @@ def html_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def print_rich(title: str, header: Sequence[str], rows: Sequence[Sequence[str]], *, file=None) -> None:
-    from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
@@ -94,4 +93,6 @@ def print_rich(title: str, header: Sequence[str], rows: Sequence[Sequence[str]],
         table.add_column(escape(h), justify="left" if i < 2 else "right", overflow="fold")
     for row in rows:
         table.add_row(*(escape(str(c)) for c in row))
-    Console(file=file, width=max(120, min(220, 14 * len(header)))).print(table)
+    from initlab.console import console
+
+    console(file).print(table)
