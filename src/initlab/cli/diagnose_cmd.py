@@ -105,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from initlab.diagnose import diagnose
+    from initlab.engine.memory import check_builtin_model
     from initlab.models import build
     from initlab.seeding import derive_generator
 
@@ -116,6 +117,9 @@ def run(args: argparse.Namespace) -> int:
         minimum = 2 if name == "batch" else 1
         if value < minimum:
             raise UserError(f"--{name.replace('_', '-')}={value} is invalid; allowed: an integer >= {minimum}")
+    check_builtin_model(args.model, input_shape=shape, num_classes=args.num_classes, batch_size=args.batch,
+                        width=args.width, depth=args.depth, activation=args.activation, what="diagnose",
+                        lower="--batch, --width or --depth")
     model = build(args.model, input_shape=shape, num_classes=args.num_classes, width=args.width, depth=args.depth,
                   activation=args.activation, seed=args.seed)
     _initialize(model, args)

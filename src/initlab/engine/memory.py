@@ -224,6 +224,23 @@ def check_fits(estimate: MemoryEstimate, *, lower: str, what: str = "this run",
     )
 
 
+def check_builtin_model(spec: str, *, input_shape: Sequence[int], num_classes: int, batch_size: int,
+                        what: str, lower: str, backward: bool = True, width: int | None = None,
+                        depth: int | None = None, activation: str = "relu", **options: Any) -> None:
+    """Pre-flight for one model (``diagnose``: a forward and backward pass on ``batch_size``
+    inputs; ``plan``: ``batch_size=0``, building and initializing only). Models that are not
+    built in (``module:function``) are not estimated: building them is the user's code."""
+    from initlab.models import architectures
+
+    if spec not in architectures():
+        return
+    fp = model_footprint(spec, input_shape=input_shape, num_classes=num_classes, width=width, depth=depth,
+                         activation=activation, **options)
+    estimate = inference_estimate(fp, batch_size=batch_size, backward=backward)
+    inputs = ("inputs", max(batch_size, 2) * math.prod(input_shape) * BYTES_PER_ELEMENT)
+    check_fits(MemoryEstimate((*estimate.parts, inputs)), what=what, lower=lower)
+
+
 def members_that_fit(fp: Footprint, cap: int, *, limit: int | None = None, **training: Any) -> int:
     """The largest ensemble size in ``1..cap`` whose training estimate stays within ``HEADROOM``
     of the limit; 1 when even one member does not (``check_fits`` then says so)."""
