@@ -6,8 +6,9 @@ or not at all and a killed writer leaves only whole chunks (SQLite rolls back th
 one on the next open). ``synchronous=FULL``: a committed chunk survives power loss too.
 
 Schema version 2 (see docs/store.md): ``meta`` (application, schema_version), ``experiments``,
-``runs``, ``epochs``, ``checkpoints``; version 2 adds the experiment status "failed" (a version
-1 store is migrated when a writer opens it). New stores use ``auto_vacuum = INCREMENTAL`` and
+``runs``, ``epochs``, ``checkpoints``; version 2 adds the experiment status "failed" and a
+``checksum`` per record, verified on every read (a version 1 store is migrated when opened;
+its older records have no checksum and are read as before). New stores use ``auto_vacuum = INCREMENTAL`` and
 give deleted checkpoints' pages back to the file system after each commit that deletes some;
 ``compact()`` reclaims an older store's free pages. ``check()`` runs ``PRAGMA quick_check``
 so a damaged file gives one clear error before a report reads numbers from it. NaN metrics are stored as NULL (metrics are never None, so
@@ -17,6 +18,7 @@ even raw SQL cannot change a committed record.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -48,7 +50,8 @@ _EXPERIMENTS_DDL = """CREATE TABLE IF NOT EXISTS {name} (
         initlab_version TEXT NOT NULL,
         torch_version TEXT NOT NULL,
         python_version TEXT NOT NULL,
-        extra_json TEXT NOT NULL DEFAULT '{{}}'
+        extra_json TEXT NOT NULL DEFAULT '{{}}',
+        checksum TEXT
     )"""
 
 _SCHEMA = [
@@ -67,6 +70,7 @@ _SCHEMA = [
         diverged_step INTEGER,
         wall_time REAL,
         extra_json TEXT NOT NULL,
+        checksum TEXT,
         PRIMARY KEY (experiment_id, scheme, seed)
     ) WITHOUT ROWID""",
     """CREATE TABLE IF NOT EXISTS epochs (
@@ -80,6 +84,7 @@ _SCHEMA = [
         test_loss REAL,
         test_acc REAL,
         wall_time REAL,
+        checksum TEXT,
         PRIMARY KEY (experiment_id, scheme, seed, epoch),
         FOREIGN KEY (experiment_id, scheme, seed) REFERENCES runs (experiment_id, scheme, seed)
     ) WITHOUT ROWID""",
@@ -89,6 +94,7 @@ _SCHEMA = [
         epoch INTEGER NOT NULL,
         blob BLOB NOT NULL,
         saved_at TEXT NOT NULL,
+        checksum TEXT,
         PRIMARY KEY (experiment_id, key)
     )""",
     *(
@@ -108,6 +114,17 @@ _EXPERIMENT_COLUMNS = (
     "id, name, config_json, config_hash, created_at, status, initlab_version, torch_version, "
     "python_version, extra_json"
 )
+
+
+def _digest(values: tuple[Any, ...]) -> str:
+    """A record's checksum: sha256 of the ``repr`` of its stored values (floats round-trip
+    exactly through ``repr``), 16 hex digits. Written with every record and verified on every
+    read, so a damaged value is an error, never a wrong number."""
+    return hashlib.sha256(repr(tuple(values)).encode()).hexdigest()[:16]
+
+
+def _blob_digest(experiment_id: str, key: str, epoch: int, blob: bytes) -> str:
+    return _digest((experiment_id, key, epoch, hashlib.sha256(blob).hexdigest()))
 
 
 def _real(value: float) -> float | None:
@@ -157,6 +174,15 @@ def _experiment_record(row: tuple[Any, ...]) -> ExperimentRecord:
         status=status, initlab_version=v_initlab, torch_version=v_torch, python_version=v_python,
         extra=json.loads(extra),
     )
+
+
+def _is_damage(exc: sqlite3.DatabaseError) -> bool:
+    """SQLite's errors for a damaged file (not a lock, a constraint or a closed handle)."""
+    if isinstance(exc, sqlite3.IntegrityError):
+        return False
+    if isinstance(exc, sqlite3.OperationalError):
+        return "decode" in str(exc) or "malformed" in str(exc)
+    return True
 
 
 def _not_a_store(path: Path, why: str) -> UserError:
@@ -267,8 +293,9 @@ class SQLiteStore(Store):
 
     def _migrate(self) -> None:
         """Version 1 -> 2: the experiments table's status CHECK gains 'failed' (SQLite cannot
-        alter a CHECK: the table is rebuilt, SQLite's documented 12-step way). A read-only
-        file stays at version 1 and is read as it is."""
+        alter a CHECK: the table is rebuilt, SQLite's documented 12-step way) and every table a
+        ``checksum`` column (computed for experiments; NULL, i.e. unchecked, for older runs,
+        epochs and checkpoints). A read-only file cannot be migrated and is refused."""
         conn = self._connection()
         with self._lock:
             conn.execute("PRAGMA foreign_keys = OFF")  # only outside a transaction
@@ -278,7 +305,12 @@ class SQLiteStore(Store):
                     if row and int(row[0]) >= 2:  # another process migrated it meanwhile
                         return
                     c.execute(_EXPERIMENTS_DDL.format(name="experiments_v2"))
-                    c.execute("INSERT INTO experiments_v2 SELECT * FROM experiments")
+                    rows = c.execute(f"SELECT seq, {_EXPERIMENT_COLUMNS} FROM experiments").fetchall()
+                    c.executemany(
+                        f"INSERT INTO experiments_v2 (seq, {_EXPERIMENT_COLUMNS}, checksum) "
+                        f"VALUES ({', '.join('?' * 12)})", [(*r, _digest(r[1:])) for r in rows])
+                    for table in ("runs", "epochs", "checkpoints"):  # older records stay unchecked (NULL)
+                        c.execute(f"ALTER TABLE {table} ADD COLUMN checksum TEXT")
                     c.execute("DROP TABLE experiments")
                     c.execute("ALTER TABLE experiments_v2 RENAME TO experiments")
                     c.execute("CREATE INDEX IF NOT EXISTS experiments_by_hash ON experiments (config_hash, seq)")
@@ -288,6 +320,10 @@ class SQLiteStore(Store):
             except sqlite3.OperationalError as exc:
                 if "readonly" not in str(exc):
                     raise
+                raise UserError(
+                    f"store {self.path} has schema 1 and must be upgraded to {SCHEMA_VERSION} by a process that "
+                    f"can write it (it is read-only here); open it once where it is writable"
+                ) from None
             finally:
                 conn.execute("PRAGMA foreign_keys = ON")
 
@@ -332,9 +368,20 @@ class SQLiteStore(Store):
             try:
                 return self._connection().execute(sql, params).fetchall()
             except sqlite3.DatabaseError as exc:
-                if isinstance(exc, (sqlite3.OperationalError, sqlite3.IntegrityError)):
-                    raise
-                raise self._damaged(str(exc)) from None
+                if _is_damage(exc):
+                    raise self._damaged(str(exc)) from None
+                raise
+
+    def _verified(self, rows: list[tuple[Any, ...]], what: str) -> list[tuple[Any, ...]]:
+        """Rows whose last column is their checksum, checked and dropped (NULL: a version 1
+        record, unchecked)."""
+        out = []
+        for row in rows:
+            data, checksum = row[:-1], row[-1]
+            if checksum is not None and checksum != _digest(data):
+                raise self._damaged(f"a {what} record fails its checksum")
+            out.append(data)
+        return out
 
     # ---- health --------------------------------------------------------------------------------
 
@@ -366,7 +413,8 @@ class SQLiteStore(Store):
     def _reclaim(self) -> None:
         """Give free pages back (a no-op for a store made before auto_vacuum was set)."""
         with self._lock:
-            self._connection().execute("PRAGMA incremental_vacuum").fetchall()
+            # executescript steps the pragma to the end (a plain execute frees one page only)
+            self._connection().executescript("PRAGMA incremental_vacuum;")
 
     def compact(self) -> bool:
         """Reclaim free pages: ``incremental_vacuum`` on a new store; on an older one a
@@ -376,7 +424,7 @@ class SQLiteStore(Store):
             conn = self._connection()
             try:
                 if conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2:
-                    conn.execute("PRAGMA incremental_vacuum").fetchall()
+                    conn.executescript("PRAGMA incremental_vacuum;")
                 else:
                     conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
                     conn.execute("VACUUM")
@@ -395,11 +443,10 @@ class SQLiteStore(Store):
                 return c.execute("SELECT 1 FROM experiments WHERE id = ?", (candidate,)).fetchone() is not None
 
             eid = new_experiment_id(digest, taken)
-            c.execute(
-                f"INSERT INTO experiments ({_EXPERIMENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, '{{}}')",
-                (eid, name, config_json, digest, created_at,
-                 versions["initlab"], versions["torch"], versions["python"]),
-            )
+            row = (eid, name, config_json, digest, created_at, "running",
+                   versions["initlab"], versions["torch"], versions["python"], "{}")
+            c.execute(f"INSERT INTO experiments ({_EXPERIMENT_COLUMNS}, checksum) VALUES ({', '.join('?' * 11)})",
+                      (*row, _digest(row)))
         record = self._get_experiment(eid)
         assert record is not None
         return record
@@ -408,35 +455,48 @@ class SQLiteStore(Store):
         return [r[0] for r in self._query("SELECT id FROM experiments ORDER BY seq")]
 
     def _get_experiment(self, experiment_id: str) -> ExperimentRecord | None:
-        rows = self._query(f"SELECT {_EXPERIMENT_COLUMNS} FROM experiments WHERE id = ?", (experiment_id,))
-        return _experiment_record(rows[0]) if rows else None
+        rows = self._query(f"SELECT {_EXPERIMENT_COLUMNS}, checksum FROM experiments WHERE id = ?", (experiment_id,))
+        return _experiment_record(self._verified(rows, "experiment")[0]) if rows else None
 
     def _find_experiment(self, digest: str) -> ExperimentRecord | None:
         rows = self._query(
-            f"SELECT {_EXPERIMENT_COLUMNS} FROM experiments WHERE config_hash = ? ORDER BY seq DESC LIMIT 1", (digest,)
+            f"SELECT {_EXPERIMENT_COLUMNS}, checksum FROM experiments WHERE config_hash = ? ORDER BY seq DESC LIMIT 1",
+            (digest,),
         )
-        return _experiment_record(rows[0]) if rows else None
+        return _experiment_record(self._verified(rows, "experiment")[0]) if rows else None
 
     def list_experiments(self) -> list[ExperimentRecord]:
-        rows = self._query(f"SELECT {_EXPERIMENT_COLUMNS} FROM experiments ORDER BY seq")
-        return [_experiment_record(r) for r in rows]
+        rows = self._query(f"SELECT {_EXPERIMENT_COLUMNS}, checksum FROM experiments ORDER BY seq")
+        return [_experiment_record(r) for r in self._verified(rows, "experiment")]
+
+    def _update_experiment(self, experiment_id: str, change) -> bool:
+        """Read-modify-write of one experiment row in one transaction, checksum renewed."""
+        with self._write() as c:
+            rows = c.execute(f"SELECT {_EXPERIMENT_COLUMNS}, checksum FROM experiments WHERE id = ?",
+                             (experiment_id,)).fetchall()
+            if not rows:
+                return False
+            row = change(list(self._verified(rows, "experiment")[0]))
+            status, extra_json = row[5], row[9]
+            c.execute("UPDATE experiments SET status = ?, extra_json = ?, checksum = ? WHERE id = ?",
+                      (status, extra_json, _digest(tuple(row)), experiment_id))
+            return True
 
     def _set_status(self, experiment_id: str, status: str) -> bool:
-        with self._write() as c:
-            return c.execute("UPDATE experiments SET status = ? WHERE id = ?", (status, experiment_id)).rowcount == 1
+        def change(row: list[Any]) -> list[Any]:
+            row[5] = status
+            return row
+
+        return self._update_experiment(experiment_id, change)
 
     def _set_extra(self, experiment_id: str, key: str, value_json: str) -> bool:
-        with self._write() as c:
-            row = c.execute("SELECT extra_json FROM experiments WHERE id = ?", (experiment_id,)).fetchone()
-            if row is None:
-                return False
-            extra = json.loads(row[0])
+        def change(row: list[Any]) -> list[Any]:
+            extra = json.loads(row[9])
             extra[key] = json.loads(value_json)
-            c.execute(
-                "UPDATE experiments SET extra_json = ? WHERE id = ?",
-                (canonical_json(extra, allow_nan=True), experiment_id),
-            )
-            return True
+            row[9] = canonical_json(extra, allow_nan=True)
+            return row
+
+        return self._update_experiment(experiment_id, change)
 
     # ---- runs ----------------------------------------------------------------------------------
 
@@ -444,27 +504,29 @@ class SQLiteStore(Store):
         new = 0
         with self._write() as c:
             for (scheme, seed), (run, epochs) in chunk.items():
-                row = c.execute(
-                    f"SELECT {_RUN_COLUMNS} FROM runs WHERE experiment_id = ? AND scheme = ? AND seed = ?",
+                found = c.execute(
+                    f"SELECT {_RUN_COLUMNS}, checksum FROM runs WHERE experiment_id = ? AND scheme = ? AND seed = ?",
                     (experiment_id, scheme, seed),
-                ).fetchone()
-                if row is None:
+                ).fetchall()
+                if not found:
                     # Written as we go: a later failure in this chunk must roll these back.
-                    c.execute(f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES ({', '.join('?' * 11)})", _run_row(run))
+                    row = _run_row(run)
+                    c.execute(f"INSERT INTO runs ({_RUN_COLUMNS}, checksum) VALUES ({', '.join('?' * 12)})",
+                              (*row, _digest(row)))
                     c.executemany(
-                        f"INSERT INTO epochs ({_EPOCH_COLUMNS}) VALUES ({', '.join('?' * 10)})",
-                        [_epoch_row(e) for _, e in sorted(epochs.items())],
+                        f"INSERT INTO epochs ({_EPOCH_COLUMNS}, checksum) VALUES ({', '.join('?' * 11)})",
+                        [(*r, _digest(r)) for r in (_epoch_row(e) for _, e in sorted(epochs.items()))],
                     )
                     new += 1
                     continue
                 old_epochs = [
                     _epoch_record(r)
-                    for r in c.execute(
-                        f"SELECT {_EPOCH_COLUMNS} FROM epochs WHERE experiment_id = ? AND scheme = ? AND seed = ?",
-                        (experiment_id, scheme, seed),
-                    )
+                    for r in self._verified(c.execute(
+                        f"SELECT {_EPOCH_COLUMNS}, checksum FROM epochs WHERE experiment_id = ? AND scheme = ? "
+                        "AND seed = ?", (experiment_id, scheme, seed),
+                    ).fetchall(), "epoch")
                 ]
-                reason = recommit_difference(_run_record(row), old_epochs, run, epochs)
+                reason = recommit_difference(_run_record(self._verified(found, "run")[0]), old_epochs, run, epochs)
                 if reason:
                     raise conflict(experiment_id, reason)
             c.executemany(
@@ -476,16 +538,16 @@ class SQLiteStore(Store):
 
     def _runs(self, experiment_id: str) -> list[RunRecord]:
         rows = self._query(
-            f"SELECT {_RUN_COLUMNS} FROM runs WHERE experiment_id = ? ORDER BY scheme, seed", (experiment_id,)
+            f"SELECT {_RUN_COLUMNS}, checksum FROM runs WHERE experiment_id = ? ORDER BY scheme, seed", (experiment_id,)
         )
-        return [_run_record(r) for r in rows]
+        return [_run_record(r) for r in self._verified(rows, "run")]
 
     def _epochs(self, experiment_id: str) -> list[EpochRecord]:
         rows = self._query(
-            f"SELECT {_EPOCH_COLUMNS} FROM epochs WHERE experiment_id = ? ORDER BY scheme, seed, epoch",
+            f"SELECT {_EPOCH_COLUMNS}, checksum FROM epochs WHERE experiment_id = ? ORDER BY scheme, seed, epoch",
             (experiment_id,),
         )
-        return [_epoch_record(r) for r in rows]
+        return [_epoch_record(r) for r in self._verified(rows, "epoch")]
 
     def _committed_cells(self, experiment_id: str) -> set[Cell]:
         rows = self._query("SELECT scheme, seed FROM runs WHERE experiment_id = ?", (experiment_id,))
@@ -496,17 +558,22 @@ class SQLiteStore(Store):
     def _save_checkpoint(self, experiment_id: str, key: str, epoch: int, blob: bytes) -> None:
         with self._write() as c:
             c.execute(
-                "INSERT INTO checkpoints (experiment_id, key, epoch, blob, saved_at) VALUES (?, ?, ?, ?, ?) "
-                "ON CONFLICT (experiment_id, key) DO UPDATE SET "
-                "epoch = excluded.epoch, blob = excluded.blob, saved_at = excluded.saved_at",
-                (experiment_id, key, epoch, blob, utc_now()),
+                "INSERT INTO checkpoints (experiment_id, key, epoch, blob, saved_at, checksum) VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (experiment_id, key) DO UPDATE SET epoch = excluded.epoch, blob = excluded.blob, "
+                "saved_at = excluded.saved_at, checksum = excluded.checksum",
+                (experiment_id, key, epoch, blob, utc_now(), _blob_digest(experiment_id, key, epoch, blob)),
             )
 
     def _load_checkpoint(self, experiment_id: str, key: str) -> tuple[int, bytes] | None:
         rows = self._query(
-            "SELECT epoch, blob FROM checkpoints WHERE experiment_id = ? AND key = ?", (experiment_id, key)
+            "SELECT epoch, blob, checksum FROM checkpoints WHERE experiment_id = ? AND key = ?", (experiment_id, key)
         )
-        return (rows[0][0], bytes(rows[0][1])) if rows else None
+        if not rows:
+            return None
+        epoch, blob, checksum = rows[0][0], bytes(rows[0][1]), rows[0][2]
+        if checksum is not None and checksum != _blob_digest(experiment_id, key, epoch, blob):
+            raise self._damaged(f"checkpoint {key!r} fails its checksum")
+        return epoch, blob
 
     def _delete_checkpoint(self, experiment_id: str, key: str) -> bool:
         with self._write() as c:
