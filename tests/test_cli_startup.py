@@ -103,7 +103,7 @@ def test_html_report_is_readable_on_a_narrow_screen(tmp_path):
     assert "<meta name='viewport' content='width=device-width, initial-scale=1'>" in page
     assert page.count("<table>") >= 2
     assert page.count("<table>") == page.count("<div class='scroll'><table>")
-    assert ".scroll{overflow-x:auto" in page
+    assert ".scroll{overflow-x:auto" in page and "td{white-space:nowrap}" in page
 
 
 def test_study_effects_are_printed_in_percentage_points():

@@ -165,7 +165,7 @@ def write_report(data: ReportData, out_dir: str | Path) -> dict[str, Path]:
              "table{border-collapse:collapse;font-size:13px;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}"
              "td:nth-child(2),th:nth-child(2){text-align:left}th{background:#f3f3f3}img{max-width:100%}"
              "figure{margin:1.5em 0}figcaption{font-size:13px;color:#555}pre{background:#f7f7f7;padding:1em;overflow:auto}"
-             ".scroll{overflow-x:auto;max-width:100%}.scroll table{margin:0}.scroll{margin:1em 0}"
+             ".scroll{overflow-x:auto;max-width:100%;margin:1em 0}.scroll table{margin:0}td{white-space:nowrap}"
              "h1{font-size:1.5em;overflow-wrap:anywhere}code{overflow-wrap:anywhere}")
     body = [f"<h1>initlab compare — experiment <code>{html.escape(data.experiment_id)}</code></h1>",
             f"<p>Setup: {html.escape(setup)}.<br>Created {html.escape(data.created)}; {html.escape(versions)}.</p>",
