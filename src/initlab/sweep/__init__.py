@@ -253,8 +253,9 @@ def compare(
     Path(store).parent.mkdir(parents=True, exist_ok=True)
     with open_store(store) as db:
         experiment = open_experiment(db, config, resume)
-        # a resumed experiment keeps its cells: the same members train together as before
-        chunk_size = int(experiment.extra.get("chunk_size", chunk_size))
+        # a resumed experiment keeps its cells: the same members train together as before (one
+        # stored before the chunk size was recorded used the configured one)
+        chunk_size = int(experiment.extra.get("chunk_size", config.chunk_size if resume else chunk_size))
         threads = threads or choose_threads(config, dataset, chunk_size)
         with writing(db, experiment.id) as beat:
             if "chunk_size" not in experiment.extra:
