@@ -89,6 +89,12 @@ def test_ctrl_c_marks_the_experiment_interrupted(tmp_path):
                 raise KeyboardInterrupt
         record = db.get_experiment(exp.id)
         assert record.status == "interrupted" and record.extra["stop"]["reason"] == "SIGINT"
+        with pytest.raises(SystemExit):
+            with writing(db, exp.id):
+                sys.exit(15)  # what Ray's SIGTERM handler does in the driver
+        record = db.get_experiment(exp.id)
+        assert record.status == "interrupted" and record.extra["stop"] == {**record.extra["stop"], "reason": "exit",
+                                                                           "code": 15}
 
 
 @pytest.mark.slow

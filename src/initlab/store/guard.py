@@ -7,6 +7,7 @@
   at most every ``HEARTBEAT_S`` seconds (call it as often as you like, e.g. every step);
 - SIGTERM (and SIGINT, already ``KeyboardInterrupt``) raise ``Terminated`` in the main thread,
   so the work unwinds: the status becomes "interrupted" and ``extra["stop"]`` says which signal;
+- ``SystemExit`` (a handler that exits, as Ray's does in the driver) also means "interrupted";
 - any other exception sets "failed" with ``extra["stop"] = {"reason": "error", "message": ...}``;
 - a clean exit sets "finished".
 
@@ -62,6 +63,8 @@ def _stop_reason(exc: BaseException) -> dict[str, Any]:
         return {"reason": exc.args[0] if exc.args else "SIGTERM", "at": utc_now()}
     if isinstance(exc, KeyboardInterrupt):
         return {"reason": "SIGINT", "at": utc_now()}
+    if isinstance(exc, SystemExit):  # e.g. Ray's own SIGTERM handler in the driver exits
+        return {"reason": "exit", "code": exc.code if isinstance(exc.code, int) else str(exc.code), "at": utc_now()}
     message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return {"reason": "error", "error": type(exc).__name__, "message": message[:500], "at": utc_now()}
 
@@ -84,7 +87,7 @@ def writing(store: Store, experiment_id: str, *, heartbeat_s: float = HEARTBEAT_
         try:
             yield beat
         except BaseException as exc:
-            status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+            status = "interrupted" if isinstance(exc, (KeyboardInterrupt, SystemExit)) else "failed"
             with contextlib.suppress(Exception):
                 store.set_experiment_extra(experiment_id, "stop", _stop_reason(exc))
                 store.set_status(experiment_id, status)
