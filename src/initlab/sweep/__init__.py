@@ -110,8 +110,11 @@ def preflight(config: CompareConfig, dataset: Any) -> int:
 
     for spec in (*config.schemes, config.bias_init):
         scheme = member_init(spec)
-        if hasattr(scheme, "sample"):
-            shape = (64,) if spec == config.bias_init and scheme.fits((64,)) else (64, 64)
+        if not hasattr(scheme, "sample"):  # a per-layer policy: its schemes are the registry's
+            continue
+        # a weight, a conv kernel or a bias: whichever the scheme can fill
+        shape = next((s for s in ((64, 64), (64, 16, 3, 3), (64,)) if scheme.fits(s)), None)
+        if shape is not None:
             scheme.sample(shape, generator=derive_generator(0, "preflight", spec))
     if config.model not in architectures():
         return config.chunk_size
