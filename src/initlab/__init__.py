@@ -12,9 +12,14 @@ from typing import Any
 __version__ = "0.1.0"
 
 from initlab.errors import UserError
-from initlab.schemes import Scheme, gain, get_scheme, init_, list_schemes
 
+# Everything below imports torch (~2 s): loaded on first use, so `initlab --help` stays fast.
 _LAZY = {
+    "Scheme": ("initlab.schemes", "Scheme"),
+    "gain": ("initlab.schemes", "gain"),
+    "get_scheme": ("initlab.schemes", "get_scheme"),
+    "init_": ("initlab.schemes", "init_"),
+    "list_schemes": ("initlab.schemes", "list_schemes"),
     "plan": ("initlab.policy", "plan"),
     "initialize": ("initlab.policy", "initialize"),
     "Plan": ("initlab.policy", "Plan"),
@@ -43,4 +48,4 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
 
 
-__all__ = ["__version__", "UserError", "Scheme", "gain", "get_scheme", "init_", "list_schemes", *_LAZY]
+__all__ = ["__version__", "UserError", *_LAZY]

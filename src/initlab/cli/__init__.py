@@ -16,6 +16,18 @@ import sys
 
 # Order is the order of ``initlab --help``.
 COMMANDS = ("schemes", "gain", "plan", "diagnose", "compare", "runs", "report", "study")
+# One line per command for ``initlab --help``, which then imports no command module (they
+# import torch, ~2 s). Each module's ``register`` uses the same text (tests/test_cli_startup.py).
+SUMMARIES = {
+    "schemes": "list the registered initialization schemes",
+    "gain": "recommended gain for an activation",
+    "plan": "per-layer initialization plan of a model, with reasons",
+    "diagnose": "signal propagation at init: per-layer table, flags, theory",
+    "compare": "train schemes x seeds and compare them (the main job)",
+    "runs": "list the stored experiments",
+    "report": "rebuild the report of a stored experiment",
+    "study": "test one of the article's claims by experiment (or all)",
+}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -26,7 +38,9 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{error_prefix(command)} {message} (see {self.prog} --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser with every command registered, or (``only``) with that command registered
+    and the others as one-line stubs: only the module of the command that runs is imported."""
     from initlab import __version__
 
     parser = _Parser(
@@ -36,7 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"initlab {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        importlib.import_module(f"initlab.cli.{name}_cmd").register(sub)
+        if only is None or name == only:
+            importlib.import_module(f"initlab.cli.{name}_cmd").register(sub)
+        else:
+            sub.add_parser(name, help=SUMMARIES[name])
     return parser
 
 
@@ -58,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"{error_prefix(None)} {exc}", file=sys.stderr)
         return 2
-    parser = build_parser()
+    first = argv[0] if argv else ""
+    parser = build_parser(only=first if first in COMMANDS else "")
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
@@ -70,13 +88,34 @@ def main(argv: list[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 1
-    except KeyboardInterrupt:
-        print("initlab: interrupted", file=sys.stderr)
-        return 130
-    except (ValueError, FileNotFoundError, NotADirectoryError, PermissionError, ImportError) as exc:
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"{error_prefix(args.command)} {msg}", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        signum = getattr(exc, "signum", 2)  # store.guard.Terminated carries SIGTERM's number
+        print(f"initlab: interrupted ({'SIGTERM' if signum == 15 else 'SIGINT'})", file=sys.stderr)
+        return 128 + signum
+    except (ValueError, OSError, ImportError) as exc:
+        print(f"{error_prefix(args.command)} {_first_line(exc)}", file=sys.stderr)
         return 2
+    except (MemoryError, RuntimeError) as exc:
+        if not _out_of_memory(exc):
+            raise
+        print(f"{error_prefix(args.command)} out of memory ({_first_line(exc)[:200]}); lower --chunk-size, --width or "
+              f"--batch-size, or set INITLAB_MEMORY_LIMIT so the pre-flight check refuses such runs", file=sys.stderr)
+        return 2
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    if isinstance(exc, OSError) and exc.strerror and exc.filename:
+        text = f"{exc.filename}: {exc.strerror}"
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    """An allocation failure (CPU or accelerator) rather than a bug."""
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+        return True
+    text = str(exc)
+    return any(s in text for s in ("can't allocate memory", "out of memory", "not enough memory"))
 
 
 def error_prefix(command: str | None) -> str:

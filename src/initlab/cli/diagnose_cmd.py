@@ -106,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from initlab.diagnose import diagnose
+    from initlab.engine.memory import check_builtin_model
     from initlab.models import build
     from initlab.schemes import format_spec
     from initlab.seeding import derive_generator
@@ -117,6 +118,9 @@ def run(args: argparse.Namespace) -> int:
         checks.integer("--" + name.replace("_", "-"), getattr(args, name), minimum=2 if name == "batch" else 1)
     weight = _scheme(args.scheme, args.param, "--scheme", "--param")
     bias = _scheme(args.bias_scheme, args.bias_param, "--bias-scheme", "--bias-param")
+    check_builtin_model(args.model, input_shape=shape, num_classes=args.num_classes, batch_size=args.batch,
+                        width=args.width, depth=args.depth, activation=args.activation, what="diagnose",
+                        lower="--batch, --width or --depth")
     model = build(args.model, input_shape=shape, num_classes=args.num_classes, width=args.width, depth=args.depth,
                   activation=args.activation, seed=args.seed)
     _initialize(model, args.seed, weight, bias)

@@ -64,6 +64,11 @@ def build_builtin(name: str, args: argparse.Namespace, input_shape: tuple[int, .
         models = importlib.import_module("initlab.models")
     except ImportError:
         raise UserError("--model needs initlab.models, which this installation does not have") from None
+    from initlab.engine.memory import check_builtin_model
+
+    check_builtin_model(name, input_shape=input_shape, num_classes=args.num_classes, batch_size=0, backward=False,
+                        width=args.width, depth=args.depth, activation=args.activation, what="plan",
+                        lower="--width or --depth")
     return models.build(
         name, input_shape=input_shape, num_classes=args.num_classes, width=args.width,
         depth=args.depth, activation=args.activation,

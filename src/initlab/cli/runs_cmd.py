@@ -18,6 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from initlab.errors import UserError
     from initlab.store import open_store
+    from initlab.store.guard import effective_status
 
     from pathlib import Path
 
@@ -28,7 +29,8 @@ def run(args: argparse.Namespace) -> int:
         for e in db.list_experiments():
             c = e.config
             rows.append({
-                "id": e.id, "created": e.created_at, "status": e.status, "dataset": c.get("dataset"),
+                "id": e.id, "created": e.created_at, "status": effective_status(e.status, e.extra),
+                "dataset": c.get("dataset"),
                 "model": f"{c.get('model')} {c.get('depth')}x{c.get('width')} {c.get('activation')}",
                 "schemes": len(c.get("schemes", [])), "seeds": len(c.get("seeds", [])),
                 "cells": len(db.committed_cells(e.id)),

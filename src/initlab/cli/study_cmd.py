@@ -71,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
         results.append(result)
         if not args.json:
             print(f"\n{name}: {result.verdict.upper()} — {result.summary}")
+            print(f"effect: {result.effect_text()}")
             for title, header, rows in result.tables:
                 print_rich(title, header, rows)
     page = write_page(results, out)

@@ -115,6 +115,7 @@ class _Record:
     act_twins: torch.Tensor | None = None
     grad_var: float = math.nan
     grad_sq_norm: float = math.nan
+    nonfinite_frac: float = 0.0
 
     def set_grad(self, grad: torch.Tensor) -> None:
         g2 = grad.detach().float().pow(2)
@@ -177,6 +178,8 @@ class _Probe:
         rec.out_mean = float(y.mean(dtype=torch.float64))
         rec.out_var = float(y.float().pow(2).mean(dtype=torch.float64))
         rec.elements = max(1, out[0].numel()) if out.dim() > 1 else 1
+        # counted here, before the activation: a ReLU maps -inf to 0 and would hide it
+        rec.nonfinite_frac = float((~torch.isfinite(y)).double().mean()) if y.numel() else 0.0
         self.records.append(rec)
         self.pending = rec
         self._pending_out = out.detach()
@@ -427,6 +430,7 @@ def diagnose(
             dead_frac=rec.dead_frac, saturated_frac=rec.saturated_frac,
             symmetric_frac=float(twins.double().mean()) if rec.units else 0.0,
             weight_norm=float(w.float().norm()), sigma_w2=rec.fan_in * float(w.float().pow(2).mean(dtype=torch.float64)),
+            nonfinite_frac=rec.nonfinite_frac,
         ))
 
     chain, note = _chain(model, probe, inputs, out)

@@ -84,6 +84,13 @@ def compute_flags(layers: list[LayerStats], thresholds: Thresholds, cloned: dict
             if flag:
                 flags.append(flag)
     for s in layers:
+        if s.nonfinite_frac > 0:
+            flags.append(Flag(
+                "nonfinite", s.name,
+                f"{100 * s.nonfinite_frac:.3g}% of output entries are NaN or inf: the forward pass overflowed "
+                "(weights far too large for the dtype); statistics of this layer and later ones are not meaningful",
+                s.nonfinite_frac,
+            ))
         if s.dead_frac > thresholds.dead:
             flags.append(Flag(
                 "dead", s.name,

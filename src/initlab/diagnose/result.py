@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-FLAG_KINDS = ("vanishing", "exploding", "dead", "saturated", "symmetric")
+FLAG_KINDS = ("nonfinite", "vanishing", "exploding", "dead", "saturated", "symmetric")
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,8 @@ class LayerStats:
             weights and bias, or identical (non-constant) activations on every sample.
         weight_norm: Frobenius norm of the weight.
         sigma_w2: ``fan_in × mean(W²)``: the mean-field ``σ_w²`` of the layer.
+        nonfinite_frac: fraction of the layer's output entries that are NaN or ±inf (an
+            overflowed forward pass); such units are never counted as twins.
     """
 
     name: str
@@ -56,6 +58,7 @@ class LayerStats:
     symmetric_frac: float
     weight_norm: float
     sigma_w2: float
+    nonfinite_frac: float = 0.0
 
 
 @dataclass(frozen=True)

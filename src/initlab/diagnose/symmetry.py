@@ -9,6 +9,10 @@ magnitude in the matrix, so that two rows computed by different BLAS lanes still
 Finding them costs ``O(rows × cols)``: rows are projected on a fixed generic vector, sorted,
 and only rows whose projections lie within the tolerance's bound of each other are compared.
 No randomness is involved.
+
+Rows holding NaN or +-inf (an overflowed forward pass, absurd weights) are never twins: NaN
+equals nothing, and an infinite row gives no finite tolerance to compare with. They take no
+part in the search, and ``nonfinite_rows`` counts them so the caller can report them as such.
 """
 
 from __future__ import annotations
@@ -25,11 +29,20 @@ def _projection_vector(n: int, dtype: torch.dtype, device: torch.device) -> torc
     return (torch.sin(k * 0.7548776662466927 + 0.5) + 1.5).to(dtype)
 
 
+def nonfinite_rows(matrix: torch.Tensor) -> torch.Tensor:
+    """Boolean mask over rows: True where the row holds a NaN or an infinity."""
+    rows = matrix.shape[0]
+    if not torch.is_floating_point(matrix) or matrix.numel() == 0:
+        return torch.zeros(rows, dtype=torch.bool, device=matrix.device)
+    return ~torch.isfinite(matrix.reshape(rows, -1)).all(dim=1)
+
+
 def duplicate_rows(matrix: torch.Tensor, *, skip: torch.Tensor | None = None) -> torch.Tensor:
     """Boolean mask over rows: True where another row is identical within tolerance.
 
-    Rows ``i`` and ``j`` are identical when ``max_k |m_ik - m_jk| <= REL_TOL * max|m|`` (all
-    rows identical when the matrix is all zeros). Rows where ``skip`` is True take no part.
+    Rows ``i`` and ``j`` are identical when ``max_k |m_ik - m_jk| <= REL_TOL * max|m|``, the
+    maximum over the finite rows (all rows identical when the matrix is all zeros). Rows where
+    ``skip`` is True, and rows with a NaN or an infinity (``nonfinite_rows``), take no part.
     """
     rows = matrix.shape[0]
     mask = torch.zeros(rows, dtype=torch.bool, device=matrix.device)
@@ -38,6 +51,10 @@ def duplicate_rows(matrix: torch.Tensor, *, skip: torch.Tensor | None = None) ->
     m = matrix.reshape(rows, -1)
     if not torch.is_floating_point(m) or m.dtype in (torch.float16, torch.bfloat16):
         m = m.float()
+    bad = nonfinite_rows(m)
+    if bool(bad.any()):
+        skip = bad if skip is None else (skip | bad)
+        m = torch.where(bad[:, None], torch.zeros((), dtype=m.dtype, device=m.device), m)
     scale = float(m.abs().max()) if m.numel() else 0.0
     tol = REL_TOL * scale
     r = _projection_vector(m.shape[1], m.dtype, m.device)
@@ -58,6 +75,7 @@ def duplicate_rows(matrix: torch.Tensor, *, skip: torch.Tensor | None = None) ->
         group = order[start:end]
         while len(group) > 1:  # greedy clusters: rows identical to the group's first row
             same = (m[group] - m[group[0]]).abs().amax(dim=1) <= tol
+            same[0] = True  # the first row always leaves, so the loop ends whatever the values
             if int(same.sum()) > 1:
                 mask[group[same]] = True
             group = group[~same]

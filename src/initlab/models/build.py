@@ -118,6 +118,7 @@ def build(
     depth: int | None = None,
     activation: str = "relu",
     seed: int = 0,
+    materialize: bool = True,
     **kwargs: Any,
 ) -> nn.Module:
     """Build a model for inputs of ``input_shape`` and ``num_classes`` outputs, weights from ``seed``.
@@ -132,6 +133,8 @@ def build(
     from ``derive_seed(seed, "construct")`` (so even parameters ``default_init_`` does not know
     are reproducible), then ``default_init_(model, seed=seed)`` writes every Linear, Conv and
     norm parameter. The caller's global RNG state is the same before and after.
+    ``materialize=False`` skips that step (for a shapes-only model built under
+    ``torch.device("meta")``, as the memory estimate does).
 
     >>> model = build("mlp", input_shape=(1, 28, 28), num_classes=10, seed=0)
     >>> [tuple(p.shape) for p in model.parameters()][:2]
@@ -178,4 +181,4 @@ def build(
             if depth is not None:
                 available["depth"] = depth
             model = _call_factory(factory, label, available, kwargs)
-    return default_init_(model, seed=seed)
+    return default_init_(model, seed=seed) if materialize else model

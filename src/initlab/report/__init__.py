@@ -166,7 +166,9 @@ def write_report(data: ReportData, out_dir: str | Path) -> dict[str, Path]:
     style = ("body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}"
              "table{border-collapse:collapse;font-size:13px;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}"
              "td:nth-child(2),th:nth-child(2){text-align:left}th{background:#f3f3f3}img{max-width:100%}"
-             "figure{margin:1.5em 0}figcaption{font-size:13px;color:#555}pre{background:#f7f7f7;padding:1em;overflow:auto}")
+             "figure{margin:1.5em 0}figcaption{font-size:13px;color:#555}pre{background:#f7f7f7;padding:1em;overflow:auto}"
+             ".scroll{overflow-x:auto;max-width:100%;margin:1em 0}.scroll table{margin:0}td{white-space:nowrap}"
+             "h1{font-size:1.5em;overflow-wrap:anywhere}code{overflow-wrap:anywhere}")
     body = [f"<h1>initlab compare — experiment <code>{html.escape(data.experiment_id)}</code></h1>",
             f"<p>Setup: {html.escape(setup)}.<br>Created {html.escape(data.created)}; {html.escape(versions)}.</p>",
             "<h2>Summary</h2>", tables.html_table(tables.SUMMARY_HEADER, sum_rows),
@@ -176,7 +178,8 @@ def write_report(data: ReportData, out_dir: str | Path) -> dict[str, Path]:
     body += [img(files[k], captions[k]) for k in ("accuracy", "curves", "convergence", "signal") if k in files]
     body += ["<h2>Runs</h2>", tables.html_table(run_header, run_rows),
              "<h2>Config</h2>", f"<pre>{html.escape(json.dumps(data.config, indent=2, sort_keys=True))}</pre>"]
-    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>initlab {html.escape(data.experiment_id)}</title>"
+    page = (f"<!doctype html><html><head><meta charset='utf-8'>"
+            "<meta name='viewport' content='width=device-width, initial-scale=1'><title>initlab {html.escape(data.experiment_id)}</title>"
             f"<style>{style}</style></head><body>{''.join(body)}</body></html>")
     (out / "report.html").write_text(page)
     files["html"] = out / "report.html"

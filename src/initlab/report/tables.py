@@ -81,11 +81,11 @@ def markdown(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 def html_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    # the wrapper scrolls sideways on a narrow screen instead of cutting the table off
+    return f"<div class='scroll'><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
 
 
 def print_rich(title: str, header: Sequence[str], rows: Sequence[Sequence[str]], *, file=None) -> None:
-    from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
@@ -94,4 +94,6 @@ def print_rich(title: str, header: Sequence[str], rows: Sequence[Sequence[str]],
         table.add_column(escape(h), justify="left" if i < 2 else "right", overflow="fold")
     for row in rows:
         table.add_row(*(escape(str(c)) for c in row))
-    Console(file=file, width=max(120, min(220, 14 * len(header)))).print(table)
+    from initlab.console import console
+
+    console(file).print(table)

@@ -231,7 +231,28 @@ class Scheme:
         if math.prod(shape) == 0:
             return torch.empty(shape, dtype=dtype, device=generator.device)
         out = self.definition.sample(shape, generator, torch.float32, **self.params)
-        return out.to(dtype)
+        out = out.to(dtype)
+        self._check_range(out, dtype)
+        return out
+
+    def _check_range(self, values: torch.Tensor, dtype: torch.dtype) -> None:
+        """Refuse values that are non-finite in ``dtype`` or whose square overflows it.
+
+        With ``|w| > sqrt(finfo(dtype).max)`` (1.8e19 in fp32 and bf16, 256 in fp16) a product
+        of two such weights is not representable, so any network of two layers or more turns
+        inf/NaN on unit-scale inputs: such a draw is a mistake, not an experiment.
+        """
+        largest = float(values.abs().max()) if values.numel() else 0.0
+        limit = math.sqrt(torch.finfo(dtype).max)
+        if math.isfinite(largest) and largest <= limit:
+            return
+        params = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
+        shown = f"{largest:.3g}" if math.isfinite(largest) else "non-finite values"
+        raise UserError(
+            f"scheme {self.name}({params}) draws |w| up to {shown} for shape {tuple(values.shape)} in {dtype}; "
+            f"allowed: |w| <= {limit:.3g} (the square root of the dtype's largest value, beyond which "
+            f"two layers overflow). Lower the scale parameter"
+        )
 
     def init_(self, tensor: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
         """Fill ``tensor`` in place (no autograd) and return it."""

@@ -233,7 +233,8 @@ class Store(abc.ABC):
         """All experiments, in creation order."""
 
     def set_status(self, experiment_id: str, status: str) -> None:
-        """Set an experiment's status: one of "running", "finished", "interrupted"."""
+        """Set an experiment's status: one of "running", "finished", "interrupted" (stopped by a
+        signal or Ctrl-C; resumable), "failed" (stopped by an error, e.g. out of memory)."""
         check_status(status)
         if not self._set_status(experiment_id, status):
             raise self._unknown(experiment_id)
@@ -312,6 +313,15 @@ class Store(abc.ABC):
         """Keys with a checkpoint in this experiment, sorted (to find stale ones)."""
         self._require(experiment_id)
         return self._checkpoint_keys(experiment_id)
+
+    # ---- health --------------------------------------------------------------------------------
+
+    def check(self) -> None:
+        """Raise ``UserError`` when the store's storage is damaged (nothing to check in memory)."""
+
+    def compact(self) -> bool:
+        """Give unused space back; True when done (nothing to do in memory)."""
+        return True
 
     # ---- lifetime ------------------------------------------------------------------------------
 

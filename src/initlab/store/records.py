@@ -18,7 +18,7 @@ from typing import Any
 
 from initlab.errors import UserError
 
-EXPERIMENT_STATUSES = ("running", "finished", "interrupted")
+EXPERIMENT_STATUSES = ("running", "finished", "interrupted", "failed")
 RUN_STATUSES = ("ok", "diverged")
 _MAX_INT = 2**63 - 1  # SQLite INTEGER is a signed 64-bit value
 

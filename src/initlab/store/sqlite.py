@@ -5,8 +5,13 @@ writes, and every write is one ``BEGIN IMMEDIATE`` transaction, so a reader sees
 or not at all and a killed writer leaves only whole chunks (SQLite rolls back the unfinished
 one on the next open). ``synchronous=FULL``: a committed chunk survives power loss too.
 
-Schema version 1 (see docs/store.md): ``meta`` (application, schema_version), ``experiments``,
-``runs``, ``epochs``, ``checkpoints``. NaN metrics are stored as NULL (metrics are never None, so
+Schema version 2 (see docs/store.md): ``meta`` (application, schema_version), ``experiments``,
+``runs``, ``epochs``, ``checkpoints``; version 2 adds the experiment status "failed" and a
+``checksum`` per record, verified on every read (a version 1 store is migrated when opened;
+its older records have no checksum and are read as before). New stores use ``auto_vacuum = INCREMENTAL`` and
+give deleted checkpoints' pages back to the file system after each commit that deletes some;
+``compact()`` reclaims an older store's free pages. ``check()`` runs ``PRAGMA quick_check``
+so a damaged file gives one clear error before a report reads numbers from it. NaN metrics are stored as NULL (metrics are never None, so
 NULL means NaN); +-inf are SQLite REALs. Triggers make ``runs`` and ``epochs`` append-only, so
 even raw SQL cannot change a committed record.
 """
@@ -14,10 +19,10 @@ even raw SQL cannot change a committed record.
 from __future__ import annotations
 
 import json
-import math
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
@@ -26,131 +31,26 @@ from typing import Any
 from initlab.errors import UserError
 from initlab.store.base import Cell, Chunk, Store, conflict, new_experiment_id, recommit_difference, utc_now
 from initlab.store.records import EpochRecord, ExperimentRecord, RunRecord, canonical_json
+from initlab.store.sqlite_schema import (
+    _EPOCH_COLUMNS,
+    _EXPERIMENT_COLUMNS,
+    _EXPERIMENTS_DDL,
+    _RUN_COLUMNS,
+    _SCHEMA,
+    _blob_digest,
+    _digest,
+    _epoch_record,
+    _epoch_row,
+    _experiment_record,
+    _is_damage,
+    _run_record,
+    _run_row,
+)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 APPLICATION = "initlab"
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _BUSY_TIMEOUT_S = 60.0  # a reader or second writer waits this long for a lock before failing
-
-_SCHEMA_V1 = [
-    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-    """CREATE TABLE IF NOT EXISTS experiments (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        id TEXT NOT NULL UNIQUE,
-        name TEXT,
-        config_json TEXT NOT NULL,
-        config_hash TEXT NOT NULL,
-        created_at TEXT NOT NULL,
-        status TEXT NOT NULL CHECK (status IN ('running', 'finished', 'interrupted')),
-        initlab_version TEXT NOT NULL,
-        torch_version TEXT NOT NULL,
-        python_version TEXT NOT NULL,
-        extra_json TEXT NOT NULL DEFAULT '{}'
-    )""",
-    "CREATE INDEX IF NOT EXISTS experiments_by_hash ON experiments (config_hash, seq)",
-    """CREATE TABLE IF NOT EXISTS runs (
-        experiment_id TEXT NOT NULL REFERENCES experiments (id),
-        scheme TEXT NOT NULL,
-        seed INTEGER NOT NULL,
-        status TEXT NOT NULL CHECK (status IN ('ok', 'diverged')),
-        test_acc REAL,
-        test_loss REAL,
-        train_loss REAL,
-        train_acc REAL,
-        diverged_step INTEGER,
-        wall_time REAL,
-        extra_json TEXT NOT NULL,
-        PRIMARY KEY (experiment_id, scheme, seed)
-    ) WITHOUT ROWID""",
-    """CREATE TABLE IF NOT EXISTS epochs (
-        experiment_id TEXT NOT NULL,
-        scheme TEXT NOT NULL,
-        seed INTEGER NOT NULL,
-        epoch INTEGER NOT NULL,
-        step INTEGER NOT NULL,
-        train_loss REAL,
-        train_acc REAL,
-        test_loss REAL,
-        test_acc REAL,
-        wall_time REAL,
-        PRIMARY KEY (experiment_id, scheme, seed, epoch),
-        FOREIGN KEY (experiment_id, scheme, seed) REFERENCES runs (experiment_id, scheme, seed)
-    ) WITHOUT ROWID""",
-    """CREATE TABLE IF NOT EXISTS checkpoints (
-        experiment_id TEXT NOT NULL REFERENCES experiments (id),
-        key TEXT NOT NULL,
-        epoch INTEGER NOT NULL,
-        blob BLOB NOT NULL,
-        saved_at TEXT NOT NULL,
-        PRIMARY KEY (experiment_id, key)
-    )""",
-    *(
-        f"""CREATE TRIGGER IF NOT EXISTS {table}_{op.lower()}_refused BEFORE {op} ON {table}
-        BEGIN SELECT RAISE(ABORT, 'initlab store: committed {table} records never change'); END"""
-        for table in ("runs", "epochs")
-        for op in ("UPDATE", "DELETE")
-    ),
-]
-
-_RUN_COLUMNS = (
-    "experiment_id, scheme, seed, status, test_acc, test_loss, train_loss, train_acc, "
-    "diverged_step, wall_time, extra_json"
-)
-_EPOCH_COLUMNS = "experiment_id, scheme, seed, epoch, step, train_loss, train_acc, test_loss, test_acc, wall_time"
-_EXPERIMENT_COLUMNS = (
-    "id, name, config_json, config_hash, created_at, status, initlab_version, torch_version, "
-    "python_version, extra_json"
-)
-
-
-def _real(value: float) -> float | None:
-    return None if math.isnan(value) else value
-
-
-def _metric(value: float | None) -> float:
-    return math.nan if value is None else value
-
-
-def _run_row(r: RunRecord) -> tuple[Any, ...]:
-    return (
-        r.experiment_id, r.scheme, r.seed, r.status, _real(r.test_acc), _real(r.test_loss),
-        _real(r.train_loss), _real(r.train_acc), r.diverged_step, _real(r.wall_time),
-        canonical_json(r.extra, allow_nan=True),
-    )
-
-
-def _run_record(row: tuple[Any, ...]) -> RunRecord:
-    eid, scheme, seed, status, tea, tel, trl, tra, dstep, wall, extra = row
-    return RunRecord(
-        experiment_id=eid, scheme=scheme, seed=seed, status=status, test_acc=_metric(tea),
-        test_loss=_metric(tel), train_loss=_metric(trl), train_acc=_metric(tra),
-        diverged_step=dstep, wall_time=_metric(wall), extra=json.loads(extra),
-    )
-
-
-def _epoch_row(e: EpochRecord) -> tuple[Any, ...]:
-    return (
-        e.experiment_id, e.scheme, e.seed, e.epoch, e.step, _real(e.train_loss), _real(e.train_acc),
-        _real(e.test_loss), _real(e.test_acc), _real(e.wall_time),
-    )
-
-
-def _epoch_record(row: tuple[Any, ...]) -> EpochRecord:
-    eid, scheme, seed, epoch, step, trl, tra, tel, tea, wall = row
-    return EpochRecord(
-        experiment_id=eid, scheme=scheme, seed=seed, epoch=epoch, step=step, train_loss=_metric(trl),
-        train_acc=_metric(tra), test_loss=_metric(tel), test_acc=_metric(tea), wall_time=_metric(wall),
-    )
-
-
-def _experiment_record(row: tuple[Any, ...]) -> ExperimentRecord:
-    eid, name, config, digest, created, status, v_initlab, v_torch, v_python, extra = row
-    return ExperimentRecord(
-        id=eid, name=name, config=json.loads(config), config_hash=digest, created_at=created,
-        status=status, initlab_version=v_initlab, torch_version=v_torch, python_version=v_python,
-        extra=json.loads(extra),
-    )
-
 
 def _not_a_store(path: Path, why: str) -> UserError:
     return UserError(f"{path} is not an initlab store ({why}); use a new path or an existing initlab store")
@@ -226,20 +126,79 @@ class SQLiteStore(Store):
             self._conn = sqlite3.connect(
                 self.path, timeout=_BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
             )
-            self._conn.execute("PRAGMA journal_mode = WAL")
+            if version is None:
+                # only takes effect before the first table exists: a new store gives freed
+                # pages (deleted checkpoints) back with `PRAGMA incremental_vacuum`
+                self._conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
+            self._set_wal()
             self._conn.execute("PRAGMA synchronous = FULL")
             self._conn.execute("PRAGMA foreign_keys = ON")
             if version is None:
                 self._initialise()
+            elif version < SCHEMA_VERSION:
+                self._migrate()
         except sqlite3.Error as exc:
             self.close()
             raise UserError(f"cannot open store {self.path}: {exc}") from None
+        except BaseException:
+            self.close()
+            raise
+
+    def _set_wal(self) -> None:
+        """Switch to WAL; another process switching at the same moment makes SQLite answer
+        "locked" at once (the busy timeout does not cover it), so retry for a while."""
+        conn = self._connection()
+        deadline = time.monotonic() + _BUSY_TIMEOUT_S
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def _migrate(self) -> None:
+        """Version 1 -> 2: the experiments table's status CHECK gains 'failed' (SQLite cannot
+        alter a CHECK: the table is rebuilt, SQLite's documented 12-step way) and every table a
+        ``checksum`` column (computed for experiments; NULL, i.e. unchecked, for older runs,
+        epochs and checkpoints). A read-only file cannot be migrated and is refused."""
+        conn = self._connection()
+        with self._lock:
+            conn.execute("PRAGMA foreign_keys = OFF")  # only outside a transaction
+            try:
+                with self._write() as c:
+                    row = c.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+                    if row and int(row[0]) >= 2:  # another process migrated it meanwhile
+                        return
+                    c.execute(_EXPERIMENTS_DDL.format(name="experiments_v2"))
+                    rows = c.execute(f"SELECT seq, {_EXPERIMENT_COLUMNS} FROM experiments").fetchall()
+                    c.executemany(
+                        f"INSERT INTO experiments_v2 (seq, {_EXPERIMENT_COLUMNS}, checksum) "
+                        f"VALUES ({', '.join('?' * 12)})", [(*r, _digest(r[1:])) for r in rows])
+                    for table in ("runs", "epochs", "checkpoints"):  # older records stay unchecked (NULL)
+                        c.execute(f"ALTER TABLE {table} ADD COLUMN checksum TEXT")
+                    c.execute("DROP TABLE experiments")
+                    c.execute("ALTER TABLE experiments_v2 RENAME TO experiments")
+                    c.execute("CREATE INDEX IF NOT EXISTS experiments_by_hash ON experiments (config_hash, seq)")
+                    c.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
+                    if c.execute("PRAGMA foreign_key_check").fetchall():
+                        raise sqlite3.IntegrityError("foreign keys broken by the migration")
+            except sqlite3.OperationalError as exc:
+                if "readonly" not in str(exc):
+                    raise
+                raise UserError(
+                    f"store {self.path} has schema 1 and must be upgraded to {SCHEMA_VERSION} by a process that "
+                    f"can write it (it is read-only here); open it once where it is writable"
+                ) from None
+            finally:
+                conn.execute("PRAGMA foreign_keys = ON")
 
     def _initialise(self) -> None:
         with self._write() as c:
             # Another process may have initialised it since _inspect: the DDL is IF NOT EXISTS
             # and the meta rows are written once.
-            for statement in _SCHEMA_V1:
+            for statement in _SCHEMA:
                 c.execute(statement)
             c.execute("INSERT OR IGNORE INTO meta VALUES ('application', ?)", (APPLICATION,))
             c.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
@@ -273,7 +232,73 @@ class SQLiteStore(Store):
 
     def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
-            return self._connection().execute(sql, params).fetchall()
+            try:
+                return self._connection().execute(sql, params).fetchall()
+            except sqlite3.DatabaseError as exc:
+                if _is_damage(exc):
+                    raise self._damaged(str(exc)) from None
+                raise
+
+    def _verified(self, rows: list[tuple[Any, ...]], what: str) -> list[tuple[Any, ...]]:
+        """Rows whose last column is their checksum, checked and dropped (NULL: a version 1
+        record, unchecked)."""
+        out = []
+        for row in rows:
+            data, checksum = row[:-1], row[-1]
+            if checksum is not None and checksum != _digest(data):
+                raise self._damaged(f"a {what} record fails its checksum")
+            out.append(data)
+        return out
+
+    # ---- health --------------------------------------------------------------------------------
+
+    def _damaged(self, why: str) -> UserError:
+        return UserError(
+            f"store {self.path} is damaged ({why}); its numbers cannot be trusted. Restore it from a copy "
+            f"(`sqlite3 {self.path} .recover` may save what is left)"
+        )
+
+    def check(self) -> None:
+        """``PRAGMA quick_check``: raise ``UserError`` naming the first problem when the file is
+        damaged (torn pages, broken b-trees, records that do not fit their page), so a report
+        never reads numbers from a damaged file. Linear in the file size."""
+        with self._lock:
+            try:
+                rows = self._connection().execute("PRAGMA quick_check").fetchall()
+            except sqlite3.DatabaseError as exc:
+                raise self._damaged(str(exc)) from None
+        problems = [r[0] for r in rows if r[0] != "ok"]
+        if problems:
+            more = f" and {len(problems) - 1} more problems" if len(problems) > 1 else ""
+            raise self._damaged(f"SQLite quick_check: {problems[0]}{more}")
+
+    def free_pages(self) -> tuple[int, int]:
+        """``(free pages, all pages)`` of the file."""
+        free = self._query("PRAGMA freelist_count")[0][0]
+        return free, self._query("PRAGMA page_count")[0][0]
+
+    def _reclaim(self) -> None:
+        """Give free pages back (a no-op for a store made before auto_vacuum was set)."""
+        with self._lock:
+            # executescript steps the pragma to the end (a plain execute frees one page only)
+            self._connection().executescript("PRAGMA incremental_vacuum;")
+
+    def compact(self) -> bool:
+        """Reclaim free pages: ``incremental_vacuum`` on a new store; on an older one a
+        ``VACUUM`` that also turns ``auto_vacuum`` on. False when another connection holds the
+        file (VACUUM needs it alone); nothing is lost either way."""
+        with self._lock:
+            conn = self._connection()
+            try:
+                if conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2:
+                    conn.executescript("PRAGMA incremental_vacuum;")
+                else:
+                    conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
+                    conn.execute("VACUUM")
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+            except sqlite3.OperationalError:
+                return False
+        return True
 
     # ---- experiments ---------------------------------------------------------------------------
 
@@ -285,11 +310,10 @@ class SQLiteStore(Store):
                 return c.execute("SELECT 1 FROM experiments WHERE id = ?", (candidate,)).fetchone() is not None
 
             eid = new_experiment_id(digest, taken)
-            c.execute(
-                f"INSERT INTO experiments ({_EXPERIMENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, '{{}}')",
-                (eid, name, config_json, digest, created_at,
-                 versions["initlab"], versions["torch"], versions["python"]),
-            )
+            row = (eid, name, config_json, digest, created_at, "running",
+                   versions["initlab"], versions["torch"], versions["python"], "{}")
+            c.execute(f"INSERT INTO experiments ({_EXPERIMENT_COLUMNS}, checksum) VALUES ({', '.join('?' * 11)})",
+                      (*row, _digest(row)))
         record = self._get_experiment(eid)
         assert record is not None
         return record
@@ -298,35 +322,48 @@ class SQLiteStore(Store):
         return [r[0] for r in self._query("SELECT id FROM experiments ORDER BY seq")]
 
     def _get_experiment(self, experiment_id: str) -> ExperimentRecord | None:
-        rows = self._query(f"SELECT {_EXPERIMENT_COLUMNS} FROM experiments WHERE id = ?", (experiment_id,))
-        return _experiment_record(rows[0]) if rows else None
+        rows = self._query(f"SELECT {_EXPERIMENT_COLUMNS}, checksum FROM experiments WHERE id = ?", (experiment_id,))
+        return _experiment_record(self._verified(rows, "experiment")[0]) if rows else None
 
     def _find_experiment(self, digest: str) -> ExperimentRecord | None:
         rows = self._query(
-            f"SELECT {_EXPERIMENT_COLUMNS} FROM experiments WHERE config_hash = ? ORDER BY seq DESC LIMIT 1", (digest,)
+            f"SELECT {_EXPERIMENT_COLUMNS}, checksum FROM experiments WHERE config_hash = ? ORDER BY seq DESC LIMIT 1",
+            (digest,),
         )
-        return _experiment_record(rows[0]) if rows else None
+        return _experiment_record(self._verified(rows, "experiment")[0]) if rows else None
 
     def list_experiments(self) -> list[ExperimentRecord]:
-        rows = self._query(f"SELECT {_EXPERIMENT_COLUMNS} FROM experiments ORDER BY seq")
-        return [_experiment_record(r) for r in rows]
+        rows = self._query(f"SELECT {_EXPERIMENT_COLUMNS}, checksum FROM experiments ORDER BY seq")
+        return [_experiment_record(r) for r in self._verified(rows, "experiment")]
+
+    def _update_experiment(self, experiment_id: str, change) -> bool:
+        """Read-modify-write of one experiment row in one transaction, checksum renewed."""
+        with self._write() as c:
+            rows = c.execute(f"SELECT {_EXPERIMENT_COLUMNS}, checksum FROM experiments WHERE id = ?",
+                             (experiment_id,)).fetchall()
+            if not rows:
+                return False
+            row = change(list(self._verified(rows, "experiment")[0]))
+            status, extra_json = row[5], row[9]
+            c.execute("UPDATE experiments SET status = ?, extra_json = ?, checksum = ? WHERE id = ?",
+                      (status, extra_json, _digest(tuple(row)), experiment_id))
+            return True
 
     def _set_status(self, experiment_id: str, status: str) -> bool:
-        with self._write() as c:
-            return c.execute("UPDATE experiments SET status = ? WHERE id = ?", (status, experiment_id)).rowcount == 1
+        def change(row: list[Any]) -> list[Any]:
+            row[5] = status
+            return row
+
+        return self._update_experiment(experiment_id, change)
 
     def _set_extra(self, experiment_id: str, key: str, value_json: str) -> bool:
-        with self._write() as c:
-            row = c.execute("SELECT extra_json FROM experiments WHERE id = ?", (experiment_id,)).fetchone()
-            if row is None:
-                return False
-            extra = json.loads(row[0])
+        def change(row: list[Any]) -> list[Any]:
+            extra = json.loads(row[9])
             extra[key] = json.loads(value_json)
-            c.execute(
-                "UPDATE experiments SET extra_json = ? WHERE id = ?",
-                (canonical_json(extra, allow_nan=True), experiment_id),
-            )
-            return True
+            row[9] = canonical_json(extra, allow_nan=True)
+            return row
+
+        return self._update_experiment(experiment_id, change)
 
     # ---- runs ----------------------------------------------------------------------------------
 
@@ -334,46 +371,50 @@ class SQLiteStore(Store):
         new = 0
         with self._write() as c:
             for (scheme, seed), (run, epochs) in chunk.items():
-                row = c.execute(
-                    f"SELECT {_RUN_COLUMNS} FROM runs WHERE experiment_id = ? AND scheme = ? AND seed = ?",
+                found = c.execute(
+                    f"SELECT {_RUN_COLUMNS}, checksum FROM runs WHERE experiment_id = ? AND scheme = ? AND seed = ?",
                     (experiment_id, scheme, seed),
-                ).fetchone()
-                if row is None:
+                ).fetchall()
+                if not found:
                     # Written as we go: a later failure in this chunk must roll these back.
-                    c.execute(f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES ({', '.join('?' * 11)})", _run_row(run))
+                    row = _run_row(run)
+                    c.execute(f"INSERT INTO runs ({_RUN_COLUMNS}, checksum) VALUES ({', '.join('?' * 12)})",
+                              (*row, _digest(row)))
                     c.executemany(
-                        f"INSERT INTO epochs ({_EPOCH_COLUMNS}) VALUES ({', '.join('?' * 10)})",
-                        [_epoch_row(e) for _, e in sorted(epochs.items())],
+                        f"INSERT INTO epochs ({_EPOCH_COLUMNS}, checksum) VALUES ({', '.join('?' * 11)})",
+                        [(*r, _digest(r)) for r in (_epoch_row(e) for _, e in sorted(epochs.items()))],
                     )
                     new += 1
                     continue
                 old_epochs = [
                     _epoch_record(r)
-                    for r in c.execute(
-                        f"SELECT {_EPOCH_COLUMNS} FROM epochs WHERE experiment_id = ? AND scheme = ? AND seed = ?",
-                        (experiment_id, scheme, seed),
-                    )
+                    for r in self._verified(c.execute(
+                        f"SELECT {_EPOCH_COLUMNS}, checksum FROM epochs WHERE experiment_id = ? AND scheme = ? "
+                        "AND seed = ?", (experiment_id, scheme, seed),
+                    ).fetchall(), "epoch")
                 ]
-                reason = recommit_difference(_run_record(row), old_epochs, run, epochs)
+                reason = recommit_difference(_run_record(self._verified(found, "run")[0]), old_epochs, run, epochs)
                 if reason:
                     raise conflict(experiment_id, reason)
             c.executemany(
                 "DELETE FROM checkpoints WHERE experiment_id = ? AND key = ?", [(experiment_id, k) for k in delete_keys]
             )
+        if delete_keys:
+            self._reclaim()
         return new
 
     def _runs(self, experiment_id: str) -> list[RunRecord]:
         rows = self._query(
-            f"SELECT {_RUN_COLUMNS} FROM runs WHERE experiment_id = ? ORDER BY scheme, seed", (experiment_id,)
+            f"SELECT {_RUN_COLUMNS}, checksum FROM runs WHERE experiment_id = ? ORDER BY scheme, seed", (experiment_id,)
         )
-        return [_run_record(r) for r in rows]
+        return [_run_record(r) for r in self._verified(rows, "run")]
 
     def _epochs(self, experiment_id: str) -> list[EpochRecord]:
         rows = self._query(
-            f"SELECT {_EPOCH_COLUMNS} FROM epochs WHERE experiment_id = ? ORDER BY scheme, seed, epoch",
+            f"SELECT {_EPOCH_COLUMNS}, checksum FROM epochs WHERE experiment_id = ? ORDER BY scheme, seed, epoch",
             (experiment_id,),
         )
-        return [_epoch_record(r) for r in rows]
+        return [_epoch_record(r) for r in self._verified(rows, "epoch")]
 
     def _committed_cells(self, experiment_id: str) -> set[Cell]:
         rows = self._query("SELECT scheme, seed FROM runs WHERE experiment_id = ?", (experiment_id,))
@@ -384,23 +425,30 @@ class SQLiteStore(Store):
     def _save_checkpoint(self, experiment_id: str, key: str, epoch: int, blob: bytes) -> None:
         with self._write() as c:
             c.execute(
-                "INSERT INTO checkpoints (experiment_id, key, epoch, blob, saved_at) VALUES (?, ?, ?, ?, ?) "
-                "ON CONFLICT (experiment_id, key) DO UPDATE SET "
-                "epoch = excluded.epoch, blob = excluded.blob, saved_at = excluded.saved_at",
-                (experiment_id, key, epoch, blob, utc_now()),
+                "INSERT INTO checkpoints (experiment_id, key, epoch, blob, saved_at, checksum) VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (experiment_id, key) DO UPDATE SET epoch = excluded.epoch, blob = excluded.blob, "
+                "saved_at = excluded.saved_at, checksum = excluded.checksum",
+                (experiment_id, key, epoch, blob, utc_now(), _blob_digest(experiment_id, key, epoch, blob)),
             )
 
     def _load_checkpoint(self, experiment_id: str, key: str) -> tuple[int, bytes] | None:
         rows = self._query(
-            "SELECT epoch, blob FROM checkpoints WHERE experiment_id = ? AND key = ?", (experiment_id, key)
+            "SELECT epoch, blob, checksum FROM checkpoints WHERE experiment_id = ? AND key = ?", (experiment_id, key)
         )
-        return (rows[0][0], bytes(rows[0][1])) if rows else None
+        if not rows:
+            return None
+        epoch, blob, checksum = rows[0][0], bytes(rows[0][1]), rows[0][2]
+        if checksum is not None and checksum != _blob_digest(experiment_id, key, epoch, blob):
+            raise self._damaged(f"checkpoint {key!r} fails its checksum")
+        return epoch, blob
 
     def _delete_checkpoint(self, experiment_id: str, key: str) -> bool:
         with self._write() as c:
-            return c.execute(
+            deleted = c.execute(
                 "DELETE FROM checkpoints WHERE experiment_id = ? AND key = ?", (experiment_id, key)
             ).rowcount == 1
+        self._reclaim()
+        return deleted
 
     def _checkpoint_keys(self, experiment_id: str) -> list[str]:
         rows = self._query("SELECT key FROM checkpoints WHERE experiment_id = ? ORDER BY key", (experiment_id,))

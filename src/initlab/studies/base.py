@@ -37,6 +37,20 @@ class StudyResult:
     figures: list[Path] = field(default_factory=list)
     experiments: list[str] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)
+    # "pp": ``effect`` is a difference of accuracies (fractions), shown x100 in percentage points
+    # like the tables beside it; "": shown as it is; "auto": "pp" when the label names accuracy
+    effect_unit: str = "auto"
+
+    def effect_text(self) -> str:
+        """``label = +8.8 pp (95% CI [+6.1, +11.4])``: the effect in the unit of the tables."""
+        lo, hi = self.ci
+        unit = self.effect_unit
+        if unit == "auto":
+            unit = "pp" if "acc" in self.effect_label.lower() else ""
+        if unit == "pp":
+            return (f"{self.effect_label} = {100 * self.effect:+.1f} pp "
+                    f"(95% CI [{100 * lo:+.1f}, {100 * hi:+.1f}])")
+        return f"{self.effect_label} = {self.effect:.4g} (95% CI [{lo:.4g}, {hi:.4g}])"
 
     def __post_init__(self) -> None:
         if self.verdict not in VERDICTS:
@@ -65,7 +79,7 @@ class StudyResult:
         lo, hi = self.ci
         lines = [f"## `{self.study}` — {self.verdict}", "", f"> {self.claim}", "",
                  f"**Verdict: {self.verdict}.** {self.summary}", "",
-                 f"Effect: {self.effect_label} = {self.effect:.4g} (95% CI [{lo:.4g}, {hi:.4g}]).", ""]
+                 f"Effect: {self.effect_text()}.", ""]
         for title, header, rows in self.tables:
             lines += [f"**{title}**", "", markdown(header, rows), ""]
         for fig in self.figures:

@@ -252,9 +252,10 @@ def run(ctx: StudyContext) -> StudyResult:
 
     others = "; ".join(f"{b} biases {units_text(b)}" for b in biases if b != random_bias)
     summary = (
-        f"With random weights, {random_bias} biases change accuracy by {effect:+.3f} [{lo:+.3f}, {hi:+.3f}] vs zero "
+        f"With random weights, {random_bias} biases change accuracy by {100 * effect:+.1f} pp [{100 * lo:+.1f}, {100 * hi:+.1f}] vs zero "
         f"biases (mean over {', '.join(activations)}; {s['dataset']}, {len(seeds)} seeds). With zero weights they "
-        f"change it by {zero_effect[0]:+.3f} [{zero_effect[1]:+.3f}, {zero_effect[2]:+.3f}]. Distinct units in "
+        f"change it by {100 * zero_effect[0]:+.1f} pp [{100 * zero_effect[1]:+.1f}, {100 * zero_effect[2]:+.1f}]. "
+        f"Distinct units in "
         f"hidden layer 1 after training from zero weights (of {s['width']}): {others}; {random_bias} biases "
         f"{units_text(random_bias)}."
     )

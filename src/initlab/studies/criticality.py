@@ -100,7 +100,7 @@ def _phase(sigma_w2: float, critical: float) -> str:
 
 
 def _num(x: float) -> str:
-    return f"{x:.3f}" if math.isfinite(x) else "n/a (no such cell)"
+    return f"{100 * x:.1f}%" if math.isfinite(x) else "n/a (no such cell)"
 
 
 def depth_matched_effect(acc: dict[int, dict[float, dict[int, float]]], inside: dict[int, dict[float, bool]],
@@ -256,9 +256,9 @@ def run(ctx: StudyContext) -> StudyResult:
     steps = s["epochs"] * math.ceil(dataset.x_train.shape[0] / s["batch_size"])
     summary = (
         f"Tanh MLPs ({s['dataset']}, width {s['width']}, {steps} SGD steps, {len(seeds)} seeds): cells inside the "
-        f"mean-field trainable depth 6ξc reach {inside_mean:.3f} mean test accuracy, cells beyond it "
+        f"mean-field trainable depth 6ξc reach {100 * inside_mean:.1f}% mean test accuracy, cells beyond it "
         f"{_num(outside_small)} on the small-weight side and {_num(outside_large)} on the large-weight side; at equal "
-        f"depth, inside − outside = {effect:+.3f} [{lo:+.3f}, {hi:+.3f}]. The 6ξc line predicts whether a cell "
+        f"depth, inside − outside = {100 * effect:+.1f} pp [{100 * lo:+.1f}, {100 * hi:+.1f}]. The 6ξc line predicts whether a cell "
         f"trains (accuracy ≥ {trains_at:.2f}) for {agree:.0%} of the {len(cells)} cells."
     )
     return StudyResult(

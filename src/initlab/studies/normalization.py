@@ -260,16 +260,16 @@ def run(ctx: StudyContext) -> StudyResult:
     parts = []
     for n in norms:
         bw = best_minus_worst[n]
-        parts.append(f"{n}: std {point[n][0]:.3f}, {len(bw['near_best'])}/{len(schemes)} schemes within "
-                     f"{matters:.0%} of the best, worst {bw['worst']} {stats[n][bw['worst']][0]:.3f}")
+        parts.append(f"{n}: std {100 * point[n][0]:.1f} pp, {len(bw['near_best'])}/{len(schemes)} schemes within "
+                     f"{100 * matters:.0f} pp of the best, worst {bw['worst']} {100 * stats[n][bw['worst']][0]:.1f}%")
     summary = (
         f"Std of the {len(schemes)} schemes' mean accuracy ({s['dataset']}, {s['depth']}-layer {s['activation']} MLP, "
-        f"{len(seeds)} seeds) — {'; '.join(parts)}. With {first} norm the spread shrinks by {effect:+.3f} "
-        f"[{lo:+.3f}, {hi:+.3f}]."
+        f"{len(seeds)} seeds) — {'; '.join(parts)}. With {first} norm the spread shrinks by {100 * effect:+.1f} pp "
+        f"[{100 * lo:+.1f}, {100 * hi:+.1f}]."
     )
     return StudyResult(
         study=NAME, claim=CLAIM, verdict=verdict, effect=effect, ci=(lo, hi),
-        effect_label=f"std of scheme means: none − {first}",
+        effect_label=f"std of scheme means: none − {first}", effect_unit="pp",
         summary=summary,
         evidence={"schemes": schemes, "norms": norms,
                   "accuracy": {n: {sc: {"mean": stats[n][sc][0], "ci": [stats[n][sc][1], stats[n][sc][2]],

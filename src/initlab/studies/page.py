@@ -15,7 +15,7 @@ def write_page(results: Sequence[StudyResult], out: Path, *, command: str | None
 
     out.mkdir(parents=True, exist_ok=True)
     command = command or "initlab " + " ".join(sys.argv[1:])
-    rows = [[f"[`{r.study}`](#{r.study})", r.verdict, f"{r.effect_label}: {r.effect:.3g} [{r.ci[0]:.3g}, {r.ci[1]:.3g}]",
+    rows = [[f"[`{r.study}`](#{r.study})", r.verdict, r.effect_text(),
              r.claim if len(r.claim) < 140 else r.claim[:137] + "..."] for r in results]
     lines = ["# The article's claims, tested", "",
              f"Written by `{command}` from real runs; every number below comes from the store.", "",

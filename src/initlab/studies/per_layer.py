@@ -214,15 +214,15 @@ def run(ctx: StudyContext) -> StudyResult:
 
     summary = (
         f"On a {deep}-block residual MLP mixing ReLU/tanh/GELU/sigmoid ({s['dataset']}, {len(seeds)} seeds), the auto "
-        f"per-layer plan reaches {stats[deep][POLICY]['mean']:.3f} test accuracy vs {means[best]:.3f} for the best "
-        f"single scheme ({best}) and {means[worst]:.3f} for {worst}: auto − best = {effect:+.3f} "
-        f"[{lo:+.3f}, {hi:+.3f}]."
+        f"per-layer plan reaches {100 * stats[deep][POLICY]['mean']:.1f}% test accuracy vs {100 * means[best]:.1f}% for "
+        f"the best single scheme ({best}) and {100 * means[worst]:.1f}% for {worst}: auto − best = {100 * effect:+.1f} pp "
+        f"[{100 * lo:+.1f}, {100 * hi:+.1f}]."
     )
     if len(depths) > 1:
         shallow = depths[0]
         sb = max(uniform, key=lambda u: stats[shallow][u]["mean"])
         d0 = paired_diff(accuracy[shallow][POLICY], accuracy[shallow][sb])
-        summary += f" At {shallow} blocks auto − {sb} = {d0[0]:+.3f} [{d0[1]:+.3f}, {d0[2]:+.3f}]."
+        summary += f" At {shallow} blocks auto − {sb} = {100 * d0[0]:+.1f} pp [{100 * d0[1]:+.1f}, {100 * d0[2]:+.1f}]."
     return StudyResult(
         study=NAME, claim=CLAIM, verdict=verdict, effect=effect, ci=(lo, hi),
         effect_label=f"acc(auto) − acc({best}) at {deep} blocks",

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from initlab.errors import UserError
+from initlab.store.guard import writing
 from initlab.sweep.cells import Cell, make_cells, member_init, model_factory, steps_per_cell
 from initlab.sweep.config import BACKENDS, CompareConfig, parse_seeds
 from initlab.sweep.runner import run_cell
@@ -83,15 +84,53 @@ def signal_at_init(config: CompareConfig, dataset: Any, scheme: str) -> list[dic
     return [dict(name=l.name, out_var=finite(l.out_var), grad_var=finite(l.grad_var)) for l in diagnosis.layers]
 
 
-def choose_threads(config: CompareConfig, dataset: Any) -> int:
+def choose_threads(config: CompareConfig, dataset: Any, chunk_size: int | None = None) -> int:
     """Intra-op threads for training: 1 for small steps, every core for large ones."""
     from initlab.engine.init import build_template
 
     model = build_template(model_factory(config, dataset.input_shape, dataset.num_classes))
     params = sum(p.numel() for p in model.parameters())
-    members = min(config.chunk_size, len(config.members))
+    members = min(chunk_size or config.chunk_size, len(config.members))
     flops = 6 * params * config.batch_size * members
     return 1 if flops < SMALL_STEP_FLOPS else max(1, os.cpu_count() or 1)
+
+
+def preflight(config: CompareConfig, dataset: Any) -> int:
+    """Checks made before the store is touched; returns the members per cell to train.
+
+    Every scheme draws a sample (``Scheme.sample`` refuses values absurd for float32), and for
+    a built-in model the memory estimate (``initlab.engine.memory``) must fit: the chunk size
+    is the largest ensemble that fits, at most ``config.chunk_size``; when even one member
+    does not fit, ``UserError`` names the estimate, the limit and what to lower.
+    """
+    from initlab.engine import memory
+    from initlab.models import architectures
+    from initlab.seeding import derive_generator
+    from initlab.sweep.cells import member_init
+
+    for spec in (*config.schemes, config.bias_init):
+        scheme = member_init(spec)
+        if not hasattr(scheme, "sample"):  # a per-layer policy: its schemes are the registry's
+            continue
+        # a weight, a conv kernel or a bias: whichever the scheme can fill
+        shape = next((s for s in ((64, 64), (64, 16, 3, 3), (64,)) if scheme.fits(s)), None)
+        if shape is not None:
+            scheme.sample(shape, generator=derive_generator(0, "preflight", spec))
+    if config.model not in architectures():
+        return config.chunk_size
+    footprint = memory.model_footprint(
+        config.model, input_shape=dataset.input_shape, num_classes=dataset.num_classes, width=config.width,
+        depth=config.depth, activation=config.activation, **config.model_options)
+    data_bytes = sum(t.numel() * t.element_size() for t in (dataset.x_train, dataset.y_train, dataset.x_test,
+                                                             dataset.y_test))
+    training = dict(batch_size=config.batch_size, optimizer=config.optimizer, momentum=config.momentum,
+                    eval_batch_size=min(1024, dataset.x_test.shape[0]), data_bytes=data_bytes)
+    cap = min(config.chunk_size, len(config.members))
+    size = memory.members_that_fit(footprint, cap, **training)
+    memory.check_fits(memory.training_estimate(footprint, members=size, **training), what="compare",
+                      lower="--width, --depth or --batch-size (--chunk-size is then 1)" if size == 1 else
+                      "--chunk-size, --width or --batch-size")
+    return size
 
 
 @contextlib.contextmanager
@@ -213,30 +252,38 @@ def compare(
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
         raise UserError(f"threads must be an integer >= 1; got {threads!r}")
     dataset = load(config.dataset, data_dir=data_dir, **config.data_options)
-    threads = threads or choose_threads(config, dataset)
+    chunk_size = preflight(config, dataset)
     Path(store).parent.mkdir(parents=True, exist_ok=True)
     with open_store(store) as db:
         experiment = open_experiment(db, config, resume)
-        try:
+        # a resumed experiment keeps its cells: the same members train together as before (one
+        # stored before the chunk size was recorded used the configured one)
+        chunk_size = int(experiment.extra.get("chunk_size", config.chunk_size if resume else chunk_size))
+        threads = threads or choose_threads(config, dataset, chunk_size)
+        with writing(db, experiment.id) as beat:
+            if "chunk_size" not in experiment.extra:
+                db.set_experiment_extra(experiment.id, "chunk_size", chunk_size)
             if "signal" not in experiment.extra:
                 signal = {s: signal_at_init(config, dataset, s) for s in config.schemes}
                 db.set_experiment_extra(experiment.id, "signal", signal)
             done = db.committed_cells(experiment.id)
-            cells = [c for c in make_cells(config) if not set(c.members) <= done]
+            cells = [c for c in make_cells(config, chunk_size) if not set(c.members) <= done]
             total = steps_per_cell(config, dataset.x_train.shape[0]) * len(cells)
-            db.set_status(experiment.id, "running")
-            with _progress_bar(total, progress, f"compare {experiment.id}") as advance, torch_threads(threads):
+            description = f"compare {experiment.id} ({chunk_size} members per cell)"
+            with _progress_bar(total, progress, description) as bar, torch_threads(threads):
+                def advance(n: int) -> None:
+                    bar(n)
+                    beat()
+
                 if backend == "local":
                     run_local(db, experiment.id, config, cells, dataset, advance)
                 else:
                     from initlab.sweep.ray_backend import run_ray
 
                     run_ray(db, experiment.id, config, cells, dataset, advance, address=address)
-            db.set_status(experiment.id, "finished")
-        except BaseException:
-            with contextlib.suppress(Exception):
-                db.set_status(experiment.id, "interrupted")
-            raise
+        free, pages = db.free_pages() if hasattr(db, "free_pages") else (0, 0)
+        if free > max(100, pages // 4):  # a store made before auto_vacuum: checkpoints left free pages
+            db.compact()
         data = report_data(db, experiment.id)
     if out_dir is not None:
         write_report(data, out_dir)
@@ -249,6 +296,7 @@ def report_data(db, experiment_id: str):
 
     from initlab.report import ReportData
 
+    db.check()  # a damaged file gives one clear error, never wrong numbers
     experiment = db.get_experiment(experiment_id)
     runs = [asdict(r) for r in db.runs(experiment.id)]
     epochs = [asdict(e) for e in db.epochs(experiment.id)]

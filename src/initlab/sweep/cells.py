@@ -29,9 +29,10 @@ class Cell:
         return f"cell-{self.index:04d}"
 
 
-def make_cells(config: CompareConfig) -> list[Cell]:
+def make_cells(config: CompareConfig, size: int | None = None) -> list[Cell]:
+    """Cells of ``size`` members (default ``config.chunk_size``), in ``config.members`` order."""
     members = config.members
-    size = config.chunk_size
+    size = config.chunk_size if size is None else size
     return [Cell(i, tuple(members[k:k + size])) for i, k in enumerate(range(0, len(members), size))]
 
 
