@@ -193,7 +193,7 @@ def plan(model: nn.Module, policy: Any = "auto", example_input: Any = None) -> P
 
     for name, shape, info, decision in decided:
         source = "auto"
-        owner, _, local = name.rpartition(".")
+        _, _, local = name.rpartition(".")
         if base == "lsuv" and info is not None and info.kind in SCALED_KINDS and local == "weight" \
                 and decision.role != "residual_last":
             decision = rules.Decision(
