@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 from torch import nn
 
@@ -37,7 +38,7 @@ def _torch_gain(name: str, param: float | None) -> float:
     return 3.0 / 4  # selu
 
 
-def moment_gain(activation: str | nn.Module | Callable, param: float | None = None) -> float:
+def moment_gain(activation: str | nn.Module | Callable[..., Any], param: float | None = None) -> float:
     """1 / sqrt(E[phi(z)^2]) for z ~ N(0, 1), by Gauss-Hermite quadrature.
 
     This is the gain that makes unit pre-activation variance a fixed point of the variance map
@@ -51,7 +52,7 @@ def moment_gain(activation: str | nn.Module | Callable, param: float | None = No
 
 
 def gain(
-    nonlinearity: str | nn.Module | Callable,
+    nonlinearity: str | nn.Module | Callable[..., Any],
     param: float | None = None,
     *,
     method: str = "torch",

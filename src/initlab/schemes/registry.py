@@ -19,6 +19,7 @@ import torch
 from initlab.errors import UserError, closest, unknown
 
 Sampler = Callable[..., torch.Tensor]
+Shape = tuple[int, ...]  # a weight's shape in torch's layout (out, in, *kernel)
 
 
 @dataclass(frozen=True)
@@ -274,7 +275,7 @@ class Scheme:
         return self.definition.reference
 
 
-def get_scheme(name: str | Scheme | dict, **params: Any) -> Scheme:
+def get_scheme(name: str | Scheme | dict[str, Any], **params: Any) -> Scheme:
     """A validated ``Scheme`` from a name or alias (or a spec, or a config dict) and parameters."""
     if isinstance(name, Scheme):
         return Scheme(name.name, **{**name.params, **params}) if params else name
@@ -286,7 +287,7 @@ def get_scheme(name: str | Scheme | dict, **params: Any) -> Scheme:
 
 def init_(
     tensor: torch.Tensor,
-    scheme: str | Scheme | dict,
+    scheme: str | Scheme | dict[str, Any],
     *,
     generator: torch.Generator | None = None,
     **params: Any,
@@ -344,7 +345,9 @@ def format_spec(name: str, params: dict[str, Any]) -> str:
 
 def split_specs(text: str) -> list[str]:
     """Split a comma list of scheme specs, keeping commas inside parentheses."""
-    out, depth, current = [], 0, []
+    out: list[str] = []
+    current: list[str] = []
+    depth = 0
     for ch in text:
         if ch == "," and depth == 0:
             out.append("".join(current).strip())
