@@ -37,17 +37,17 @@ bench: $(STAMP)
 	$(PY) bench/vs_anyinit.py
 
 lint: $(DEV)
-	$(VENV)/bin/ruff check src tests bench
-	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/ruff check src tests bench tools
+	$(VENV)/bin/ruff format --check src tests bench tools
 
 typecheck: $(DEV)
 	$(VENV)/bin/mypy
 
 docs: $(DEV)
-	$(VENV)/bin/mkdocs build --strict --site-dir site
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
 
 docs-serve: $(DEV)
-	$(VENV)/bin/mkdocs serve
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve
 
 wheel-smoke: $(DEV)
 	.ci/wheel-smoke $(PY)
