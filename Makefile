@@ -7,7 +7,7 @@ PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 DEV    := $(VENV)/.dev-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 
-.PHONY: demo test install bench clean lint typecheck docs docs-serve wheel-smoke
+.PHONY: demo test install install-dev bench clean lint typecheck docs docs-serve wheel-smoke
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,8 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 install: $(STAMP)
+
+install-dev: $(DEV)
 
 $(DEV): $(STAMP)
 	$(PIP) install -q -c constraints.txt -e ".[test,dev]"
