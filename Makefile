@@ -1,11 +1,13 @@
 # Two entry points for a fresh machine: `make demo` (the main job) and `make test`.
+# Contributors: `make lint`, `make typecheck`, `make docs`, `make wheel-smoke` (pinned tools, the dev extra).
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
+DEV    := $(VENV)/.dev-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 
-.PHONY: demo test install bench clean
+.PHONY: demo test install install-dev bench clean lint typecheck docs docs-serve wheel-smoke
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,6 +18,13 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 install: $(STAMP)
+
+install-dev: $(DEV)
+
+$(DEV): $(STAMP)
+	$(PIP) install -q -c constraints.txt -e ".[test,dev]"
+	rm -f $(VENV)/.dev-*
+	touch $(DEV)
 
 demo: $(STAMP)
 	$(VENV)/bin/initlab compare --out runs/demo
@@ -29,5 +38,21 @@ bench: $(STAMP)
 	$(PY) bench/diagnose.py
 	$(PY) bench/vs_anyinit.py
 
+lint: $(DEV)
+	$(VENV)/bin/ruff check src tests bench tools
+	$(VENV)/bin/ruff format --check src tests bench tools
+
+typecheck: $(DEV)
+	$(VENV)/bin/mypy
+
+docs: $(DEV)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
+
+docs-serve: $(DEV)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve
+
+wheel-smoke: $(DEV)
+	.ci/wheel-smoke $(PY)
+
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache site dist build

@@ -182,5 +182,5 @@ def test_human_output_has_tables_and_progress_lines(tmp_path):
     assert res.returncode == 0, res.stderr
     assert "Summary over seeds" in res.stdout and "run (seed)" in res.stdout and "article claims" in res.stdout
     # Not a terminal: plain progress lines on stderr, ending at 100%.
-    progress = [l for l in res.stderr.splitlines() if " steps (" in l]
+    progress = [line for line in res.stderr.splitlines() if " steps (" in line]
     assert progress and "(100%)" in progress[-1]

@@ -7,6 +7,7 @@ gains, the theory, the models and the policy, so they all agree on what "gelu" i
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -16,8 +17,9 @@ from initlab.errors import lookup
 
 Activation = Callable[[torch.Tensor], torch.Tensor]
 
-# name -> (function of (x, param), default param, module factory)
-_TABLE: dict[str, tuple[Callable[[torch.Tensor, float | None], torch.Tensor], float | None, Callable[[float | None], nn.Module]]] = {
+# name -> (function of (x, param), default param, module factory). The param is a float for the
+# parametrised activations and None for the others: Any, since one table holds both.
+_TABLE: dict[str, tuple[Callable[[torch.Tensor, Any], torch.Tensor], float | None, Callable[[Any], nn.Module]]] = {
     "linear": (lambda x, p: x, None, lambda p: nn.Identity()),
     "relu": (lambda x, p: F.relu(x), None, lambda p: nn.ReLU()),
     "leaky_relu": (lambda x, p: F.leaky_relu(x, p), 0.01, lambda p: nn.LeakyReLU(p)),
@@ -76,7 +78,7 @@ def module_param(module: nn.Module) -> float | None:
     return None
 
 
-def get_activation(spec: str | nn.Module | Callable, param: float | None = None) -> Activation:
+def get_activation(spec: str | nn.Module | Callable[..., Any], param: float | None = None) -> Activation:
     """A function of a tensor for ``spec``: a name, an ``nn.Module`` (instance or class) or a callable."""
     if isinstance(spec, str):
         key = canonical(spec)
@@ -86,7 +88,7 @@ def get_activation(spec: str | nn.Module | Callable, param: float | None = None)
     if isinstance(spec, type) and issubclass(spec, nn.Module):
         spec = spec()
     if callable(spec):
-        return spec
+        return cast(Activation, spec)
     raise TypeError(f"activation must be a name, an nn.Module or a callable; got {type(spec).__name__}")
 
 

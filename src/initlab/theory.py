@@ -72,6 +72,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 import torch
@@ -311,7 +312,7 @@ def c_star(
 
     near_one = 1.0 - np.logspace(-2, -9, 8)
     grid = np.unique(np.concatenate([np.linspace(-1.0, 1.0, 41)[:-1], near_one]))
-    values = f(grid)
+    values = np.asarray(f(grid))
     zero = int(np.argmin(np.abs(grid)))  # grid contains 0 exactly
     if values[zero] == 0.0:
         return 0.0
@@ -400,7 +401,7 @@ def critical_sigma_w2(activation: ActivationSpec, sigma_b2: float, *, param: flo
     return float(brentq(g, lo, hi, xtol=1e-13, rtol=1e-13))
 
 
-def _per_layer(name: str, values: Sequence, n: int) -> list:
+def _per_layer(name: str, values: Sequence[Any], n: int) -> list[Any]:
     values = list(values)
     if len(values) != n:
         raise UserError(f"{name} has {len(values)} entries; allowed: {n} (one per layer)")

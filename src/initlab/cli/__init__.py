@@ -47,7 +47,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         prog="initlab",
         description="Pick, check and benchmark neural-network weight initialization.",
     )
-    parser.add_argument("--version", action="version", version=f"initlab {__version__}")
+    parser.add_argument("--version", action="version", version=__version__)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         if only is None or name == only:

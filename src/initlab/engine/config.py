@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import Any, Union
+from typing import Any
 
 import torch
 
@@ -22,7 +22,7 @@ LOSSES = ("cross_entropy",)
 InitFn = Callable[[torch.nn.Module, int], None]
 """A custom member initializer: ``init(model, seed)`` fills ``model``'s parameters in place."""
 
-SchemeLike = Union[str, Scheme, dict]
+SchemeLike = str | Scheme | dict
 
 
 @dataclass(frozen=True)

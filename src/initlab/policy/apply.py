@@ -107,7 +107,8 @@ def initialize(
         data: a batch of inputs (tensor, tuple of positional inputs, or dict of keyword inputs).
             Needed by ``"lsuv"`` and ``"auto+lsuv"``; otherwise only used to read the model
             when ``torch.fx`` cannot trace it.
-        tol, max_iter: LSUV's tolerance on |Var - 1| and its maximum rescalings per layer.
+        tol: LSUV's tolerance on |Var - 1|.
+        max_iter: LSUV's maximum rescalings per layer.
 
     Returns:
         The ``Plan`` with ``seed`` set and, for LSUV, ``plan.lsuv``: per layer the scale factor,

@@ -138,11 +138,11 @@ def plan(model: nn.Module, policy: Any = "auto", example_input: Any = None) -> P
         A ``Plan``; ``print(plan)`` shows the table, ``plan.to_dict()`` is JSON-serialisable.
 
     Raises:
-        UserError (a ValueError): unknown scheme or policy (with the nearest names), a scheme
-        that cannot fill a named parameter, a plan for another model.
+        UserError: (a ValueError) unknown scheme or policy (with the nearest names), a scheme
+            that cannot fill a named parameter, a plan for another model.
 
     Warns:
-        when a pattern matches no parameter, and when the model has no parameters.
+        UserWarning: when a pattern matches no parameter, and when the model has no parameters.
 
     >>> import torch.nn as nn, initlab
     >>> p = initlab.plan(nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2)))
@@ -193,7 +193,7 @@ def plan(model: nn.Module, policy: Any = "auto", example_input: Any = None) -> P
 
     for name, shape, info, decision in decided:
         source = "auto"
-        owner, _, local = name.rpartition(".")
+        _, _, local = name.rpartition(".")
         if base == "lsuv" and info is not None and info.kind in SCALED_KINDS and local == "weight" \
                 and decision.role != "residual_last":
             decision = rules.Decision(

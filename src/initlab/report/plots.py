@@ -140,16 +140,16 @@ def plot_signal(signal: Mapping[str, Sequence[Mapping]], order: Sequence[str], p
     fig, (ax_f, ax_b) = plt.subplots(1, 2, figsize=(11, 4.2))
     names: list[str] = []
     for ax, key in ((ax_f, "out_var"), (ax_b, "grad_var")):
-        values = [float(l[key]) for s in order for l in signal.get(s, [])
-                  if l.get(key) is not None and math.isfinite(l[key]) and l[key] > 0]
+        values = [float(layer[key]) for s in order for layer in signal.get(s, [])
+                  if layer.get(key) is not None and math.isfinite(layer[key]) and layer[key] > 0]
         floor = min(values) / 10 if values else 1e-12
         for s in order:
             layers = signal.get(s)
             if not layers:
                 continue
-            names = names if len(names) >= len(layers) else [l.get("name", str(i + 1)) for i, l in enumerate(layers)]
+            names = names if len(names) >= len(layers) else [layer.get("name", str(i + 1)) for i, layer in enumerate(layers)]
             xs = list(range(1, len(layers) + 1))
-            ys = [l.get(key) for l in layers]
+            ys = [layer.get(key) for layer in layers]
             shown = [y if y is not None and math.isfinite(y) and y > 0 else float("nan") for y in ys]
             ax.plot(xs, shown, marker="o", ms=3, color=colors[s], label=s, lw=1.4)
             zero_x = [x for x, y in zip(xs, ys) if y == 0]

@@ -13,7 +13,7 @@ import torch
 from initlab.activations import canonical
 from initlab.schemes.fans import FAN_MODES, compute_fans, fan
 from initlab.schemes.gains import gain as _gain
-from initlab.schemes.registry import Param, register
+from initlab.schemes.registry import Param, Shape, register
 
 # Std of a unit normal truncated to [-2, 2]; dividing by it keeps the requested variance
 # (Keras/JAX VarianceScaling use the same constant).
@@ -53,19 +53,21 @@ NONLINEARITY = Param(
 
 # --- elementary draws (compute dtype, generator's device) ------------------------------------
 
-def _empty(shape, generator, dtype) -> torch.Tensor:
+def _empty(shape: Shape, generator: torch.Generator, dtype: torch.dtype) -> torch.Tensor:
     return torch.empty(shape, dtype=dtype, device=generator.device)
 
 
-def draw_normal(shape, generator, dtype, mean: float, std: float) -> torch.Tensor:
+def draw_normal(shape: Shape, generator: torch.Generator, dtype: torch.dtype, mean: float, std: float) -> torch.Tensor:
     return _empty(shape, generator, dtype).normal_(mean, std, generator=generator)
 
 
-def draw_uniform(shape, generator, dtype, low: float, high: float) -> torch.Tensor:
+def draw_uniform(shape: Shape, generator: torch.Generator, dtype: torch.dtype, low: float, high: float) -> torch.Tensor:
     return _empty(shape, generator, dtype).uniform_(low, high, generator=generator)
 
 
-def draw_trunc_normal(shape, generator, dtype, mean: float, std: float, a: float, b: float) -> torch.Tensor:
+def draw_trunc_normal(
+    shape: Shape, generator: torch.Generator, dtype: torch.dtype, mean: float, std: float, a: float, b: float
+) -> torch.Tensor:
     """N(mean, std²) conditioned on [a, b], by rejection, as torch.nn.init.trunc_normal_ (torch 2.13).
 
     When the interval holds more than 30% of the mass, draw normals and redraw the rejected ones;
@@ -111,7 +113,15 @@ def draw_trunc_normal(shape, generator, dtype, mean: float, std: float, a: float
     formula="Var = scale / fan_mode; normal, truncated normal (±2σ) or uniform",
     reference="Keras/JAX VarianceScaling; Glorot & Bengio 2010; He et al. 2015; LeCun et al. 1998",
 )
-def variance_scaling(shape, generator, dtype, *, scale=1.0, mode="fan_in", distribution="truncated_normal"):
+def variance_scaling(
+    shape: Shape,
+    generator: torch.Generator,
+    dtype: torch.dtype,
+    *,
+    scale: float = 1.0,
+    mode: str = "fan_in",
+    distribution: str = "truncated_normal",
+) -> torch.Tensor:
     """The variance-scaling core: weights with variance ``scale / fan``.
 
     .. math::
@@ -147,7 +157,7 @@ def variance_scaling(shape, generator, dtype, *, scale=1.0, mode="fan_in", distr
     aliases=("xavier", "glorot", "glorot_uniform"),
     torch_equivalent="xavier_uniform_",
 )
-def xavier_uniform(shape, generator, dtype, *, gain=1.0):
+def xavier_uniform(shape: Shape, generator: torch.Generator, dtype: torch.dtype, *, gain: float = 1.0) -> torch.Tensor:
     """Xavier/Glorot uniform: keeps forward and backward variance balanced for linear-ish units.
 
     .. math::
@@ -168,7 +178,7 @@ def xavier_uniform(shape, generator, dtype, *, gain=1.0):
     aliases=("glorot_normal",),
     torch_equivalent="xavier_normal_",
 )
-def xavier_normal(shape, generator, dtype, *, gain=1.0):
+def xavier_normal(shape: Shape, generator: torch.Generator, dtype: torch.dtype, *, gain: float = 1.0) -> torch.Tensor:
     """Xavier/Glorot normal.
 
     .. math::
@@ -191,7 +201,15 @@ def _he_scale(a: float, nonlinearity: str) -> float:
     aliases=("he", "kaiming", "kaiming_normal"),
     torch_equivalent="kaiming_normal_",
 )
-def he_normal(shape, generator, dtype, *, a=0.0, mode="fan_in", nonlinearity="leaky_relu"):
+def he_normal(
+    shape: Shape,
+    generator: torch.Generator,
+    dtype: torch.dtype,
+    *,
+    a: float = 0.0,
+    mode: str = "fan_in",
+    nonlinearity: str = "leaky_relu",
+) -> torch.Tensor:
     """He/Kaiming normal: keeps the variance of ReLU-family signals constant with depth.
 
     .. math::
@@ -213,7 +231,15 @@ def he_normal(shape, generator, dtype, *, a=0.0, mode="fan_in", nonlinearity="le
     aliases=("kaiming_uniform",),
     torch_equivalent="kaiming_uniform_",
 )
-def he_uniform(shape, generator, dtype, *, a=0.0, mode="fan_in", nonlinearity="leaky_relu"):
+def he_uniform(
+    shape: Shape,
+    generator: torch.Generator,
+    dtype: torch.dtype,
+    *,
+    a: float = 0.0,
+    mode: str = "fan_in",
+    nonlinearity: str = "leaky_relu",
+) -> torch.Tensor:
     """He/Kaiming uniform.
 
     .. math::
@@ -230,7 +256,7 @@ def he_uniform(shape, generator, dtype, *, a=0.0, mode="fan_in", nonlinearity="l
     reference="LeCun et al. 1998, Efficient BackProp; Klambauer et al. 2017 (SELU)",
     aliases=("lecun",),
 )
-def lecun_normal(shape, generator, dtype):
+def lecun_normal(shape: Shape, generator: torch.Generator, dtype: torch.dtype) -> torch.Tensor:
     """LeCun normal: unit-variance-preserving for linear units; the init SELU assumes.
 
     .. math::
@@ -246,7 +272,7 @@ def lecun_normal(shape, generator, dtype):
     formula="U(±sqrt(3/fan_in))",
     reference="LeCun et al. 1998, Efficient BackProp",
 )
-def lecun_uniform(shape, generator, dtype):
+def lecun_uniform(shape: Shape, generator: torch.Generator, dtype: torch.dtype) -> torch.Tensor:
     """LeCun uniform.
 
     .. math::
@@ -262,7 +288,7 @@ def lecun_uniform(shape, generator, dtype):
     formula="U(±1/sqrt(fan_in))",
     reference="Glorot & Bengio 2010 eq. 1 ('standard' init); PyTorch's nn.Linear default",
 )
-def uniform_fan(shape, generator, dtype):
+def uniform_fan(shape: Shape, generator: torch.Generator, dtype: torch.dtype) -> torch.Tensor:
     """The article's "uniform": Glorot's "standard" initialization, PyTorch's Linear default.
 
     .. math::
@@ -286,7 +312,9 @@ def uniform_fan(shape, generator, dtype):
         if len(shape) == 1 and p["fan_in"] is None else None
     ),
 )
-def torch_default(shape, generator, dtype, *, fan_in=None):
+def torch_default(
+    shape: Shape, generator: torch.Generator, dtype: torch.dtype, *, fan_in: float | None = None
+) -> torch.Tensor:
     """PyTorch's own ``nn.Linear``/``nn.ConvNd`` initialization, weights and biases.
 
     .. math::
@@ -299,6 +327,7 @@ def torch_default(shape, generator, dtype, *, fan_in=None):
     Source: ``torch/nn/modules/linear.py``, ``reset_parameters``.
     """
     if len(shape) == 1:
+        assert fan_in is not None  # shape_constraint above rejects a 1-D shape without fan_in
         bound = 1 / math.sqrt(fan_in)
         return draw_uniform(shape, generator, dtype, -bound, bound)
     fan_in = compute_fans(shape)[0] if fan_in is None else fan_in
@@ -313,7 +342,9 @@ def torch_default(shape, generator, dtype, *, fan_in=None):
     formula="|N(0, gain²/fan_in)|, gain = sqrt(2): half-normal at He scale",
     reference="the article's 'positive' scheme; He et al. 2015 for the scale",
 )
-def positive(shape, generator, dtype, *, gain=math.sqrt(2.0)):
+def positive(
+    shape: Shape, generator: torch.Generator, dtype: torch.dtype, *, gain: float = math.sqrt(2.0)
+) -> torch.Tensor:
     """The article's "positive": every weight > 0, half-normal at He scale.
 
     .. math::
@@ -335,7 +366,9 @@ def positive(shape, generator, dtype, *, gain=math.sqrt(2.0)):
     min_dim=1,
     aliases=("random",),
 )
-def random_uniform(shape, generator, dtype, *, limit=0.05):
+def random_uniform(
+    shape: Shape, generator: torch.Generator, dtype: torch.dtype, *, limit: float = 0.05
+) -> torch.Tensor:
     """The article's "random": a fixed range, independent of the layer's size.
 
     .. math:: W \\sim \\mathcal{U}(-\\text{limit}, \\text{limit})
@@ -353,7 +386,9 @@ def random_uniform(shape, generator, dtype, *, limit=0.05):
     min_dim=1,
     aliases=("gaussian",),
 )
-def random_normal(shape, generator, dtype, *, mean=0.0, std=0.01):
+def random_normal(
+    shape: Shape, generator: torch.Generator, dtype: torch.dtype, *, mean: float = 0.0, std: float = 0.01
+) -> torch.Tensor:
     """The article's "Gaussian": a fixed std, independent of the layer's size.
 
     .. math:: W \\sim \\mathcal{N}(\\text{mean}, \\text{std}^2), \\quad \\text{std} = 0.01
@@ -372,7 +407,9 @@ def random_normal(shape, generator, dtype, *, mean=0.0, std=0.01):
     torch_equivalent="uniform_",
     constraint=lambda p: None if p["a"] < p["b"] else f"needs a < b; got a={p['a']}, b={p['b']}",
 )
-def uniform(shape, generator, dtype, *, a=0.0, b=1.0):
+def uniform(
+    shape: Shape, generator: torch.Generator, dtype: torch.dtype, *, a: float = 0.0, b: float = 1.0
+) -> torch.Tensor:
     """Uniform on [a, b], torch's ``uniform_``.
 
     .. math:: W \\sim \\mathcal{U}(a, b)
@@ -388,7 +425,9 @@ def uniform(shape, generator, dtype, *, a=0.0, b=1.0):
     min_dim=1,
     torch_equivalent="normal_",
 )
-def normal(shape, generator, dtype, *, mean=0.0, std=1.0):
+def normal(
+    shape: Shape, generator: torch.Generator, dtype: torch.dtype, *, mean: float = 0.0, std: float = 1.0
+) -> torch.Tensor:
     """Normal, torch's ``normal_``.
 
     .. math:: W \\sim \\mathcal{N}(\\text{mean}, \\text{std}^2)
@@ -411,7 +450,16 @@ def normal(shape, generator, dtype, *, mean=0.0, std=1.0):
     torch_equivalent="trunc_normal_",
     constraint=lambda p: None if p["a"] < p["b"] else f"needs a < b; got a={p['a']}, b={p['b']}",
 )
-def trunc_normal(shape, generator, dtype, *, mean=0.0, std=1.0, a=-2.0, b=2.0):
+def trunc_normal(
+    shape: Shape,
+    generator: torch.Generator,
+    dtype: torch.dtype,
+    *,
+    mean: float = 0.0,
+    std: float = 1.0,
+    a: float = -2.0,
+    b: float = 2.0,
+) -> torch.Tensor:
     """Truncated normal with torch's semantics: ``a`` and ``b`` are absolute bounds, not in stds.
 
     .. math:: W \\sim \\mathcal{N}(\\text{mean}, \\text{std}^2)\\ \\big|\\ a \\le W \\le b
@@ -429,7 +477,7 @@ def trunc_normal(shape, generator, dtype, *, mean=0.0, std=1.0, a=-2.0, b=2.0):
     min_dim=1,
     torch_equivalent="constant_",
 )
-def constant(shape, generator, dtype, *, val=0.01):
+def constant(shape: Shape, generator: torch.Generator, dtype: torch.dtype, *, val: float = 0.01) -> torch.Tensor:
     """Every entry equals ``val``: all units of a layer compute the same function (no symmetry breaking).
 
     .. math:: W_{ij} = \\text{val}
@@ -445,7 +493,7 @@ def constant(shape, generator, dtype, *, val=0.01):
     aliases=("zero",),
     torch_equivalent="zeros_",
 )
-def zeros(shape, generator, dtype):
+def zeros(shape: Shape, generator: torch.Generator, dtype: torch.dtype) -> torch.Tensor:
     """All zero: the default for biases; for weights, no signal and no symmetry breaking.
 
     .. math:: W_{ij} = 0
@@ -461,7 +509,7 @@ def zeros(shape, generator, dtype):
     aliases=("one",),
     torch_equivalent="ones_",
 )
-def ones(shape, generator, dtype):
+def ones(shape: Shape, generator: torch.Generator, dtype: torch.dtype) -> torch.Tensor:
     """All one: normalization-layer weights.
 
     .. math:: W_{ij} = 1

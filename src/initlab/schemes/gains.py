@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 from torch import nn
 
@@ -47,7 +48,7 @@ def _check_param(name: str, param: object) -> None:
     checks.finite("param", param)
 
 
-def moment_gain(activation: str | nn.Module | Callable, param: float | None = None) -> float:
+def moment_gain(activation: str | nn.Module | Callable[..., Any], param: float | None = None) -> float:
     """1 / sqrt(E[phi(z)^2]) for z ~ N(0, 1), by Gauss-Hermite quadrature.
 
     This is the gain that makes unit pre-activation variance a fixed point of the variance map
@@ -61,7 +62,7 @@ def moment_gain(activation: str | nn.Module | Callable, param: float | None = No
 
 
 def gain(
-    nonlinearity: str | nn.Module | Callable,
+    nonlinearity: str | nn.Module | Callable[..., Any],
     param: float | None = None,
     *,
     method: str = "torch",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from initlab.schemes.registry import Param, register
+from initlab.schemes.registry import Param, Shape, register
 
 
 @register(
@@ -15,7 +15,7 @@ from initlab.schemes.registry import Param, register
     aliases=("eye",),
     torch_equivalent="eye_",
 )
-def identity(shape, generator, dtype):
+def identity(shape: Shape, generator: torch.Generator, dtype: torch.dtype) -> torch.Tensor:
     """The identity matrix (rectangular: ones on the main diagonal), for 2-D weights.
 
     .. math:: W_{ij} = \\delta_{ij}
@@ -36,7 +36,7 @@ def identity(shape, generator, dtype):
         f"out_channels={shape[0]} is not divisible by groups={p['groups']}" if shape[0] % p["groups"] else None
     ),
 )
-def dirac(shape, generator, dtype, *, groups=1):
+def dirac(shape: Shape, generator: torch.Generator, dtype: torch.dtype, *, groups: int = 1) -> torch.Tensor:
     """Dirac delta kernel: the convolution returns its input (per group), channels padded with zeros.
 
     .. math::
@@ -50,5 +50,6 @@ def dirac(shape, generator, dtype, *, groups=1):
     centre = tuple(k // 2 for k in kernel)
     for g in range(groups):
         for i in range(min(per_group, inp)):
-            w[(g * per_group + i, i, *centre)] = 1
+            one = (g * per_group + i, i, *centre)  # a tuple, not w[*...]: Python 3.10 has no star in subscripts
+            w[one] = 1
     return w

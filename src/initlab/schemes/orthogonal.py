@@ -7,15 +7,16 @@ import math
 import torch
 
 from initlab.schemes.core import GAIN, draw_normal
-from initlab.schemes.registry import register
+from initlab.schemes.registry import Shape, register
 
 
-def _orthogonal_matrix(rows: int, cols: int, generator, dtype) -> torch.Tensor:
+def _orthogonal_matrix(rows: int, cols: int, generator: torch.Generator, dtype: torch.dtype) -> torch.Tensor:
     # torch.nn.init.orthogonal_'s algorithm (QR of a Gaussian matrix, signs fixed by diag(R)),
     # so the same generator state gives the same matrix.
     flat = draw_normal((rows, cols), generator, dtype, 0.0, 1.0)
     if rows < cols:
         flat = flat.t()
+    q: torch.Tensor
     q, r = torch.linalg.qr(flat)
     q = q * torch.diag(r, 0).sign()
     if rows < cols:
@@ -30,7 +31,7 @@ def _orthogonal_matrix(rows: int, cols: int, generator, dtype) -> torch.Tensor:
     reference="Saxe et al. 2014, Exact solutions to the nonlinear dynamics of learning in deep linear networks",
     torch_equivalent="orthogonal_",
 )
-def orthogonal(shape, generator, dtype, *, gain=1.0):
+def orthogonal(shape: Shape, generator: torch.Generator, dtype: torch.dtype, *, gain: float = 1.0) -> torch.Tensor:
     """(Semi-)orthogonal weights: all singular values equal ``gain``.
 
     The weight is viewed as a matrix of shape (out, in·prod(kernel)).
@@ -56,7 +57,9 @@ def orthogonal(shape, generator, dtype, *, gain=1.0):
     max_dim=5,
     aliases=("delta",),
 )
-def delta_orthogonal(shape, generator, dtype, *, gain=1.0):
+def delta_orthogonal(
+    shape: Shape, generator: torch.Generator, dtype: torch.dtype, *, gain: float = 1.0
+) -> torch.Tensor:
     """Delta-orthogonal conv kernel: an orthogonal matrix at the spatial centre, zero elsewhere.
 
     .. math::
@@ -69,5 +72,6 @@ def delta_orthogonal(shape, generator, dtype, *, gain=1.0):
     out, inp, *kernel = shape
     w = torch.zeros(shape, dtype=dtype, device=generator.device)
     centre = tuple(k // 2 for k in kernel)
-    w[(slice(None), slice(None), *centre)] = _orthogonal_matrix(out, inp, generator, dtype) * gain
+    centre_tap: tuple[slice | int, ...] = (slice(None), slice(None), *centre)  # a tuple, not w[*...]: Python 3.10 has no star in subscripts
+    w[centre_tap] = _orthogonal_matrix(out, inp, generator, dtype) * gain
     return w

@@ -19,6 +19,7 @@ import torch
 from initlab.errors import UserError, closest, lookup
 
 Sampler = Callable[..., torch.Tensor]
+Shape = tuple[int, ...]  # a weight's shape in torch's layout (out, in, *kernel)
 
 
 @dataclass(frozen=True)
@@ -290,7 +291,7 @@ class Scheme:
         return self.definition.reference
 
 
-def get_scheme(name: str | Scheme | dict, **params: Any) -> Scheme:
+def get_scheme(name: str | Scheme | dict[str, Any], **params: Any) -> Scheme:
     """A validated ``Scheme`` from a name or alias (or a spec, or a config dict) and parameters."""
     if isinstance(name, Scheme):
         return Scheme(name.name, **{**name.params, **params}) if params else name
@@ -302,7 +303,7 @@ def get_scheme(name: str | Scheme | dict, **params: Any) -> Scheme:
 
 def init_(
     tensor: torch.Tensor,
-    scheme: str | Scheme | dict,
+    scheme: str | Scheme | dict[str, Any],
     *,
     generator: torch.Generator | None = None,
     **params: Any,
@@ -380,7 +381,9 @@ def split_specs(text: str) -> list[str]:
 
     Empty items (``"he_normal,,zeros"``, a trailing comma) and unbalanced parentheses are errors.
     """
-    out, depth, current = [], 0, []
+    out: list[str] = []
+    current: list[str] = []
+    depth = 0
     for ch in text:
         if ch == "," and depth == 0:
             out.append("".join(current).strip())

@@ -7,10 +7,10 @@ import math
 import torch
 
 from initlab.schemes.core import draw_normal
-from initlab.schemes.registry import Param, register
+from initlab.schemes.registry import Param, Shape, register
 
 
-def _keep_mask(rows: int, cols: int, keep: int, generator, device) -> torch.Tensor:
+def _keep_mask(rows: int, cols: int, keep: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
     """A (rows, cols) bool mask with exactly ``keep`` True per row, positions from ``generator``."""
     order = torch.rand((rows, cols), generator=generator, device=device).argsort(dim=1)
     mask = torch.zeros((rows, cols), dtype=torch.bool, device=device)
@@ -27,7 +27,9 @@ def _keep_mask(rows: int, cols: int, keep: int, generator, device) -> torch.Tens
     formula="per unit: ceil(sparsity·fan_in) zeros; others N(0, std²), std = sqrt(2/kept) if None",
     reference="Martens 2010 (sparse init); torch.nn.init.sparse_ (which zeroes per column)",
 )
-def sparse(shape, generator, dtype, *, sparsity=0.1, std=None):
+def sparse(
+    shape: Shape, generator: torch.Generator, dtype: torch.dtype, *, sparsity: float = 0.1, std: float | None = None
+) -> torch.Tensor:
     """Each unit keeps a fraction 1 − sparsity of its incoming weights; the rest are zero.
 
     The weight is viewed as (out, fan_in). Per row, exactly ``ceil(sparsity · fan_in)`` entries
@@ -60,7 +62,9 @@ def sparse(shape, generator, dtype, *, sparsity=0.1, std=None):
     formula="exactly min(k, fan_in) nonzero incoming weights per unit, N(0, std²)",
     reference="Martens 2010, Deep learning via Hessian-free optimization, §5",
 )
-def sparse_martens(shape, generator, dtype, *, k=15, std=1.0):
+def sparse_martens(
+    shape: Shape, generator: torch.Generator, dtype: torch.dtype, *, k: int = 15, std: float = 1.0
+) -> torch.Tensor:
     """Martens' sparse init: every unit has exactly k nonzero incoming weights.
 
     .. math::

@@ -76,7 +76,7 @@ def _plot(path: Path, activations: list[str], schemes: list[str], accuracy: dict
     for j, sch in enumerate(schemes):
         xs, means, errs = [], [], []
         for i, act in enumerate(activations):
-            m, lo, hi = mean_ci(accuracy[act][sch])
+            m, _, hi = mean_ci(accuracy[act][sch])
             xs.append(i + (j - (len(schemes) - 1) / 2) * bar)
             means.append(100 * m)
             errs.append(0.0 if not math.isfinite(hi) else 100 * (hi - m))

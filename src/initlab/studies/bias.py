@@ -228,15 +228,15 @@ def run(ctx: StudyContext) -> StudyResult:
             label = weight_scheme[a] if w == "random" else ZERO_WEIGHTS
             evidence_acc[a][w] = {"weights": label}
             for b in biases:
-                m, l, h = acc_ci[a][w][b]
-                entry: dict[str, Any] = {"mean": m, "ci": [l, h], "diverged": diverged[a][w][b]}
+                m, lo, hi = acc_ci[a][w][b]
+                entry: dict[str, Any] = {"mean": m, "ci": [lo, hi], "diverged": diverged[a][w][b]}
                 if b != ZERO_BIAS:
                     seeds_ = sorted(acc_seed[a][w][b])
                     d = mean_ci([acc_seed[a][w][b][k] - acc_seed[a][w][ZERO_BIAS][k] for k in seeds_])
                     entry["minus_zero_bias"] = {"mean": d[0], "ci": [d[1], d[2]]}
                     diff_rows.append([a, label, b, fmt_ci(*d)])
                 evidence_acc[a][w][b] = entry
-                acc_rows.append([a, label, b, fmt_ci(m, l, h), str(diverged[a][w][b])])
+                acc_rows.append([a, label, b, fmt_ci(m, lo, hi), str(diverged[a][w][b])])
         for b in biases:
             per_layer = [[u[i] for u in units[a][b]] for i in range(s["depth"])]
             cells = [f"{min(x['distinct'] for x in layer)}–{max(x['distinct'] for x in layer)} / rank "

@@ -81,7 +81,7 @@ def signal_at_init(config: CompareConfig, dataset: Any, scheme: str) -> list[dic
     def finite(x):
         return None if x is None or not math.isfinite(x) else float(x)
 
-    return [dict(name=l.name, out_var=finite(l.out_var), grad_var=finite(l.grad_var)) for l in diagnosis.layers]
+    return [dict(name=layer.name, out_var=finite(layer.out_var), grad_var=finite(layer.grad_var)) for layer in diagnosis.layers]
 
 
 def choose_threads(config: CompareConfig, dataset: Any, chunk_size: int | None = None) -> int:
