@@ -70,6 +70,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "else a new local Ray instance")
     g.add_argument("--threads", type=_positive_int, default=None,
                    help="torch threads for training (default: 1 for small models, every core for large ones)")
+    g.add_argument("--device", default="auto",
+                   help="where to train: auto (CUDA if available, else CPU; default), cpu, cuda, cuda:N, mps")
+    g.add_argument("--checkpoint-every", default=None, metavar="WHEN",
+                   help="checkpoint a cell in flight every WHEN: a time (120s, default; 5m), epochs (1ep) or never")
     g.add_argument("--json", action="store_true", help="print the JSON summary on stdout, nothing else")
     p.set_defaults(func=run)
 
@@ -92,10 +96,16 @@ def run(args: argparse.Namespace) -> int:
         target=args.target, reference=args.reference, paired_test=args.paired_test, chunk_size=args.chunk_size,
         data_options={"limit_train": args.limit_train} if args.limit_train else {},
     )
+    from initlab.engine.device import resolve_device
+    from initlab.sweep.checkpoints import CheckpointPolicy
+
+    resolve_device(args.device)  # refused before anything is written
+    CheckpointPolicy.parse(args.checkpoint_every)
     if args.out is not None:
         check_writable_dir(args.out)
     data = compare(config, store=args.store, out=None, resume=args.resume, backend=args.backend,
-                   address=args.address, data_dir=args.data_dir, progress=not args.json, threads=args.threads)
+                   address=args.address, data_dir=args.data_dir, progress=not args.json, threads=args.threads,
+                   device=args.device, checkpoint_every=args.checkpoint_every)
     files = publish(data, args.out, as_json=args.json)
     if not args.json:
         print(f"experiment {data.experiment_id} in {args.store}; report: {files['html']} (and report.md, *.png, runs.csv)")

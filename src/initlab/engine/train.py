@@ -15,6 +15,7 @@ thread count: same bits.
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import time
@@ -26,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from initlab.engine.config import Member, TrainConfig
+from initlab.engine.device import reproducible, resolve_device
 from initlab.engine.functional import LoopBackend, VmapBackend
 from initlab.engine.init import build_template, initial_state, isolated_global_rng
 from initlab.engine.mlp import MLPBackend, NotAnMLP, parse_mlp
@@ -83,6 +85,11 @@ class _Data:
         self.x_train, self.y_train = data.x_train, data.y_train
         self.x_test, self.y_test = data.x_test, data.y_test
         self.max_label = max(int(self.y_train.max()), int(self.y_test.max()) if self.y_test.numel() else 0)
+
+    def to(self, device: torch.device) -> None:
+        """Move the four tensors to ``device`` (no copy when they are there already)."""
+        for name in ("x_train", "y_train", "x_test", "y_test"):
+            setattr(self, name, getattr(self, name).to(device))
 
 
 def state_to_bytes(state: dict[str, Any]) -> bytes:
@@ -151,6 +158,11 @@ def _probe(backend: Backend, params, buffers, data: _Data) -> None:
         backend.logits(params, buffers, data.x_train[:2])
 
 
+def _accumulator_dtype(device: torch.device) -> torch.dtype:
+    """Metric sums in float64, except on MPS, which has no float64 (float32 there)."""
+    return torch.float32 if device.type == "mps" else torch.float64
+
+
 @torch.no_grad()
 def _evaluate(backend: Backend, params, buffers, x: torch.Tensor, y: torch.Tensor, batch: int,
               ) -> tuple[list[float], list[float]]:
@@ -159,7 +171,8 @@ def _evaluate(backend: Backend, params, buffers, x: torch.Tensor, y: torch.Tenso
     n = x.shape[0]
     if n == 0:
         return [math.nan] * members, [math.nan] * members
-    loss_sum = torch.zeros(members, dtype=torch.float64, device=x.device)
+    acc = _accumulator_dtype(x.device)
+    loss_sum = torch.zeros(members, dtype=acc, device=x.device)
     correct = torch.zeros(members, dtype=torch.int64, device=x.device)
     with isolated_global_rng(x.device):
         for start in range(0, n, batch):
@@ -167,9 +180,9 @@ def _evaluate(backend: Backend, params, buffers, x: torch.Tensor, y: torch.Tenso
             logits = backend.logits(params, buffers, xb)
             b, classes = xb.shape[0], logits.shape[-1]
             ce = F.cross_entropy(logits.reshape(members * b, classes), yb.repeat(members), reduction="none")
-            loss_sum += ce.view(members, b).sum(dim=1, dtype=torch.float64)
+            loss_sum += ce.view(members, b).sum(dim=1, dtype=acc)
             correct += (logits.argmax(dim=-1) == yb).sum(dim=1)
-    return (loss_sum / n).tolist(), (correct.double() / n).tolist()
+    return (loss_sum / n).tolist(), (correct.to(acc) / n).tolist()
 
 
 def _check_resume(state: dict[str, Any], config: TrainConfig, members: Sequence[Member],
@@ -194,6 +207,22 @@ def _check_resume(state: dict[str, Any], config: TrainConfig, members: Sequence[
         raise UserError("resume_state parameters do not match the model from model_factory")
 
 
+def _on_device(fn: Callable[..., EnsembleResult]) -> Callable[..., EnsembleResult]:
+    """Resolve ``train``'s ``device`` (a ``UserError`` before any work when it does not exist) and
+    run the call in ``reproducible(device)``: deterministic kernels on CUDA, nothing changed on CPU."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, device: str | torch.device | None = None, **kwargs: Any) -> EnsembleResult:
+        resolved = None if device is None else resolve_device(device)
+        data = kwargs["data"] if "data" in kwargs else args[2] if len(args) > 2 else None
+        where = resolved or getattr(getattr(data, "x_train", None), "device", torch.device("cpu"))
+        with reproducible(where):
+            return fn(*args, device=resolved, **kwargs)
+
+    return wrapper
+
+
+@_on_device
 def train(
     model_factory: Callable[[], nn.Module],
     members: Sequence[Member | tuple[Any, int]],
@@ -205,6 +234,7 @@ def train(
     checkpoint: CheckpointCallback | None = None,
     resume_state: dict[str, Any] | None = None,
     progress: ProgressCallback | None = None,
+    device: str | torch.device | None = None,
 ) -> EnsembleResult:
     """Train every member of an ensemble together and return their histories.
 
@@ -229,6 +259,11 @@ def train(
             and model): training continues after its epoch and ends bit for bit where the
             uninterrupted run would (times aside).
         progress: called as ``progress(steps_done, steps_total)`` after every ensemble step.
+        device: where to train: ``"auto"`` (CUDA if available, else CPU), ``"cpu"``, ``"cuda"``,
+            ``"cuda:N"``, ``"mps"`` or a ``torch.device``; data, members and optimizer state move
+            there (checkpoint states stay on CPU). ``None``: where ``data.x_train`` lies. A
+            device this machine lacks is a ``UserError``. On CUDA the call runs with torch's
+            deterministic algorithms and without TF32 (``initlab.engine.device.reproducible``).
 
     Returns:
         ``EnsembleResult`` with one ``MemberResult`` per member.
@@ -242,7 +277,9 @@ def train(
     if not members:
         raise UserError("members is empty: give at least one Member(scheme, seed)")
     data = _Data(data)
-    device = data.x_train.device
+    if device is None:
+        device = data.x_train.device
+    data.to(device)
     template = build_template(model_factory).to(device)
     dtype = next(template.parameters()).dtype
     if data.x_train.dtype != dtype:
@@ -319,14 +356,14 @@ def train(
             "buffers": {n: t.detach().to("cpu", copy=True) for n, t in buffers.items()},
             "optimizer": _cpu(optimizer.state_dict()), "diverged_step": list(diverged_step),
             "records": [[r.to_dict() for r in recs] for recs in records], "wall_time": wall,
-            "torch_version": str(torch.__version__),
+            "torch_version": str(torch.__version__), "device": str(device),
         }
 
     for epoch in range(start_epoch + 1, config.epochs + 1):
         order = torch.stack([
             torch.randperm(n_train, generator=derive_generator(m.seed, "data", epoch)) for m in members
         ]).to(device)
-        loss_sum = torch.zeros(n_members, dtype=torch.float64, device=device)
+        loss_sum = torch.zeros(n_members, dtype=_accumulator_dtype(device), device=device)
         correct_sum = torch.zeros(n_members, dtype=torch.int64, device=device)
         seen = torch.zeros(n_members, dtype=torch.int64, device=device)
         for k in range(steps_per_epoch):
@@ -354,7 +391,7 @@ def train(
                     freeze(newly, buffers_before)
                 for g in grads:
                     g.index_fill_(0, dead_idx, 0.0)
-                loss_sum.add_(torch.where(alive, loss.double(), 0.0), alpha=size)
+                loss_sum.add_(torch.where(alive, loss.to(loss_sum.dtype), 0.0), alpha=size)
                 correct_sum.add_(torch.where(alive, correct, 0))
                 seen.add_(alive.long() * size)
                 optimizer.step(grads)
