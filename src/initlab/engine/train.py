@@ -29,6 +29,7 @@ from torch import nn
 from initlab.engine.config import Member, TrainConfig
 from initlab.engine.device import reproducible, resolve_device
 from initlab.engine.functional import LoopBackend, VmapBackend
+from initlab.engine.grouped import GroupedBackend, NotGrouped, has_conv, parse_grouped
 from initlab.engine.init import build_template, initial_state, isolated_global_rng
 from initlab.engine.mlp import MLPBackend, NotAnMLP, parse_mlp
 from initlab.engine.optim import make_optimizer
@@ -36,7 +37,7 @@ from initlab.engine.result import EnsembleResult, EpochRecord, MemberResult
 from initlab.errors import UserError
 from initlab.seeding import derive_generator
 
-BACKENDS = ("auto", "mlp", "vmap", "loop")
+BACKENDS = ("auto", "mlp", "grouped", "vmap", "loop")
 CHECKPOINT_FORMAT = "initlab.engine.checkpoint/1"
 
 EpochCallback = Callable[[int, list[EpochRecord]], None]
@@ -132,6 +133,20 @@ def _choose_backend(requested: str, template: nn.Module, data: _Data, params, bu
                 raise UserError(f"backend 'mlp' cannot run this model: {exc}; use 'vmap' or 'loop'") from None
         else:
             return MLPBackend(ops, data.x_train, data.y_train, names)
+    if requested in ("auto", "grouped"):
+        try:
+            ops = parse_grouped(template)
+            if requested == "auto" and not has_conv(ops):
+                raise NotGrouped("no convolution: the vmap path is as fast")
+            backend = GroupedBackend(ops, data.x_train, data.y_train, names, trainable)
+            _probe(backend, params, buffers, data)
+        except Exception as exc:  # noqa: BLE001  (what it cannot run, vmap or the loop can)
+            if requested == "grouped":
+                raise UserError(f"backend 'grouped' cannot run this model ({type(exc).__name__}: "
+                                f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}); "
+                                f"use 'vmap' or 'loop'") from exc
+        else:
+            return backend
     args = (template, data.x_train, data.y_train, names, trainable, [m.seed for m in members])
     if requested in ("auto", "vmap"):
         try:
@@ -155,7 +170,7 @@ def _probe(backend: Backend, params, buffers, data: _Data) -> None:
     idx = torch.zeros((members, min(2, data.x_train.shape[0])), dtype=torch.int64, device=data.x_train.device)
     with isolated_global_rng(data.x_train.device):
         backend.loss_and_grads(params, buffers, idx, epoch=0, step=0)
-        backend.logits(params, buffers, data.x_train[:2])
+        backend.logits(params, buffers, data.x_train[:2].clone())
 
 
 def _accumulator_dtype(device: torch.device) -> torch.dtype:
@@ -248,7 +263,8 @@ def train(
             from it directly.
         config: a ``TrainConfig``.
         backend: ``"mlp"`` (batched matmuls, hand-written gradients; Sequential of Flatten,
-            Linear and element-wise activations), ``"vmap"`` (torch.func, any model it can
+            Linear and element-wise activations), ``"grouped"`` (convolutional models: members as
+            the groups of grouped convolutions, ``initlab.engine.grouped``), ``"vmap"`` (torch.func, any model it can
             transform), ``"loop"`` (one member at a time; anything), or ``"auto"``: the first that
             runs the model, in that order (when resuming: the checkpoint's backend).
         on_epoch: called as ``on_epoch(epoch, records)`` after each epoch (and its checkpoint),
@@ -289,7 +305,7 @@ def train(
     if not trainable:
         raise UserError("the model has no trainable parameters (all requires_grad=False)")
     with torch.no_grad(), isolated_global_rng(device):
-        classes = template.eval()(data.x_train[:1]).shape[-1]
+        classes = template.eval()(data.x_train[:1].clone()).shape[-1]  # clone: in-place modules
     if data.max_label >= classes:
         raise UserError(f"the model outputs {classes} classes but the data has label {data.max_label}")
 
