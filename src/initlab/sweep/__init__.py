@@ -2,7 +2,8 @@
 
 config -> cells -> backend (local or Ray) -> store -> stats -> report. Only this driver writes
 the store, one transaction per finished cell, so a killed run loses at most the cells in flight
-(and, locally, not even their finished epochs: each epoch leaves a checkpoint).
+(and, locally, little of their finished epochs: a cell in flight is checkpointed at the end
+of an epoch as ``checkpoint_every`` says, by default every 120 s of training).
 """
 
 from __future__ import annotations
