@@ -102,3 +102,37 @@ def test_cli_refuses_a_missing_device_in_one_line_and_writes_nothing(device, nee
 def test_cli_bad_checkpoint_every_is_one_line(tmp_path):
     res = _initlab("compare", *SMALL, "--checkpoint-every", "often", "--store", str(tmp_path / "s.sqlite"))
     _one_line_exit_2(res, "checkpoint_every", "often")
+
+
+def test_bf16_autocast_changes_the_step_not_the_float32_state():
+    from initlab.models import cnn
+
+    factory = lambda: cnn((2, 6, 6), 3, width=4, depth=2)  # noqa: E731
+    data = tiny_data(shape=(2, 6, 6))
+    plain = train(factory, MEMBERS, data, CONFIG)
+    bf16 = train(factory, MEMBERS, data, CONFIG, autocast="bf16")
+    assert bf16.backend == "grouped" and bf16.state["autocast"] == "bf16"
+    assert all(t.dtype == torch.float32 for t in bf16.state["params"].values())
+    assert any(not torch.equal(a, b) for a, b in zip(_bits(plain), _bits(bf16)))  # the step really ran in bf16
+    # A resumed run must keep the setting it was trained with.
+    with pytest.raises(UserError, match="autocast"):
+        train(factory, MEMBERS, data, TrainConfig(epochs=3, batch_size=32, lr=0.05), resume_state=bf16.state)
+
+
+def test_bf16_autocast_skips_the_hand_written_mlp_path():
+    assert train(mlp_factory(), MEMBERS, tiny_data(), CONFIG, autocast="bf16").backend == "vmap"
+    with pytest.raises(UserError, match="backend 'mlp'.*autocast"):
+        train(mlp_factory(), MEMBERS, tiny_data(), CONFIG, autocast="bf16", backend="mlp")
+    with pytest.raises(UserError, match="autocast must be None or 'bf16'; got 'fp16'"):
+        train(mlp_factory(), MEMBERS, tiny_data(), CONFIG, autocast="fp16")
+
+
+def test_float32_compare_configs_keep_their_hash_and_bf16_changes_it():
+    from initlab.sweep.config import CompareConfig
+
+    plain = CompareConfig()
+    assert "autocast" not in plain.to_dict()  # hashes of stored float32 experiments are unchanged
+    assert CompareConfig(autocast="bf16").config_hash() != plain.config_hash()
+    assert CompareConfig.from_dict(plain.to_dict()) == plain
+    with pytest.raises(UserError, match="autocast"):
+        CompareConfig(autocast="fp8")

@@ -59,6 +59,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--lr", type=_positive_float, default=d.lr)
     g.add_argument("--momentum", type=float, default=d.momentum, help="SGD momentum")
     g.add_argument("--target", type=float, default=d.target, help="test accuracy for convergence speed (fraction)")
+    g.add_argument("--dtype", default="fp32", choices=("fp32", "bf16"),
+                   help="fp32 (default) or bf16: the training step under bfloat16 autocast (evaluation in fp32)")
     g.add_argument("--chunk-size", type=_positive_int, default=d.chunk_size, help="members trained together per cell")
     g = p.add_argument_group("output and execution")
     g.add_argument("--out", default=None, help="report directory (default runs/<experiment id>)")
@@ -95,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr, momentum=args.momentum,
         target=args.target, reference=args.reference, paired_test=args.paired_test, chunk_size=args.chunk_size,
         data_options={"limit_train": args.limit_train} if args.limit_train else {},
+        autocast="bf16" if args.dtype == "bf16" else None,
     )
     from initlab.engine.device import resolve_device
     from initlab.sweep.checkpoints import CheckpointPolicy

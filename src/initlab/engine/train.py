@@ -121,11 +121,14 @@ def load_member(model_factory: Callable[[], nn.Module], state: dict[str, Any], i
 
 
 def _choose_backend(requested: str, template: nn.Module, data: _Data, params, buffers, trainable,
-                    members: Sequence[Member]) -> Backend:
+                    members: Sequence[Member], *, autocast: str | None = None) -> Backend:
     if requested not in BACKENDS:
         raise UserError(f"backend must be one of {', '.join(BACKENDS)}; got {requested!r}")
+    if requested == "mlp" and autocast is not None:
+        raise UserError(f"backend 'mlp' computes its gradients by hand in the parameters' dtype; autocast="
+                        f"{autocast!r} needs 'grouped', 'vmap' or 'loop' (or 'auto')")
     names = list(params)
-    if requested in ("auto", "mlp"):
+    if requested in ("auto", "mlp") and autocast is None:
         try:
             ops = parse_mlp(template, tuple(data.x_train.shape[1:]))
         except NotAnMLP as exc:
@@ -250,6 +253,7 @@ def train(
     resume_state: dict[str, Any] | None = None,
     progress: ProgressCallback | None = None,
     device: str | torch.device | None = None,
+    autocast: str | None = None,
 ) -> EnsembleResult:
     """Train every member of an ensemble together and return their histories.
 
@@ -280,6 +284,10 @@ def train(
             there (checkpoint states stay on CPU). ``None``: where ``data.x_train`` lies. A
             device this machine lacks is a ``UserError``. On CUDA the call runs with torch's
             deterministic algorithms and without TF32 (``initlab.engine.device.reproducible``).
+        autocast: ``None`` (float32 throughout) or ``"bf16"``: the training step's forward runs
+            under ``torch.autocast(dtype=torch.bfloat16)`` (matmuls and convolutions in bfloat16,
+            losses, parameters, gradients, optimizer state and evaluation in float32); the
+            ``mlp`` path is then not used (its gradients are written by hand in float32).
 
     Returns:
         ``EnsembleResult`` with one ``MemberResult`` per member.
@@ -292,6 +300,8 @@ def train(
     members = [m if isinstance(m, Member) else Member(*m) for m in members]
     if not members:
         raise UserError("members is empty: give at least one Member(scheme, seed)")
+    if autocast not in (None, "bf16"):
+        raise UserError(f"autocast must be None or 'bf16'; got {autocast!r}")
     data = _Data(data)
     if device is None:
         device = data.x_train.device
@@ -318,10 +328,12 @@ def train(
             backend = resume_state["backend"]
         elif backend != resume_state["backend"]:
             raise UserError(f"resume_state was trained with backend {resume_state['backend']!r}; got {backend!r}")
+        if resume_state.get("autocast") != autocast:
+            raise UserError(f"resume_state was trained with autocast={resume_state.get('autocast')!r}; got {autocast!r}")
     else:
         params, buffers = initial_state(model_factory, members, bias_init=config.bias_init, device=device,
                                         dtype=dtype)
-    impl = _choose_backend(backend, template, data, params, buffers, trainable, members)
+    impl = _choose_backend(backend, template, data, params, buffers, trainable, members, autocast=autocast)
     optimizer = make_optimizer([params[n] for n in trainable], config)
 
     records: list[list[EpochRecord]] = [[] for _ in members]
@@ -372,7 +384,7 @@ def train(
             "buffers": {n: t.detach().to("cpu", copy=True) for n, t in buffers.items()},
             "optimizer": _cpu(optimizer.state_dict()), "diverged_step": list(diverged_step),
             "records": [[r.to_dict() for r in recs] for recs in records], "wall_time": wall,
-            "torch_version": str(torch.__version__), "device": str(device),
+            "torch_version": str(torch.__version__), "device": str(device), "autocast": autocast,
         }
 
     for epoch in range(start_epoch + 1, config.epochs + 1):
@@ -386,7 +398,8 @@ def train(
             idx = order[:, k * batch:(k + 1) * batch]
             size = idx.shape[1]
             buffers_before = {n: t.clone() for n, t in buffers.items()} if buffers else None
-            grads, loss, correct = impl.loss_and_grads(params, buffers, idx, epoch=epoch, step=global_step + 1)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast is not None):
+                grads, loss, correct = impl.loss_and_grads(params, buffers, idx, epoch=epoch, step=global_step + 1)
             global_step += 1
             # A sum is NaN/inf when any term is (or when it overflows: a gradient that large diverged).
             grad_sum = grads[0].reshape(n_members, -1).sum(dim=1)

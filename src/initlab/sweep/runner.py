@@ -50,6 +50,7 @@ def run_cell(
         factory, members, dataset, train_config(config),
         checkpoint=checkpoint if on_checkpoint is not None else None, progress=progress,
         resume_state=state_from_bytes(resume_blob) if resume_blob is not None else None, device=device,
+        autocast=config.autocast,
     )
     runs, epochs = [], []
     for (scheme, seed), m in zip(cell.members, result.members):
