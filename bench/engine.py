@@ -34,6 +34,7 @@ Run: ``python bench/engine.py`` (all workloads, 3 rounds; several minutes on 2 c
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import os
@@ -42,9 +43,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -67,10 +68,10 @@ class TinyTransformer(nn.Module):
         self.heads = heads
         self.embed = nn.Linear(features, d)
         self.pos = nn.Parameter(torch.zeros(tokens, d))
-        self.blocks = nn.ModuleList(nn.ModuleDict(dict(
-            norm1=nn.LayerNorm(d), qkv=nn.Linear(d, 3 * d), proj=nn.Linear(d, d),
-            norm2=nn.LayerNorm(d), fc1=nn.Linear(d, hidden), fc2=nn.Linear(hidden, d),
-        )) for _ in range(layers))
+        self.blocks = nn.ModuleList(nn.ModuleDict({
+            "norm1": nn.LayerNorm(d), "qkv": nn.Linear(d, 3 * d), "proj": nn.Linear(d, d),
+            "norm2": nn.LayerNorm(d), "fc1": nn.Linear(d, hidden), "fc2": nn.Linear(hidden, d),
+        }) for _ in range(layers))
         self.norm = nn.LayerNorm(d)
         self.head = nn.Linear(d, classes)
 
@@ -88,7 +89,7 @@ class TinyTransformer(nn.Module):
 def _mlp(*widths: int) -> Callable[[], nn.Module]:
     def build() -> nn.Module:
         layers: list[nn.Module] = [nn.Flatten()]
-        for i, (a, b) in enumerate(zip(widths, widths[1:])):
+        for i, (a, b) in enumerate(itertools.pairwise(widths)):
             layers += [nn.Linear(a, b)] + ([nn.ReLU()] if i < len(widths) - 2 else [])
         return nn.Sequential(*layers)
     return build
@@ -181,7 +182,7 @@ def train_flops_per_sample(w: Workload) -> float:
 
 
 def _median_step(stamps: list[float]) -> float:
-    return statistics.median(b - a for a, b in zip(stamps, stamps[1:]))
+    return statistics.median(b - a for a, b in itertools.pairwise(stamps))
 
 
 def run_engine(w: Workload, data: Data, members: int, device: torch.device) -> tuple[float, float, float, str]:
@@ -258,7 +259,7 @@ def bench_workload(w: Workload, args, device: torch.device) -> dict:
         row["loop_step"] = statistics.median(s for _, s, _ in loops) * args.members
         row["loop_cpu"] = statistics.median(c for _, _, c in loops) * args.members
         rows.append(row)
-    med = lambda f: statistics.median(f(row) for row in rows)  # noqa: E731
+    med = lambda f: statistics.median(f(row) for row in rows)
     out = {
         "workload": w.name, "backend": backend, "threads": threads, "samples": n_train, "steps": steps, "gflop": flops / 1e9,
         "matmul": med(lambda r: r["matmul"]),
@@ -313,7 +314,7 @@ def bench_end_to_end(args, device: torch.device) -> dict | None:
         env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
         start = time.perf_counter()
         res = subprocess.run([sys.executable, "-m", "initlab", *cli, "--store", f"{tmp}/s.sqlite", "--out",
-                              f"{tmp}/out", "--json"], capture_output=True, text=True, env=env)
+                              f"{tmp}/out", "--json"], capture_output=True, text=True, env=env, check=False)
         wall = time.perf_counter() - start
         if res.returncode != 0:
             print(f"  e2e: initlab compare failed: {res.stderr.strip().splitlines()[-1:]}")

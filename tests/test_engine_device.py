@@ -7,13 +7,13 @@ import sys
 
 import pytest
 import torch
+from test_cli_compare import ENV, SMALL, _one_line_exit_2
+from test_engine import conv_bn_factory, mlp_factory, tiny_data
 
 from initlab.engine import Member, TrainConfig, train
 from initlab.engine.device import reproducible, resolve_device
 from initlab.errors import UserError
 from initlab.sweep.checkpoints import CheckpointPolicy
-from test_cli_compare import ENV, SMALL, _one_line_exit_2
-from test_engine import conv_bn_factory, mlp_factory, tiny_data
 
 no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
 CONFIG = TrainConfig(epochs=2, batch_size=32, lr=0.05)
@@ -83,7 +83,7 @@ def test_checkpoint_policy_rejects_bad_values(text):
 
 def _initlab(*args):
     return subprocess.run([sys.executable, "-m", "initlab", *args], capture_output=True, text=True, timeout=300,
-                          env=ENV)
+                          env=ENV, check=False)
 
 
 @no_cuda
@@ -107,7 +107,7 @@ def test_cli_bad_checkpoint_every_is_one_line(tmp_path):
 def test_bf16_autocast_changes_the_step_not_the_float32_state():
     from initlab.models import cnn
 
-    factory = lambda: cnn((2, 6, 6), 3, width=4, depth=2)  # noqa: E731
+    factory = lambda: cnn((2, 6, 6), 3, width=4, depth=2)
     data = tiny_data(shape=(2, 6, 6))
     plain = train(factory, MEMBERS, data, CONFIG)
     bf16 = train(factory, MEMBERS, data, CONFIG, autocast="bf16")

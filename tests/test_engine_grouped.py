@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import pytest
 import torch
+from test_engine import (
+    ADAM,
+    MEMBERS,
+    SGD,
+    assert_params_close,
+    conv_bn_factory,
+    metrics,
+    tiny_data,
+)
 from torch import nn
 
 from initlab.engine import TrainConfig, train
 from initlab.models import cnn, rescnn
-from test_engine import ADAM, MEMBERS, SGD, assert_params_close, conv_bn_factory, metrics, tiny_data
 
 MODELS = {
     "conv1d_batchnorm": (conv_bn_factory, (1, 12)),
@@ -52,7 +60,7 @@ def test_grouped_leaves_the_data_alone_with_in_place_activations():
 def test_auto_keeps_mlps_on_the_mlp_path_and_grouped_refuses_what_it_cannot_run():
     data = tiny_data(shape=(1, 12))
     assert train(conv_bn_factory, MEMBERS[:1], data, TrainConfig(epochs=1)).backend == "grouped"
-    dropout = lambda: nn.Sequential(nn.Conv1d(1, 2, 3), nn.Dropout(0.5), nn.Flatten(), nn.Linear(20, 3))  # noqa: E731
+    dropout = lambda: nn.Sequential(nn.Conv1d(1, 2, 3), nn.Dropout(0.5), nn.Flatten(), nn.Linear(20, 3))
     assert train(dropout, MEMBERS[:1], data, TrainConfig(epochs=1)).backend == "loop"
     with pytest.raises(ValueError, match="backend 'grouped' cannot run this model .*Dropout"):
         train(dropout, MEMBERS[:1], data, TrainConfig(epochs=1), backend="grouped")

@@ -17,8 +17,10 @@ every setting is put back afterwards.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import torch
 
@@ -93,3 +95,19 @@ def reproducible(device: torch.device) -> Iterator[None]:
         torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved[2], saved[3]
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved[4], saved[5]
+
+
+def on_device(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorator for ``train``: resolve its ``device`` keyword (a ``UserError`` before any work when
+    the device does not exist) and run the call in ``reproducible(device)`` (the data's device when
+    ``device`` is None): deterministic kernels on CUDA, nothing changed on CPU."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, device: str | torch.device | None = None, **kwargs: Any) -> Any:
+        resolved = None if device is None else resolve_device(device)
+        data = kwargs["data"] if "data" in kwargs else args[2] if len(args) > 2 else None
+        where = resolved or getattr(getattr(data, "x_train", None), "device", torch.device("cpu"))
+        with reproducible(where):
+            return fn(*args, device=resolved, **kwargs)
+
+    return wrapper

@@ -52,7 +52,7 @@ class Op:
     kind: str  # conv, linear, batchnorm, groupnorm, channelwise, elementwise, flatten, unflatten, residual
     name: str
     module: nn.Module | None = None
-    body: tuple["Op", ...] = ()
+    body: tuple[Op, ...] = ()
 
 
 def _residual_class() -> type | None:

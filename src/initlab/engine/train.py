@@ -15,7 +15,6 @@ thread count: same bits.
 
 from __future__ import annotations
 
-import functools
 import io
 import math
 import time
@@ -27,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from initlab.engine.config import Member, TrainConfig
-from initlab.engine.device import reproducible, resolve_device
+from initlab.engine.device import on_device
 from initlab.engine.functional import LoopBackend, VmapBackend
 from initlab.engine.grouped import GroupedBackend, NotGrouped, has_conv, parse_grouped
 from initlab.engine.init import build_template, initial_state, isolated_global_rng
@@ -225,22 +224,7 @@ def _check_resume(state: dict[str, Any], config: TrainConfig, members: Sequence[
         raise UserError("resume_state parameters do not match the model from model_factory")
 
 
-def _on_device(fn: Callable[..., EnsembleResult]) -> Callable[..., EnsembleResult]:
-    """Resolve ``train``'s ``device`` (a ``UserError`` before any work when it does not exist) and
-    run the call in ``reproducible(device)``: deterministic kernels on CUDA, nothing changed on CPU."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, device: str | torch.device | None = None, **kwargs: Any) -> EnsembleResult:
-        resolved = None if device is None else resolve_device(device)
-        data = kwargs["data"] if "data" in kwargs else args[2] if len(args) > 2 else None
-        where = resolved or getattr(getattr(data, "x_train", None), "device", torch.device("cpu"))
-        with reproducible(where):
-            return fn(*args, device=resolved, **kwargs)
-
-    return wrapper
-
-
-@_on_device
+@on_device
 def train(
     model_factory: Callable[[], nn.Module],
     members: Sequence[Member | tuple[Any, int]],

@@ -37,7 +37,7 @@ class CheckpointPolicy:
     _last: float = field(default_factory=time.perf_counter, repr=False)
 
     @classmethod
-    def parse(cls, text: str | None) -> "CheckpointPolicy":
+    def parse(cls, text: str | None) -> CheckpointPolicy:
         """``"120s"``, ``"5m"``, ``"3ep"``, ``"never"``; ``None``: the default (module docstring)."""
         text = DEFAULT_CHECKPOINT_EVERY if text is None else text
         if not isinstance(text, str):
