@@ -267,6 +267,7 @@ def bench_workload(w: Workload, args, device: torch.device) -> dict:
         "speedup": med(lambda r: r["loop"] / r["engine"]),
         "speedup_step": med(lambda r: r["loop_step"] / r["engine_step"]),
         "speedup_cpu": med(lambda r: r["loop_cpu"] / r["engine_cpu"]),
+        "engine_cpu_s": med(lambda r: r["engine_cpu"]), "loop_cpu_s": med(lambda r: r["loop_cpu"]),
         "engine_frac": med(lambda r: flops / r["engine"] / 1e9 / r["matmul"]),
         "engine_frac_step": med(lambda r: flops / (r["engine_step"] * steps) / 1e9 / r["matmul"]),
         "loop_frac": med(lambda r: flops / r["loop"] / 1e9 / r["matmul"]),
@@ -403,8 +404,10 @@ def main(argv: list[str] | None = None) -> int:
     for r in results:
         if r["workload"] in goals:
             goal = goals[r["workload"]]
-            print(f"goal: {r['workload']} speed-up >= {goal}x (median step): {r['speedup_step']:.2f}x, "
-                  f"{'met' if r['speedup_step'] >= goal else 'NOT met'}")
+            print(f"goal: {r['workload']} speed-up >= {goal}x (whole run): {r['speedup']:.2f}x, "
+                  f"{'met' if r['speedup'] >= goal else 'NOT met'} (CPU time {r['speedup_cpu']:.2f}x, median step "
+                  f"{r['speedup_step']:.2f}x; on a loaded machine a median step favours steps shorter than a "
+                  f"scheduler time slice, i.e. the idiomatic loop's)")
         if r["workload"] == "e2e":
             print(f"goal: e2e >= 0.7 of the matmul rate: {r['frac']:.2f}, {'met' if r['frac'] >= 0.7 else 'NOT met'}")
     if args.json:
