@@ -1,40 +1,51 @@
-"""Benchmark (not a test): the ensemble engine against the machine's matmul rate and the idiomatic loop.
+"""Benchmark (not a test): the ensemble engine against the idiomatic loop and the machine's matmul rate.
 
-The article's workload: an MLP 784-256-256-10 (ReLU), batch 128, SGD with momentum, one epoch of
-Fashion-MNIST-shaped data, at least 20 members. The data are random: 60,000 x 784 standard
-normal inputs (already standardized) and uniform random labels in 0..9, 10,000 test samples;
-the throughput does not depend on the values. Everything below is measured in this one run:
+Workloads (each: E members of one model, SGD momentum 0.9, random inputs and labels of the
+stated shapes: throughput does not depend on the values):
 
-1. the machine's fp32 matmul rate: an ``(E*128, 784) x (784, 256)`` product (the first layer of
-   all members at once) and a large square product; the larger is the reference rate;
-2. the engine (``initlab.engine.train``, backend ``mlp``): training GFLOP/s counted as
-   6 x parameters x samples x members / seconds (the usual convention), and as the matmul FLOPs
-   it actually executes (the first layer needs no input gradient: 4 x, not 6 x, its weights),
-   each as a fraction of the matmul rate; the seconds are a whole ``train`` call (member
-   initialization and the test evaluation included);
-3. the idiomatic loop, one model at a time: ``nn.Sequential`` + ``DataLoader(TensorDataset,
-   batch_size=128, shuffle=True)`` + ``torch.optim.SGD``, plus the same test evaluation. A few
-   models are timed and the median per model is multiplied by the number of members;
-4. the speed-up of the engine over that loop.
+* ``digits``  MLP 64-128-128-10 ReLU, batch 32, 1,437 x 64 samples, 5 epochs: per-step
+  overhead dominates, where training members together should win by far;
+* ``fashion`` MLP 784-256-256-10 ReLU, batch 128, 60,000 x 784 samples, 1 epoch (the article's);
+* ``cnn``     ``initlab.models.cnn((1, 16, 16), 10, width=16, depth=2)``, batch 32;
+* ``rescnn``  ``initlab.models.rescnn((1, 16, 16), 10, width=16, depth=2)``, batch 32;
+* ``transformer`` a 2-layer pre-LN transformer classifier (d=32, 2 heads, MLP 64, mean-pooled),
+  on sequences of 16 tokens x 8 features (an MNIST-1D-sized sequence task), batch 32;
+* ``e2e`` a whole ``initlab compare`` process (``fashion`` config: 20 members = 2 schemes x 10
+  seeds, one epoch of the real Fashion-MNIST when ``/usr/share/datasets/fashion-mnist`` has it),
+  wall time as a user sees it, and where it goes (start-up, data, signal at init, training,
+  summary, report and plots).
 
-The run is made of rounds; each round measures the matmul rate, the engine and the loop once, one
-after the other, and figures are medians over rounds (ratios are taken within a round). Two
-timings are given for each side: the whole run, and the median time of one step (each step is
-timed, batch fetch included) times the number of steps. On a machine shared with other work the
-second is the one to read: a median over hundreds of steps ignores the moments when the cores
-were taken by someone else, where a whole run absorbs them unevenly. Run:
-``.venv/bin/python bench/engine.py`` (about two minutes on 2 cores; ``--quick`` for a
-10,000-sample, one-round smoke run).
+Each round measures, one after the other: the machine's fp32 matmul rate (a large square
+product), the engine (``initlab.engine.train``, backend ``auto``; the backend it took is shown)
+and the idiomatic loop, one model at a time: ``nn.Module`` + ``DataLoader(TensorDataset,
+shuffle=True)`` + ``torch.optim.SGD``, with the same test evaluation (a few models timed, the
+median multiplied by E). Figures are medians over rounds; ratios are taken within a round.
+Three timings per side: the whole run (what a user waits), the median step times the number
+of steps (robust to moments when other work takes the cores), and the process CPU time (on a
+busy machine the fairest for one-thread workloads: it counts only the work this process did;
+with several threads it also counts their spinning). Training FLOPs: 6 x parameters x samples for the MLPs
+(the usual convention), and for the others the forward and backward FLOPs of one idiomatic
+step counted by ``torch.utils.flop_counter``; "of matmul" is that rate over the matmul rate.
+
+Run: ``python bench/engine.py`` (all workloads, 3 rounds; several minutes on 2 cores),
+``--quick`` (small data, 1 round: a smoke run), ``--only cnn,rescnn``, ``--device cuda``.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
+import json
 import math
 import os
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -42,193 +53,365 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from initlab.engine import Member, TrainConfig, train
+from initlab.engine.device import reproducible, resolve_device
 
-IN, HIDDEN, OUT, BATCH = 784, 256, 10, 128
-LAYERS = [(IN, HIDDEN), (HIDDEN, HIDDEN), (HIDDEN, OUT)]
-PARAMS = sum(i * o + o for i, o in LAYERS)  # 269,322
+FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+
+
+class TinyTransformer(nn.Module):
+    """Pre-LN transformer classifier: token embedding + learned positions, ``layers`` blocks of
+    self-attention and a GELU MLP (each with a residual), mean over tokens, linear head."""
+
+    def __init__(self, tokens: int, features: int, classes: int, d: int = 32, heads: int = 2, layers: int = 2,
+                 hidden: int = 64) -> None:
+        super().__init__()
+        self.heads = heads
+        self.embed = nn.Linear(features, d)
+        self.pos = nn.Parameter(torch.zeros(tokens, d))
+        self.blocks = nn.ModuleList(nn.ModuleDict({
+            "norm1": nn.LayerNorm(d), "qkv": nn.Linear(d, 3 * d), "proj": nn.Linear(d, d),
+            "norm2": nn.LayerNorm(d), "fc1": nn.Linear(d, hidden), "fc2": nn.Linear(hidden, d),
+        }) for _ in range(layers))
+        self.norm = nn.LayerNorm(d)
+        self.head = nn.Linear(d, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.embed(x) + self.pos
+        b, t, d = h.shape
+        for blk in self.blocks:
+            q, k, v = blk["qkv"](blk["norm1"](h)).view(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+            att = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(d // self.heads), dim=-1)
+            h = h + blk["proj"]((att @ v).transpose(1, 2).reshape(b, t, d))
+            h = h + blk["fc2"](F.gelu(blk["fc1"](blk["norm2"](h))))
+        return self.head(self.norm(h).mean(dim=1))
+
+
+def _mlp(*widths: int) -> Callable[[], nn.Module]:
+    def build() -> nn.Module:
+        layers: list[nn.Module] = [nn.Flatten()]
+        for i, (a, b) in enumerate(itertools.pairwise(widths)):
+            layers += [nn.Linear(a, b)] + ([nn.ReLU()] if i < len(widths) - 2 else [])
+        return nn.Sequential(*layers)
+    return build
+
+
+def _cnn() -> nn.Module:
+    from initlab.models import cnn
+    return cnn((1, 16, 16), 10, width=16, depth=2)
+
+
+def _rescnn() -> nn.Module:
+    from initlab.models import rescnn
+    return rescnn((1, 16, 16), 10, width=16, depth=2)
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    factory: Callable[[], nn.Module]
+    shape: tuple[int, ...]
+    batch: int
+    n_train: int  # full run; --quick divides (below)
+    n_test: int
+    epochs: int
+    quick_train: int
+    mlp_params: int | None = None  # 6PN convention when set
+
+    def describe(self) -> str:
+        return (f"{self.name}: {self.n_train:,} x {self.shape} samples, batch {self.batch}, "
+                f"{self.epochs} epoch(s)")
+
+
+WORKLOADS = {
+    "digits": Workload("digits", _mlp(64, 128, 128, 10), (64,), 32, 1437, 360, 5, 1437,
+                       mlp_params=64 * 128 + 128 + 128 * 128 + 128 + 128 * 10 + 10),
+    "fashion": Workload("fashion", _mlp(784, 256, 256, 10), (784,), 128, 60_000, 10_000, 1, 10_000,
+                        mlp_params=784 * 256 + 256 + 256 * 256 + 256 + 256 * 10 + 10),
+    "cnn": Workload("cnn", _cnn, (1, 16, 16), 32, 4_000, 1_000, 1, 1_000),
+    "rescnn": Workload("rescnn", _rescnn, (1, 16, 16), 32, 2_000, 500, 1, 500),
+    "transformer": Workload("transformer", lambda: TinyTransformer(16, 8, 10), (16, 8), 32, 4_000, 1_000, 1, 1_000),
+}
 
 
 class Data:
-    """Fashion-MNIST-shaped random data (see the module docstring)."""
-
-    def __init__(self, n_train: int, n_test: int, seed: int = 0) -> None:
+    def __init__(self, shape: tuple[int, ...], n_train: int, n_test: int, seed: int = 0) -> None:
         g = torch.Generator().manual_seed(seed)
-        self.x_train = torch.randn(n_train, IN, generator=g)
-        self.y_train = torch.randint(0, OUT, (n_train,), generator=g)
-        self.x_test = torch.randn(n_test, IN, generator=g)
-        self.y_test = torch.randint(0, OUT, (n_test,), generator=g)
+        self.x_train = torch.randn(n_train, *shape, generator=g)
+        self.y_train = torch.randint(0, 10, (n_train,), generator=g)
+        self.x_test = torch.randn(n_test, *shape, generator=g)
+        self.y_test = torch.randint(0, 10, (n_test,), generator=g)
 
 
-def make_mlp() -> nn.Sequential:
-    return nn.Sequential(
-        nn.Flatten(), nn.Linear(IN, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, OUT)
-    )
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
-def median_time(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def matmul_rates(members: int, square: int, repeats: int) -> dict[str, float]:
+def matmul_rate(device: torch.device, size: int, repeats: int = 3) -> float:
+    """fp32 GFLOP/s of a (size x size) product on ``device`` (TF32 off, as the engine trains)."""
     g = torch.Generator().manual_seed(1)
-    a = torch.randn(members * BATCH, IN, generator=g)
-    b = torch.randn(IN, HIDDEN, generator=g)
-    out = torch.empty(members * BATCH, HIDDEN)
-    inner = 20  # products per timing: each one is only a few milliseconds
-    t_shape = median_time(lambda: [torch.mm(a, b, out=out) for _ in range(inner)], repeats) / inner
-    s1 = torch.randn(square, square, generator=g)
-    s2 = torch.randn(square, square, generator=g)
-    s_out = torch.empty(square, square)
-    t_square = median_time(lambda: torch.mm(s1, s2, out=s_out), repeats)
-    return {
-        f"({members}*{BATCH}, {IN}) x ({IN}, {HIDDEN})": 2 * members * BATCH * IN * HIDDEN / t_shape / 1e9,
-        f"({square}, {square}) x ({square}, {square})": 2 * square**3 / t_square / 1e9,
-    }
+    a, b = (torch.randn(size, size, generator=g).to(device) for _ in range(2))
+    out = torch.empty(size, size, device=device)
+    inner = 10 if device.type == "cuda" else 1
+    times = []
+    with reproducible(device):
+        for k in range(repeats + 1):
+            _sync(device)
+            start = time.perf_counter()
+            for _ in range(inner):
+                torch.mm(a, b, out=out)
+            _sync(device)
+            if k:
+                times.append((time.perf_counter() - start) / inner)
+    return 2 * size**3 / statistics.median(times) / 1e9
 
 
-def executed_flops_per_sample() -> int:
-    """Matmul FLOPs the mlp backend executes per sample: forward and weight gradient of every
-    layer, input gradient of every layer but the first (nothing needs d loss / d x)."""
-    return sum(2 * i * o * (2 if k == 0 else 3) for k, (i, o) in enumerate(LAYERS))
+def train_flops_per_sample(w: Workload) -> float:
+    """6 x parameters (MLPs), else forward + backward FLOPs of one idiomatic step per sample."""
+    if w.mlp_params is not None:
+        return 6.0 * w.mlp_params
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.random.fork_rng():
+        model = w.factory()
+    x = torch.randn(w.batch, *w.shape)
+    y = torch.zeros(w.batch, dtype=torch.int64)
+    with FlopCounterMode(display=False) as counter:
+        F.cross_entropy(model(x), y).backward()
+    return counter.get_total_flops() / w.batch
 
 
-def idiomatic_one_model(data: Data, epochs: int, lr: float, seed: int, stamps: list[float] | None = None) -> None:
-    """The usual PyTorch way to train one model (its own seeded generators; global RNG spared).
+def _median_step(stamps: list[float]) -> float:
+    return statistics.median(b - a for a, b in itertools.pairwise(stamps))
 
-    ``stamps`` receives ``time.perf_counter()`` after each step (batch fetch included)."""
-    with torch.random.fork_rng():  # nn.Linear's constructor draws from the global RNG
+
+def run_engine(w: Workload, data: Data, members: int, device: torch.device) -> tuple[float, float, float, str]:
+    config = TrainConfig(epochs=w.epochs, batch_size=w.batch, lr=0.01, momentum=0.9)
+    stamps: list[float] = []
+
+    def step(done: int, total: int) -> None:
+        _sync(device)
+        stamps.append(time.perf_counter())
+
+    start, cpu = time.perf_counter(), time.process_time()
+    result = train(w.factory, [Member("he_normal", s) for s in range(members)], data, config, progress=step,
+                   device=device)
+    return time.perf_counter() - start, _median_step(stamps), time.process_time() - cpu, result.backend
+
+
+def run_idiomatic(w: Workload, data: Data, seed: int, device: torch.device) -> tuple[float, float, float]:
+    """The usual PyTorch way to train one model; its own seeded generators (global RNG spared)."""
+    stamps: list[float] = []
+    start, cpu = time.perf_counter(), time.process_time()
+    with torch.random.fork_rng():
         torch.manual_seed(seed)
-        model = make_mlp()
-    loader = DataLoader(TensorDataset(data.x_train, data.y_train), batch_size=BATCH, shuffle=True,
+        model = w.factory().to(device)
+    loader = DataLoader(TensorDataset(data.x_train, data.y_train), batch_size=w.batch, shuffle=True,
                         generator=torch.Generator().manual_seed(seed))
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
-    for _ in range(epochs):
-        model.train()
-        for xb, yb in loader:
-            optimizer.zero_grad()
-            F.cross_entropy(model(xb), yb).backward()
-            optimizer.step()
-            if stamps is not None:
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    with reproducible(device):
+        for _ in range(w.epochs):
+            model.train()
+            for xb, yb in loader:
+                xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
+                optimizer.zero_grad()
+                F.cross_entropy(model(xb), yb).backward()
+                optimizer.step()
+                _sync(device)
                 stamps.append(time.perf_counter())
-        model.eval()
-        with torch.no_grad():
-            for start in range(0, data.x_test.shape[0], 1024):
-                model(data.x_test[start:start + 1024]).argmax(dim=-1)
+            model.eval()
+            with torch.no_grad():
+                for k in range(0, data.x_test.shape[0], 1024):
+                    model(data.x_test[k:k + 1024].to(device)).argmax(dim=-1)
+        _sync(device)
+    return time.perf_counter() - start, _median_step(stamps), time.process_time() - cpu
+
+
+def set_threads(args, step_flops: float) -> int:
+    """``--threads``, or compare's rule (``initlab.sweep.choose_threads``) for an ensemble step."""
+    from initlab.sweep import SMALL_STEP_FLOPS
+
+    if args.threads != "auto":
+        n = int(args.threads)
+    else:
+        n = 1 if step_flops < SMALL_STEP_FLOPS else min(2, os.cpu_count() or 1)
+    torch.set_num_threads(n)
+    return n
+
+
+def bench_workload(w: Workload, args, device: torch.device) -> dict:
+    n_train = w.quick_train if args.quick else w.n_train
+    n_test = max(64, w.n_test * n_train // w.n_train)
+    data = Data(w.shape, n_train, n_test)
+    per_sample = train_flops_per_sample(w)
+    flops = per_sample * n_train * w.epochs * args.members
+    threads = set_threads(args, per_sample * w.batch * args.members)
+    steps = math.ceil(n_train / w.batch) * w.epochs
+    warm = Data(w.shape, w.batch * 4, 64)  # untimed: first-touch allocations, kernels, DataLoader
+    run_engine(Workload(**{**w.__dict__, "epochs": 1}), warm, args.members, device)
+    run_idiomatic(Workload(**{**w.__dict__, "epochs": 1}), warm, 999, device)
+    rows = []
+    for r in range(args.rounds):
+        row = {"matmul": matmul_rate(device, args.square)}
+        row["engine"], row["engine_step"], row["engine_cpu"], backend = run_engine(w, data, args.members, device)
+        loops = [run_idiomatic(w, data, 100 * r + k, device) for k in range(args.loop_models)]
+        row["loop"] = statistics.median(t for t, _, _ in loops) * args.members
+        row["loop_step"] = statistics.median(s for _, s, _ in loops) * args.members
+        row["loop_cpu"] = statistics.median(c for _, _, c in loops) * args.members
+        rows.append(row)
+    med = lambda f: statistics.median(f(row) for row in rows)
+    out = {
+        "workload": w.name, "backend": backend, "threads": threads, "samples": n_train, "steps": steps, "gflop": flops / 1e9,
+        "matmul": med(lambda r: r["matmul"]),
+        "engine_s": med(lambda r: r["engine"]), "loop_s": med(lambda r: r["loop"]),
+        "speedup": med(lambda r: r["loop"] / r["engine"]),
+        "speedup_step": med(lambda r: r["loop_step"] / r["engine_step"]),
+        "speedup_cpu": med(lambda r: r["loop_cpu"] / r["engine_cpu"]),
+        "engine_cpu_s": med(lambda r: r["engine_cpu"]), "loop_cpu_s": med(lambda r: r["loop_cpu"]),
+        "engine_frac": med(lambda r: flops / r["engine"] / 1e9 / r["matmul"]),
+        "engine_frac_step": med(lambda r: flops / (r["engine_step"] * steps) / 1e9 / r["matmul"]),
+        "loop_frac": med(lambda r: flops / r["loop"] / 1e9 / r["matmul"]),
+    }
+    print(f"  {w.name:<12} {backend:<8} {threads} thr  engine {out['engine_s']:7.2f} s ({out['engine_frac']:.2f} of matmul), "
+          f"idiomatic x{args.members} {out['loop_s']:7.2f} s ({out['loop_frac']:.2f}); speed-up "
+          f"{out['speedup']:.2f}x whole, {out['speedup_step']:.2f}x median step, {out['speedup_cpu']:.2f}x CPU time",
+          flush=True)
+    return out
+
+
+def _timed(module, name: str, phases: dict[str, float], key: str) -> None:
+    original = getattr(module, name)
+
+    def wrapper(*a, **k):
+        start = time.perf_counter()
+        try:
+            return original(*a, **k)
+        finally:
+            phases[key] = phases.get(key, 0.0) + time.perf_counter() - start
+
+    setattr(module, name, wrapper)
+
+
+def bench_end_to_end(args, device: torch.device) -> dict | None:
+    """A whole ``initlab compare`` process on the ``fashion`` workload, and where its time goes."""
+    w = WORKLOADS["fashion"]
+    real = (FASHION_DIR / "train-images-idx3-ubyte.gz").exists()
+    dataset = "fashion-mnist" if real else "synthetic"
+    limit = ["--limit-train", "10000"] if args.quick else []
+    extra = [] if real else ["--width", "256"]
+    seeds = max(1, args.members // 2)
+    set_threads(args, 6.0 * w.mlp_params * w.batch * 2 * seeds)
+    cli = ["compare", "--dataset", dataset, "--schemes", "he_normal,xavier_uniform", "--seeds", str(seeds),
+           "--epochs", "1", "--width", "256", "--depth", "2", "--batch-size", "128", "--lr", "0.01",
+           "--chunk-size", str(2 * seeds), "--device", str(device), "--threads", str(torch.get_num_threads()),
+           *limit, *extra]
+    if not real:
+        print("  e2e: Fashion-MNIST not found; skipped (apt-get install dataset-fashion-mnist)")
+        return None
+    n_train = 10_000 if args.quick else 60_000
+    flops = 6.0 * w.mlp_params * n_train * 2 * seeds
+    with tempfile.TemporaryDirectory() as tmp:
+        rate = matmul_rate(device, args.square)
+        env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
+        start = time.perf_counter()
+        res = subprocess.run([sys.executable, "-m", "initlab", *cli, "--store", f"{tmp}/s.sqlite", "--out",
+                              f"{tmp}/out", "--json"], capture_output=True, text=True, env=env, check=False)
+        wall = time.perf_counter() - start
+        if res.returncode != 0:
+            print(f"  e2e: initlab compare failed: {res.stderr.strip().splitlines()[-1:]}")
+            return None
+        written = sum(p.stat().st_size for p in Path(tmp).rglob("*") if p.is_file())
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import initlab.cli, initlab.sweep, torch"], env=env, check=True)
+        startup = time.perf_counter() - start
+        phases = _phases_in_process(cli, tmp)
+    frac = flops / wall / 1e9 / rate
+    print(f"  e2e          initlab compare ({2 * seeds} members, 1 epoch, {n_train:,} samples): {wall:.2f} s wall, "
+          f"{frac:.2f} of the matmul rate ({rate:.0f} GFLOP/s); {written / 1e6:.1f} MB on disk", flush=True)
+    print("               where the time goes (in-process rerun): start-up (python + imports) "
+          f"{startup:.2f} s, " + ", ".join(f"{k} {v:.2f} s" for k, v in phases.items()))
+    return {"workload": "e2e", "threads": torch.get_num_threads(), "wall_s": wall, "frac": frac, "matmul": rate, "mb_written": written / 1e6,
+            "startup_s": startup, **{f"{k}_s": v for k, v in phases.items()}}
+
+
+def _phases_in_process(cli: list[str], tmp: str) -> dict[str, float]:
+    import initlab.data
+    import initlab.report
+    import initlab.sweep
+    from initlab.cli import main
+
+    phases: dict[str, float] = {}
+    _timed(initlab.data, "load", phases, "data")
+    _timed(initlab.sweep, "signal_at_init", phases, "signal at init")
+    _timed(initlab.sweep, "run_local", phases, "training (+ commit)")
+    _timed(initlab.sweep, "report_data", phases, "summary")
+    _timed(initlab.report, "write_report", phases, "report + plots")
+    start = time.perf_counter()
+    with open(os.devnull, "w") as sink:
+        stdout, sys.stdout = sys.stdout, sink
+        try:
+            main([*cli, "--store", f"{tmp}/p.sqlite", "--out", f"{tmp}/p", "--json"])
+        finally:
+            sys.stdout = stdout
+    phases["total (after imports)"] = time.perf_counter() - start
+    return phases
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--members", type=int, default=20, help="ensemble size (default 20)")
-    parser.add_argument("--epochs", type=int, default=1, help="epochs per training (default 1)")
-    parser.add_argument("--quick", action="store_true", help="10,000 training samples, one round")
-    parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1),
-                        help="torch intra-op threads (default: min(2, cores))")
-    parser.add_argument("--loop-models", type=int, default=3, help="idiomatic models timed per round (default 3)")
+    parser.add_argument("--quick", action="store_true", help="small data, one round, one loop model: a smoke run")
+    parser.add_argument("--only", default=",".join([*WORKLOADS, "e2e"]), help="comma list of workloads")
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, mps or auto")
+    parser.add_argument("--threads", default="auto",
+                        help="torch intra-op threads for both sides; auto (default): compare's rule, one thread "
+                             "when an ensemble step is under 2 GFLOP, else min(2, cores)")
+    parser.add_argument("--loop-models", type=int, default=None, help="idiomatic models timed per round (default 3)")
     parser.add_argument("--rounds", type=int, default=None, help="measurement rounds (default 3; 1 with --quick)")
-    parser.add_argument("--vmap", action="store_true", help="also time the vmap backend in each round")
+    parser.add_argument("--json", default=None, metavar="FILE", help="also write the figures as JSON")
     args = parser.parse_args(argv)
-    if min(args.members, args.epochs, args.loop_models, args.threads, args.rounds or 1) < 1:
-        parser.error("--members, --epochs, --loop-models, --threads and --rounds must be positive")
-    torch.set_num_threads(args.threads)
-    rounds = args.rounds or (1 if args.quick else 3)
-    n_train, n_test = (10_000, 2_000) if args.quick else (60_000, 10_000)
-    data = Data(n_train, n_test)
-    lr = 0.01
-    config = TrainConfig(epochs=args.epochs, batch_size=BATCH, optimizer="sgd", lr=lr, momentum=0.9)
-    members = [Member("he_normal", seed) for seed in range(args.members)]
-    samples = n_train * args.epochs * args.members
-    work = 6 * PARAMS * samples / 1e9  # GFLOP by the 6PN convention
-    executed_work = executed_flops_per_sample() * samples / 1e9
-
-    print(f"initlab engine benchmark: MLP {IN}-{HIDDEN}-{HIDDEN}-{OUT} ReLU ({PARAMS:,} parameters), batch {BATCH}, "
-          f"SGD momentum 0.9, {args.members} members x {args.epochs} epoch(s) x {n_train:,} samples")
-    print(f"data: random N(0,1) inputs, uniform random labels (Fashion-MNIST-shaped); torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads; {rounds} round(s), each measuring everything once, in turn, so that "
-          f"load from other work hits every side alike; figures are medians over rounds")
-    load_start = os.getloadavg()[0]
-
-    steps = math.ceil(n_train / BATCH) * args.epochs
-
-    def median_step(stamps: list[float]) -> float:
-        # Steps are timed one by one (stamp to stamp; the first, after setup, is left out): their
-        # median ignores the moments when other work on the machine took the cores.
-        return statistics.median(b - a for a, b in zip(stamps, stamps[1:]))
-
-    def engine(backend: str) -> tuple[float, float]:
-        stamps: list[float] = []
-        start = time.perf_counter()
-        train(make_mlp, members, data, config, backend=backend, progress=lambda done, total: stamps.append(time.perf_counter()))
-        return time.perf_counter() - start, median_step(stamps)
-
-    def loop_per_model(seed_base: int) -> tuple[float, float]:
-        times, step_medians = [], []
-        for k in range(args.loop_models):
-            stamps: list[float] = []
-            start = time.perf_counter()
-            idiomatic_one_model(data, args.epochs, lr, seed=seed_base + k, stamps=stamps)
-            times.append(time.perf_counter() - start)
-            step_medians.append(median_step(stamps))
-        return statistics.median(times), statistics.median(step_medians)
-
-    # Warm-up, untimed: first-touch allocations, MKL and DataLoader initialisation.
-    warm = Data(BATCH * 8, 64)
-    train(make_mlp, members, warm, config, backend="mlp")
-    idiomatic_one_model(warm, 1, lr, seed=999)
-
-    rows: list[dict[str, float]] = []
-    for r in range(rounds):
-        row = matmul_rates(args.members, 1024 if args.quick else 2048, repeats=3)
-        row["engine"], row["engine_step"] = engine("mlp")
-        if args.vmap:
-            row["vmap"], row["vmap_step"] = engine("vmap")
-        row["loop"], row["loop_step"] = loop_per_model(100 * r)
-        row["loop"] *= args.members  # one model at a time: E models take E times one
-        row["loop_step"] *= args.members
-        rows.append(row)
-        print(f"  round {r + 1}: engine {row['engine']:.2f} s ({row['engine_step'] * 1e3:.1f} ms/step), idiomatic "
-              f"{row['loop'] / args.members:.2f} s per model ({row['loop_step'] / args.members * 1e3:.2f} ms/step); "
-              f"speed-up {row['loop'] / row['engine']:.2f}x whole runs, {row['loop_step'] / row['engine_step']:.2f}x "
-              f"median steps")
-
-    def med(fn) -> float:
-        return statistics.median(fn(row) for row in rows)
-
-    shapes = [k for k in rows[0] if k.startswith("(")]
-    peak = lambda row: max(row[k] for k in shapes)  # noqa: E731
-    for shape in shapes:
-        print(f"  machine fp32 matmul {shape:<34} {med(lambda row: row[shape]):7.1f} GFLOP/s")
-    print(f"  reference matmul rate (the larger)                     {med(peak):7.1f} GFLOP/s")
-    print(f"  {'':22} {'whole run (s, GFLOP/s 6PN, of matmul)':>40}   {'median step x steps (contention-robust)':>42}")
-
-    def line(label: str, key: str, flops: float = work) -> None:
-        whole, step = med(lambda row: row[key]), med(lambda row: row[key + "_step"])
-        frac = med(lambda row: flops / row[key] / peak(row))
-        frac_step = med(lambda row: flops / (row[key + "_step"] * steps) / peak(row))
-        print(f"  {label:<22} {whole:9.2f} s {work / whole:8.1f} GFLOP/s {frac:5.2f}      "
-              f"{step * steps:9.2f} s {work / (step * steps):8.1f} GFLOP/s {frac_step:5.2f}")
-
-    line("engine, mlp backend", "engine")
-    if args.vmap:
-        line("engine, vmap backend", "vmap")
-    line(f"idiomatic loop (x {args.members})", "loop")
-    executed = med(lambda row: executed_work / (row["engine_step"] * steps) / peak(row))
-    print(f"  engine, executed matmul FLOPs (first layer has no input gradient): {executed:.2f} of the matmul rate "
-          f"(median step)")
-    speedup = med(lambda row: row["loop"] / row["engine"])
-    speedup_step = med(lambda row: row["loop_step"] / row["engine_step"])
-    fraction = med(lambda row: work / (row["engine_step"] * steps) / peak(row))
-    print(f"  speed-up over the idiomatic loop: {speedup:.2f}x whole runs, {speedup_step:.2f}x median steps "
-          f"(goal >= 3x, median steps: {'met' if speedup_step >= 3 else 'NOT met'})")
-    print(f"  fraction of the matmul rate (6PN, median step): {fraction:.2f} (goal >= 0.6: "
-          f"{'met' if fraction >= 0.6 else 'NOT met'}; stretch 0.8: {'met' if fraction >= 0.8 else 'not met'})")
-    print(f"  1-minute load average at start / end: {load_start:.2f} / {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores "
-          f"(other work on a shared machine slows every figure)")
+    args.rounds = args.rounds or (1 if args.quick else 3)
+    args.loop_models = args.loop_models or (1 if args.quick else 3)
+    names = [n.strip() for n in args.only.split(",") if n.strip()]
+    unknown = [n for n in names if n not in WORKLOADS and n != "e2e"]
+    threads = 1 if args.threads == "auto" else int(args.threads) if args.threads.isdigit() else 0
+    if unknown or min(args.members, threads, args.rounds, args.loop_models) < 1:
+        parser.error(f"unknown workload(s) {unknown}; allowed: {', '.join([*WORKLOADS, 'e2e'])}" if unknown
+                     else "--members, --threads, --rounds and --loop-models must be positive")
+    device = resolve_device(args.device)
+    args.square = 4096 if device.type == "cuda" else (1024 if args.quick else 2048)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else (os.uname().machine + " CPU")
+    print(f"initlab engine benchmark: {args.members} members, device {device} ({name}), torch {torch.__version__}, "
+          f"threads {args.threads}, {args.rounds} round(s){', QUICK (small data)' if args.quick else ''}")
+    print(f"  load average at start {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores (other work slows every figure)")
+    results = [bench_workload(WORKLOADS[n], args, device) for n in names if n in WORKLOADS]
+    if "e2e" in names:
+        e2e = bench_end_to_end(args, device)
+        if e2e is not None:
+            results.append(e2e)
+    print(f"\n| workload | backend | threads | engine s | idiomatic s (x{args.members}) | speed-up whole | speed-up median step "
+          f"| speed-up CPU time | engine of matmul | idiomatic of matmul |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in results:
+        if r["workload"] == "e2e":
+            print(f"| e2e `initlab compare` | mlp | {r['threads']} | {r['wall_s']:.2f} (process) | | | | | {r['frac']:.2f} | |")
+            continue
+        print(f"| {r['workload']} | {r['backend']} | {r['threads']} | {r['engine_s']:.2f} | {r['loop_s']:.2f} | {r['speedup']:.2f}x | "
+              f"{r['speedup_step']:.2f}x | {r['speedup_cpu']:.2f}x | {r['engine_frac']:.2f} | {r['loop_frac']:.2f} |")
+    rate = statistics.median(r["matmul"] for r in results) if results else float("nan")
+    print(f"\nmatmul rate (median): {rate:.1f} GFLOP/s; load average at end {os.getloadavg()[0]:.2f}")
+    goals = {"digits": 5.0, "cnn": 1.5}
+    for r in results:
+        if r["workload"] in goals:
+            goal = goals[r["workload"]]
+            print(f"goal: {r['workload']} speed-up >= {goal}x (whole run): {r['speedup']:.2f}x, "
+                  f"{'met' if r['speedup'] >= goal else 'NOT met'} (CPU time {r['speedup_cpu']:.2f}x, median step "
+                  f"{r['speedup_step']:.2f}x; on a loaded machine a median step favours steps shorter than a "
+                  f"scheduler time slice, i.e. the idiomatic loop's)")
+        if r["workload"] == "e2e":
+            print(f"goal: e2e >= 0.7 of the matmul rate: {r['frac']:.2f}, {'met' if r['frac'] >= 0.7 else 'NOT met'}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
     return 0
 
 

@@ -121,7 +121,7 @@ def test_mlp_backend_with_other_activations_agrees_with_vmap(factory):
 
 def test_vmap_handles_batchnorm_like_the_loop():
     data = tiny_data(shape=(1, FEATURES))
-    a = train(conv_bn_factory, MEMBERS, data, SGD)
+    a = train(conv_bn_factory, MEMBERS, data, SGD, backend="vmap")
     b = train(conv_bn_factory, MEMBERS, data, SGD, backend="loop")
     assert a.backend == "vmap"
     assert_params_close(a.state["params"], b.state["params"], atol=1e-5)
@@ -170,7 +170,7 @@ def test_initlab_models_mlp_takes_the_fast_path():
 def test_mlp_backend_refuses_other_models_by_name():
     with pytest.raises(ValueError, match="backend 'mlp' cannot run this model: module '0' \\(Conv1d\\)"):
         train(conv_bn_factory, MEMBERS, tiny_data(shape=(1, FEATURES)), SGD, backend="mlp")
-    with pytest.raises(ValueError, match="backend must be one of auto, mlp, vmap, loop; got 'jax'"):
+    with pytest.raises(ValueError, match="backend must be one of auto, mlp, grouped, vmap, loop; got 'jax'"):
         train(mlp_factory(), MEMBERS, tiny_data(), SGD, backend="jax")
 
 

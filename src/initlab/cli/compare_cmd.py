@@ -59,6 +59,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--lr", type=_positive_float, default=d.lr)
     g.add_argument("--momentum", type=float, default=d.momentum, help="SGD momentum")
     g.add_argument("--target", type=float, default=d.target, help="test accuracy for convergence speed (fraction)")
+    g.add_argument("--dtype", default="fp32", choices=("fp32", "bf16"),
+                   help="fp32 (default) or bf16: the training step under bfloat16 autocast (evaluation in fp32)")
     g.add_argument("--chunk-size", type=_positive_int, default=d.chunk_size, help="members trained together per cell")
     g = p.add_argument_group("output and execution")
     g.add_argument("--out", default=None, help="report directory (default runs/<experiment id>)")
@@ -70,6 +72,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "else a new local Ray instance")
     g.add_argument("--threads", type=_positive_int, default=None,
                    help="torch threads for training (default: 1 for small models, every core for large ones)")
+    g.add_argument("--device", default="auto",
+                   help="where to train: auto (CUDA if available, else CPU; default), cpu, cuda, cuda:N, mps")
+    g.add_argument("--checkpoint-every", default=None, metavar="WHEN",
+                   help="checkpoint a cell in flight every WHEN: a time (120s, default; 5m), epochs (1ep) or never")
     g.add_argument("--json", action="store_true", help="print the JSON summary on stdout, nothing else")
     p.set_defaults(func=run)
 
@@ -89,11 +95,18 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr, momentum=args.momentum,
         target=args.target, reference=args.reference, paired_test=args.paired_test, chunk_size=args.chunk_size,
         data_options={"limit_train": args.limit_train} if args.limit_train else {},
+        autocast="bf16" if args.dtype == "bf16" else None,
     )
+    from initlab.engine.device import resolve_device
+    from initlab.sweep.checkpoints import CheckpointPolicy
+
+    resolve_device(args.device)  # refused before anything is written
+    CheckpointPolicy.parse(args.checkpoint_every)
     if args.out is not None:
         check_writable_dir(args.out)
     data = compare(config, store=args.store, out=None, resume=args.resume, backend=args.backend,
-                   address=args.address, data_dir=args.data_dir, progress=not args.json, threads=args.threads)
+                   address=args.address, data_dir=args.data_dir, progress=not args.json, threads=args.threads,
+                   device=args.device, checkpoint_every=args.checkpoint_every)
     files = publish(data, args.out, as_json=args.json)
     if not args.json:
         print(f"experiment {data.experiment_id} in {args.store}; report: {files['html']} (and report.md, *.png, runs.csv)")

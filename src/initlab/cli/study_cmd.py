@@ -20,6 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="override a study setting (e.g. --set epochs=2); repeatable")
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads outside comparisons (which choose their own); default 1")
+    p.add_argument("--device", default="auto",
+                   help="where comparisons train: auto (CUDA if available, else CPU; default), cpu, cuda, cuda:N, mps")
     p.add_argument("--json", action="store_true", help='print {"study", "verdict", "claim", "evidence"} on stdout')
     p.set_defaults(func=run)
 
@@ -57,6 +59,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.threads < 1:
         raise UserError(f"--threads: must be an integer >= 1; got {args.threads}")
+    from initlab.engine.device import resolve_device
+
+    resolve_device(args.device)  # a device that does not exist is refused before any work
 
     names = studies.names() if args.name == "all" else [studies.get(args.name).name]
     out = check_writable_dir(args.out or "runs/studies")
@@ -65,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     for name in names:
         study = studies.get(name)
         ctx = studies.StudyContext(out=check_writable_dir(out / name), store=Path(args.store), full=args.full,
-                                   progress=not args.json, overrides=overrides)
+                                   progress=not args.json, overrides=overrides, device=args.device)
         with torch_threads(args.threads):
             result = study.run(ctx)
         results.append(result)

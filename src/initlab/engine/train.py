@@ -26,7 +26,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from initlab.engine.config import Member, TrainConfig
+from initlab.engine.device import on_device
 from initlab.engine.functional import LoopBackend, VmapBackend
+from initlab.engine.grouped import GroupedBackend, NotGrouped, has_conv, parse_grouped
 from initlab.engine.init import build_template, initial_state, isolated_global_rng
 from initlab.engine.mlp import MLPBackend, NotAnMLP, parse_mlp
 from initlab.engine.optim import make_optimizer
@@ -34,7 +36,7 @@ from initlab.engine.result import EnsembleResult, EpochRecord, MemberResult
 from initlab.errors import UserError
 from initlab.seeding import derive_generator
 
-BACKENDS = ("auto", "mlp", "vmap", "loop")
+BACKENDS = ("auto", "mlp", "grouped", "vmap", "loop")
 CHECKPOINT_FORMAT = "initlab.engine.checkpoint/1"
 
 EpochCallback = Callable[[int, list[EpochRecord]], None]
@@ -84,6 +86,11 @@ class _Data:
         self.x_test, self.y_test = data.x_test, data.y_test
         self.max_label = max(int(self.y_train.max()), int(self.y_test.max()) if self.y_test.numel() else 0)
 
+    def to(self, device: torch.device) -> None:
+        """Move the four tensors to ``device`` (no copy when they are there already)."""
+        for name in ("x_train", "y_train", "x_test", "y_test"):
+            setattr(self, name, getattr(self, name).to(device))
+
 
 def state_to_bytes(state: dict[str, Any]) -> bytes:
     """A checkpoint state as bytes (``torch.save``); ``state_from_bytes`` reads it back."""
@@ -113,11 +120,14 @@ def load_member(model_factory: Callable[[], nn.Module], state: dict[str, Any], i
 
 
 def _choose_backend(requested: str, template: nn.Module, data: _Data, params, buffers, trainable,
-                    members: Sequence[Member]) -> Backend:
+                    members: Sequence[Member], *, autocast: str | None = None) -> Backend:
     if requested not in BACKENDS:
         raise UserError(f"backend must be one of {', '.join(BACKENDS)}; got {requested!r}")
+    if requested == "mlp" and autocast is not None:
+        raise UserError(f"backend 'mlp' computes its gradients by hand in the parameters' dtype; autocast="
+                        f"{autocast!r} needs 'grouped', 'vmap' or 'loop' (or 'auto')")
     names = list(params)
-    if requested in ("auto", "mlp"):
+    if requested in ("auto", "mlp") and autocast is None:
         try:
             ops = parse_mlp(template, tuple(data.x_train.shape[1:]))
         except NotAnMLP as exc:
@@ -125,6 +135,20 @@ def _choose_backend(requested: str, template: nn.Module, data: _Data, params, bu
                 raise UserError(f"backend 'mlp' cannot run this model: {exc}; use 'vmap' or 'loop'") from None
         else:
             return MLPBackend(ops, data.x_train, data.y_train, names)
+    if requested in ("auto", "grouped"):
+        try:
+            ops = parse_grouped(template)
+            if requested == "auto" and not has_conv(ops):
+                raise NotGrouped("no convolution: the vmap path is as fast")
+            backend = GroupedBackend(ops, data.x_train, data.y_train, names, trainable)
+            _probe(backend, params, buffers, data)
+        except Exception as exc:  # noqa: BLE001  (what it cannot run, vmap or the loop can)
+            if requested == "grouped":
+                raise UserError(f"backend 'grouped' cannot run this model ({type(exc).__name__}: "
+                                f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}); "
+                                f"use 'vmap' or 'loop'") from exc
+        else:
+            return backend
     args = (template, data.x_train, data.y_train, names, trainable, [m.seed for m in members])
     if requested in ("auto", "vmap"):
         try:
@@ -148,7 +172,12 @@ def _probe(backend: Backend, params, buffers, data: _Data) -> None:
     idx = torch.zeros((members, min(2, data.x_train.shape[0])), dtype=torch.int64, device=data.x_train.device)
     with isolated_global_rng(data.x_train.device):
         backend.loss_and_grads(params, buffers, idx, epoch=0, step=0)
-        backend.logits(params, buffers, data.x_train[:2])
+        backend.logits(params, buffers, data.x_train[:2].clone())
+
+
+def _accumulator_dtype(device: torch.device) -> torch.dtype:
+    """Metric sums in float64, except on MPS, which has no float64 (float32 there)."""
+    return torch.float32 if device.type == "mps" else torch.float64
 
 
 @torch.no_grad()
@@ -159,7 +188,8 @@ def _evaluate(backend: Backend, params, buffers, x: torch.Tensor, y: torch.Tenso
     n = x.shape[0]
     if n == 0:
         return [math.nan] * members, [math.nan] * members
-    loss_sum = torch.zeros(members, dtype=torch.float64, device=x.device)
+    acc = _accumulator_dtype(x.device)
+    loss_sum = torch.zeros(members, dtype=acc, device=x.device)
     correct = torch.zeros(members, dtype=torch.int64, device=x.device)
     with isolated_global_rng(x.device):
         for start in range(0, n, batch):
@@ -167,9 +197,9 @@ def _evaluate(backend: Backend, params, buffers, x: torch.Tensor, y: torch.Tenso
             logits = backend.logits(params, buffers, xb)
             b, classes = xb.shape[0], logits.shape[-1]
             ce = F.cross_entropy(logits.reshape(members * b, classes), yb.repeat(members), reduction="none")
-            loss_sum += ce.view(members, b).sum(dim=1, dtype=torch.float64)
+            loss_sum += ce.view(members, b).sum(dim=1, dtype=acc)
             correct += (logits.argmax(dim=-1) == yb).sum(dim=1)
-    return (loss_sum / n).tolist(), (correct.double() / n).tolist()
+    return (loss_sum / n).tolist(), (correct.to(acc) / n).tolist()
 
 
 def _check_resume(state: dict[str, Any], config: TrainConfig, members: Sequence[Member],
@@ -194,6 +224,7 @@ def _check_resume(state: dict[str, Any], config: TrainConfig, members: Sequence[
         raise UserError("resume_state parameters do not match the model from model_factory")
 
 
+@on_device
 def train(
     model_factory: Callable[[], nn.Module],
     members: Sequence[Member | tuple[Any, int]],
@@ -205,6 +236,8 @@ def train(
     checkpoint: CheckpointCallback | None = None,
     resume_state: dict[str, Any] | None = None,
     progress: ProgressCallback | None = None,
+    device: str | torch.device | None = None,
+    autocast: str | None = None,
 ) -> EnsembleResult:
     """Train every member of an ensemble together and return their histories.
 
@@ -218,7 +251,8 @@ def train(
             from it directly.
         config: a ``TrainConfig``.
         backend: ``"mlp"`` (batched matmuls, hand-written gradients; Sequential of Flatten,
-            Linear and element-wise activations), ``"vmap"`` (torch.func, any model it can
+            Linear and element-wise activations), ``"grouped"`` (convolutional models: members as
+            the groups of grouped convolutions, ``initlab.engine.grouped``), ``"vmap"`` (torch.func, any model it can
             transform), ``"loop"`` (one member at a time; anything), or ``"auto"``: the first that
             runs the model, in that order (when resuming: the checkpoint's backend).
         on_epoch: called as ``on_epoch(epoch, records)`` after each epoch (and its checkpoint),
@@ -229,6 +263,15 @@ def train(
             and model): training continues after its epoch and ends bit for bit where the
             uninterrupted run would (times aside).
         progress: called as ``progress(steps_done, steps_total)`` after every ensemble step.
+        device: where to train: ``"auto"`` (CUDA if available, else CPU), ``"cpu"``, ``"cuda"``,
+            ``"cuda:N"``, ``"mps"`` or a ``torch.device``; data, members and optimizer state move
+            there (checkpoint states stay on CPU). ``None``: where ``data.x_train`` lies. A
+            device this machine lacks is a ``UserError``. On CUDA the call runs with torch's
+            deterministic algorithms and without TF32 (``initlab.engine.device.reproducible``).
+        autocast: ``None`` (float32 throughout) or ``"bf16"``: the training step's forward runs
+            under ``torch.autocast(dtype=torch.bfloat16)`` (matmuls and convolutions in bfloat16,
+            losses, parameters, gradients, optimizer state and evaluation in float32); the
+            ``mlp`` path is then not used (its gradients are written by hand in float32).
 
     Returns:
         ``EnsembleResult`` with one ``MemberResult`` per member.
@@ -241,8 +284,12 @@ def train(
     members = [m if isinstance(m, Member) else Member(*m) for m in members]
     if not members:
         raise UserError("members is empty: give at least one Member(scheme, seed)")
+    if autocast not in (None, "bf16"):
+        raise UserError(f"autocast must be None or 'bf16'; got {autocast!r}")
     data = _Data(data)
-    device = data.x_train.device
+    if device is None:
+        device = data.x_train.device
+    data.to(device)
     template = build_template(model_factory).to(device)
     dtype = next(template.parameters()).dtype
     if data.x_train.dtype != dtype:
@@ -252,7 +299,7 @@ def train(
     if not trainable:
         raise UserError("the model has no trainable parameters (all requires_grad=False)")
     with torch.no_grad(), isolated_global_rng(device):
-        classes = template.eval()(data.x_train[:1]).shape[-1]
+        classes = template.eval()(data.x_train[:1].clone()).shape[-1]  # clone: in-place modules
     if data.max_label >= classes:
         raise UserError(f"the model outputs {classes} classes but the data has label {data.max_label}")
 
@@ -265,10 +312,12 @@ def train(
             backend = resume_state["backend"]
         elif backend != resume_state["backend"]:
             raise UserError(f"resume_state was trained with backend {resume_state['backend']!r}; got {backend!r}")
+        if resume_state.get("autocast") != autocast:
+            raise UserError(f"resume_state was trained with autocast={resume_state.get('autocast')!r}; got {autocast!r}")
     else:
         params, buffers = initial_state(model_factory, members, bias_init=config.bias_init, device=device,
                                         dtype=dtype)
-    impl = _choose_backend(backend, template, data, params, buffers, trainable, members)
+    impl = _choose_backend(backend, template, data, params, buffers, trainable, members, autocast=autocast)
     optimizer = make_optimizer([params[n] for n in trainable], config)
 
     records: list[list[EpochRecord]] = [[] for _ in members]
@@ -319,21 +368,22 @@ def train(
             "buffers": {n: t.detach().to("cpu", copy=True) for n, t in buffers.items()},
             "optimizer": _cpu(optimizer.state_dict()), "diverged_step": list(diverged_step),
             "records": [[r.to_dict() for r in recs] for recs in records], "wall_time": wall,
-            "torch_version": str(torch.__version__),
+            "torch_version": str(torch.__version__), "device": str(device), "autocast": autocast,
         }
 
     for epoch in range(start_epoch + 1, config.epochs + 1):
         order = torch.stack([
             torch.randperm(n_train, generator=derive_generator(m.seed, "data", epoch)) for m in members
         ]).to(device)
-        loss_sum = torch.zeros(n_members, dtype=torch.float64, device=device)
+        loss_sum = torch.zeros(n_members, dtype=_accumulator_dtype(device), device=device)
         correct_sum = torch.zeros(n_members, dtype=torch.int64, device=device)
         seen = torch.zeros(n_members, dtype=torch.int64, device=device)
         for k in range(steps_per_epoch):
             idx = order[:, k * batch:(k + 1) * batch]
             size = idx.shape[1]
             buffers_before = {n: t.clone() for n, t in buffers.items()} if buffers else None
-            grads, loss, correct = impl.loss_and_grads(params, buffers, idx, epoch=epoch, step=global_step + 1)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast is not None):
+                grads, loss, correct = impl.loss_and_grads(params, buffers, idx, epoch=epoch, step=global_step + 1)
             global_step += 1
             # A sum is NaN/inf when any term is (or when it overflows: a gradient that large diverged).
             grad_sum = grads[0].reshape(n_members, -1).sum(dim=1)
@@ -354,7 +404,7 @@ def train(
                     freeze(newly, buffers_before)
                 for g in grads:
                     g.index_fill_(0, dead_idx, 0.0)
-                loss_sum.add_(torch.where(alive, loss.double(), 0.0), alpha=size)
+                loss_sum.add_(torch.where(alive, loss.to(loss_sum.dtype), 0.0), alpha=size)
                 correct_sum.add_(torch.where(alive, correct, 0))
                 seen.add_(alive.long() * size)
                 optimizer.step(grads)

@@ -104,6 +104,7 @@ class StudyContext:
     full: bool = False
     progress: bool = True
     overrides: dict[str, Any] = field(default_factory=dict)
+    device: str | None = None  # where comparisons train (``compare``'s ``device``; None: auto)
 
     def setting(self, defaults: dict[str, Any], full: dict[str, Any] | None = None) -> dict[str, Any]:
         """The study's settings: defaults, then the --full ones, then the overrides."""
@@ -128,7 +129,7 @@ class StudyContext:
             found = db.find_experiment(cfg.config_hash())
             if found is not None and found.status == "finished":
                 return report_data(db, found.id)
-        return compare(cfg, store=self.store, resume=bool(found), progress=self.progress)
+        return compare(cfg, store=self.store, resume=bool(found), progress=self.progress, device=self.device)
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 config -> cells -> backend (local or Ray) -> store -> stats -> report. Only this driver writes
 the store, one transaction per finished cell, so a killed run loses at most the cells in flight
-(and, locally, not even their finished epochs: each epoch leaves a checkpoint).
+(and, locally, little of their finished epochs: a cell in flight is checkpointed at the end
+of an epoch as ``checkpoint_every`` says, by default every 120 s of training).
 """
 
 from __future__ import annotations
@@ -154,9 +155,15 @@ def _records(store, experiment_id: str, result: dict):
 
 
 def run_local(store, experiment_id: str, config: CompareConfig, cells: list[Cell], dataset: Any,
-              progress: Callable[[int], None]) -> None:
-    """Run pending cells one after another in this process; checkpoint every epoch."""
+              progress: Callable[[int], None], *, device: str | None = None,
+              checkpoint_every: str | None = None) -> None:
+    """Run pending cells one after another in this process, on ``device``; checkpoint a cell in
+    flight as ``checkpoint_every`` says (``initlab.sweep.checkpoints``; default by time)."""
+    from initlab.sweep.checkpoints import CheckpointPolicy
+
+    policy = CheckpointPolicy.parse(checkpoint_every)
     for cell in cells:
+        policy.start()
         saved = store.load_checkpoint(experiment_id, cell.key)
         done_before = 0
         if saved is not None:
@@ -173,7 +180,8 @@ def run_local(store, experiment_id: str, config: CompareConfig, cells: list[Cell
             last[0] = done
 
         result = run_cell(config, cell, dataset, resume_blob=saved[1] if saved else None,
-                          on_checkpoint=on_checkpoint, progress=on_step)
+                          on_checkpoint=on_checkpoint, progress=on_step, device=device,
+                          checkpoint_due=lambda epoch: policy.due(epoch, config.epochs))
         runs, epochs = _records(store, experiment_id, result)
         store.commit_runs(experiment_id, runs, epochs, delete_checkpoints=[cell.key])
 
@@ -223,6 +231,8 @@ def compare(
     data_dir: str | None = None,
     progress: bool = True,
     threads: int | None = None,
+    device: str | None = None,
+    checkpoint_every: str | None = None,
     **settings: Any,
 ):
     """Train every (scheme, seed) of ``config`` and return the ``ReportData`` of the experiment.
@@ -233,6 +243,11 @@ def compare(
     committed cells are skipped, a cell interrupted mid-way restarts from its last epoch.
     ``threads``: torch intra-op threads for local training (None: ``choose_threads``); the
     thread count can change float rounding, so it is reported, not hashed.
+    ``device``: ``auto`` (None; CUDA if available, else CPU), ``cpu``, ``cuda``, ``cuda:N``, ``mps``
+    for local training (Ray workers train on CPU); like threads it can change float rounding, so
+    each run records it (``extra["device"]``) and the config hash leaves it out.
+    ``checkpoint_every``: ``"120s"`` (default), ``"5m"``, ``"1ep"``, ``"never"``: how often a cell in
+    flight is checkpointed (``initlab.sweep.checkpoints``); results do not depend on it.
     """
     from initlab.data import load
     from initlab.report import write_report
@@ -248,6 +263,14 @@ def compare(
         from initlab.sweep.ray_backend import check_ray
 
         check_ray(address)
+    from initlab.engine.device import resolve_device
+    from initlab.sweep.checkpoints import CheckpointPolicy
+
+    target = resolve_device(device)
+    if backend == "ray" and device not in (None, "auto") and target.type != "cpu":
+        raise UserError(f"device {device!r} applies to the local backend; Ray workers train on CPU "
+                        f"(leave out --device with --backend ray)")
+    CheckpointPolicy.parse(checkpoint_every)
     out_dir = check_writable_dir(out) if out is not None else None
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
         raise UserError(f"threads must be an integer >= 1; got {threads!r}")
@@ -276,7 +299,8 @@ def compare(
                     beat()
 
                 if backend == "local":
-                    run_local(db, experiment.id, config, cells, dataset, advance)
+                    run_local(db, experiment.id, config, cells, dataset, advance, device=str(target),
+                              checkpoint_every=checkpoint_every)
                 else:
                     from initlab.sweep.ray_backend import run_ray
 

@@ -52,6 +52,7 @@ class CompareConfig:
     chunk_size: int = 50  # members (scheme, seed) trained together in one cell
     data_options: dict = field(default_factory=dict)  # e.g. {"limit_train": 10000}
     model_options: dict = field(default_factory=dict)  # extra keywords for the model, e.g. {"norm": "batch"}
+    autocast: str | None = None  # None: float32; "bf16": the training step under bfloat16 autocast
 
     def __post_init__(self) -> None:
         from initlab.schemes import canonical_spec
@@ -91,6 +92,8 @@ class CompareConfig:
         if self.reference not in self.schemes:
             raise UserError(f"reference {self.reference!r} is not among the schemes ({', '.join(self.schemes)}); "
                             f"add it to --schemes or pick one of them with --reference")
+        if self.autocast not in (None, "bf16"):
+            raise UserError(f"autocast: None (float32) or 'bf16'; got {self.autocast!r}")
         from initlab.activations import canonical as canonical_activation
 
         canonical_activation(self.activation)
@@ -119,6 +122,8 @@ class CompareConfig:
         d = asdict(self)
         d["schemes"] = list(self.schemes)
         d["seeds"] = list(self.seeds)
+        if d["autocast"] is None:  # float32 runs keep the hashes they had before autocast existed
+            del d["autocast"]
         return d
 
     @classmethod
