@@ -8,7 +8,9 @@ from initlab.errors import UserError
 from initlab.studies import StudyContext, get
 
 # 4 hidden layers of 32 units on digits, SGD lr 0.05 (momentum 0.9), 8 epochs: measured sigmoid
-# with Xavier 0.10 on every seed 0-3 (stalled) and with He 0.44-0.55 (learning).
+# with Xavier 0.19, 0.10, 0.10, 0.10 on seeds 0-3 (stalled near chance) and with He 0.40-0.42
+# (learning), with members drawn from param_generator(seed, name) (before that key was shared
+# with initialize: Xavier 0.10 on every seed, He 0.44-0.55).
 TINY = {"activations": ["sigmoid", "relu"], "schemes": ["xavier_uniform", "he_normal"], "width": 32, "epochs": 8,
         "seeds": 4}
 
@@ -22,8 +24,9 @@ def result(tmp_path_factory):
 
 def test_sigmoid_net_stalls_under_xavier_but_learns_under_he(result):
     acc = result.evidence["accuracy"]["sigmoid"]
-    assert all(a <= 0.15 for a in acc["xavier_uniform"]), acc
+    assert all(a <= 0.2 for a in acc["xavier_uniform"]), acc
     assert all(a >= 0.3 for a in acc["he_normal"]), acc
+    assert all(he - xavier >= 0.15 for he, xavier in zip(acc["he_normal"], acc["xavier_uniform"])), acc
     # the article recommends Xavier for sigmoid: He beating it significantly contradicts the claim
     assert result.evidence["outcome"]["sigmoid"] == "contradicted"
     assert result.verdict in ("not supported", "partly")

@@ -76,6 +76,8 @@ class CompareConfig:
         for name in ("width", "chunk_size"):
             checks.positive_int(name, getattr(self, name))
         checks.integer("depth", self.depth, minimum=0)
+        if self.target is None:  # the engine takes None (not tracked); a comparison always reports it
+            raise checks.fail("target", self.target, "a test accuracy in (0, 1]")
         # The training fields are checked once, by the TrainConfig they become; its floats are
         # stored back so that 1 and 1.0 hash alike.
         trained = self.train_config()
