@@ -67,7 +67,7 @@ def runs_json(store: Path) -> list[dict]:
 def test_a_compare_stopped_by_sigterm_is_marked_interrupted(tmp_path):
     signum, name = signal.SIGTERM, "SIGTERM"
     store = tmp_path / "s.sqlite"
-    proc = start("compare", *LONG, "--store", str(store))
+    proc = start("compare", *LONG, "--store", str(store), "--out", str(tmp_path / "out"))
     wait_for_a_checkpoint(store, proc)
     proc.send_signal(signum)
     _, err = proc.communicate(timeout=120)
@@ -100,7 +100,7 @@ def test_ctrl_c_marks_the_experiment_interrupted(tmp_path):
 @pytest.mark.slow
 def test_a_killed_writer_shows_as_stale(tmp_path):
     store = tmp_path / "s.sqlite"
-    proc = start("compare", *LONG, "--store", str(store))
+    proc = start("compare", *LONG, "--store", str(store), "--out", str(tmp_path / "out"))
     wait_for_a_checkpoint(store, proc)
     assert runs_json(store)[0]["status"] == "running"  # alive: its process is there
     proc.kill()  # SIGKILL: no handler runs, the status stays "running" in the file
@@ -280,8 +280,8 @@ def test_compact_reclaims_the_free_pages_of_an_old_store(tmp_path):
 @pytest.mark.slow
 def test_two_compares_writing_one_store_at_once_both_finish(tmp_path):
     store = tmp_path / "shared.sqlite"
-    procs = [start("compare", *TINY, "--lr", lr, "--chunk-size", "1", "--store", str(store), "--json")
-             for lr in ("0.05", "0.1")]
+    procs = [start("compare", *TINY, "--lr", lr, "--chunk-size", "1", "--store", str(store), "--json",
+                   "--out", str(tmp_path / f"out-{lr}")) for lr in ("0.05", "0.1")]
     outs = [p.communicate(timeout=600) for p in procs]
     for p, (out, err) in zip(procs, outs):
         assert p.returncode == 0, err
