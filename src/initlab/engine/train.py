@@ -269,7 +269,10 @@ def train(
         params, buffers = initial_state(model_factory, members, bias_init=config.bias_init, device=device,
                                         dtype=dtype)
     impl = _choose_backend(backend, template, data, params, buffers, trainable, members)
-    optimizer = make_optimizer([params[n] for n in trainable], config)
+    optimizer = make_optimizer([params[n] for n in trainable], config, lrs=[m.lr for m in members]
+                               if any(m.lr is not None for m in members) else None,
+                               weight_decays=[m.weight_decay for m in members]
+                               if any(m.weight_decay is not None for m in members) else None)
 
     records: list[list[EpochRecord]] = [[] for _ in members]
     diverged_step: list[int | None] = [None] * n_members
