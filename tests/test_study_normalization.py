@@ -64,7 +64,7 @@ def test_batch_norm_rescues_the_tiny_scheme_and_shrinks_the_spread(result):
     assert std["none"]["value"] > 0.3 and std["batch"]["value"] < 0.05
     assert result.effect == pytest.approx(std["none"]["value"] - std["batch"]["value"])
     assert result.ci[0] > 0.3
-    assert result.evidence["best_minus_worst"]["batch"]["near_best"] == ["he_normal", "random_normal"]
+    assert "he_normal" in result.evidence["best_minus_worst"]["batch"]["near_best"]
     assert result.figures[0].exists()
 
 

@@ -43,7 +43,8 @@ def test_gradient_norm_at_init_grows_with_the_scale(result):
 
 def test_large_weights_end_worse_and_the_halves_are_judged_separately(result):
     ev = result.evidence
-    assert ev["early_step"] == {"0.05": 90}  # digits, batch 32: 45 steps per epoch, epoch 2 is nearest 100
+    # digits less its validation split (1293 train), batch 32: 41 steps per epoch, epoch 2 is nearest 100
+    assert ev["early_step"] == {"0.05": 82}
     he, big = ev["per_lr"]["0.05"]["1"], ev["per_lr"]["0.05"]["16"]
     assert min(he["final_acc"]) > 0.6
     assert max(big["final_acc"]) < 0.3  # every unit dies or the logits saturate: near chance

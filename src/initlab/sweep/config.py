@@ -242,7 +242,7 @@ def parse_int_list(flag: str, text: str) -> tuple[int, ...]:
 
 
 def parse_seeds(text: str) -> tuple[int, ...]:
-    """``"10"`` -> seeds 0..9; ``"3,5,8"`` -> those; ``"10-19"`` -> 10..19."""
+    """``"10"`` -> seeds 0..9; ``"3,5,8"`` -> those; ``"10-19"`` -> 10..19. Errors name ``seeds:``."""
     text = str(text).strip()
     try:
         if "," in text:
@@ -253,12 +253,12 @@ def parse_seeds(text: str) -> tuple[int, ...]:
         else:
             n = int(text)
             if n <= 0:
-                raise UserError(f"--seeds: a count must be > 0; got {text!r}")
+                raise UserError(f"seeds: a count must be > 0; got {text!r}")
             return tuple(range(n))
     except ValueError as exc:
         if isinstance(exc, UserError):
             raise
-        raise UserError(f"--seeds: expected a count (10), a range (10-19) or a list (1,2,3); got {text!r}") from None
+        raise UserError(f"seeds: expected a count (10), a range (10-19) or a list (1,2,3); got {text!r}") from None
     if not seeds:
-        raise UserError(f"--seeds: empty range {text!r}")
+        raise UserError(f"seeds: empty range {text!r}")
     return seeds
