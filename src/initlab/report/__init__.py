@@ -136,8 +136,14 @@ class ReportData:
             out["grid"] = at_final.val_means if at_final is not None else {}
             out["vs_reference"] = at_final.vs_reference if at_final is not None else None
             out["diff_ci"] = list(at_final.diff_ci) if at_final is not None and at_final.diff_ci else None
-            out["budgets"] = [self.tuning.rows[b][row.scheme].to_dict() for b in self.tuning.budgets]
+            out["budgets"] = [self._budget_dict(self.tuning.rows[b][row.scheme]) for b in self.tuning.budgets]
             self.summary.append(out)
+
+    def _budget_dict(self, row: analysis.BudgetRow) -> dict:
+        out = row.to_dict()
+        if out["lr"] is None:  # fixed-lr mode: the one rate every scheme trained with
+            out["lr"] = self.config.get("lr")
+        return out
 
     # --- JSON contract (DESIGN.md) -----------------------------------------------------------
     def to_json(self) -> dict:
