@@ -151,8 +151,8 @@ def run(ctx: StudyContext) -> StudyResult:
                                activation=act, epochs=s["epochs"], lr=s["lr"], batch_size=s["batch_size"],
                                reference="he_normal", paired_test="t", data_options=data_options)
             experiments.append(data.experiment_id)
-            runs = {(r["scheme"], r["seed"]): r["test_acc"] for r in data.runs}
-            accuracy[act][depth] = {sch: [runs[(sch, k)] for k in seeds] for sch in SCHEMES}
+            by_seed = data.accuracy_by_seed()
+            accuracy[act][depth] = {sch: [by_seed[sch][k] for k in seeds] for sch in SCHEMES}
             profiles[act][depth] = {sch: gradient_profile(data.signal.get(sch, [{}])) for sch in SCHEMES}
             if chance is None:
                 from initlab.data import load
