@@ -36,7 +36,14 @@ from typing import Any
 
 from initlab.errors import UserError
 from initlab.studies.base import StudyContext, StudyResult, register
-from initlab.studies.grid import CommonSettings, Judgement, Setting, budget_rows, common_settings, judge_across
+from initlab.studies.grid import (
+    CommonSettings,
+    Judgement,
+    Setting,
+    budget_rows,
+    common_settings,
+    judge_across,
+)
 
 CLAIM = (
     "\"Xavier initialization is effective for networks with sigmoid or hyperbolic tangent activation functions\"; "
