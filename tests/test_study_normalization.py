@@ -73,3 +73,18 @@ def test_norms_must_start_with_none(tmp_path):
                        overrides={**TINY, "norms": ["batch", "none"]})
     with pytest.raises(UserError, match="'none' first"):
         get("normalization").run(ctx)
+
+
+def test_degenerate_schemes_are_those_near_chance_somewhere():
+    from initlab.studies.normalization import degenerate_schemes
+
+    means = {"none": {"he_normal": 0.97, "positive": 0.12, "random_normal": 0.10},
+             "batch": {"he_normal": 0.97, "positive": 0.55, "random_normal": 0.93}}
+    assert degenerate_schemes(means, chance=0.1) == ["positive", "random_normal"]
+    assert degenerate_schemes({"none": {"he_normal": 0.97}}, chance=0.1) == []
+
+
+def test_spread_is_also_reported_without_degenerate_schemes(result):
+    ev = result.evidence
+    assert "random_normal" in ev["degenerate"]  # at chance without normalization in the tiny run
+    assert set(ev["spread_without_degenerate"]) == {"none", "batch"}
