@@ -201,6 +201,20 @@ def _describe(config: Mapping) -> str:
     return ", ".join(f"{k}={config[k]}" for k in keys if k in config)
 
 
+def _tuning_markdown(data: ReportData) -> list[str]:
+    """The learning-rate selection (grid mode) and per-budget equivalence sections of report.md."""
+    lines = ["## Budgets and equivalence", "", tables.markdown(tables.BUDGET_HEADER, tables.budget_rows(
+        data.summary, data.reference)), "", "Per budget: " + EQUIVALENCE_NOTE.format(margin=100 * data.margin) + ".",
+        ""]
+    if data.tuned:
+        grid_header, grid_rows = tables.grid_table(data.summary)
+        lines = ["## Learning-rate selection", "", tables.markdown(grid_header, grid_rows), "",
+                 "Mean validation accuracy (%) over seeds at the final budget; the validation split is carved "
+                 "from the training set (stratified, fixed, the same for every seed and scheme); the test set "
+                 "is not used to select.", ""] + lines
+    return lines
+
+
 def write_report(data: ReportData, out_dir: str | Path) -> dict[str, Path]:
     """Write report.md, report.html (self-contained, offline), PNG plots and runs.csv."""
     out = Path(out_dir)
@@ -232,15 +246,7 @@ def write_report(data: ReportData, out_dir: str | Path) -> dict[str, Path]:
                        "min–max, the selected rate circled.",
     }
     figures = ("accuracy", "curves", "convergence", "signal", "sensitivity")
-    budget_md = ["## Budgets and equivalence", "", tables.markdown(tables.BUDGET_HEADER, tables.budget_rows(
-        data.summary, data.reference)), "", "Per budget: " + EQUIVALENCE_NOTE.format(margin=100 * data.margin) + ".",
-        ""]
-    if data.tuned:
-        grid_header, grid_rows = tables.grid_table(data.summary)
-        budget_md = ["## Learning-rate selection", "", tables.markdown(grid_header, grid_rows), "",
-                     "Mean validation accuracy (%) over seeds at the final budget; the validation split is carved "
-                     "from the training set (stratified, fixed, the same for every seed and scheme); the test set "
-                     "is not used to select.", ""] + budget_md
+    budget_md = _tuning_markdown(data)
     setup = _describe(data.config)
     versions = ", ".join(f"{k} {v}" for k, v in data.versions.items())
     md = [f"# initlab compare — experiment `{data.experiment_id}`", "",
