@@ -71,3 +71,24 @@ def test_lr_selection_never_reads_test_labels(tmp_path, monkeypatch):
             assert liar.tuning.rows[budget][scheme].val_means == row.val_means
     # The poison did reach the test numbers: chance-level accuracy instead of a trained one.
     assert max(r["mean"] for r in liar.summary) < 0.2 < min(r["mean"] for r in honest.summary)
+
+
+def _run(lr, seed, val, status="ok", test=0.9):
+    from initlab.report.analysis import Run
+
+    return Run(label=f"s@lr={lr}", scheme="s", lr=lr, seed=seed, status=status, test_acc=test, test_loss=0.1,
+               train_acc=0.9, train_loss=0.1, diverged_step=5 if status == "diverged" else None, wall_time=1.0,
+               steps_to_target=None, val_acc=(val,), test_curve={1: test})
+
+
+def test_select_lr_reads_validation_only_and_a_divergence_counts_as_zero():
+    from initlab.report.analysis import select_lr
+
+    runs = [_run(0.1, 0, 0.99, test=0.1), _run(0.1, 1, 0.99, status="diverged", test=0.1),
+            _run(0.01, 0, 0.90, test=0.99), _run(0.01, 1, 0.92, test=0.99)]
+    lr, means = select_lr(runs, epoch=1)
+    # 0.1 has the best validation run but diverged on seed 1: mean (0.99 + 0) / 2 < 0.91
+    assert lr == 0.01 and means == {"0.01": pytest.approx(0.91), "0.1": pytest.approx(0.495)}
+    # ties go to the smaller rate; test accuracies never enter
+    tie = [_run(0.1, 0, 0.9, test=0.1), _run(0.03, 0, 0.9, test=0.99)]
+    assert select_lr(tie, epoch=1)[0] == 0.03
