@@ -142,19 +142,20 @@ def trained_weights(config, dataset):
     Same cells, members, model factory and ``TrainConfig`` as ``initlab.sweep.compare``, so the
     runs equal the stored ones (bit for bit on the same machine and thread count).
     """
-    from initlab.engine import Member, member_state_dict, train
+    from initlab.engine import member_state_dict
     from initlab.engine.init import initial_state
-    from initlab.sweep.cells import make_cells, member_init, model_factory
+    from initlab.sweep.cells import make_cells, model_factory
+    from initlab.sweep.runner import engine_members, train_ensemble
 
     factory = model_factory(config, dataset.input_shape, dataset.num_classes)
     tc = config.train_config()
     for cell in make_cells(config):
-        members = [Member(member_init(scheme), seed, name=scheme) for scheme, seed in cell.members]
+        members = engine_members(cell)
         init_params, _ = initial_state(factory, members, bias_init=tc.bias_init, device=torch.device("cpu"))
-        result = train(factory, members, dataset, tc)
-        for i, ((scheme, seed), m) in enumerate(zip(cell.members, result.members)):
+        result = train_ensemble(config, cell, dataset)
+        for i, (spec, m) in enumerate(zip(cell.members, result.members)):
             init = {n: t[i] for n, t in init_params.items()}
-            yield scheme, seed, m.test_acc, init, member_state_dict(result.state, i)
+            yield spec.scheme, spec.seed, m.test_acc, init, member_state_dict(result.state, i)
 
 
 def _plot(path: Path, order: list[str], units: dict, accuracy: dict, layers: list[str], width: int) -> Path:
@@ -221,7 +222,7 @@ def run(ctx: StudyContext) -> StudyResult:
                     reference=random_[0], paired_test="t")
     config = CompareConfig(**settings)
     data = ctx.compare(**settings)
-    stored = {(r["scheme"], r["seed"]): r["test_acc"] for r in data.runs}
+    stored = data.accuracy_by_seed()
     dataset = load(config.dataset, **config.data_options)
 
     # 1. distinct units and weight movement, from the same runs trained again
@@ -232,7 +233,7 @@ def run(ctx: StudyContext) -> StudyResult:
     pairs = hidden_layers(template)
     layers = [w.rsplit(".", 1)[0] for w, _ in pairs]  # module names: fc1, fc2, ...
     for scheme, seed, acc, init, trained in trained_weights(config, dataset):
-        reproduced += acc == stored.get((scheme, seed))
+        reproduced += acc == stored.get(scheme, {}).get(seed)
         for w, b in pairs:
             units[scheme].setdefault(w.rsplit(".", 1)[0], []).append(
                 distinct_units(trained[w], trained[b] if b else None, tol=s["tol"]))
@@ -240,7 +241,7 @@ def run(ctx: StudyContext) -> StudyResult:
         moved[scheme].append(any(not torch.equal(init[n], trained[n]) for n in weights))
 
     # 2. accuracy and the paired gap to zero init
-    accuracy = {sch: [stored[(sch, k)] for k in seeds] for sch in order}
+    accuracy = {sch: [stored[sch][k] for k in seeds] for sch in order}
     best_random = max(random_, key=lambda x: sum(accuracy[x]) / len(accuracy[x]))
     gap = [a - z for a, z in zip(accuracy[best_random], accuracy["zeros"])]
     effect, lo, hi = mean_ci(gap)

@@ -7,6 +7,7 @@ different one.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING
 
@@ -21,6 +22,25 @@ BACKENDS = ("local", "ray")
 PAIRED_TESTS = ("wilcoxon", "t")
 POLICIES = ("auto",)  # per-layer policies accepted beside scheme names
 DEFAULT_TARGET = 0.9  # test accuracy that defines "converged"; the report reads it for configs without one
+# "SCHEME+zeroed_branch_ends": SCHEME for every weight except the last layer of each residual
+# branch, which starts at zero (the control that separates "a scheme per layer" from "zeroed branches").
+ZEROED_BRANCH_ENDS = "+zeroed_branch_ends"
+
+
+def is_policy(scheme: str) -> bool:
+    """True for a per-layer policy (``auto``, ``SCHEME+zeroed_branch_ends``), False for a scheme."""
+    return scheme in POLICIES or scheme.endswith(ZEROED_BRANCH_ENDS)
+
+
+def canonical_member(scheme: str) -> str:
+    """A scheme's canonical spec, or a policy's canonical name."""
+    from initlab.schemes import canonical_spec
+
+    if scheme in POLICIES:
+        return scheme
+    if scheme.endswith(ZEROED_BRANCH_ENDS):
+        return canonical_spec(scheme[:-len(ZEROED_BRANCH_ENDS)]) + ZEROED_BRANCH_ENDS
+    return canonical_spec(scheme)
 
 
 @dataclass(frozen=True)
@@ -53,6 +73,10 @@ class CompareConfig:
     data_options: dict = field(default_factory=dict)  # e.g. {"limit_train": 10000}
     model_options: dict = field(default_factory=dict)  # extra keywords for the model, e.g. {"norm": "batch"}
     autocast: str | None = None  # None: float32; "bf16": the training step under bfloat16 autocast
+    lr_grid: tuple[float, ...] = ()  # learning rates tried per scheme (selected on validation); () -> fixed lr
+    budgets: tuple[int, ...] = ()  # epochs at which results are summarized; () -> epochs // 4 and epochs
+    margin: float = 0.005  # equivalence margin on test accuracy (fraction: 0.005 = 0.5 points)
+    val_fraction: float = 0.1  # share of the training set held out for validation (stratified, fixed)
 
     def __post_init__(self) -> None:
         from initlab.schemes import canonical_spec
@@ -63,14 +87,14 @@ class CompareConfig:
             raise UserError("schemes: need at least one scheme")
         canonical = []
         for s in self.schemes:
-            canonical.append(s if s in POLICIES else canonical_spec(s))
+            canonical.append(canonical_member(s))
         if len(set(canonical)) != len(canonical):
             raise UserError(f"schemes: each scheme once; got {', '.join(self.schemes)}")
         object.__setattr__(self, "schemes", tuple(canonical))
         if not self.seeds or any(s < 0 for s in self.seeds) or len(set(self.seeds)) != len(self.seeds):
             raise UserError(f"seeds: need distinct integers >= 0; got {list(self.seeds)}")
         object.__setattr__(self, "bias_init", canonical_spec(self.bias_init))
-        if self.bias_init != "zeros" and any(s in POLICIES for s in self.schemes):
+        if self.bias_init != "zeros" and any(is_policy(s) for s in self.schemes):
             raise UserError(f"bias_init {self.bias_init!r} would apply to scheme members only: the 'auto' policy "
                             f"sets every bias itself. Compare 'auto' with the default bias_init (zeros)")
         for name in ("width", "chunk_size"):
@@ -89,8 +113,8 @@ class CompareConfig:
         checks.choice("paired_test", self.paired_test, PAIRED_TESTS)
         if self.reference is None:
             object.__setattr__(self, "reference", "he_normal" if "he_normal" in canonical else canonical[0])
-        elif self.reference not in POLICIES:
-            object.__setattr__(self, "reference", canonical_spec(self.reference))
+        else:
+            object.__setattr__(self, "reference", canonical_member(self.reference))
         if self.reference not in self.schemes:
             raise UserError(f"reference {self.reference!r} is not among the schemes ({', '.join(self.schemes)}); "
                             f"add it to --schemes or pick one of them with --reference")
@@ -99,6 +123,41 @@ class CompareConfig:
         from initlab.activations import canonical as canonical_activation
 
         canonical_activation(self.activation)
+        self._check_tuning()
+
+    def _check_tuning(self) -> None:
+        """lr_grid, budgets, margin and val_fraction: validated and put in canonical form."""
+        grid = self.lr_grid
+        if isinstance(grid, (int, float)) and not isinstance(grid, bool):
+            grid = (grid,)
+        if not isinstance(grid, (list, tuple)) or any(
+                isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0 for v in grid):
+            raise UserError(f"lr_grid: every learning rate must be a finite number > 0; got {self.lr_grid!r}")
+        grid = tuple(sorted(float(v) for v in grid))
+        if len(set(grid)) != len(grid):
+            raise UserError(f"lr_grid: each learning rate once; got {list(self.lr_grid)}")
+        object.__setattr__(self, "lr_grid", grid)
+        budgets = self.budgets
+        if isinstance(budgets, int) and not isinstance(budgets, bool):
+            budgets = (budgets,)
+        if not isinstance(budgets, (list, tuple)) or any(
+                isinstance(b, bool) or not isinstance(b, int) or b < 1 for b in budgets):
+            raise UserError(f"budgets: epochs as integers >= 1; got {self.budgets!r}")
+        beyond = [b for b in budgets if b > self.epochs]
+        if beyond:
+            raise UserError(f"budgets: {beyond[0]} is beyond epochs={self.epochs}; allowed: 1..{self.epochs}")
+        if not budgets:
+            budgets = (max(1, self.epochs // 4),)
+        # The final epoch is always a budget: it is what was trained, and what the summary shows.
+        object.__setattr__(self, "budgets", tuple(sorted(set(budgets) | {self.epochs})))
+        margin = self.margin
+        if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not 0 < margin < 1:
+            raise UserError(f"margin: an accuracy difference in (0, 1) (0.005 = 0.5 points); got {margin!r}")
+        object.__setattr__(self, "margin", float(margin))
+        fraction = self.val_fraction
+        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
+            raise UserError(f"val_fraction: a share of the training set in (0, 1); got {fraction!r}")
+        object.__setattr__(self, "val_fraction", float(fraction))
 
     def train_config(self) -> TrainConfig:
         """The engine's ``TrainConfig`` for this comparison: the one place it is derived.
@@ -116,14 +175,26 @@ class CompareConfig:
         )
 
     @property
-    def members(self) -> list[tuple[str, int]]:
-        """Every (scheme, seed) cell of the grid, seed-major so a chunk mixes schemes fairly."""
-        return [(scheme, seed) for seed in self.seeds for scheme in self.schemes]
+    def tuned(self) -> bool:
+        """True when a learning-rate grid is selected on validation (else the fixed ``lr``)."""
+        return bool(self.lr_grid)
+
+    @property
+    def learning_rates(self) -> tuple[float, ...]:
+        """The rates trained: the grid, or the one fixed ``lr``."""
+        return self.lr_grid or (self.lr,)
+
+    @property
+    def members(self) -> list["MemberSpec"]:
+        """Every (scheme, lr, seed) member: lr-major (the optimizer updates equal rates together),
+        then seed-major so a chunk mixes schemes fairly. Fixed-lr members have ``lr=None``."""
+        rates = self.lr_grid or (None,)
+        return [MemberSpec(scheme, seed, lr) for lr in rates for seed in self.seeds for scheme in self.schemes]
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        d["schemes"] = list(self.schemes)
-        d["seeds"] = list(self.seeds)
+        for name in ("schemes", "seeds", "lr_grid", "budgets"):
+            d[name] = list(getattr(self, name))
         if d["autocast"] is None:  # float32 runs keep the hashes they had before autocast existed
             del d["autocast"]
         return d
@@ -143,8 +214,66 @@ class CompareConfig:
         return config_hash(self.to_dict())
 
 
+@dataclass(frozen=True)
+class MemberSpec:
+    """One trained member of a comparison: a scheme, a seed and (grid mode) a learning rate.
+
+    ``label`` is the member's name in the store (its ``scheme`` column): the scheme itself at a
+    fixed lr, ``"scheme@lr=0.01"`` in grid mode; ``key`` = (label, seed) is its store cell.
+    """
+
+    scheme: str
+    seed: int
+    lr: float | None = None
+
+    @property
+    def label(self) -> str:
+        return run_label(self.scheme, self.lr)
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.label, self.seed)
+
+
+def run_label(scheme: str, lr: float | None) -> str:
+    """The store label of a member: ``scheme``, or ``scheme@lr=<repr(lr)>`` for a grid member."""
+    return scheme if lr is None else f"{scheme}@lr={float(lr)!r}"
+
+
+def parse_float_list(flag: str, text: str) -> tuple[float, ...]:
+    """``"0.001,0.01"`` -> (0.001, 0.01); a bad item raises ``UserError`` naming ``flag``."""
+    values = []
+    for item in str(text).split(","):
+        item = item.strip()
+        if not item:
+            continue
+        try:
+            values.append(float(item))
+        except ValueError:
+            raise UserError(f"{flag}: {item!r} is not a number; expected a comma list like 0.001,0.01,0.1") from None
+    if not values:
+        raise UserError(f"{flag}: empty list; expected a comma list like 0.001,0.01,0.1")
+    return tuple(values)
+
+
+def parse_int_list(flag: str, text: str) -> tuple[int, ...]:
+    """``"5,10,20"`` -> (5, 10, 20); a bad item raises ``UserError`` naming ``flag``."""
+    values = []
+    for item in str(text).split(","):
+        item = item.strip()
+        if not item:
+            continue
+        try:
+            values.append(int(item))
+        except ValueError:
+            raise UserError(f"{flag}: {item!r} is not an integer; expected a comma list like 5,10,20") from None
+    if not values:
+        raise UserError(f"{flag}: empty list; expected a comma list like 5,10,20")
+    return tuple(values)
+
+
 def parse_seeds(text: str) -> tuple[int, ...]:
-    """``"10"`` -> seeds 0..9; ``"3,5,8"`` -> those; ``"10-19"`` -> 10..19."""
+    """``"10"`` -> seeds 0..9; ``"3,5,8"`` -> those; ``"10-19"`` -> 10..19. Errors name ``seeds:``."""
     text = str(text).strip()
     try:
         if "," in text:
@@ -155,12 +284,12 @@ def parse_seeds(text: str) -> tuple[int, ...]:
         else:
             n = int(text)
             if n <= 0:
-                raise UserError(f"--seeds: a count must be > 0; got {text!r}")
+                raise UserError(f"seeds: a count must be > 0; got {text!r}")
             return tuple(range(n))
     except ValueError as exc:
         if isinstance(exc, UserError):
             raise
-        raise UserError(f"--seeds: expected a count (10), a range (10-19) or a list (1,2,3); got {text!r}") from None
+        raise UserError(f"seeds: expected a count (10), a range (10-19) or a list (1,2,3); got {text!r}") from None
     if not seeds:
-        raise UserError(f"--seeds: empty range {text!r}")
+        raise UserError(f"seeds: empty range {text!r}")
     return seeds

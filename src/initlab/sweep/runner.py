@@ -1,7 +1,7 @@
-"""Run one cell: train its members together and turn the result into plain records.
+"""Run one cell: train its members together and return a typed ``CellResult``.
 
-Both backends call ``run_cell``; it returns plain dicts (picklable, backend-neutral) and only
-the driver turns them into store records and commits them.
+Both backends call ``run_cell``; only the driver turns its result into store records
+(``CellResult.store_records``) and commits them.
 """
 
 from __future__ import annotations
@@ -12,6 +12,16 @@ from typing import Any
 from initlab.engine import Member, state_from_bytes, state_to_bytes, train
 from initlab.sweep.cells import Cell, member_init, model_factory
 from initlab.sweep.config import CompareConfig
+from initlab.sweep.records import CellResult
+
+
+def with_validation(config: CompareConfig, dataset: Any) -> Any:
+    """``dataset`` with the config's validation split carved out (as is when it has one already)."""
+    if hasattr(dataset, "x_val"):
+        return dataset
+    from initlab.data.split import with_validation as carve
+
+    return carve(dataset, config.val_fraction)
 
 
 def run_cell(
@@ -24,35 +34,35 @@ def run_cell(
     progress: Callable[[int, int], None] | None = None,
     device: str | None = None,
     checkpoint_due: Callable[[int], bool] | None = None,
-) -> dict[str, list[dict]]:
-    """Train ``cell``'s members on ``dataset``; ``{"runs": [...], "epochs": [...]}`` as dicts.
+) -> CellResult:
+    """Train ``cell``'s members on ``dataset`` (its validation split carved if not yet done).
 
     ``on_checkpoint(epoch, blob)`` receives the serialized state after every epoch;
     ``resume_blob`` continues from one (the result equals the uninterrupted run's).
     ``checkpoint_due(epoch)`` says after which epochs to serialize it (None: every epoch).
     ``device``: where to train (``initlab.engine.train``'s; None: where the data lies).
     """
-    members = [Member(member_init(scheme), seed, name=scheme) for scheme, seed in cell.members]
-    factory = model_factory(config, dataset.input_shape, dataset.num_classes)
     def checkpoint(state: dict) -> None:
         if checkpoint_due is None or checkpoint_due(int(state["epoch"])):
             on_checkpoint(int(state["epoch"]), state_to_bytes(state))
-    result = train(
-        factory, members, dataset, config.train_config(),
-        checkpoint=checkpoint if on_checkpoint is not None else None, progress=progress,
-        resume_state=state_from_bytes(resume_blob) if resume_blob is not None else None, device=device,
-        autocast=config.autocast,
+
+    result = train_ensemble(
+        config, cell, dataset, checkpoint=checkpoint if on_checkpoint is not None else None, progress=progress,
+        resume_state=state_from_bytes(resume_blob) if resume_blob is not None else None,
+        keep_correct=config.budgets, device=device,
     )
-    runs, epochs = [], []
-    for (scheme, seed), m in zip(cell.members, result.members):
-        last = m.records[-1]
-        runs.append(dict(
-            scheme=scheme, seed=seed, status=m.status, test_acc=last.test_acc, test_loss=last.test_loss,
-            train_loss=last.train_loss, train_acc=last.train_acc, diverged_step=m.diverged_step,
-            wall_time=result.wall_time, extra={"backend": result.backend, "cell": cell.index,
-                                               "steps_per_epoch": result.steps_per_epoch,
-                                               "device": result.state["device"]},
-        ))
-        for r in m.records:
-            epochs.append(dict(scheme=scheme, seed=seed, **r.to_dict()))
-    return {"runs": runs, "epochs": epochs}
+    return CellResult.from_ensemble(cell.index, cell.members, result)
+
+
+def engine_members(cell: Cell) -> list[Member]:
+    """The engine's ``Member``s of a cell, in its order."""
+    return [Member(member_init(m.scheme), m.seed, name=m.scheme, lr=m.lr) for m in cell.members]
+
+
+def train_ensemble(config: CompareConfig, cell: Cell, dataset: Any, **train_kwargs: Any):
+    """The engine's ``EnsembleResult`` for ``cell``, exactly as ``compare`` trains it (same split,
+    members, factory, ``TrainConfig`` and autocast): how a study retrains a stored comparison."""
+    dataset = with_validation(config, dataset)
+    factory = model_factory(config, dataset.input_shape, dataset.num_classes)
+    train_kwargs.setdefault("autocast", config.autocast)
+    return train(factory, engine_members(cell), dataset, config.train_config(), **train_kwargs)
