@@ -448,8 +448,9 @@ def test_mixed_lr_members_resume_bit_for_bit():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(lr=0.0), "Member lr must be > 0"), (dict(lr=float("nan")), "Member lr must be a finite"),
-    (dict(weight_decay=-1.0), "Member weight_decay must be >= 0"),
+    (dict(lr=0.0), "Member lr: got 0.0; expected a finite number > 0"),
+    (dict(lr=float("nan")), "Member lr: got nan; expected a finite number > 0"),
+    (dict(weight_decay=-1.0), "Member weight_decay: got -1.0; expected"),
 ])
 def test_bad_member_rates_are_named(kwargs, message):
     with pytest.raises(ValueError, match=message):

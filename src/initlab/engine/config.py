@@ -144,10 +144,10 @@ class Member:
         if self.name is not None and not isinstance(self.name, str):
             raise UserError(f"Member name must be a string or None; got {self.name!r}")
         if self.lr is not None:
-            object.__setattr__(self, "lr", _real("Member lr", self.lr, low=0.0, low_open=True, allowed="> 0"))
+            object.__setattr__(self, "lr", checks.positive("Member lr", self.lr))
         if self.weight_decay is not None:
             object.__setattr__(self, "weight_decay",
-                               _real("Member weight_decay", self.weight_decay, low=0.0, allowed=">= 0"))
+                               checks.real("Member weight_decay", self.weight_decay, low=0.0))
 
     @property
     def label(self) -> str:
