@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,32 +10,30 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from initlab.activations import MODULE_NAMES
 from initlab.diagnose.flags import Thresholds, compute_flags
 from initlab.diagnose.jacobian import jacobian_singular_values
 from initlab.diagnose.predict import ChainLayer, predict_chain
 from initlab.diagnose.result import Diagnosis, LayerStats
 from initlab.diagnose.symmetry import REL_TOL, duplicate_rows
 from initlab.errors import UserError
-
-# Activation modules by type (nn.Identity is "no activation", not an activation).
-_ACTIVATIONS: dict[type, str] = {t: n for t, n in MODULE_NAMES.items() if t is not nn.Identity}
-# Modules that may sit between a layer and its activation: they reshape, normalize, pool or drop.
-_PASSTHROUGH: tuple[type, ...] = (
-    nn.Identity, nn.modules.dropout._DropoutNd, nn.Flatten, nn.Unflatten,
-    nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm,
-    nn.modules.pooling._MaxPoolNd, nn.modules.pooling._AvgPoolNd,
-    nn.modules.pooling._AdaptiveAvgPoolNd, nn.modules.pooling._AdaptiveMaxPoolNd,
+from initlab.layers import (
+    DROPOUT_TYPES,
+    SATURATION_TESTS,
+    activation_of_module,
+    first_tensor,
+    is_transposed_linear,
+    module_kind,
 )
+
+# Kinds of module that may sit between a layer and its activation: they reshape, normalize, pool,
+# drop or scale (initlab.layers.module_kind).
+_PASSTHROUGH_KINDS = ("norm", "transparent", "scale")
 # Leaf modules a mean-field chain may contain besides its Linear/Conv layers (eval mode).
-_CHAIN_LINKS: tuple[type, ...] = (nn.Identity, nn.Flatten, nn.modules.dropout._DropoutNd, *_ACTIVATIONS)
-# name -> predicate on the activation output: True where the entry is in a flat tail.
-_SATURATION: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-    "tanh": lambda a: a.abs() > 0.99,
-    "hardtanh": lambda a: a.abs() > 0.99,
-    "softsign": lambda a: a.abs() > 0.99,
-    "sigmoid": lambda a: (a < 0.01) | (a > 0.99),
-}
+_CHAIN_LINK_TYPES: tuple[type, ...] = (nn.Identity, nn.Flatten, *DROPOUT_TYPES)
+
+
+def _is_chain_link(module: nn.Module) -> bool:
+    return isinstance(module, _CHAIN_LINK_TYPES) or activation_of_module(module) is not None
 
 
 def layer_kind(module: nn.Module) -> str | None:
@@ -44,21 +41,14 @@ def layer_kind(module: nn.Module) -> str | None:
     weight = module._parameters.get("weight")
     if not isinstance(weight, torch.Tensor) or isinstance(weight, nn.parameter.UninitializedParameter) or weight.dim() < 2:
         return None
-    if isinstance(module, nn.Linear):
-        return "linear"
-    if isinstance(module, nn.modules.conv._ConvTransposeNd):
-        return "conv_transpose"
-    if isinstance(module, nn.modules.conv._ConvNd):
-        return "conv"
-    if isinstance(module, (nn.Embedding, nn.EmbeddingBag)):
-        return "embedding"
-    if isinstance(module, nn.Bilinear):
-        return "bilinear"
-    return "other"
+    kind = module_kind(module)
+    return kind if kind in ("linear", "conv", "conv_transpose", "embedding", "bilinear") else "other"
 
 
 def _units_and_fan_in(module: nn.Module, kind: str) -> tuple[int, int]:
     w = module.weight
+    if is_transposed_linear(module):  # transformers' Conv1D: (in, out)
+        return w.shape[1], w.shape[0]
     if kind == "conv_transpose":
         groups = module.groups
         per_out = (w.shape[0] // groups) * math.prod(w.shape[2:]) / math.prod(module.stride)
@@ -71,6 +61,8 @@ def _units_and_fan_in(module: nn.Module, kind: str) -> tuple[int, int]:
 def _unit_weight_rows(module: nn.Module, kind: str) -> list[torch.Tensor]:
     """Incoming weights (and bias) of each unit, one matrix per group of units that share inputs."""
     w = module.weight.detach()
+    if is_transposed_linear(module):
+        w = w.T
     bias = getattr(module, "bias", None)
     bias = bias.detach() if isinstance(bias, torch.Tensor) and bias.dim() == 1 else None
     if kind == "embedding":
@@ -86,14 +78,6 @@ def _unit_weight_rows(module: nn.Module, kind: str) -> list[torch.Tensor]:
     if bias is not None and bias.numel() == per.shape[0] * per.shape[1]:
         per = torch.cat([per, bias.reshape(per.shape[0], per.shape[1], 1)], dim=2)
     return [m for m in per if m.shape[0] > 1]
-
-
-def _first_tensor(value: Any) -> torch.Tensor | None:
-    if isinstance(value, torch.Tensor):
-        return value
-    if isinstance(value, (tuple, list)) and value and isinstance(value[0], torch.Tensor):
-        return value[0]
-    return None
 
 
 @dataclass
@@ -164,7 +148,7 @@ class _Probe:
 
     def _on_weighted(self, module: nn.Module, output: Any) -> Any:
         self._finish()
-        out = _first_tensor(output)
+        out = first_tensor(output)
         if out is None or not torch.is_floating_point(out):
             return output
         name, kind = self.kinds[module]
@@ -198,13 +182,14 @@ class _Probe:
     def _on_leaf(self, module: nn.Module, output: Any) -> None:
         if self.pending is None:
             return
-        act_name = _ACTIVATIONS.get(type(module)) or next((n for t, n in _ACTIVATIONS.items() if isinstance(module, t)), None)
-        out = _first_tensor(output)
+        act = activation_of_module(module)
+        act_name = act[0] if act is not None else None
+        out = first_tensor(output)
         if act_name is not None and out is not None:
             self.pending.activation, self.pending.act_name = module, act_name
             self._finish(out.detach())
             return
-        if not isinstance(module, _PASSTHROUGH):
+        if module_kind(module) not in _PASSTHROUGH_KINDS:
             self._finish()
 
     def _finish(self, post: torch.Tensor | None = None) -> None:
@@ -220,7 +205,7 @@ class _Probe:
         mat = mat.detach()
         alive = (mat != 0).any(dim=1)
         rec.dead_frac = float((~alive).double().mean())
-        check = _SATURATION.get(rec.act_name or "")
+        check = SATURATION_TESTS.get(rec.act_name or "")
         rec.saturated_frac = float(check(mat).double().mean()) if check is not None else None
         scale = float(mat.abs().max()) if mat.numel() else 0.0
         constant = (mat.amax(dim=1) - mat.amin(dim=1)) <= REL_TOL * scale
@@ -287,7 +272,7 @@ def _chain(model: nn.Module, probe: _Probe, inputs: torch.Tensor, y: Any) -> tup
         return None, "no prediction: a layer is called more than once (shared weights)"
     for module, first_in, output in probe.trace:
         kind = probe.kinds.get(module, (None, None))[1]
-        if kind not in ("linear", "conv") and not isinstance(module, _CHAIN_LINKS):
+        if kind not in ("linear", "conv") and not _is_chain_link(module):
             return None, f"no prediction: {type(module).__name__} is not part of a chain the theory covers"
         if first_in is not previous:
             return None, "no prediction: the model is not a plain chain of its modules (skip connections or functional ops)"
@@ -393,7 +378,7 @@ def diagnose(
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 raise UserError(f"the model failed on inputs of shape {tuple(inputs.shape)} ({inputs.dtype}): {first}") from None
             probe.finish()
-            out = _first_tensor(y)
+            out = first_tensor(y)
             if out is None:
                 raise UserError(f"the model returned a {type(y).__name__}; diagnose needs a tensor output")
             if not probe.records:

@@ -23,9 +23,11 @@ from typing import Any
 from torch import nn
 
 from initlab.errors import UserError, closest, unknown
+from initlab.layers import SCALED_KINDS
 from initlab.policy import rules
-from initlab.policy.introspect import SCALED_KINDS, ModelGraph, introspect
+from initlab.policy.introspect import introspect
 from initlab.policy.plans import KEEP, Plan, PlanEntry
+from initlab.policy.records import ModelGraph
 from initlab.schemes import Scheme, get_scheme, list_schemes
 
 POLICY_NAMES = ("auto", "lsuv", "auto+lsuv")

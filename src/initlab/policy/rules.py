@@ -24,18 +24,12 @@ from typing import Any
 import torch
 
 from initlab.activations import get_activation
-from initlab.policy.introspect import SCALED_KINDS, LayerInfo, ModelGraph
+from initlab.layers import HOMOGENEOUS, SATURATING, SCALED_KINDS
 from initlab.policy.plans import KEEP, RowBlock
+from initlab.policy.records import LayerInfo, ModelGraph
 from initlab.quadrature import hermite_normal
 from initlab.schemes import gain as activation_gain
 
-# Activations whose derivative stays near 1 on a half-line (or is non-saturating): He-style
-# variance scaling with the activation's gain keeps the forward variance (He et al. 2015).
-RECTIFIERS = ("relu", "leaky_relu", "relu6", "elu", "celu", "gelu", "silu", "mish", "softplus", "hardswish")
-# Positively homogeneous (phi(cx) = c phi(x), c > 0): every variance is a fixed point at He's gain.
-HOMOGENEOUS = ("relu", "leaky_relu", "relu6")
-# Bounded activations: Glorot & Bengio's analysis is for these.
-SATURATING = ("tanh", "sigmoid", "softsign", "hardtanh")
 # A plain chain (no residual add, no normalization) with at least this many layers of one
 # activation that is neither homogeneous nor SELU gets orthogonal weights at the
 # depth-critical gain instead of He/Xavier (see ``deep_plain_rule``).
