@@ -14,9 +14,10 @@ from initlab.diagnose.flags import Thresholds, compute_flags
 from initlab.diagnose.jacobian import jacobian_singular_values
 from initlab.diagnose.predict import ChainLayer, predict_chain
 from initlab.diagnose.result import Diagnosis, LayerStats
-from initlab.diagnose.symmetry import REL_TOL, duplicate_rows
+from initlab.diagnose.symmetry import REL_TOL, duplicate_rows, sample_rows
 from initlab.errors import UserError
 from initlab.layers import (
+    BATCH_NORM_TYPES,
     DROPOUT_TYPES,
     SATURATION_TESTS,
     activation_of_module,
@@ -209,10 +210,29 @@ class _Probe:
         rec.saturated_frac = float(check(mat).double().mean()) if check is not None else None
         scale = float(mat.abs().max()) if mat.numel() else 0.0
         constant = (mat.amax(dim=1) - mat.amin(dim=1)) <= REL_TOL * scale
+        rows = sample_rows(mat.shape[0])
+        if rows is not None:
+            rows = rows.to(mat.device)
+            mat, constant = mat[rows], constant[rows]
         rec.act_twins = duplicate_rows(mat, skip=constant)
 
     def finish(self) -> None:
         self._finish()
+
+
+def _weight_twins(rec: _Record) -> torch.Tensor:
+    """Units with a twin by incoming weights, over every unit or over ``sample_rows``' sample."""
+    rows = sample_rows(rec.units)
+    count = rec.units if rows is None else len(rows)
+    twins = torch.zeros(count, dtype=torch.bool)
+    blocks = _unit_weight_rows(rec.module, rec.kind)  # groups of units in output order
+    if not blocks or sum(b.shape[0] for b in blocks) != rec.units:
+        return twins
+    if rows is None:
+        return torch.cat([duplicate_rows(b).cpu() for b in blocks])
+    if len(blocks) == 1:
+        return duplicate_rows(blocks[0][rows.to(blocks[0].device)]).cpu()
+    return twins  # a grouped layer this wide: not checked
 
 
 def _loss(y: torch.Tensor, targets: torch.Tensor | None, generator: torch.Generator) -> tuple[torch.Tensor, str]:
@@ -222,12 +242,16 @@ def _loss(y: torch.Tensor, targets: torch.Tensor | None, generator: torch.Genera
         return (y.float() * proj).sum(), "projection"
     if not isinstance(targets, torch.Tensor):
         raise UserError(f"targets must be a tensor or None; got {type(targets).__name__}")
+    if not torch.is_floating_point(targets) and y.dim() >= 3 and tuple(targets.shape) == tuple(y.shape[:-1]):
+        # sequence logits (B, T, V) with targets (B, T): classes on the last axis, as LMs return them
+        y = y.movedim(-1, 1)
     if not torch.is_floating_point(targets):
         expected = (y.shape[0], *y.shape[2:])
         if y.dim() < 2 or tuple(targets.shape) != expected:
             raise UserError(
                 f"integer targets of shape {tuple(targets.shape)} do not fit outputs of shape {tuple(y.shape)}; "
-                f"allowed: class indices of shape {expected}"
+                f"allowed: class indices of shape {expected} (or {tuple(y.shape[:1]) + tuple(y.shape[2:])[:-1]} "
+                "for sequence logits (B, T, V))"
             )
         if targets.numel() and (int(targets.min()) < 0 or int(targets.max()) >= y.shape[1]):
             raise UserError(
@@ -242,15 +266,29 @@ def _loss(y: torch.Tensor, targets: torch.Tensor | None, generator: torch.Genera
     return 0.5 * (y.float() - targets.to(y.device).float()).pow(2).sum(), "squared_error"
 
 
+def _tied_layers(records: list[_Record]) -> dict[str, str]:
+    """Layer name -> an earlier, distinct layer that holds the very same weight tensor (tied on purpose)."""
+    owner: dict[int, _Record] = {}
+    out: dict[str, str] = {}
+    for rec in records:
+        prev = owner.setdefault(id(rec.module.weight), rec)
+        if prev.module is not rec.module:
+            out.setdefault(rec.name, prev.name)
+    return out
+
+
 def _cloned_layers(records: list[_Record]) -> dict[str, str]:
-    """Layer name -> an earlier distinct module with bit-identical, non-constant weights."""
+    """Layer name -> an earlier distinct module with bit-identical, non-constant weights that are
+    not the same tensor (tied weights are reported as tied, not as clones)."""
     seen: dict[tuple, list[_Record]] = {}
     out: dict[str, str] = {}
     done: set[int] = set()
+    tensors: set[int] = set()
     for rec in records:
-        if id(rec.module) in done:
+        if id(rec.module) in done or id(rec.module.weight) in tensors:
             continue
         done.add(id(rec.module))
+        tensors.add(id(rec.module.weight))
         w = rec.module.weight.detach()
         if w.numel() < 2 or bool(w.amax() == w.amin()):
             continue  # zero/constant init: already a symmetry finding within the layer
@@ -292,7 +330,8 @@ def diagnose(
     *,
     jacobian: bool = False,
     generator: torch.Generator | None = None,
-    train: bool = False,
+    train: bool | None = None,
+    plan: Any = None,
     thresholds: Thresholds | None = None,
     jacobian_samples: int = 16,
     jacobian_rank: int = 64,
@@ -332,7 +371,14 @@ def diagnose(
         jacobian: compute the Jacobian spectrum.
         generator: for the random projection and randomized SVD probes; a fresh
             ``torch.Generator()`` seeded 0 when omitted. Same generator state, same result.
-        train: run the model in train mode (dropout then draws from torch's global RNG).
+        train: ``None`` (default): as the model will train where it matters at init:
+            normalization layers in train mode (BatchNorm uses the batch's statistics, as in
+            the first training step; with fresh running statistics eval mode would measure a
+            different network), dropout off; ``True``: the whole model in train mode (dropout
+            then draws from torch's global RNG, saved and restored around the pass); ``False``:
+            eval mode.
+        plan: the ``initlab.Plan`` the model was initialized with: layers whose weight it
+            zeroed on purpose (residual branch ends) are not flagged as dead or symmetric.
         thresholds: when flags fire (``Thresholds()`` by default).
         jacobian_samples: how many inputs the Jacobian is computed for.
         jacobian_rank: singular values per sample of the randomized estimate.
@@ -367,10 +413,12 @@ def diagnose(
 
     modes = {m: m.training for m in model.modules()}
     # train mode updates BatchNorm running statistics: put every buffer back afterwards
-    buffers = [(b, b.detach().clone()) for b in model.buffers()] if train else []
+    buffers = [(b, b.detach().clone()) for b in model.buffers()] if train is not False else []
     probe = _Probe(model, inputs.shape[0])
+    rng = torch.random.fork_rng(devices=[])
+    rng.__enter__()
     try:
-        model.train(train)
+        _set_mode(model, train)
         with torch.enable_grad():
             try:
                 y = model(inputs)
@@ -388,6 +436,7 @@ def diagnose(
             if wrt and loss.requires_grad:
                 torch.autograd.grad(loss, wrt, allow_unused=True)
     finally:
+        rng.__exit__(None, None, None)
         probe.remove()
         for module, mode in modes.items():
             module.training = mode
@@ -398,11 +447,8 @@ def diagnose(
     layers = []
     for rec in probe.records:
         w = rec.module.weight.detach()
-        twins = torch.zeros(rec.units, dtype=torch.bool)
-        blocks = _unit_weight_rows(rec.module, rec.kind)  # groups of units in output order
-        if blocks and sum(b.shape[0] for b in blocks) == rec.units:
-            twins = torch.cat([duplicate_rows(b).cpu() for b in blocks])
-        if rec.act_twins is not None and rec.act_twins.numel() == rec.units:
+        twins = _weight_twins(rec)
+        if rec.act_twins is not None and rec.act_twins.numel() == twins.numel():
             twins |= rec.act_twins.cpu()
         layers.append(LayerStats(
             name=rec.name, kind=rec.kind, activation=rec.act_name, units=rec.units, fan_in=rec.fan_in,
@@ -431,12 +477,41 @@ def diagnose(
 
     return Diagnosis(
         layers=layers,
-        flags=compute_flags(layers, thresholds, _cloned_layers(probe.records)),
+        flags=compute_flags(layers, thresholds, _cloned_layers(probe.records), _planned_zero(plan)),
         predicted=predicted,
         predicted_note=note,
         jacobian_singular_values=singular_values,
         jacobian_method=method,
         batch_size=int(inputs.shape[0]),
         loss=loss_name,
-        mode="train" if train else "eval",
+        mode=_mode_name(model, train),
+        tied=_tied_layers(probe.records),
+        planned_zero=tuple(sorted(_planned_zero(plan))),
     )
+
+
+def _mode_name(model: nn.Module, train: bool | None) -> str:
+    if train is None:
+        return "train-norm" if any(isinstance(m, BATCH_NORM_TYPES) for m in model.modules()) else "eval"
+    return "train" if train else "eval"
+
+
+def _set_mode(model: nn.Module, train: bool | None) -> None:
+    """``train`` True/False: the whole model; None: normalization layers train, the rest eval."""
+    if train is not None:
+        model.train(train)
+        return
+    model.eval()
+    for module in model.modules():
+        if isinstance(module, BATCH_NORM_TYPES):
+            module.train()
+
+
+def _planned_zero(plan: Any) -> frozenset[str]:
+    """Layers whose weight ``plan`` fills with zeros (a ``Plan`` or None)."""
+    if plan is None:
+        return frozenset()
+    entries = getattr(plan, "entries", None)
+    if entries is None:
+        raise UserError(f"plan must be an initlab.Plan or None; got {type(plan).__name__}")
+    return frozenset(e.layer for e in entries if e.scheme == "zeros" and e.param.rpartition(".")[2] == "weight")

@@ -193,6 +193,8 @@ def free_parameter_rule(info: LayerInfo, local: str, shape: tuple[int, ...]) -> 
     if TOKEN_PATTERN.match(key) or _POSITION.match(key):
         what = "learned token" if TOKEN_PATTERN.match(key) else "position embedding"
         return Decision("normal", {"mean": 0.0, "std": 0.02}, f"{what}: N(0, 0.02^2), the ViT/BERT recipe (Dosovitskiy et al. 2021)", "embedding")
+    if len(shape) == 1 and (key == "bias" or key.endswith("_bias")):
+        return bias_rule(info)
     if math.prod(shape) == 1:
         if _SCALAR_ONES.search(key):
             return Decision("ones", {}, "scalar multiplier: 1 (Fixup, Zhang et al. 2019)", "scalar")

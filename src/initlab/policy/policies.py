@@ -228,7 +228,7 @@ def plan(model: nn.Module, policy: Any = "auto", example_input: Any = None) -> P
 
     for name, shape, info, decision in decided:
         source = "auto"
-        owner, _, local = name.rpartition(".")
+        local = name.rpartition(".")[2]
         if base == "lsuv" and info is not None and info.kind in SCALED_KINDS and local == "weight" \
                 and decision.role != "residual_last":
             decision = rules.Decision(
