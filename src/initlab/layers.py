@@ -168,6 +168,9 @@ def _normalises(module: nn.Module) -> bool:
 _KIND_CACHE: weakref.WeakKeyDictionary[nn.Module, tuple[type, str]] = weakref.WeakKeyDictionary()
 
 
+_ACT_CACHE: weakref.WeakKeyDictionary[nn.Module, tuple[type, str | None]] = weakref.WeakKeyDictionary()
+
+
 def module_kind(module: nn.Module) -> str:
     """linear, bilinear, conv, conv_transpose, norm, rnn, attention, embedding, activation,
     scale, transparent, container or other (see the module docstring)."""
@@ -229,11 +232,12 @@ def activation_of_module(module: nn.Module) -> tuple[str, float | None] | None:
         return (None if name == "linear" else (name, module_param(module)))
     if module_kind(module) != "activation":
         return None
-    known = FOREIGN_ACTIVATIONS.get(type(module).__name__)
-    found = _acts_as(module)
-    # behaviour decides when the name and the values disagree (a subclass may change forward)
-    act = found or known
-    return (act, None) if act is not None else None
+    cached = _ACT_CACHE.get(module)
+    if cached is None or cached[0] is not type(module):
+        # behaviour decides when the name and the values disagree (a subclass may change forward)
+        cached = (type(module), _acts_as(module) or FOREIGN_ACTIVATIONS.get(type(module).__name__))
+        _ACT_CACHE[module] = cached
+    return (cached[1], None) if cached[1] is not None else None
 
 
 def is_leaf(module: nn.Module) -> bool:

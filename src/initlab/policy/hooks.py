@@ -205,8 +205,9 @@ def _branch_output(items: list[Call], i: int) -> tuple[torch.Tensor | None, int]
 
 
 def _find_skip(items: list[Call], start: int, stop: int, skip: torch.Tensor) -> int | None:
-    """The latest call in ``[start, stop)`` whose input equals ``skip`` (the branch's block input)."""
-    for k in range(stop - 1, start - 1, -1):
+    """The first call in ``[start, stop)`` whose input equals ``skip``: where the branch starts
+    (q, k and v all read the block input; the branch begins at the first of them)."""
+    for k in range(start, stop):
         inp = items[k].inp
         if inp is not None and inp.shape == skip.shape and _close(inp, skip):
             return k
@@ -218,6 +219,7 @@ def residual_branches_by_values(items: list[Call], final: torch.Tensor | None) -
     branch's output and ``x`` the input of a module called before the branch's layers."""
     found: list[ResidualBranch] = []
     sums: list[tuple[int, int]] = []  # (branch index, call whose input is the sum)
+    skips: list[torch.Tensor] = []  # each branch's skip-path tensor
     flow = [i for i, c in enumerate(items) if module_kind(c.module) in FLOW_LAYER_KINDS and c.out is not None]
     for i in flow:
         branch_out, j = _branch_output(items, i)
@@ -237,22 +239,35 @@ def residual_branches_by_values(items: list[Call], final: torch.Tensor | None) -
                 continue
             found.append(ResidualBranch(items[i].name, members))
             sums.append((len(found) - 1, m))
+            skips.append(items[k].inp)
             break
-    return _mark_post_norms(items, found, sums)
+    return _mark_post_norms(items, found, sums, skips)
 
 
-def _mark_post_norms(items: list[Call], found: list[ResidualBranch], sums: list[tuple[int, int]]) -> list[ResidualBranch]:
-    """Post-LN: the sum goes into a norm whose output (not the sum) is the next block's input."""
-    out = list(found)
+def _mark_post_norms(
+    items: list[Call], found: list[ResidualBranch], sums: list[tuple[int, int]], skips: list[torch.Tensor]
+) -> list[ResidualBranch]:
+    """Post-LN: a branch's sum goes into a norm, and the next branch's skip path is that norm's
+    output (pre-LN: the raw sum). The last branch, with no next one, follows the others."""
+    verdicts: list[bool | None] = []
     for b, m in sums:
-        if m >= len(items) or module_kind(items[m].module) != "norm":
+        if m >= len(items) or module_kind(items[m].module) != "norm" or b + 1 >= len(skips):
+            verdicts.append(None)
             continue
-        normed = items[m].out
-        later_inputs = [c.inp for c in items[m + 1:m + 1 + _SKIP_WINDOW] if c.inp is not None]
-        raw = items[m].inp
-        feeds_normed = normed is not None and any(_same_values(normed, t) for t in later_inputs)
-        feeds_raw = raw is not None and any(_same_values(raw, t) for t in later_inputs)
-        if feeds_normed and not feeds_raw:
+        nxt = skips[b + 1]
+        normed, raw = items[m].out, items[m].inp
+        if normed is not None and nxt is not None and _same_values(normed, nxt):
+            verdicts.append(True)
+        elif raw is not None and nxt is not None and _same_values(raw, nxt):
+            verdicts.append(False)
+        else:
+            verdicts.append(None)
+    known = [v for v in verdicts if v is not None]
+    default = bool(known) and all(known)
+    out = list(found)
+    for (b, m), verdict in zip(sums, verdicts):
+        is_post = verdict if verdict is not None else default and m < len(items) and module_kind(items[m].module) == "norm"
+        if is_post:
             branch = out[b]
             out[b] = ResidualBranch(branch.end, branch.layers, branch.norm, items[m].name)
     return out
