@@ -82,7 +82,7 @@ def llama(vocab: int = 128, width: int = 64, depth: int = 2, heads: int = 4, con
     tf = _quiet_transformers()
     cfg = tf.LlamaConfig(vocab_size=vocab, hidden_size=width, num_hidden_layers=depth, num_attention_heads=heads,
                          num_key_value_heads=heads, intermediate_size=2 * width, max_position_embeddings=context,
-                         bos_token_id=0, eos_token_id=0, pad_token_id=0)
+                         bos_token_id=0, eos_token_id=0)
     return tf.LlamaForCausalLM(cfg)
 
 
@@ -97,14 +97,15 @@ def vit(num_classes: int = 10, image: int = 32, patch: int = 8, width: int = 64,
 
 def resnet(num_classes: int = 10, layers: tuple[int, ...] = (1, 1, 1, 1), in_chans: int = 3,
            norm: bool = True, width: int = 16) -> nn.Module:
-    """timm ``ResNet`` of BasicBlocks; ``norm=False`` swaps every BatchNorm for an identity."""
-    timm = import_timm()
+    """timm ``ResNet`` of BasicBlocks with channels (w, 2w, 4w, 8w); ``norm=False`` swaps every
+    BatchNorm for an identity (a normalization-free ResNet, the model Fixup is for)."""
+    import_timm()
     from timm.models.resnet import BasicBlock, ResNet
 
     kwargs = {} if norm else {"norm_layer": _NoNorm}
-    net = ResNet(BasicBlock, list(layers), num_classes=num_classes, in_chans=in_chans, stem_width=width, **kwargs)
-    del timm
-    return net
+    channels = tuple(width * 2**i for i in range(len(layers)))
+    return ResNet(BasicBlock, list(layers), num_classes=num_classes, in_chans=in_chans, stem_width=width,
+                  channels=channels, **kwargs)
 
 
 class _NoNorm(nn.Identity):

@@ -119,11 +119,15 @@ def embedding_rule(info: LayerInfo, shape: tuple[int, ...], ctx: RuleContext | N
     padding row (``padding_idx``) is zero. Source: PyTorch's nn.Embedding default.
 
     When the model ties an embedding to its readout (the LM head shares the token embedding),
-    the same matrix also maps a normalized d-dim state to logits: N(0, 1) would give logits of
-    std sqrt(d) and an initial loss far above ln V. Every embedding of that width then gets
-    N(0, 1/d): logits of std ~1 from a unit-variance state, token and position vectors on one
-    scale. Sources: Press & Wolf (2017), Using the output embedding; Vaswani et al. (2017), 3.4
-    (the tied embedding multiplied by sqrt(d) on input, i.e. std 1/sqrt(d) in the matrix).
+    the same matrix also maps a normalized state h (|h| = sqrt(d)) to logits: N(0, 1) gives
+    logits of std sqrt(d) and an initial loss far above ln V. With std s, a generic logit has
+    std s sqrt(d), and the logit of the input token itself, whose embedding is still in h when
+    the residual branches start at zero, is about s d cos(h, e_x): only s = 1/d keeps both O(1)
+    at any width (std 1/sqrt(d) would put that self-logit at sqrt(d)). Every embedding of that
+    width gets the same scale, so token and position vectors stay comparable; the
+    normalization that follows the embeddings removes the scale on the input side. Sources:
+    Press & Wolf (2017), Using the output embedding to improve language models; the readout
+    variance 1/d^2 of muP, Yang et al. (2021), Tensor Programs V.
     """
     blocks: tuple[RowBlock, ...] = ()
     padding = getattr(info.module, "padding_idx", None)
@@ -133,10 +137,10 @@ def embedding_rule(info: LayerInfo, shape: tuple[int, ...], ctx: RuleContext | N
     std = 1.0
     reason = "embedding: N(0, 1), unit-variance features (PyTorch's nn.Embedding default)"
     if ctx is not None and ctx.tied_width is not None and len(shape) == 2 and shape[1] == ctx.tied_width:
-        std = 1.0 / math.sqrt(shape[1])
+        std = 1.0 / shape[1]
         reason = (
-            f"embedding of a model whose token embedding is tied to its readout: N(0, 1/d), std {_g(std)}, "
-            "so tied logits have std ~1 (Press & Wolf 2017; Vaswani et al. 2017)"
+            f"embedding of a model whose token embedding is tied to its readout: N(0, 1/d^2), std 1/{shape[1]}, "
+            "so the tied logits, the input token's own included, are O(1) (Press & Wolf 2017; muP readout, Yang et al. 2021)"
         )
     if blocks:
         reason += f", padding row {blocks[0].start} zero"
