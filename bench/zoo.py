@@ -43,6 +43,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import initlab
+from initlab.layers import first_tensor
 from initlab.models import zoo
 
 warnings.simplefilter("ignore")
@@ -76,10 +77,6 @@ MODELS = {
 }
 
 
-def _logits(out):
-    return initlab.layers.first_tensor(out)
-
-
 def _decades(num: float, den: float) -> float:
     return math.log10(num / den) if num > 0 and den > 0 else math.nan
 
@@ -96,7 +93,7 @@ def init_row(build, kind: str, policy: str, seed: int = 0) -> dict:
     bwd = _decades(d.layers[0].grad_sq_norm, d.layers[-1].grad_sq_norm)
     model.eval()
     with torch.no_grad():
-        logits = _logits(model(x)).float()
+        logits = first_tensor(model(x)).float()
     classes = logits.shape[-1]
     y = torch.randint(0, classes, logits.shape[:-1], generator=torch.Generator().manual_seed(seed + 1))
     loss = F.cross_entropy(logits.reshape(-1, classes), y.reshape(-1))
