@@ -301,3 +301,14 @@ def test_many_kept_parameters_warn_and_name_them():
 
     with pytest.warns(UserWarning, match=r"2 of 4 parameters .*table, other"):
         plan(Opaque())
+
+
+def test_grouped_and_depthwise_convs_use_their_true_fans():
+    net = nn.Sequential(nn.Conv2d(16, 16, 3, groups=16, padding=1), nn.Tanh(),
+                        nn.ConvTranspose2d(16, 32, 3, groups=8), nn.ReLU(), nn.Conv2d(32, 4, 1))
+    p = initialize(net, seed=0)
+    assert "16-group" in p["0.weight"].reason
+    # Xavier for tanh on a depthwise 3x3: fan_in = fan_out = 9, Var = (5/3)^2 / 9 (torch's fan_out says 144)
+    assert net[0].weight.var().item() == pytest.approx((5 / 3) ** 2 / 9, rel=0.15)
+    # He for a grouped transposed conv: forward fan-in = in/groups * k = 2 * 9, Var = 2 / 18
+    assert net[2].weight.var().item() == pytest.approx(2 / 18, rel=0.1)

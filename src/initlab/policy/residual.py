@@ -59,6 +59,35 @@ def scale_variance(scheme: str, params: dict, factor: float) -> tuple[str, dict]
     return None
 
 
+def _variance_form(scheme: str, params: dict) -> tuple[float, str, str] | None:
+    """(scale, mode, distribution) with Var = scale / fan_mode, for the fan-scaled schemes."""
+    converted = scale_variance(scheme, params, 1.0)
+    if converted is None or converted[0] != "variance_scaling":
+        return None
+    p = converted[1]
+    return float(p.get("scale", 1.0)), str(p.get("mode", "fan_in")), str(p.get("distribution", "truncated_normal"))
+
+
+def grouped_fans(scheme: str, params: dict, torch_fans: tuple[int, int], true_fans: tuple[int, int]
+                 ) -> tuple[str, dict] | None:
+    """The same variance with a grouped layer's true fans instead of torch's.
+
+    torch's ``fan_out`` of a grouped convolution counts every output channel (``out * k``),
+    though each input channel reaches only ``out/groups`` of them; for a transposed one its
+    ``fan_out`` (the forward fan-in) counts every input channel. Returns
+    ``variance_scaling(scale', mode=fan_in)`` whose draws have ``scale / true_fan_mode``
+    variance, or None when the fans agree or the scheme is not fan-scaled.
+    """
+    form = _variance_form(scheme, params)
+    if form is None or torch_fans == true_fans:
+        return None
+    scale, mode, dist = form
+    pick = {"fan_in": lambda f: f[0], "fan_out": lambda f: f[1], "fan_avg": lambda f: (f[0] + f[1]) / 2}[mode]
+    if pick(torch_fans) == pick(true_fans):
+        return None
+    return "variance_scaling", {"scale": scale * torch_fans[0] / pick(true_fans), "mode": "fan_in", "distribution": dist}
+
+
 def branch_positions(graph: ModelGraph) -> dict[str, tuple[ResidualBranch, int]]:
     """Layer name -> (its residual branch, its position in the branch); the first branch wins."""
     out: dict[str, tuple[ResidualBranch, int]] = {}

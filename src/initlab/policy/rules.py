@@ -22,7 +22,7 @@ from functools import lru_cache
 import torch
 
 from initlab.activations import get_activation
-from initlab.layers import HOMOGENEOUS, SATURATING, SCALED_KINDS
+from initlab.layers import HOMOGENEOUS, SATURATING, SCALED_KINDS, weight_fans
 from initlab.policy.decisions import Decision, RuleContext, _after, _g, context
 from initlab.policy.kind_rules import (
     attention_rule,
@@ -39,9 +39,11 @@ from initlab.policy.residual import (
     fan_in_mode,
     fixup_factor,
     fixup_text,
+    grouped_fans,
     scale_variance,
 )
 from initlab.quadrature import hermite_normal
+from initlab.schemes import compute_fans
 from initlab.schemes import gain as activation_gain
 
 __all__ = ["DEEP_PLAIN_MIN_DEPTH", "Decision", "RuleContext", "context", "decide", "depth_critical_gain"]
@@ -286,7 +288,23 @@ def weight_layer_rule(info: LayerInfo, shape: tuple[int, ...], ctx: RuleContext)
             decision.reason + f"; its residual branch ends in '{info.residual_norm}', which starts at zero",
             decision.role, decision.chunks, decision.blocks,
         )
-    return _fixup_scaled(decision, info, ctx)
+    return _fixup_scaled(_grouped(decision, info, shape), info, ctx)
+
+
+def _grouped(decision: Decision, info: LayerInfo, shape: tuple[int, ...]) -> Decision:
+    """Grouped and depthwise convolutions: the variance from the true fans (``layers.weight_fans``),
+    where torch's fan_out (or a transposed layer's forward fan) counts every channel."""
+    groups = int(getattr(info.module, "groups", 1) or 1)
+    true_fans = weight_fans(info.module)
+    if groups == 1 or true_fans is None or len(shape) < 3:
+        return decision
+    # in the slots torch reads: a transposed conv's "fan_out" is its forward fan-in
+    slots = (true_fans[1], true_fans[0]) if info.kind == "conv_transpose" else true_fans
+    fixed = grouped_fans(decision.scheme, decision.params, compute_fans(shape), slots)
+    if fixed is None:
+        return decision
+    reason = decision.reason + f"; fans of a {groups}-group conv: fan_in {true_fans[0]}, fan_out {true_fans[1]} (torch's fan_out ignores groups)"
+    return Decision(fixed[0], fixed[1], reason, decision.role, decision.chunks, decision.blocks)
 
 
 # --- other kinds -------------------------------------------------------------------------------
