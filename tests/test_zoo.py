@@ -192,3 +192,17 @@ def test_diagnose_runs_on_each_zoo_model(name):
     assert len(d.layers) >= 5
     assert d.mode == ("train-norm" if name == "resnet" else "eval")
     assert not d.flagged("vanishing") and not d.flagged("exploding")
+
+
+def test_torchvision_models_import_with_the_schema_workaround_and_plan_fully():
+    zoo.declare_torchvision_ops()
+    torchvision = pytest.importorskip("torchvision", reason="torchvision is not installed (timm brings it)")
+    resnet = torchvision.models.resnet18(num_classes=10)
+    p = _plan(resnet)
+    assert p.method == "fx" and not [e for e in p if e.keeps]
+    assert p["layer1.0.bn2.weight"].scheme == "zeros" and p["layer1.0.bn1.weight"].scheme == "ones"
+    mobilenet = torchvision.models.mobilenet_v3_small(num_classes=10)
+    plan = initlab.initialize(mobilenet, seed=0)
+    assert "hardsigmoid" in {e.activation for e in plan}
+    d = initlab.diagnose(mobilenet, torch.randn(4, 3, 64, 64, generator=torch.Generator().manual_seed(0)), plan=plan)
+    assert d.mode == "train-norm" and not d.flagged("vanishing")  # eval mode with fresh statistics: x1e-20
