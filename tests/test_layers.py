@@ -5,7 +5,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from initlab.layers import activation_of_module, first_tensor, is_transposed_linear, module_kind, weight_fans
+from initlab.layers import (
+    activation_of_module,
+    first_tensor,
+    is_transposed_linear,
+    module_kind,
+    weight_fans,
+)
 
 
 class Conv1D(nn.Module):

@@ -17,7 +17,7 @@ import initlab
 from initlab.errors import UserError
 
 pytest.importorskip("transformers", reason="the zoo extra (transformers) is not installed: pip install 'initlab[zoo]'")
-from initlab.models import zoo  # noqa: E402
+from initlab.models import zoo
 
 VOCAB = 1000
 
