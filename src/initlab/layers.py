@@ -211,9 +211,14 @@ def _foreign_kind(module: nn.Module) -> str:
         return "scale"
     if name in FOREIGN_ACTIVATIONS and not params and _childless(module):
         return "activation"
-    if _childless(module) and _normalises(module):
+    weight = params.get("weight")
+    if name.endswith(FOREIGN_NORM_SUFFIXES) and isinstance(weight, torch.Tensor) and weight.dim() == 1:
         return "norm"
-    if _childless(module) and not params and _acts_as(module) is not None:
+    # probing runs the module: only where that cannot change state (no buffers such as running stats)
+    probe_safe = _childless(module) and not any(True for _ in module.buffers(recurse=False))
+    if probe_safe and _normalises(module):
+        return "norm"
+    if probe_safe and not params and _acts_as(module) is not None:
         return "activation"
     return "other" if _childless(module) else "container"
 
