@@ -20,6 +20,7 @@ from torch import nn
 
 from initlab import checks
 from initlab.errors import UserError, lookup
+from initlab.layers import is_norm
 from initlab.loader import call_factory, load_callable
 from initlab.models.nets import _int, _shape, cnn, mlp, rescnn, resmlp
 from initlab.schemes import Scheme, compute_fans, get_scheme
@@ -34,7 +35,6 @@ _ARCHS: dict[str, tuple[Callable[..., nn.Module], dict[str, int], tuple[str, ...
     "rescnn": (rescnn, {"width": 32, "depth": 2}, ("norm", "bias")),
 }
 FACTORY_ARGS = ("input_shape", "num_classes", "width", "depth", "activation")
-_NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)
 
 
 def architectures() -> list[str]:
@@ -49,7 +49,8 @@ def default_init_(model: nn.Module, *, seed: int = 0) -> nn.Module:
     ``m.weight`` ← ``torch_default`` (``U(±1/sqrt(fan_in))``, kaiming_uniform with a = √5) and
     ``m.bias`` ← ``U(±1/sqrt(fan_in))`` with the weight's fan-in, each drawn from
     ``param_generator(seed, "m.weight")`` / ``(seed, "m.bias")`` by ``fill_model_``. Normalization layers
-    (BatchNorm, InstanceNorm, LayerNorm, GroupNorm): weight ← 1, bias ← 0, running statistics
+    (BatchNorm, InstanceNorm, LayerNorm, GroupNorm, RMSNorm; ``initlab.layers.is_norm``): weight ← 1, bias ← 0,
+    running statistics
     reset. Parameters of other module types are left as they are.
     Source: ``torch/nn/modules/linear.py`` and ``conv.py``, ``reset_parameters``.
     """
@@ -63,7 +64,7 @@ def default_init_(model: nn.Module, *, seed: int = 0) -> nn.Module:
             samplers[prefix + "weight"] = get_scheme("torch_default")
             if bias is not None and bias.numel():
                 samplers[prefix + "bias"] = get_scheme("torch_default", fan_in=compute_fans(tuple(weight.shape))[0])
-        elif isinstance(module, _NORM_TYPES):
+        elif is_norm(module):
             with torch.no_grad():
                 if getattr(module, "weight", None) is not None:
                     module.weight.fill_(1.0)

@@ -73,7 +73,7 @@ FULL: dict[str, Any] = {"dataset": "fashion-mnist", "data_options": {"limit_trai
 def random_weights_for(activation: str) -> str:
     """The random scheme the article pairs with ``activation``: He for rectifiers, else Xavier."""
     from initlab.activations import canonical
-    from initlab.policy.rules import RECTIFIERS
+    from initlab.layers import RECTIFIERS
 
     return "he_normal" if canonical(activation) in RECTIFIERS else "xavier_uniform"
 
