@@ -256,7 +256,6 @@ def diagnose(
             symmetric_frac=float(twins.double().mean()) if rec.units else 0.0,
             weight_norm=float(w.float().norm()), sigma_w2=rec.fan_in * float(w.float().pow(2).mean(dtype=torch.float64)),
             nonfinite_frac=rec.nonfinite_frac,
-            nonfinite_frac=rec.nonfinite_frac,
         ))
 
     chain, note = _chain(model, probe, inputs, out)

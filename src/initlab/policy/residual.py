@@ -37,7 +37,10 @@ def scale_variance(scheme: str, params: dict, factor: float) -> tuple[str, dict]
     if scheme in ("zeros", KEEP):
         return scheme, dict(params)
     if scheme in ("he_normal", "he_uniform"):
-        g = activation_gain(params.get("nonlinearity", "leaky_relu"), params.get("a", 0.0))
+        from initlab.activations import takes_param
+
+        nonlinearity = params.get("nonlinearity", "leaky_relu")
+        g = activation_gain(nonlinearity, params.get("a", 0.0) if takes_param(nonlinearity) else None)
         dist = "normal" if scheme == "he_normal" else "uniform"
         return "variance_scaling", {"scale": g * g * factor, "mode": params.get("mode", "fan_in"), "distribution": dist}
     if scheme in ("lecun_normal", "lecun_uniform"):
