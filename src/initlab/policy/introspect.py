@@ -510,7 +510,7 @@ def _trace(model: nn.Module) -> fx.Graph:
 
 def _introspect_fx(graph: fx.Graph, layers: dict[str, LayerInfo], modules: dict[str, nn.Module]) -> ModelGraph:
     graph_notes: list[str] = []
-    order: list[str] = []
+    order: dict[str, None] = {}  # insertion-ordered set: a list's `in` made deep plans quadratic
     outcomes_by_layer: dict[str, list[tuple]] = {}
     norm_after: dict[str, str | None] = {}
     for node in graph.nodes:
@@ -521,8 +521,7 @@ def _introspect_fx(graph: fx.Graph, layers: dict[str, LayerInfo], modules: dict[
             layers[name].calls += 1
         if module_kind(modules[name]) not in FLOW_LAYER_KINDS:
             continue
-        if name not in order:
-            order.append(name)
+        order.setdefault(name)
         outcomes, norm = _follow(node, modules)
         outcomes_by_layer.setdefault(name, []).extend(outcomes)
         norm_after.setdefault(name, norm)
@@ -543,7 +542,7 @@ def _introspect_fx(graph: fx.Graph, layers: dict[str, LayerInfo], modules: dict[
                 layers[end].residual_norm = norm
         elif end in layers:
             layers[end].residual_last = True
-    return ModelGraph(method="fx", layers=layers, notes=graph_notes, order=order, residual_adds=len(residual))
+    return ModelGraph(method="fx", layers=layers, notes=graph_notes, order=list(order), residual_adds=len(residual))
 
 
 # --- execution order (hooks) and registration order (modules) ----------------------------------
@@ -672,7 +671,7 @@ def _scan(
     items: list[_Call], layers: dict[str, LayerInfo], final: torch.Tensor | None, use_values: bool
 ) -> list[str]:
     """Fill activation/output for each layer from a sequence of leaf calls (or leaf modules)."""
-    order: list[str] = []
+    order: dict[str, None] = {}  # insertion-ordered set (a list's `in` is quadratic in depth)
     done: set[str] = set()
     for i, item in enumerate(items):
         if item.name in layers:
@@ -680,8 +679,7 @@ def _scan(
         kind = module_kind(item.module)
         if kind not in FLOW_LAYER_KINDS:
             continue
-        if item.name not in order:
-            order.append(item.name)
+        order.setdefault(item.name)
         if item.name in done or item.name not in layers:
             continue
         done.add(item.name)
@@ -689,7 +687,8 @@ def _scan(
         current = item.out
         passed: list[str] = []
         result: tuple[str | None, float | None, str, bool] | None = None
-        for nxt in items[i + 1:]:
+        for j in range(i + 1, len(items)):  # not items[i + 1:]: a copy per layer is quadratic in depth
+            nxt = items[j]
             if use_values and current is not None and nxt.inp is not None and not _same_values(current, nxt.inp):
                 found = match_activation(current, nxt.inp)
                 if found:
@@ -731,7 +730,7 @@ def _scan(
             else:
                 result = (None, None, "the model output", True)
         info.activation, info.activation_param, info.via, info.output = result
-    return order
+    return list(order)
 
 
 def _transformer_hints(layers: dict[str, LayerInfo], modules: dict[str, nn.Module]) -> list[str]:
@@ -766,6 +765,20 @@ def _fold_units(layers: dict[str, LayerInfo]) -> None:
             info.output = unit.output
 
 
+def _is_plain_sequential(model: nn.Module) -> bool:
+    """An ``nn.Sequential`` (forward not overridden) whose children are all leaves the rules know.
+
+    Its fx graph is exactly the chain of its children (no functional call, no residual add can
+    hide in ``Sequential.forward``), so ``_scan`` over the children gives what tracing gives, and
+    the plan reports ``method="fx"``. Tracing costs ~0.2 ms per module: 4 s at 10,000 layers.
+    """
+    if not isinstance(model, nn.Sequential) or type(model).forward is not nn.Sequential.forward:
+        return False
+    children = list(model._modules.values())
+    # A module used twice (shared weights, one activation instance reused) has one name: trace it.
+    return bool(children) and all(_is_leaf(m) for m in children) and len({id(m) for m in children}) == len(children)
+
+
 def introspect(model: nn.Module, example_input: Any = None) -> ModelGraph:
     """Layer records for ``model``: kind, following activation, output role, residual role.
 
@@ -781,6 +794,10 @@ def introspect(model: nn.Module, example_input: Any = None) -> ModelGraph:
             layers[""].via = "the model output (the model is a single layer)"
         _fold_units(layers)
         return ModelGraph(method="modules", layers=layers, notes=["the model is a single layer"], order=order)
+    if _is_plain_sequential(model):
+        order = _scan([_Call(n, m, None, None) for n, m in model.named_children()], layers, None, use_values=False)
+        _fold_units(layers)
+        return ModelGraph(method="fx", layers=layers, notes=[], order=order)
     try:
         traced = _trace(model)
     except Exception as exc:  # noqa: BLE001 - any tracing failure means: use a fallback

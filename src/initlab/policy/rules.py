@@ -21,12 +21,9 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-import torch
-
-from initlab.activations import get_activation
+from initlab.policy import critical
 from initlab.policy.introspect import SCALED_KINDS, LayerInfo, ModelGraph
 from initlab.policy.plans import KEEP, RowBlock
-from initlab.quadrature import hermite_normal
 from initlab.schemes import gain as activation_gain
 
 # Activations whose derivative stays near 1 on a half-line (or is non-saturating): He-style
@@ -123,56 +120,29 @@ def xavier_rule(info: LayerInfo) -> Decision:
 
 @lru_cache(maxsize=64)
 def depth_critical_gain(
-    activation: str, param: float | None = None, depth: int = 10, input_variance: float = 1.0
+    activation: str, param: float | None = None, depth: int = 10, input_variance: float = 1.0,
+    bias_variance: float = 0.0,
 ) -> float | None:
     """The weight scale sigma at which the mean-field gradient gain over ``depth`` layers is 1.
 
-    With pre-activation variance q_1 = sigma^2 * input_variance and, layer to layer (zero biases,
-    fan-in-scaled weights of variance sigma^2/fan_in),
+    With pre-activation variance q_1 = sigma^2 * input_variance + sigma_b^2 and, layer to layer
+    (fan-in-scaled weights of variance sigma^2/fan_in, biases of variance sigma_b^2, zero in the
+    auto policy),
 
     .. math::
-        q_{l+1} = \\sigma^2\\,\\mathbb{E}[\\phi(\\sqrt{q_l} z)^2], \\qquad
+        q_{l+1} = \\sigma^2\\,\\mathbb{E}[\\phi(\\sqrt{q_l} z)^2] + \\sigma_b^2, \\qquad
         \\chi_l = \\sigma^2\\,\\mathbb{E}[\\phi'(\\sqrt{q_l} z)^2], \\qquad z \\sim \\mathcal{N}(0, 1),
 
     the variance of the gradient at layer 1 over that at layer ``depth`` is prod_{l<depth} chi_l.
-    This returns the sigma where that product is 1 (bisection on [0.25, 8]; expectations by
-    Gauss-Hermite quadrature), or None when there is none. For a saturating activation with zero
-    biases there is no finite-depth fixed point with chi = 1 except q -> 0 (sigma = 1); this is
-    the finite-depth edge of chaos. Sources: Poole et al. (2016); Schoenholz et al. (2017),
+    This returns the sigma where that product is 1 (searched in [0.25, 8]; expectations by
+    Gauss-Hermite quadrature, tabulated once per activation, see ``initlab.policy.critical``),
+    or None when there is none. For a saturating activation with zero biases there is no
+    finite-depth fixed point with chi = 1 except q -> 0 (sigma = 1); this is the finite-depth
+    edge of chaos. Cached per (activation, param, depth, input variance, bias variance), so a
+    10,000-layer plan computes it once. Sources: Poole et al. (2016); Schoenholz et al. (2017),
     Deep information propagation; Pennington, Schoenholz & Ganguli (2017), Resurrecting the sigmoid.
     """
-    phi = get_activation(activation, param)
-    nodes, weights = hermite_normal()
-
-    def moments(q: float) -> tuple[float, float]:
-        z = (nodes * math.sqrt(q)).clone().requires_grad_(True)
-        with torch.enable_grad():
-            y = phi(z)
-            (dy,) = torch.autograd.grad(y.sum(), z)
-        return float((weights * y.detach() ** 2).sum()), float((weights * dy**2).sum())
-
-    def log_gradient_gain(sigma: float) -> float:
-        q = sigma * sigma * input_variance
-        total = 0.0
-        for _ in range(depth - 1):
-            second, slope = moments(q)
-            if slope <= 0:
-                return -math.inf
-            total += math.log(sigma * sigma * slope)
-            q = sigma * sigma * second
-        return total
-
-    lo, hi = 0.25, 8.0
-    f_lo, f_hi = log_gradient_gain(lo), log_gradient_gain(hi)
-    if not (f_lo < 0 < f_hi):
-        return None
-    for _ in range(50):
-        mid = 0.5 * (lo + hi)
-        if log_gradient_gain(mid) < 0:
-            lo = mid
-        else:
-            hi = mid
-    return 0.5 * (lo + hi)
+    return critical.depth_critical_gain(activation, param, depth, input_variance, bias_variance)
 
 
 def deep_plain_rule(info: LayerInfo, depth: int, shape: tuple[int, ...]) -> Decision | None:
