@@ -62,13 +62,13 @@ def main() -> None:
     for depth in args.depths:
         model = plain_tanh(depth)
         rules.depth_critical_gain.cache_clear()
-        wall, cpu = timed(lambda: initlab.plan(model))
-        cached, _ = timed(lambda: initlab.plan(model))
+        wall, cpu = timed(lambda m=model: initlab.plan(m))
+        cached, _ = timed(lambda m=model: initlab.plan(m))
         plan_seconds.append(wall)
         init_s = floor_s = float("nan")
         if not args.no_initialize:
-            init_s, _ = timed(lambda: initlab.initialize(model, seed=0))
-            floor_s, _ = timed(lambda: torch_orthogonal_floor(model))
+            init_s, _ = timed(lambda m=model: initlab.initialize(m, seed=0))
+            floor_s, _ = timed(lambda m=model: torch_orthogonal_floor(m))
         print(f"{depth:>6} {wall:>7.2f} {cpu:>8.2f} {cached:>7.2f} {init_s:>7.2f} {floor_s:>10.2f}", flush=True)
     if len(args.depths) > 1:
         print(f"growth exponent of plan time (time ~ depth^b): b = {growth_exponent(args.depths, plan_seconds):.2f}")
