@@ -87,3 +87,74 @@ def test_interval_is_clipped_to_the_range_of_accuracy():
     raw = S.summarize([0.99, 0.40])
     assert raw.ci_high > 1 and raw.ci_low < 0  # two seeds: t(1) = 12.7 makes the raw interval huge
     assert (wide.ci_low, wide.ci_high) == (0.0, 1.0) and wide.mean == raw.mean
+
+
+# --- equivalence verdicts on constructed data -------------------------------------------------------
+
+def _correct(rate_by_seed, n=2000, seed=0):
+    """Per-seed correctness vectors with exact accuracy rate_by_seed[s] (random positions)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for rate in rate_by_seed:
+        row = np.zeros(n, dtype=bool)
+        row[rng.choice(n, int(round(rate * n)), replace=False)] = True
+        rows.append(row)
+    return np.array(rows)
+
+
+def test_identical_schemes_are_equivalent_with_a_zero_difference():
+    a = _correct([0.95] * 8)
+    result = S.compare_paired(a, a.copy(), margin=0.005)
+    assert result.diff == 0 and result.verdict == "equivalent"
+    assert result.ci_low == 0 and result.ci_high == 0
+
+
+def test_a_clear_gap_is_better_or_worse():
+    a, b = _correct([0.95] * 8, seed=1), _correct([0.80] * 8, seed=2)
+    better = S.compare_paired(a, b, margin=0.005)
+    assert better.verdict == "better" and better.diff == pytest.approx(0.15)
+    assert 0.10 < better.ci_low < 0.15 < better.ci_high < 0.20
+    assert S.compare_paired(b, a, margin=0.005).verdict == "worse"
+
+
+def test_independent_errors_on_a_small_test_set_are_inconclusive():
+    # Same accuracy, errors on different examples, 200 test examples: the test set's sampling
+    # error alone (about 2 points) spans the 0.5-point margin on both sides.
+    a, b = _correct([0.9] * 4, n=200, seed=3), _correct([0.9] * 4, n=200, seed=4)
+    result = S.compare_paired(a, b, margin=0.005)
+    assert result.verdict == "inconclusive" and result.ci_low < -0.005 and result.ci_high > 0.005
+
+
+def test_the_interval_includes_test_set_error_not_only_seed_error():
+    # Every seed shows the same gap (seed std 0): a seeds-only t interval would be a point; the
+    # bootstrap over examples still gives the ~1-point width of a 2000-example test set.
+    a = np.repeat(_correct([0.91], seed=5), 6, axis=0)
+    b = a.copy()
+    flip = np.flatnonzero(a[0])[:20]  # b is wrong on 20 examples a gets right: a gap of 1 point
+    b[:, flip] = False
+    result = S.compare_paired(a, b, margin=0.02)
+    assert result.diff == pytest.approx(0.01)
+    assert result.ci_high - result.ci_low > 0.004
+    assert result.verdict == "equivalent"  # within ±2 points, although different from 0
+
+
+def test_the_bootstrap_is_reproducible_and_checks_shapes():
+    a, b = _correct([0.9, 0.92], seed=6), _correct([0.91, 0.9], seed=7)
+    assert S.paired_bootstrap(a, b) == S.paired_bootstrap(a, b)
+    with pytest.raises(ValueError, match="equal"):
+        S.paired_bootstrap(a, b[:, :10])
+
+
+@pytest.mark.parametrize("lo, hi, verdict", [
+    (-0.004, 0.004, "equivalent"), (0.001, 0.004, "equivalent"), (0.001, 0.02, "better"),
+    (-0.03, -0.001, "worse"), (-0.01, 0.01, "inconclusive"), (float("nan"), 0.0, "inconclusive"),
+])
+def test_verdict_rules(lo, hi, verdict):
+    assert S.equivalence_verdict(lo, hi, 0.005) == verdict
+
+
+def test_seeds_for_margin_follows_the_normal_formula():
+    # z_0.95 + z_0.9 = 1.645 + 1.282 = 2.926; sigma 0.01, margin 0.005 -> (2.926 * 2)^2 = 34.3 -> 35
+    assert S.seeds_for_margin(0.01, 0.005) == 35
+    assert S.seeds_for_margin(0.01, 0.01) == 9
+    assert S.seeds_for_margin(float("nan"), 0.005) is None

@@ -185,3 +185,107 @@ def compare_schemes(
             p_value=p, p_holm=adjusted.get(s),
         ))
     return rows
+
+
+# --- equivalence: paired bootstrap over seeds and test examples ------------------------------------
+
+VERDICTS = ("better", "worse", "equivalent", "inconclusive")
+BOOTSTRAP_RESAMPLES = 2000
+
+
+@dataclass(frozen=True)
+class PairedDifference:
+    """Mean paired difference in accuracy (a − b) with its bootstrap CI, and the verdict."""
+
+    diff: float
+    ci_low: float
+    ci_high: float
+    verdict: str
+    n_seeds: int
+    n_examples: int
+
+
+def paired_bootstrap(correct_a: np.ndarray, correct_b: np.ndarray, *, resamples: int = BOOTSTRAP_RESAMPLES,
+                     confidence: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
+    """(mean, ci_low, ci_high) of accuracy(a) − accuracy(b) over seeds and test examples.
+
+    ``correct_a[s, i]`` says whether scheme a's run with seed s classified test example i right;
+    ``correct_b`` likewise, paired by seed (same data order) and example. Each resample draws
+    seeds and test examples independently with replacement (a two-way, "pigeonhole" bootstrap
+    of the crossed seeds × examples design, Owen 2007), so the interval holds both sources of
+    error: training randomness (seeds) and the test set's own sampling error (a finite test set
+    of n examples has a standard error of about sqrt(p(1−p)/n) on its own). The interval is the
+    percentile interval of the resampled means. Draws come from
+    ``derive_generator(seed, "paired_bootstrap")``: the same inputs give the same interval.
+
+    .. math:: \\hat\\Delta^{*} = \\frac{1}{S n}\\sum_{s \\in S^{*}}\\sum_{i \\in I^{*}} (a_{s i} - b_{s i})
+    """
+    import torch
+
+    from initlab.seeding import derive_generator
+
+    a, b = np.asarray(correct_a, dtype=bool), np.asarray(correct_b, dtype=bool)
+    if a.ndim != 2 or a.shape != b.shape or a.size == 0:
+        raise ValueError(f"correct_a and correct_b must be equal (seeds, examples) arrays; got {a.shape} and {b.shape}")
+    d = torch.from_numpy(a.astype(np.float64) - b.astype(np.float64))
+    n_seeds, n_examples = d.shape
+    mean = float(d.mean())
+    if n_seeds * n_examples == 1 or resamples < 1:
+        return mean, float("nan"), float("nan")
+    g = derive_generator(seed, "paired_bootstrap")
+    values = []
+    for start in range(0, resamples, 250):  # chunks keep the (B, n) count matrix small
+        size = min(250, resamples - start)
+        seed_idx = torch.randint(n_seeds, (size, n_seeds), generator=g)
+        example_idx = torch.randint(n_examples, (size, n_examples), generator=g)
+        counts = torch.zeros(size, n_examples, dtype=torch.float64).scatter_add_(
+            1, example_idx, torch.ones(size, n_examples, dtype=torch.float64))
+        per_seed = d @ counts.T / n_examples  # (S, B): each seed's accuracy gap on the resampled examples
+        values.append(per_seed.gather(0, seed_idx.T).mean(dim=0))
+    boot = torch.cat(values).numpy()
+    tail = (1 - confidence) / 2
+    return mean, float(np.quantile(boot, tail)), float(np.quantile(boot, 1 - tail))
+
+
+def equivalence_verdict(ci_low: float, ci_high: float, margin: float) -> str:
+    """``equivalent`` when the CI lies inside (−margin, +margin) (two one-sided tests, TOST, each
+    at 2.5% with a 95% CI: conservative); else ``better`` when it lies above 0, ``worse`` when
+    below 0; else ``inconclusive`` (the data allow a difference beyond the margin, and none).
+
+    Equivalence is tested first: a difference significantly different from 0 but smaller than
+    the margin on both ends is practically nil, hence ``equivalent``.
+    """
+    if not (math.isfinite(ci_low) and math.isfinite(ci_high)):
+        return "inconclusive"
+    if -margin < ci_low and ci_high < margin:
+        return "equivalent"
+    if ci_low > 0:
+        return "better"
+    if ci_high < 0:
+        return "worse"
+    return "inconclusive"
+
+
+def compare_paired(correct_a: np.ndarray, correct_b: np.ndarray, margin: float, *,
+                   resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> PairedDifference:
+    """``paired_bootstrap`` and ``equivalence_verdict`` in one record."""
+    diff, lo, hi = paired_bootstrap(correct_a, correct_b, resamples=resamples, seed=seed)
+    shape = np.shape(correct_a)
+    return PairedDifference(diff, lo, hi, equivalence_verdict(lo, hi, margin), int(shape[0]), int(shape[1]))
+
+
+def seeds_for_margin(std_diff: float, margin: float, *, alpha: float = 0.05, power: float = 0.8) -> int | None:
+    """Seeds a TOST equivalence test needs to show |Δ| < ``margin`` when the true Δ is 0.
+
+    With paired per-seed differences of standard deviation σ (measured: the std over seeds of
+    acc(a) − acc(b)), the normal approximation (Chow, Shao & Wang 2008, §3.2.3) gives
+
+    .. math:: n = \\left\\lceil \\frac{(z_{1-\\alpha} + z_{1-\\beta/2})^2\\, \\sigma^2}{\\delta^2} \\right\\rceil
+
+    with power 1 − β. None when σ is not finite. The test set's own error adds to σ only
+    through the seeds' differences, so a small test set needs more seeds.
+    """
+    if not math.isfinite(std_diff) or margin <= 0:
+        return None
+    z = _st.norm.ppf(1 - alpha) + _st.norm.ppf(1 - (1 - power) / 2)
+    return max(2, math.ceil((z * std_diff / margin) ** 2))

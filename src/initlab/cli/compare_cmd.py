@@ -56,7 +56,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--epochs", type=_positive_int, default=d.epochs)
     g.add_argument("--batch-size", type=_positive_int, default=d.batch_size)
     g.add_argument("--optimizer", default=d.optimizer, choices=("sgd", "adam"))
-    g.add_argument("--lr", type=_positive_float, default=d.lr)
+    g.add_argument("--lr", type=_positive_float, default=None,
+                   help=f"one fixed learning rate for every scheme (default {d.lr:g}); see --lr-grid")
+    g.add_argument("--lr-grid", default=None, metavar="LR,LR,...",
+                   help="learning rates tried per scheme, e.g. 0.001,0.003,0.01,0.03,0.1: every (scheme, lr, seed) "
+                        "trains, and each scheme's lr is selected on the validation split (never on test data)")
+    g.add_argument("--budgets", default=None, metavar="EPOCHS,...",
+                   help="epochs at which to summarize, e.g. 5,10,20 (default: a quarter of --epochs and --epochs; "
+                        "the final epoch is always one)")
+    g.add_argument("--margin", type=float, default=100 * d.margin,
+                   help=f"equivalence margin in percentage points of test accuracy (default {100 * d.margin:g}): "
+                        "a scheme is 'equivalent' to the reference when the 95%% CI of the difference lies inside it")
+    g.add_argument("--val-fraction", type=float, default=d.val_fraction,
+                   help=f"share of the training set held out for validation (stratified, fixed; default "
+                        f"{d.val_fraction:g})")
     g.add_argument("--momentum", type=float, default=d.momentum, help="SGD momentum")
     g.add_argument("--target", type=float, default=d.target, help="test accuracy for convergence speed (fraction)")
     g.add_argument("--chunk-size", type=_positive_int, default=d.chunk_size, help="members trained together per cell")
@@ -74,24 +87,57 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    from initlab.errors import UserError
-    from initlab.cli._output import publish
-    from initlab.sweep import check_writable_dir, compare
-    from initlab.sweep.config import CompareConfig, parse_seeds
+# CompareConfig fields whose errors the CLI reports under its flag (the library names the field).
+FLAG_OF_FIELD = {"lr_grid": "--lr-grid", "budgets": "--budgets", "margin": "--margin", "val_fraction": "--val-fraction",
+                 "seeds": "--seeds", "schemes": "--schemes", "epochs": "--epochs", "batch_size": "--batch-size",
+                 "chunk_size": "--chunk-size", "width": "--width", "depth": "--depth", "momentum": "--momentum",
+                 "target": "--target", "optimizer": "--optimizer"}
 
+
+def as_flag_error(exc: ValueError) -> ValueError:
+    """The library's ``field: ...`` message as ``--flag: ...`` (same type), for the CLI's one line."""
+    text = str(exc)
+    field, sep, rest = text.partition(":")
+    if sep and field in FLAG_OF_FIELD:
+        return type(exc)(f"{FLAG_OF_FIELD[field]}:{rest}")
+    return exc
+
+
+def build_config(args: argparse.Namespace):
+    """The ``CompareConfig`` of the command line; errors name the flags."""
+    from initlab.errors import UserError
     from initlab.schemes import split_specs
+    from initlab.sweep.config import CompareConfig, parse_float_list, parse_int_list, parse_seeds
 
     schemes = tuple(split_specs(args.schemes))
     if args.depth < 0:
         raise UserError(f"--depth: must be an integer >= 0; got {args.depth}")
-    config = CompareConfig(
-        schemes=schemes, seeds=parse_seeds(args.seeds), dataset=args.dataset, model=args.model, width=args.width,
-        depth=args.depth, activation=args.activation, bias_init=args.bias_init, epochs=args.epochs,
-        batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr, momentum=args.momentum,
-        target=args.target, reference=args.reference, paired_test=args.paired_test, chunk_size=args.chunk_size,
-        data_options={"limit_train": args.limit_train} if args.limit_train else {},
-    )
+    if args.lr_grid is not None and args.lr is not None:
+        raise UserError(f"--lr {args.lr:g} and --lr-grid {args.lr_grid} both given; use --lr for one fixed rate or "
+                        f"--lr-grid to select one per scheme on validation")
+    lr_grid = parse_float_list("--lr-grid", args.lr_grid) if args.lr_grid is not None else ()
+    budgets = parse_int_list("--budgets", args.budgets) if args.budgets is not None else ()
+    if not args.margin > 0 or args.margin != args.margin or args.margin >= 100:
+        raise UserError(f"--margin: percentage points in (0, 100); got {args.margin:g}")
+    try:
+        return CompareConfig(
+            schemes=schemes, seeds=parse_seeds(args.seeds), dataset=args.dataset, model=args.model,
+            width=args.width, depth=args.depth, activation=args.activation, bias_init=args.bias_init,
+            epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer,
+            **({"lr": args.lr} if args.lr is not None else {}), momentum=args.momentum, target=args.target,
+            reference=args.reference, paired_test=args.paired_test, chunk_size=args.chunk_size,
+            data_options={"limit_train": args.limit_train} if args.limit_train else {},
+            lr_grid=lr_grid, budgets=budgets, margin=args.margin / 100, val_fraction=args.val_fraction,
+        )
+    except ValueError as exc:
+        raise as_flag_error(exc) from None
+
+
+def run(args: argparse.Namespace) -> int:
+    from initlab.cli._output import publish
+    from initlab.sweep import check_writable_dir, compare
+
+    config = build_config(args)
     if args.out is not None:
         check_writable_dir(args.out)
     data = compare(config, store=args.store, out=None, resume=args.resume, backend=args.backend,

@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     from initlab.report.tables import print_rich
     from initlab.studies.page import write_page
     from initlab.errors import UserError
-    from initlab.sweep import check_writable_dir, torch_threads
+    from initlab.sweep.driver import check_writable_dir, torch_threads
 
     if args.list or not args.name:
         if not args.list:

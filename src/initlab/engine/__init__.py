@@ -5,6 +5,10 @@
 ...                data, TrainConfig(epochs=5, lr=0.05))                      # doctest: +SKIP
 >>> [m.test_acc for m in result.members]                                   # doctest: +SKIP
 
+Members may carry their own learning rate and weight decay (``Member(scheme, seed, lr=...,
+weight_decay=...)``; None: the ``TrainConfig`` value), so one ensemble trains a learning-rate
+grid; a member of a mixed-rate ensemble ends where it would alone (``initlab.engine.optim``).
+
 See ``docs/engine.md`` for the design, the backends and the benchmark.
 """
 

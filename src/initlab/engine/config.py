@@ -132,7 +132,7 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class Member:
-    """One member of an ensemble: an initialization and a seed.
+    """One member of an ensemble: an initialization, a seed and, optionally, its own rates.
 
     ``scheme`` is a scheme (name, alias, ``Scheme`` or config dict), applied by
     ``initlab.engine.initialize_member``, or a callable ``init(model, seed)`` that fills the
@@ -140,11 +140,18 @@ class Member:
     scheme) and its data order and every other random choice, identically for every scheme, so
     members that share a seed are compared on equal terms. ``name`` labels the member in results;
     by default the scheme name or the callable's name.
+
+    ``lr`` and ``weight_decay`` override ``TrainConfig.lr`` and ``TrainConfig.weight_decay`` for
+    this member only (None: the config's value), so one ensemble can train a learning-rate grid:
+    ``[Member("he_normal", s, lr=lr) for lr in (0.01, 0.1) for s in range(5)]``. A member in a
+    mixed-rate ensemble trains exactly as it would alone (see ``initlab.engine.optim``).
     """
 
     scheme: SchemeLike | InitFn
     seed: int
     name: str | None = None
+    lr: float | None = None  # learning rate, > 0; None: TrainConfig.lr
+    weight_decay: float | None = None  # L2 coefficient, >= 0; None: TrainConfig.weight_decay
 
     def __post_init__(self) -> None:
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
@@ -158,6 +165,11 @@ class Member:
             )
         if self.name is not None and not isinstance(self.name, str):
             raise UserError(f"Member name must be a string or None; got {self.name!r}")
+        if self.lr is not None:
+            object.__setattr__(self, "lr", _real("Member lr", self.lr, low=0.0, low_open=True, allowed="> 0"))
+        if self.weight_decay is not None:
+            object.__setattr__(self, "weight_decay",
+                               _real("Member weight_decay", self.weight_decay, low=0.0, allowed=">= 0"))
 
     @property
     def label(self) -> str:
@@ -170,4 +182,8 @@ class Member:
     def to_dict(self) -> dict[str, Any]:
         """Plain data identifying the member (a callable init is named, not serialized)."""
         init = self.scheme.to_config() if isinstance(self.scheme, Scheme) else {"callable": self.label}
-        return {"label": self.label, "seed": self.seed, "scheme": init}
+        out = {"label": self.label, "seed": self.seed, "scheme": init}
+        for name in ("lr", "weight_decay"):  # only when set: older checkpoints stay comparable
+            if getattr(self, name) is not None:
+                out[name] = getattr(self, name)
+        return out

@@ -20,6 +20,14 @@ placement of :math:`\\epsilon` and L2 weight decay added to the gradient):
     m_t = \\beta_1 m_{t-1} + (1-\\beta_1) g_t,\\quad v_t = \\beta_2 v_{t-1} + (1-\\beta_2) g_t^2,\\quad
     \\theta_t = \\theta_{t-1} - \\frac{\\eta}{1-\\beta_1^t}\\,
     \\frac{m_t}{\\sqrt{v_t}/\\sqrt{1-\\beta_2^t} + \\epsilon}
+
+Per-member hyperparameters: ``lrs`` and ``weight_decays`` (one value per member, a sequence or an
+``(E,)`` tensor; None: the config's value for every member) let the members of one ensemble differ
+in :math:`\\eta` and :math:`\\lambda`. The members are cut into *runs*, maximal ranges of adjacent
+members that share ``(lr, weight_decay)``; each run is updated through row-slice views of the
+stacked tensors with its values as Python scalars, that is, with exactly the kernels (and so the
+bits) a lone member with those values gets. Ordering the members so that equal rates sit together
+(``compare`` orders them lr-major) keeps the number of runs, hence of kernel launches, small.
 """
 
 from __future__ import annotations
@@ -31,6 +39,30 @@ import torch
 
 from initlab.engine.config import TrainConfig
 
+Run = tuple[int, int, float, float]  # member rows [start, stop), lr, weight_decay
+
+
+def member_runs(n_members: int, lr: float, weight_decay: float, lrs: Sequence[float] | torch.Tensor | None = None,
+                weight_decays: Sequence[float] | torch.Tensor | None = None) -> list[Run]:
+    """Maximal ranges of adjacent members sharing ``(lr, weight_decay)``; a ``None`` takes the default."""
+    def values(given, default: float, name: str) -> list[float]:
+        if given is None:
+            return [float(default)] * n_members
+        out = [float(default if v is None else v) for v in (given.tolist() if isinstance(given, torch.Tensor)
+                                                            else given)]
+        if len(out) != n_members:
+            raise ValueError(f"{name} must have one value per member ({n_members}); got {len(out)}")
+        return out
+
+    pairs = list(zip(values(lrs, lr, "lrs"), values(weight_decays, weight_decay, "weight_decays")))
+    runs: list[Run] = []
+    start = 0
+    for i in range(1, n_members + 1):
+        if i == n_members or pairs[i] != pairs[start]:
+            runs.append((start, i, *pairs[start]))
+            start = i
+    return runs
+
 
 class StackedOptimizer:
     """Base: a list of stacked parameters updated in place from a matching list of gradients."""
@@ -38,11 +70,21 @@ class StackedOptimizer:
     kind = ""
     state_names: tuple[str, ...] = ()
 
-    def __init__(self, params: Sequence[torch.Tensor], config: TrainConfig) -> None:
+    def __init__(self, params: Sequence[torch.Tensor], config: TrainConfig, *,
+                 lrs: Sequence[float] | torch.Tensor | None = None,
+                 weight_decays: Sequence[float] | torch.Tensor | None = None) -> None:
         self.params = list(params)
         self.config = config
         self.step_count = 0
         self.state: dict[str, list[torch.Tensor | None]] = {n: [None] * len(self.params) for n in self.state_names}
+        n_members = self.params[0].shape[0] if self.params else 0
+        self.runs = member_runs(n_members, config.lr, config.weight_decay, lrs, weight_decays)
+
+    def _rows(self, tensors: Sequence[torch.Tensor], run: Run) -> list[torch.Tensor]:
+        """The run's rows of each stacked tensor, as views (the tensors themselves for one run)."""
+        if len(self.runs) == 1:
+            return list(tensors)
+        return [t[run[0]:run[1]] for t in tensors]
 
     @torch.no_grad()
     def step(self, grads: Sequence[torch.Tensor]) -> None:
@@ -78,28 +120,31 @@ class StackedSGD(StackedOptimizer):
     def step(self, grads: Sequence[torch.Tensor]) -> None:
         cfg = self.config
         bufs = self.state["momentum_buffer"]
-        if self.use_fused and all(p.device.type in ("cpu", "cuda") for p in self.params):
-            first = cfg.momentum != 0 and bufs[0] is None
-            if first:
-                bufs[:] = [torch.empty_like(p) for p in self.params]
-            torch._fused_sgd_(
-                self.params, list(grads), bufs if cfg.momentum != 0 else [], weight_decay=cfg.weight_decay,
-                momentum=cfg.momentum, lr=cfg.lr, dampening=0.0, nesterov=cfg.nesterov, maximize=False,
-                is_first_step=first,
-            )
-            self.step_count += 1
-            return
-        for i, (param, grad) in enumerate(zip(self.params, grads)):
-            if cfg.weight_decay != 0:
-                grad = grad.add(param, alpha=cfg.weight_decay)
-            if cfg.momentum != 0:
-                buf = bufs[i]
-                if buf is None:
-                    buf = bufs[i] = grad.detach().clone()
-                else:
-                    buf.mul_(cfg.momentum).add_(grad)
-                grad = grad.add(buf, alpha=cfg.momentum) if cfg.nesterov else buf
-            param.add_(grad, alpha=-cfg.lr)
+        first = cfg.momentum != 0 and bufs[0] is None
+        if first:  # torch's first step sets the buffer to the gradient: filled below
+            bufs[:] = [torch.empty_like(p) for p in self.params]
+        fused = self.use_fused and all(p.device.type in ("cpu", "cuda") for p in self.params)
+        for run in self.runs:
+            params, run_grads = self._rows(self.params, run), self._rows(grads, run)
+            run_bufs = self._rows(bufs, run) if cfg.momentum != 0 else []
+            lr, weight_decay = run[2], run[3]
+            if fused:
+                torch._fused_sgd_(
+                    params, run_grads, run_bufs, weight_decay=weight_decay, momentum=cfg.momentum, lr=lr,
+                    dampening=0.0, nesterov=cfg.nesterov, maximize=False, is_first_step=first,
+                )
+                continue
+            for i, (param, grad) in enumerate(zip(params, run_grads)):
+                if weight_decay != 0:
+                    grad = grad.add(param, alpha=weight_decay)
+                if cfg.momentum != 0:
+                    buf = run_bufs[i]
+                    if first:
+                        buf.copy_(grad)
+                    else:
+                        buf.mul_(cfg.momentum).add_(grad)
+                    grad = grad.add(buf, alpha=cfg.momentum) if cfg.nesterov else buf
+                param.add_(grad, alpha=-lr)
         self.step_count += 1
 
 
@@ -118,21 +163,27 @@ class StackedAdam(StackedOptimizer):
         step = float(self.step_count)
         bias_correction1 = 1 - beta1**step
         bias_correction2 = 1 - beta2**step
-        step_size = cfg.lr / bias_correction1
         bias_correction2_sqrt = bias_correction2**0.5
         avgs, avg_sqs = self.state["exp_avg"], self.state["exp_avg_sq"]
-        for i, (param, grad) in enumerate(zip(self.params, grads)):
-            if avgs[i] is None:
-                avgs[i] = torch.zeros_like(param, memory_format=torch.preserve_format)
-                avg_sqs[i] = torch.zeros_like(param, memory_format=torch.preserve_format)
-            exp_avg, exp_avg_sq = avgs[i], avg_sqs[i]
-            if cfg.weight_decay != 0:
-                grad = grad.add(param, alpha=cfg.weight_decay)
-            exp_avg.lerp_(grad, 1 - beta1)
-            exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-            denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(cfg.eps)
-            param.addcdiv_(exp_avg, denom, value=-step_size)
+        if avgs[0] is None:
+            avgs[:] = [torch.zeros_like(p, memory_format=torch.preserve_format) for p in self.params]
+            avg_sqs[:] = [torch.zeros_like(p, memory_format=torch.preserve_format) for p in self.params]
+        for run in self.runs:
+            lr, weight_decay = run[2], run[3]
+            step_size = lr / bias_correction1
+            for param, grad, exp_avg, exp_avg_sq in zip(*(self._rows(t, run) for t in (self.params, grads, avgs,
+                                                                                     avg_sqs))):
+                if weight_decay != 0:
+                    grad = grad.add(param, alpha=weight_decay)
+                exp_avg.lerp_(grad, 1 - beta1)
+                exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+                denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(cfg.eps)
+                param.addcdiv_(exp_avg, denom, value=-step_size)
 
 
-def make_optimizer(params: Sequence[torch.Tensor], config: TrainConfig) -> StackedOptimizer:
-    return {"sgd": StackedSGD, "adam": StackedAdam}[config.optimizer](params, config)
+def make_optimizer(params: Sequence[torch.Tensor], config: TrainConfig, *,
+                   lrs: Sequence[float] | torch.Tensor | None = None,
+                   weight_decays: Sequence[float] | torch.Tensor | None = None) -> StackedOptimizer:
+    """The stacked optimizer of ``config.optimizer``; ``lrs``/``weight_decays``: one value per member."""
+    cls = {"sgd": StackedSGD, "adam": StackedAdam}[config.optimizer]
+    return cls(params, config, lrs=lrs, weight_decays=weight_decays)

@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
+import base64
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from initlab.engine.config import Member, TrainConfig
+
+
+def pack_correct(hits: Any) -> str:
+    """A bool vector (tensor or array) as base64 of its packed bits."""
+    import numpy as np
+
+    array = np.asarray(hits.cpu().numpy() if hasattr(hits, "cpu") else hits, dtype=bool)
+    return base64.b64encode(np.packbits(array).tobytes()).decode("ascii")
+
+
+def unpack_correct(text: str, n: int) -> Any:
+    """Inverse of ``pack_correct`` for a vector of ``n`` examples: a numpy bool array."""
+    import numpy as np
+
+    bits = np.unpackbits(np.frombuffer(base64.b64decode(text), dtype=np.uint8))
+    return bits[:n].astype(bool)
 
 
 @dataclass(frozen=True)
@@ -19,7 +36,8 @@ class EpochRecord:
     NaN when it took none (it had diverged before). ``test_loss``/``test_acc``: the full test set
     with the parameters at the end of the epoch (a diverged member's frozen ones). ``wall_time``:
     seconds since training started, for the whole ensemble (members train together), counting the
-    time before a resume.
+    time before a resume. ``val_loss``/``val_acc``: the validation split (NaN without one), the
+    only accuracy a learning rate may be selected on.
     """
 
     epoch: int
@@ -29,6 +47,8 @@ class EpochRecord:
     test_loss: float
     test_acc: float
     wall_time: float
+    val_loss: float = math.nan
+    val_acc: float = math.nan
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -42,7 +62,9 @@ class MemberResult:
     was not finite at initialization, ``diverged_step == 0``); the member then stopped updating
     at ``diverged_step`` (the 1-based step whose loss or gradient was not finite) and kept the
     parameters it had before that step. ``steps_to_target``: the step of the first epoch whose
-    test accuracy reached ``TrainConfig.target`` (None: never, or no target).
+    test accuracy reached ``TrainConfig.target`` (None: never, or no target). ``test_correct``:
+    epoch -> bool tensor over the test set (example i classified right), for the epochs asked
+    for with ``train(keep_correct=...)``.
     """
 
     member: Member
@@ -50,6 +72,7 @@ class MemberResult:
     status: str
     diverged_step: int | None
     steps_to_target: int | None
+    test_correct: dict[int, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def label(self) -> str:

@@ -82,7 +82,16 @@ class _Data:
                             f"data.x_train samples {tuple(data.x_train.shape[1:])}")
         self.x_train, self.y_train = data.x_train, data.y_train
         self.x_test, self.y_test = data.x_test, data.y_test
-        self.max_label = max(int(self.y_train.max()), int(self.y_test.max()) if self.y_test.numel() else 0)
+        # Optional validation split (``initlab.data.split``): evaluated every epoch like the test set.
+        self.x_val, self.y_val = getattr(data, "x_val", None), getattr(data, "y_val", None)
+        if (self.x_val is None) != (self.y_val is None):
+            raise UserError("data has only one of x_val and y_val; give both or neither")
+        if self.x_val is not None and (self.x_val.shape[1:] != self.x_train.shape[1:]
+                                       or self.x_val.shape[0] != self.y_val.shape[0]):
+            raise UserError(f"data.x_val {tuple(self.x_val.shape)} and data.y_val {tuple(self.y_val.shape)} do not "
+                            f"match the training samples {tuple(self.x_train.shape[1:])}")
+        labels = [self.y_train, self.y_test] + ([self.y_val] if self.y_val is not None else [])
+        self.max_label = max(int(y.max()) for y in labels if y.numel())
 
 
 def state_to_bytes(state: dict[str, Any]) -> bytes:
@@ -153,14 +162,16 @@ def _probe(backend: Backend, params, buffers, data: _Data) -> None:
 
 @torch.no_grad()
 def _evaluate(backend: Backend, params, buffers, x: torch.Tensor, y: torch.Tensor, batch: int,
-              ) -> tuple[list[float], list[float]]:
-    """Mean test loss and accuracy per member over the whole of ``(x, y)``."""
+              keep: bool = False) -> tuple[list[float], list[float], torch.Tensor | None]:
+    """Mean loss and accuracy per member over the whole of ``(x, y)``; with ``keep``, also the
+    per-example correctness ``(E, n)`` bool on CPU (for paired bootstraps over test examples)."""
     members = next(iter(params.values())).shape[0]
     n = x.shape[0]
     if n == 0:
-        return [math.nan] * members, [math.nan] * members
+        return [math.nan] * members, [math.nan] * members, None
     loss_sum = torch.zeros(members, dtype=torch.float64, device=x.device)
     correct = torch.zeros(members, dtype=torch.int64, device=x.device)
+    hits = []
     with isolated_global_rng(x.device):
         for start in range(0, n, batch):
             xb, yb = x[start:start + batch], y[start:start + batch]
@@ -168,8 +179,11 @@ def _evaluate(backend: Backend, params, buffers, x: torch.Tensor, y: torch.Tenso
             b, classes = xb.shape[0], logits.shape[-1]
             ce = F.cross_entropy(logits.reshape(members * b, classes), yb.repeat(members), reduction="none")
             loss_sum += ce.view(members, b).sum(dim=1, dtype=torch.float64)
-            correct += (logits.argmax(dim=-1) == yb).sum(dim=1)
-    return (loss_sum / n).tolist(), (correct.double() / n).tolist()
+            hit = logits.argmax(dim=-1) == yb
+            correct += hit.sum(dim=1)
+            if keep:
+                hits.append(hit.cpu())
+    return (loss_sum / n).tolist(), (correct.double() / n).tolist(), torch.cat(hits, dim=1) if keep else None
 
 
 def _check_resume(state: dict[str, Any], config: TrainConfig, members: Sequence[Member],
@@ -205,6 +219,7 @@ def train(
     checkpoint: CheckpointCallback | None = None,
     resume_state: dict[str, Any] | None = None,
     progress: ProgressCallback | None = None,
+    keep_correct: Sequence[int] = (),
 ) -> EnsembleResult:
     """Train every member of an ensemble together and return their histories.
 
@@ -229,6 +244,12 @@ def train(
             and model): training continues after its epoch and ends bit for bit where the
             uninterrupted run would (times aside).
         progress: called as ``progress(steps_done, steps_total)`` after every ensemble step.
+        keep_correct: epochs after which each member's per-example test correctness is kept
+            (``MemberResult.test_correct[epoch]``, a bool tensor over the test set); kept in the
+            checkpoint state too, so a resumed run returns them all.
+
+    With ``data.x_val``/``data.y_val`` (a validation split, ``initlab.data.split``) every epoch
+    also records ``val_loss``/``val_acc``; nothing is ever selected on test data here.
 
     Returns:
         ``EnsembleResult`` with one ``MemberResult`` per member.
@@ -269,9 +290,13 @@ def train(
         params, buffers = initial_state(model_factory, members, bias_init=config.bias_init, device=device,
                                         dtype=dtype)
     impl = _choose_backend(backend, template, data, params, buffers, trainable, members)
-    optimizer = make_optimizer([params[n] for n in trainable], config)
+    optimizer = make_optimizer([params[n] for n in trainable], config, lrs=[m.lr for m in members]
+                               if any(m.lr is not None for m in members) else None,
+                               weight_decays=[m.weight_decay for m in members]
+                               if any(m.weight_decay is not None for m in members) else None)
 
     records: list[list[EpochRecord]] = [[] for _ in members]
+    kept: dict[int, torch.Tensor] = {}  # epoch -> (E, n_test) per-example test correctness
     diverged_step: list[int | None] = [None] * n_members
     start_epoch, global_step, time_before = 0, 0, 0.0
     if resume_state is not None:
@@ -280,6 +305,7 @@ def train(
         diverged_step = list(resume_state["diverged_step"])
         start_epoch, global_step = int(resume_state["epoch"]), int(resume_state["step"])
         time_before = float(resume_state["wall_time"])
+        kept = {int(k): v.clone() for k, v in resume_state.get("correct", {}).items()}
     else:
         for e in range(n_members):  # a non-finite initialization diverges before the first step
             if not all(bool(torch.isfinite(t[e]).all()) for t in params.values()):
@@ -319,6 +345,7 @@ def train(
             "buffers": {n: t.detach().to("cpu", copy=True) for n, t in buffers.items()},
             "optimizer": _cpu(optimizer.state_dict()), "diverged_step": list(diverged_step),
             "records": [[r.to_dict() for r in recs] for recs in records], "wall_time": wall,
+            "correct": {int(k): v.clone() for k, v in kept.items()},
             "torch_version": str(torch.__version__),
         }
 
@@ -363,14 +390,21 @@ def train(
             if progress is not None:
                 progress(global_step, total_steps)
 
-        test_loss, test_acc = _evaluate(impl, params, buffers, data.x_test, data.y_test, config.eval_batch_size)
+        test_loss, test_acc, hits = _evaluate(impl, params, buffers, data.x_test, data.y_test,
+                                              config.eval_batch_size, keep=epoch in keep_correct)
+        if hits is not None:
+            kept[epoch] = hits
+        val_loss = val_acc = [math.nan] * n_members
+        if data.x_val is not None:
+            val_loss, val_acc, _ = _evaluate(impl, params, buffers, data.x_val, data.y_val, config.eval_batch_size)
         seen_list = seen.tolist()
         train_loss = [s / c if c else math.nan for s, c in zip(loss_sum.tolist(), seen_list)]
         train_acc = [s / c if c else math.nan for s, c in zip(correct_sum.tolist(), seen_list)]
         wall = time_before + time.perf_counter() - started
         epoch_records = []
         for e in range(n_members):
-            record = EpochRecord(epoch, global_step, train_loss[e], train_acc[e], test_loss[e], test_acc[e], wall)
+            record = EpochRecord(epoch, global_step, train_loss[e], train_acc[e], test_loss[e], test_acc[e], wall,
+                                 val_loss[e], val_acc[e])
             records[e].append(record)
             epoch_records.append(record)
         if checkpoint is not None or epoch == config.epochs:
@@ -388,6 +422,7 @@ def train(
                 member=m, records=tuple(records[e]),
                 status="ok" if diverged_step[e] is None else "diverged", diverged_step=diverged_step[e],
                 steps_to_target=_steps_to_target(records[e], config.target),
+                test_correct={k: v[e] for k, v in sorted(kept.items())},
             )
             for e, m in enumerate(members)
         ),

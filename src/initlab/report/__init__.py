@@ -13,20 +13,30 @@ import json
 import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
+from typing import Any
 
 from initlab import stats
 from initlab.article import claimed_mean
-from initlab.report import plots, tables
+from initlab.report import analysis, plots, tables
 
-RUN_COLUMNS = ("scheme", "seed", "status", "test_acc", "test_loss", "train_acc", "train_loss",
+RUN_COLUMNS = ("scheme", "seed", "lr", "status", "test_acc", "test_loss", "train_acc", "train_loss",
                "diverged_step", "steps_to_target", "wall_time")
+SUMMARY_KEYS = ("scheme", "n", "mean", "std", "ci_low", "ci_high", "median", "min", "max", "diverged",
+                "steps_to_target", "reached_target", "rank", "diff_vs_reference", "p_value", "p_holm",
+                "lr", "grid", "vs_reference", "diff_ci", "budgets")
 
 
 @dataclass
 class ReportData:
-    """What a report shows. ``runs``/``epochs`` are plain dicts (store records as dicts)."""
+    """What a report shows, computed from stored records alone.
+
+    ``all_runs``: every member, decoded (``analysis.Run``). ``runs``/``epochs``: the *tuned* runs
+    as plain dicts (each scheme at its selected lr; at a fixed lr, every run), with ``scheme`` the
+    scheme's name: what tables, plots and studies read. ``tuning``: selection, budgets and
+    equivalence verdicts (``initlab.report.analysis``).
+    """
 
     experiment_id: str
     config: dict
@@ -37,6 +47,8 @@ class ReportData:
     versions: dict = field(default_factory=dict)
     summary: list[dict] = field(default_factory=list)
     steps: dict[str, list[int | None]] = field(default_factory=dict)
+    all_runs: list[analysis.Run] = field(default_factory=list)
+    tuning: analysis.Analysis | None = None
 
     @property
     def reference(self) -> str | None:
@@ -45,6 +57,15 @@ class ReportData:
     @property
     def target(self) -> float:
         return float(self.config.get("target", 0.9))
+
+    @property
+    def tuned(self) -> bool:
+        """True when a learning-rate grid was selected on validation."""
+        return bool(self.config.get("lr_grid"))
+
+    @property
+    def margin(self) -> float:
+        return float(self.config.get("margin", 0.005))
 
     @property
     def order(self) -> list[str]:
@@ -57,45 +78,92 @@ class ReportData:
     def total_steps(self) -> int:
         return max((e["step"] for e in self.epochs), default=0)
 
+    def accuracy_by_seed(self, epoch: int | None = None) -> dict[str, dict[int, float]]:
+        """scheme -> {seed: test accuracy} of the tuned runs, after ``epoch`` (None: the last)."""
+        out: dict[str, dict[int, float]] = {}
+        for r in self.tuning.tuned_runs if self.tuning else []:
+            value = r.test_acc if epoch is None else r.test_curve.get(epoch, math.nan)
+            out.setdefault(r.scheme, {})[r.seed] = value
+        return out
+
+    def curves(self) -> dict[tuple[str, int], list[dict]]:
+        """(scheme, seed) -> the tuned run's epoch dicts, in epoch order."""
+        out: dict[tuple[str, int], list[dict]] = defaultdict(list)
+        for e in sorted(self.epochs, key=lambda e: e["epoch"]):
+            out[(e["scheme"], e["seed"])].append(e)
+        return dict(out)
+
     @classmethod
-    def from_records(cls, experiment_id: str, config: dict, runs: Sequence[Mapping], epochs: Sequence[Mapping],
+    def from_records(cls, experiment_id: str, config: dict, runs: Sequence[Any], epochs: Sequence[Any],
                      **kw) -> "ReportData":
-        data = cls(experiment_id, dict(config), [dict(r) for r in runs], [dict(e) for e in epochs], **kw)
-        data.compute_summary()
+        """From store records (``RunRecord``/``EpochRecord``, or their dicts) and the config dict."""
+        run_dicts = [_as_dict(r) for r in runs]
+        epoch_dicts = [_as_dict(e) for e in epochs]
+        data = cls(experiment_id, dict(config), [], [], **kw)
+        by_run: dict[tuple[str, int], list[dict]] = defaultdict(list)
+        for e in epoch_dicts:
+            by_run[(e["scheme"], int(e["seed"]))].append(e)
+        data.all_runs = [analysis.Run.from_record(r, by_run.get((r["scheme"], int(r["seed"])), []),
+                                                  target=data.target) for r in run_dicts]
+        data.compute_summary(by_run)
         return data
 
-    def compute_summary(self) -> None:
-        curves: dict[tuple[str, int], list[tuple[int, float]]] = defaultdict(list)
-        for e in self.epochs:
-            curves[(e["scheme"], e["seed"])].append((e["step"], e["test_acc"]))
+    def compute_summary(self, by_run: Mapping[tuple[str, int], list[dict]]) -> None:
+        epochs = int(self.config.get("epochs", 0)) or max((max(r.test_curve, default=0) for r in self.all_runs),
+                                                          default=0)
+        self.tuning = analysis.analyze(
+            self.all_runs, schemes=self.config.get("schemes", []), reference=self.reference,
+            budgets=self.config.get("budgets") or [epochs], margin=self.margin)
+        tuned = sorted(self.tuning.tuned_runs, key=lambda r: (r.scheme, r.seed))
+        self.runs = [r.to_row() for r in tuned]
+        self.epochs = [dict(e, scheme=r.scheme, lr=r.lr) for r in tuned for e in by_run.get((r.label, r.seed), [])]
         accuracy: dict[str, dict[int, float]] = defaultdict(dict)
         diverged: dict[str, int] = defaultdict(int)
         self.steps = defaultdict(list)
-        for r in sorted(self.runs, key=lambda r: (r["scheme"], r["seed"])):
-            accuracy[r["scheme"]][r["seed"]] = r["test_acc"]
-            diverged[r["scheme"]] += r["status"] == "diverged"
-            curve = sorted(curves.get((r["scheme"], r["seed"]), []))
-            reached = stats.steps_to_target([c[0] for c in curve], [c[1] for c in curve], self.target)
-            r["steps_to_target"] = reached
-            self.steps[r["scheme"]].append(reached)
+        for r in tuned:
+            accuracy[r.scheme][r.seed] = r.test_acc
+            diverged[r.scheme] += r.status == "diverged"
+            self.steps[r.scheme].append(r.steps_to_target)
         rows = stats.compare_schemes(accuracy, reference=self.reference, diverged=diverged, steps=self.steps,
                                      method=self.config.get("paired_test", "wilcoxon"))
         order = {s: i for i, s in enumerate(self.order)}
-        self.summary = [r.to_dict() for r in sorted(rows, key=lambda r: order.get(r.scheme, 1e9))]
+        final = self.tuning.final if self.tuning.budgets else None
+        self.summary = []
+        for row in sorted(rows, key=lambda r: order.get(r.scheme, 1e9)):
+            out = row.to_dict()
+            at_final = self.tuning.rows[final][row.scheme] if final is not None else None
+            out["lr"] = (self.config.get("lr") if at_final is None or at_final.lr is None else at_final.lr)
+            out["grid"] = at_final.val_means if at_final is not None else {}
+            out["vs_reference"] = at_final.vs_reference if at_final is not None else None
+            out["diff_ci"] = list(at_final.diff_ci) if at_final is not None and at_final.diff_ci else None
+            out["budgets"] = [self.tuning.rows[b][row.scheme].to_dict() for b in self.tuning.budgets]
+            self.summary.append(out)
 
     # --- JSON contract (DESIGN.md) -----------------------------------------------------------
     def to_json(self) -> dict:
         def clean(x):
-            return None if isinstance(x, float) and not math.isfinite(x) else x
+            if isinstance(x, float) and not math.isfinite(x):
+                return None
+            if isinstance(x, dict):
+                return {k: clean(v) for k, v in x.items()}
+            if isinstance(x, (list, tuple)):
+                return [clean(v) for v in x]
+            return x
 
-        keys = ("scheme", "n", "mean", "std", "ci_low", "ci_high", "median", "min", "max", "diverged",
-                "steps_to_target", "reached_target", "rank", "diff_vs_reference", "p_value", "p_holm")
-        return {
+        out = {
             "experiment_id": self.experiment_id,
             "config": self.config,
-            "summary": [{k: clean(r[k]) for k in keys} for r in self.summary],
-            "runs": [{k: clean(r.get(k)) for k in RUN_COLUMNS} for r in sorted(self.runs, key=lambda r: (r["scheme"], r["seed"]))],
+            "summary": [{k: clean(r.get(k)) for k in SUMMARY_KEYS} for r in self.summary],
+            "runs": [{k: clean(r.get(k)) for k in RUN_COLUMNS} for r in self.runs],
         }
+        if self.tuned:  # every member of the grid, the selected ones included
+            out["grid_runs"] = [clean({**r.to_row(), "val_acc": r.val_at(self.tuning.final)})
+                                for r in sorted(self.all_runs, key=lambda r: (r.scheme, r.lr or 0.0, r.seed))]
+        return out
+
+
+def _as_dict(record: Any) -> dict:
+    return asdict(record) if is_dataclass(record) else dict(record)
 
 
 def print_terminal(data: ReportData, *, file=None) -> None:
@@ -106,11 +174,24 @@ def print_terminal(data: ReportData, *, file=None) -> None:
         f"Summary over seeds (reference: {data.reference}; Δ and p from paired "
         f"{data.config.get('paired_test', 'wilcoxon')} tests, Holm-corrected; target {100 * data.target:.0f}%)",
         tables.SUMMARY_HEADER, tables.summary_rows(data.summary, data.reference), file=file)
+    if data.tuned:
+        header, rows = tables.grid_table(data.summary)
+        tables.print_rich("Mean validation accuracy (%) per learning rate, final budget (* selected)", header, rows,
+                          file=file)
+    tables.print_rich(f"Per budget: {EQUIVALENCE_NOTE.format(margin=100 * data.margin)}", tables.BUDGET_HEADER,
+                      tables.budget_rows(data.summary, data.reference), file=file)
+
+
+EQUIVALENCE_NOTE = (
+    "test accuracy at the learning rate selected on validation at that budget; Δ = mean paired difference with "
+    "the reference, its 95% CI from a paired bootstrap over seeds and test examples (so it includes the test "
+    "set's own sampling error); equivalent = CI inside ±{margin:g} points, better/worse = CI above/below 0, "
+    "else inconclusive")
 
 
 def _describe(config: Mapping) -> str:
-    keys = ("dataset", "model", "width", "depth", "activation", "epochs", "batch_size", "optimizer", "lr",
-            "bias_init", "seeds")
+    keys = ("dataset", "model", "width", "depth", "activation", "epochs", "batch_size", "optimizer",
+            "lr_grid" if config.get("lr_grid") else "lr", "budgets", "margin", "val_fraction", "bias_init", "seeds")
     return ", ".join(f"{k}={config[k]}" for k in keys if k in config)
 
 
@@ -126,10 +207,12 @@ def write_report(data: ReportData, out_dir: str | Path) -> dict[str, Path]:
     }
     if data.signal:
         files["signal"] = plots.plot_signal(data.signal, order, out / "signal_at_init.png")
+    if data.tuned:
+        files["sensitivity"] = plots.plot_sensitivity(data.all_runs, order, data.tuning.final, out / "sensitivity.png")
     with open(out / "runs.csv", "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=RUN_COLUMNS, extrasaction="ignore")
         writer.writeheader()
-        for r in sorted(data.runs, key=lambda r: (r["scheme"], r["seed"])):
+        for r in sorted((r.to_row() for r in data.all_runs), key=lambda r: (r["scheme"], r["lr"] or 0.0, r["seed"])):
             writer.writerow(r)
     files["csv"] = out / "runs.csv"
     run_header, run_rows = tables.run_table(data.runs, order)
@@ -139,7 +222,19 @@ def write_report(data: ReportData, out_dir: str | Path) -> dict[str, Path]:
         "curves": "Learning curves: mean over seeds, band min–max.",
         "convergence": f"Fraction of seeds at ≥ {100 * data.target:.0f}% test accuracy by training step.",
         "signal": "Per-layer forward and backward signal at initialization (seed 0).",
+        "sensitivity": "Validation accuracy against learning rate at the final budget: mean over seeds, band "
+                       "min–max, the selected rate circled.",
     }
+    figures = ("accuracy", "curves", "convergence", "signal", "sensitivity")
+    budget_md = ["## Budgets and equivalence", "", tables.markdown(tables.BUDGET_HEADER, tables.budget_rows(
+        data.summary, data.reference)), "", "Per budget: " + EQUIVALENCE_NOTE.format(margin=100 * data.margin) + ".",
+        ""]
+    if data.tuned:
+        grid_header, grid_rows = tables.grid_table(data.summary)
+        budget_md = ["## Learning-rate selection", "", tables.markdown(grid_header, grid_rows), "",
+                     "Mean validation accuracy (%) over seeds at the final budget; the validation split is carved "
+                     "from the training set (stratified, fixed, the same for every seed and scheme); the test set "
+                     "is not used to select.", ""] + budget_md
     setup = _describe(data.config)
     versions = ", ".join(f"{k} {v}" for k, v in data.versions.items())
     md = [f"# initlab compare — experiment `{data.experiment_id}`", "",
@@ -149,8 +244,8 @@ def write_report(data: ReportData, out_dir: str | Path) -> dict[str, Path]:
           "paired by seed; p: Holm-corrected. 'article claims' is the mean of the article's unsourced table, "
           "shown for comparison, not measured. Steps to target: the first epoch end at which test accuracy "
           f"reaches {100 * data.target:.0f}% (median over the seeds that reach it).", "",
-          "## Runs", "", tables.markdown(run_header, run_rows), ""]
-    for key in ("accuracy", "curves", "convergence", "signal"):
+          *budget_md, "## Runs", "", tables.markdown(run_header, run_rows), ""]
+    for key in figures:
         if key in files:
             md += [f"![{captions[key]}]({files[key].name})", "", f"*{captions[key]}*", ""]
     md += ["## Config", "", "```json", json.dumps(data.config, indent=2, sort_keys=True), "```", ""]
@@ -171,7 +266,14 @@ def write_report(data: ReportData, out_dir: str | Path) -> dict[str, Path]:
             "<p>Accuracies in %. Δ vs ref: mean paired difference in percentage points against the reference "
             "(paired by seed); p: Holm-corrected. <em>article claims</em>: the mean of the article's unsourced "
             "table, for comparison only.</p>"]
-    body += [img(files[k], captions[k]) for k in ("accuracy", "curves", "convergence", "signal") if k in files]
+    body += ["<h2>Budgets and equivalence</h2>",
+             tables.html_table(tables.BUDGET_HEADER, tables.budget_rows(data.summary, data.reference)),
+             f"<p>Per budget: {html.escape(EQUIVALENCE_NOTE.format(margin=100 * data.margin))}.</p>"]
+    if data.tuned:
+        body += ["<h2>Learning-rate selection</h2>", tables.html_table(*tables.grid_table(data.summary)),
+                 "<p>Mean validation accuracy (%) at the final budget; * selected. Validation split carved from the "
+                 "training set; the test set is not used to select.</p>"]
+    body += [img(files[k], captions[k]) for k in figures if k in files]
     body += ["<h2>Runs</h2>", tables.html_table(run_header, run_rows),
              "<h2>Config</h2>", f"<pre>{html.escape(json.dumps(data.config, indent=2, sort_keys=True))}</pre>"]
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>initlab {html.escape(data.experiment_id)}</title>"

@@ -168,3 +168,39 @@ def plot_signal(signal: Mapping[str, Sequence[Mapping]], order: Sequence[str], p
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def plot_sensitivity(runs: Sequence, order: Sequence[str], epoch: int, path: Path) -> Path:
+    """Validation accuracy against learning rate after ``epoch``: one line per scheme (mean over
+    seeds), a band from the worst to the best seed, the selected rate circled. ``runs`` are
+    ``initlab.report.analysis.Run``; a diverged run counts as 0."""
+    import numpy as np
+
+    plt = _plt()
+    colors = _colors(order)
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    for s in order:
+        by_lr: dict[float, list[float]] = defaultdict(list)
+        for r in runs:
+            if r.scheme == s and r.lr is not None:
+                by_lr[r.lr].append(100 * r.val_at(epoch))
+        if not by_lr:
+            continue
+        rates = sorted(by_lr)
+        mean = [float(np.nanmean(by_lr[lr])) for lr in rates]
+        ax.plot(rates, mean, marker="o", color=colors[s], label=s, lw=1.5, ms=4)
+        ax.fill_between(rates, [min(by_lr[lr]) for lr in rates], [max(by_lr[lr]) for lr in rates],
+                        color=colors[s], alpha=0.12, lw=0)
+        best = int(np.nanargmax(mean)) if any(math.isfinite(m) for m in mean) else None
+        if best is not None:
+            ax.scatter([rates[best]], [mean[best]], s=90, facecolors="none", edgecolors=colors[s], zorder=4)
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate (log scale)")
+    ax.set_ylabel(f"validation accuracy after epoch {epoch} (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2, loc="lower left")
+    ax.set_title("Sensitivity to the learning rate (mean over seeds, band: min–max; ○ selected)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

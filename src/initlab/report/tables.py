@@ -95,3 +95,48 @@ def print_rich(title: str, header: Sequence[str], rows: Sequence[Sequence[str]],
     for row in rows:
         table.add_row(*(escape(str(c)) for c in row))
     Console(file=file, width=max(120, min(220, 14 * len(header)))).print(table)
+
+
+BUDGET_HEADER = ["epochs", "scheme", "lr", "n", "test mean %", "95% CI %", "Δ vs ref (pp)", "Δ 95% CI (pp)",
+                 "vs reference"]
+
+
+def lr_text(lr: float | None) -> str:
+    return "—" if lr is None else f"{lr:g}"
+
+
+def budget_rows(summary: Sequence[Mapping], reference: str | None) -> list[list[str]]:
+    """One row per (budget, scheme): selected lr, tuned test accuracy, paired difference, verdict."""
+    rows = []
+    per_budget = sorted({b["epoch"] for r in summary for b in r.get("budgets", [])})
+    for epoch in per_budget:
+        for r in summary:
+            b = next((b for b in r.get("budgets", []) if b["epoch"] == epoch), None)
+            if b is None:
+                continue
+            ci = b.get("diff_ci")
+            if r["scheme"] == reference:
+                diff, diff_ci, verdict = "ref", "—", "reference"
+            else:
+                d = b.get("diff")
+                diff = "—" if d is None or not math.isfinite(d) else f"{100 * d:+.2f}"
+                diff_ci = "—" if not ci else f"[{100 * ci[0]:+.2f}, {100 * ci[1]:+.2f}]"
+                verdict = b.get("vs_reference") or "—"
+            rows.append([str(epoch), r["scheme"], lr_text(b.get("lr")), str(b["n"]), pct(b["mean"]),
+                         f"[{pct(b['ci_low'])}, {pct(b['ci_high'])}]", diff, diff_ci, verdict])
+    return rows
+
+
+def grid_table(summary: Sequence[Mapping]) -> tuple[list[str], list[list[str]]]:
+    """Mean validation accuracy (%) per scheme and learning rate at the final budget; * = selected."""
+    rates = sorted({k for r in summary for k in r.get("grid", {}) if k != "fixed"}, key=float)
+    header = ["scheme"] + [f"lr {float(k):g}" for k in rates] + ["selected lr"]
+    rows = []
+    for r in summary:
+        grid = r.get("grid", {})
+        cells = []
+        for k in rates:
+            mark = " *" if r.get("lr") is not None and float(k) == r["lr"] else ""
+            cells.append(pct(grid.get(k)) + mark)
+        rows.append([r["scheme"], *cells, lr_text(r.get("lr"))])
+    return header, rows

@@ -142,20 +142,20 @@ def trained_weights(config, dataset):
     Same cells, members, model factory and ``TrainConfig`` as ``initlab.sweep.compare``, so the
     runs equal the stored ones (bit for bit on the same machine and thread count).
     """
-    from initlab.engine import Member, member_state_dict, train
+    from initlab.engine import member_state_dict
     from initlab.engine.init import initial_state
-    from initlab.sweep.cells import make_cells, member_init, model_factory
-    from initlab.sweep.runner import train_config
+    from initlab.sweep.cells import make_cells, model_factory
+    from initlab.sweep.runner import engine_members, train_config, train_ensemble
 
     factory = model_factory(config, dataset.input_shape, dataset.num_classes)
     tc = train_config(config)
     for cell in make_cells(config):
-        members = [Member(member_init(scheme), seed, name=scheme) for scheme, seed in cell.members]
+        members = engine_members(cell)
         init_params, _ = initial_state(factory, members, bias_init=tc.bias_init, device=torch.device("cpu"))
-        result = train(factory, members, dataset, tc)
-        for i, ((scheme, seed), m) in enumerate(zip(cell.members, result.members)):
+        result = train_ensemble(config, cell, dataset)
+        for i, (spec, m) in enumerate(zip(cell.members, result.members)):
             init = {n: t[i] for n, t in init_params.items()}
-            yield scheme, seed, m.test_acc, init, member_state_dict(result.state, i)
+            yield spec.scheme, spec.seed, m.test_acc, init, member_state_dict(result.state, i)
 
 
 def _plot(path: Path, order: list[str], units: dict, accuracy: dict, layers: list[str], width: int) -> Path:

@@ -1,4 +1,4 @@
-"""A sweep as cells: chunks of (scheme, seed) members that train together as one ensemble.
+"""A sweep as cells: chunks of (scheme, lr, seed) members that train together as one ensemble.
 
 A cell is the unit of work, of scheduling (one Ray task) and of commit (one store
 transaction). Cells are cut from the config's member list, so the same config and chunk size
@@ -15,18 +15,23 @@ from typing import Any
 
 from torch import nn
 
-from initlab.sweep.config import POLICIES, CompareConfig
+from initlab.sweep.config import POLICIES, CompareConfig, MemberSpec
 
 
 @dataclass(frozen=True)
 class Cell:
     index: int
-    members: tuple[tuple[str, int], ...]
+    members: tuple[MemberSpec, ...]
 
     @property
     def key(self) -> str:
         """The cell's checkpoint key in the store."""
         return f"cell-{self.index:04d}"
+
+    @property
+    def store_keys(self) -> set[tuple[str, int]]:
+        """The store cells (label, seed) this chunk commits."""
+        return {m.key for m in self.members}
 
 
 def make_cells(config: CompareConfig) -> list[Cell]:

@@ -7,6 +7,7 @@ different one.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 
 from initlab.errors import UserError
@@ -47,6 +48,10 @@ class CompareConfig:
     chunk_size: int = 50  # members (scheme, seed) trained together in one cell
     data_options: dict = field(default_factory=dict)  # e.g. {"limit_train": 10000}
     model_options: dict = field(default_factory=dict)  # extra keywords for the model, e.g. {"norm": "batch"}
+    lr_grid: tuple[float, ...] = ()  # learning rates tried per scheme (selected on validation); () -> fixed lr
+    budgets: tuple[int, ...] = ()  # epochs at which results are summarized; () -> epochs // 4 and epochs
+    margin: float = 0.005  # equivalence margin on test accuracy (fraction: 0.005 = 0.5 points)
+    val_fraction: float = 0.1  # share of the training set held out for validation (stratified, fixed)
 
     def __post_init__(self) -> None:
         from initlab.schemes import canonical_spec
@@ -104,16 +109,63 @@ class CompareConfig:
         from initlab.activations import canonical as canonical_activation
 
         canonical_activation(self.activation)
+        self._check_tuning()
+
+    def _check_tuning(self) -> None:
+        """lr_grid, budgets, margin and val_fraction: validated and put in canonical form."""
+        grid = self.lr_grid
+        if isinstance(grid, (int, float)) and not isinstance(grid, bool):
+            grid = (grid,)
+        if not isinstance(grid, (list, tuple)) or any(
+                isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0 for v in grid):
+            raise UserError(f"lr_grid: every learning rate must be a finite number > 0; got {self.lr_grid!r}")
+        grid = tuple(sorted(float(v) for v in grid))
+        if len(set(grid)) != len(grid):
+            raise UserError(f"lr_grid: each learning rate once; got {list(self.lr_grid)}")
+        object.__setattr__(self, "lr_grid", grid)
+        budgets = self.budgets
+        if isinstance(budgets, int) and not isinstance(budgets, bool):
+            budgets = (budgets,)
+        if not isinstance(budgets, (list, tuple)) or any(
+                isinstance(b, bool) or not isinstance(b, int) or b < 1 for b in budgets):
+            raise UserError(f"budgets: epochs as integers >= 1; got {self.budgets!r}")
+        beyond = [b for b in budgets if b > self.epochs]
+        if beyond:
+            raise UserError(f"budgets: {beyond[0]} is beyond epochs={self.epochs}; allowed: 1..{self.epochs}")
+        if not budgets:
+            budgets = (max(1, self.epochs // 4),)
+        # The final epoch is always a budget: it is what was trained, and what the summary shows.
+        object.__setattr__(self, "budgets", tuple(sorted(set(budgets) | {self.epochs})))
+        margin = self.margin
+        if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not 0 < margin < 1:
+            raise UserError(f"margin: an accuracy difference in (0, 1) (0.005 = 0.5 points); got {margin!r}")
+        object.__setattr__(self, "margin", float(margin))
+        fraction = self.val_fraction
+        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
+            raise UserError(f"val_fraction: a share of the training set in (0, 1); got {fraction!r}")
+        object.__setattr__(self, "val_fraction", float(fraction))
 
     @property
-    def members(self) -> list[tuple[str, int]]:
-        """Every (scheme, seed) cell of the grid, seed-major so a chunk mixes schemes fairly."""
-        return [(scheme, seed) for seed in self.seeds for scheme in self.schemes]
+    def tuned(self) -> bool:
+        """True when a learning-rate grid is selected on validation (else the fixed ``lr``)."""
+        return bool(self.lr_grid)
+
+    @property
+    def learning_rates(self) -> tuple[float, ...]:
+        """The rates trained: the grid, or the one fixed ``lr``."""
+        return self.lr_grid or (self.lr,)
+
+    @property
+    def members(self) -> list["MemberSpec"]:
+        """Every (scheme, lr, seed) member: lr-major (the optimizer updates equal rates together),
+        then seed-major so a chunk mixes schemes fairly. Fixed-lr members have ``lr=None``."""
+        rates = self.lr_grid or (None,)
+        return [MemberSpec(scheme, seed, lr) for lr in rates for seed in self.seeds for scheme in self.schemes]
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        d["schemes"] = list(self.schemes)
-        d["seeds"] = list(self.seeds)
+        for name in ("schemes", "seeds", "lr_grid", "budgets"):
+            d[name] = list(getattr(self, name))
         return d
 
     @classmethod
@@ -129,6 +181,64 @@ class CompareConfig:
         from initlab.store import config_hash
 
         return config_hash(self.to_dict())
+
+
+@dataclass(frozen=True)
+class MemberSpec:
+    """One trained member of a comparison: a scheme, a seed and (grid mode) a learning rate.
+
+    ``label`` is the member's name in the store (its ``scheme`` column): the scheme itself at a
+    fixed lr, ``"scheme@lr=0.01"`` in grid mode; ``key`` = (label, seed) is its store cell.
+    """
+
+    scheme: str
+    seed: int
+    lr: float | None = None
+
+    @property
+    def label(self) -> str:
+        return run_label(self.scheme, self.lr)
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.label, self.seed)
+
+
+def run_label(scheme: str, lr: float | None) -> str:
+    """The store label of a member: ``scheme``, or ``scheme@lr=<repr(lr)>`` for a grid member."""
+    return scheme if lr is None else f"{scheme}@lr={float(lr)!r}"
+
+
+def parse_float_list(flag: str, text: str) -> tuple[float, ...]:
+    """``"0.001,0.01"`` -> (0.001, 0.01); a bad item raises ``UserError`` naming ``flag``."""
+    values = []
+    for item in str(text).split(","):
+        item = item.strip()
+        if not item:
+            continue
+        try:
+            values.append(float(item))
+        except ValueError:
+            raise UserError(f"{flag}: {item!r} is not a number; expected a comma list like 0.001,0.01,0.1") from None
+    if not values:
+        raise UserError(f"{flag}: empty list; expected a comma list like 0.001,0.01,0.1")
+    return tuple(values)
+
+
+def parse_int_list(flag: str, text: str) -> tuple[int, ...]:
+    """``"5,10,20"`` -> (5, 10, 20); a bad item raises ``UserError`` naming ``flag``."""
+    values = []
+    for item in str(text).split(","):
+        item = item.strip()
+        if not item:
+            continue
+        try:
+            values.append(int(item))
+        except ValueError:
+            raise UserError(f"{flag}: {item!r} is not an integer; expected a comma list like 5,10,20") from None
+    if not values:
+        raise UserError(f"{flag}: empty list; expected a comma list like 5,10,20")
+    return tuple(values)
 
 
 def parse_seeds(text: str) -> tuple[int, ...]:

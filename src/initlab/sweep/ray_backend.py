@@ -1,7 +1,7 @@
 """The Ray backend of ``initlab compare``: one Ray task per cell, only the driver writes the store.
 
 A sweep is cut into cells (``initlab.sweep.cells``); here each pending cell becomes one Ray task
-that trains its members together with ``run_cell`` and returns plain dicts. The driver, the
+that trains its members together with ``run_cell`` and returns its ``CellResult``. The driver, the
 process that called ``compare``, is the only one that touches the store: it collects results as
 they arrive (``ray.wait``) and commits each cell as one transaction, exactly as ``run_local``
 does, so a killed driver loses at most the cells in flight and ``--resume`` continues.
@@ -43,6 +43,7 @@ from typing import Any
 from initlab.errors import UserError
 from initlab.sweep.cells import Cell, steps_per_cell
 from initlab.sweep.config import CompareConfig
+from initlab.sweep.records import CellResult
 
 RAY_MIN_VERSION = (2, 9)
 INSTALL_HINT = "pip install 'initlab[ray]'"
@@ -50,8 +51,8 @@ PROBE_TIMEOUT = 5.0  # seconds to open a TCP connection to the head's GCS port
 MAX_RETRIES = 3  # attempts after the first when a task's worker dies
 IN_FLIGHT_PER_CPU = 2  # tasks submitted per cluster CPU: one running, one queued behind it
 
-# What a task runs: (config, cell, dataset, resume_blob) -> {"runs": [...], "epochs": [...]}.
-CellTask = Callable[[CompareConfig, Cell, Any, "bytes | None"], dict]
+# What a task runs: (config, cell, dataset, resume_blob) -> CellResult.
+CellTask = Callable[[CompareConfig, Cell, Any, "bytes | None"], CellResult]
 
 
 def _version_tuple(text: str) -> tuple[int, ...]:
@@ -105,14 +106,15 @@ def probe_address(address: str | None) -> None:
             f"instance") from None
 
 
-def train_cell(config: CompareConfig, cell: Cell, dataset: Any, resume_blob: bytes | None) -> dict:
+def train_cell(config: CompareConfig, cell: Cell, dataset: Any, resume_blob: bytes | None) -> CellResult:
     """The default task body: ``run_cell`` (continued from ``resume_blob`` when given)."""
     from initlab.sweep.runner import run_cell
 
     return run_cell(config, cell, dataset, resume_blob=resume_blob)
 
 
-def _cell_task(task: CellTask, config: CompareConfig, cell: Cell, dataset: Any, resume_blob: bytes | None) -> dict:
+def _cell_task(task: CellTask, config: CompareConfig, cell: Cell, dataset: Any, resume_blob: bytes | None,
+               ) -> CellResult:
     # Runs in a Ray worker. One intra-op thread: the task holds one CPU (several tasks share a
     # node) and the local backend's bits are defined at a fixed thread count.
     import torch
@@ -155,7 +157,7 @@ def _cluster_cpus() -> int:
     return max(1, int(ray.cluster_resources().get("CPU", 1)))
 
 
-def _result(ref: Any, cell: Cell) -> dict:
+def _result(ref: Any, cell: Cell) -> CellResult:
     """``ray.get`` of a finished task, with the cell's own error when it raised one."""
     import ray
 
@@ -198,8 +200,8 @@ def run_ray(
             instance. What this call initialized it shuts down at the end (a local instance
             stops, a cluster is only disconnected from); a Ray already initialized in this
             process is used as it is and left running.
-        cell_task: what a task runs, ``(config, cell, dataset, resume_blob) -> dict``
-            (``run_cell``'s records); tests inject faults through it.
+        cell_task: what a task runs, ``(config, cell, dataset, resume_blob) -> CellResult``
+            (``run_cell``'s ``CellResult``); tests inject faults through it.
 
     Returns:
         The indices of the cells submitted, in submission order.
@@ -239,10 +241,8 @@ def run_ray(
     return submitted
 
 
-def _commit(store: Any, experiment_id: str, cell: Cell, result: dict) -> None:
-    from initlab.sweep import _records
-
-    runs, epochs = _records(store, experiment_id, result)
+def _commit(store: Any, experiment_id: str, cell: Cell, result: CellResult) -> None:
+    runs, epochs = result.store_records(experiment_id)
     store.commit_runs(experiment_id, runs, epochs, delete_checkpoints=[cell.key])
 
 

@@ -1,7 +1,7 @@
-"""Run one cell: train its members together and turn the result into plain records.
+"""Run one cell: train its members together and return a typed ``CellResult``.
 
-Both backends call ``run_cell``; it returns plain dicts (picklable, backend-neutral) and only
-the driver turns them into store records and commits them.
+Both backends call ``run_cell``; only the driver turns its result into store records
+(``CellResult.store_records``) and commits them.
 """
 
 from __future__ import annotations
@@ -9,18 +9,29 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from initlab.schemes import scheme_from_spec
 from initlab.engine import Member, TrainConfig, state_from_bytes, state_to_bytes, train
+from initlab.schemes import scheme_from_spec
 from initlab.sweep.cells import Cell, member_init, model_factory
 from initlab.sweep.config import CompareConfig
+from initlab.sweep.records import CellResult
 
 
 def train_config(config: CompareConfig) -> TrainConfig:
+    """The engine's ``TrainConfig`` of a comparison: derived here and nowhere else."""
     return TrainConfig(
         epochs=config.epochs, batch_size=config.batch_size, optimizer=config.optimizer, lr=config.lr,
         momentum=config.momentum if config.optimizer == "sgd" else 0.9, weight_decay=config.weight_decay,
         bias_init=scheme_from_spec(config.bias_init), target=config.target,
     )
+
+
+def with_validation(config: CompareConfig, dataset: Any) -> Any:
+    """``dataset`` with the config's validation split carved out (as is when it has one already)."""
+    if hasattr(dataset, "x_val"):
+        return dataset
+    from initlab.data.split import with_validation as carve
+
+    return carve(dataset, config.val_fraction)
 
 
 def run_cell(
@@ -31,30 +42,31 @@ def run_cell(
     resume_blob: bytes | None = None,
     on_checkpoint: Callable[[int, bytes], None] | None = None,
     progress: Callable[[int, int], None] | None = None,
-) -> dict[str, list[dict]]:
-    """Train ``cell``'s members on ``dataset``; ``{"runs": [...], "epochs": [...]}`` as dicts.
+) -> CellResult:
+    """Train ``cell``'s members on ``dataset`` (its validation split carved if not yet done).
 
     ``on_checkpoint(epoch, blob)`` receives the serialized state after every epoch;
     ``resume_blob`` continues from one (the result equals the uninterrupted run's).
     """
-    members = [Member(member_init(scheme), seed, name=scheme) for scheme, seed in cell.members]
-    factory = model_factory(config, dataset.input_shape, dataset.num_classes)
     def checkpoint(state: dict) -> None:
         on_checkpoint(int(state["epoch"]), state_to_bytes(state))
-    result = train(
-        factory, members, dataset, train_config(config),
-        checkpoint=checkpoint if on_checkpoint is not None else None, progress=progress,
+
+    result = train_ensemble(
+        config, cell, dataset, checkpoint=checkpoint if on_checkpoint is not None else None, progress=progress,
         resume_state=state_from_bytes(resume_blob) if resume_blob is not None else None,
+        keep_correct=config.budgets,
     )
-    runs, epochs = [], []
-    for (scheme, seed), m in zip(cell.members, result.members):
-        last = m.records[-1]
-        runs.append(dict(
-            scheme=scheme, seed=seed, status=m.status, test_acc=last.test_acc, test_loss=last.test_loss,
-            train_loss=last.train_loss, train_acc=last.train_acc, diverged_step=m.diverged_step,
-            wall_time=result.wall_time, extra={"backend": result.backend, "cell": cell.index,
-                                               "steps_per_epoch": result.steps_per_epoch},
-        ))
-        for r in m.records:
-            epochs.append(dict(scheme=scheme, seed=seed, **r.to_dict()))
-    return {"runs": runs, "epochs": epochs}
+    return CellResult.from_ensemble(cell.index, cell.members, result)
+
+
+def engine_members(cell: Cell) -> list[Member]:
+    """The engine's ``Member``s of a cell, in its order."""
+    return [Member(member_init(m.scheme), m.seed, name=m.scheme, lr=m.lr) for m in cell.members]
+
+
+def train_ensemble(config: CompareConfig, cell: Cell, dataset: Any, **train_kwargs: Any):
+    """The engine's ``EnsembleResult`` for ``cell``, exactly as ``compare`` trains it (same split,
+    members, factory and ``TrainConfig``): how a study retrains a stored comparison."""
+    dataset = with_validation(config, dataset)
+    factory = model_factory(config, dataset.input_shape, dataset.num_classes)
+    return train(factory, engine_members(cell), dataset, train_config(config), **train_kwargs)
