@@ -89,6 +89,7 @@ class StudyContext:
     store: Path
     full: bool = False
     progress: bool = True
+    quick: bool = False  # the smallest version, for tests (studies that define one)
     overrides: dict[str, Any] = field(default_factory=dict)
 
     def setting(self, defaults: dict[str, Any], full: dict[str, Any] | None = None) -> dict[str, Any]:
