@@ -14,7 +14,7 @@ import os
 import sys
 
 # Order is the order of ``initlab --help``.
-COMMANDS = ("schemes", "gain", "plan", "diagnose", "compare", "runs", "report", "study")
+COMMANDS = ("schemes", "gain", "plan", "diagnose", "suggest_lr", "compare", "runs", "report", "study")
 
 
 class _Parser(argparse.ArgumentParser):
