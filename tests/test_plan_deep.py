@@ -97,3 +97,33 @@ def test_a_module_used_twice_is_still_traced():
     shared = nn.Linear(8, 8)
     net = nn.Sequential(shared, nn.Tanh(), shared, nn.Linear(8, 2))
     assert plan(net)["0.weight"].scheme == plan(TracedSequential(shared, nn.Tanh(), shared, nn.Linear(8, 2)))["0.weight"].scheme
+
+
+def relu_chain(depth: int, width: int, act: type[nn.Module] = nn.ReLU) -> nn.Sequential:
+    layers: list[nn.Module] = [nn.Linear(12, width), act()]
+    for _ in range(depth - 1):
+        layers += [nn.Linear(width, width), act()]
+    return nn.Sequential(*layers, nn.Linear(width, 5))
+
+
+def test_auto_uses_looks_linear_beyond_hes_predicted_trainable_depth():
+    from initlab.policy import initialize
+
+    net = relu_chain(40, 32)  # 5 * 40 / 32 = 6.25 > 1
+    p = initialize(net, "auto", seed=0)
+    weights = [e for e in p if e.param.endswith("weight")]
+    assert [e.params["position"] for e in weights] == ["first"] + ["hidden"] * 39 + ["last"]
+    assert all(e.scheme == "looks_linear" for e in weights) and "Hanin & Rolnick" in weights[1].reason
+    x = torch.randn(6, 12, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():  # the whole chain is linear at init: f(-x) = -f(x)
+        torch.testing.assert_close(net(-x), -net(x), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("net", [
+    relu_chain(12, 128),  # 5 * 12 / 128 < 1: He is predicted to train
+    relu_chain(40, 33),  # odd width: no mirrored pairs
+    relu_chain(40, 32, nn.LeakyReLU),  # not ReLU
+    nn.Sequential(*relu_chain(40, 32)[:-3], nn.Linear(32, 32), nn.Tanh(), nn.Linear(32, 5)),  # mixed
+])
+def test_auto_keeps_he_where_looks_linear_does_not_apply(net):
+    assert plan(net)["2.weight"].scheme == "he_normal"

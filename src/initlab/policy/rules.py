@@ -53,11 +53,16 @@ class Decision:
 
 @dataclass(frozen=True)
 class RuleContext:
-    """Model-level facts the rules need: is the net a plain chain, and how deep per activation."""
+    """Model-level facts the rules need: is the net a plain chain, and how deep per activation.
+
+    ``looks_linear``: the weight layers of a plain ReLU chain deeper than He's predicted
+    trainable depth, name -> position (first / hidden / last), see ``looks_linear_rule``.
+    """
 
     plain: bool
     depth: dict[str, int]
     method: str
+    looks_linear: dict[str, str] = field(default_factory=dict)
 
 
 def context(graph: ModelGraph) -> RuleContext:
@@ -68,7 +73,8 @@ def context(graph: ModelGraph) -> RuleContext:
     for info in graph.layers.values():
         if info.kind in SCALED_KINDS and info.activation:
             depth[info.activation] = depth.get(info.activation, 0) + 1
-    return RuleContext(plain=plain, depth=depth, method=graph.method)
+    return RuleContext(plain=plain, depth=depth, method=graph.method,
+                       looks_linear=looks_linear_chain(graph) if plain else {})
 
 
 def _g(value: float) -> str:
@@ -176,6 +182,62 @@ def deep_plain_rule(info: LayerInfo, depth: int, shape: tuple[int, ...]) -> Deci
     return Decision("orthogonal", {"gain": g}, reason, "hidden")
 
 
+# Hanin & Rolnick (2018): with He's init the log of a ReLU net's squared activation length has
+# variance ~ 5 * sum_l 1/n_l; the chain is predicted trainable while that stays below 1.
+HANIN_ROLNICK_BETA = 5.0
+
+
+def he_trainable_depth(width: int) -> float:
+    """He's predicted trainable depth of a plain ReLU chain of ``width`` units: 5 * depth / width = 1.
+
+    Source: Hanin & Rolnick (2018), How to start training: the effect of initialization and
+    architecture (failure mode 2: the fluctuations of the activation length grow as
+    exp(5 sum_l 1/n_l) at He's init, so depth must stay well below width / 5).
+    """
+    return width / HANIN_ROLNICK_BETA
+
+
+def looks_linear_chain(graph: ModelGraph) -> dict[str, str]:
+    """Positions for ``looks_linear_rule`` when ``graph`` is a plain chain of ReLU Linear layers
+    (every layer but the output followed by ReLU, even widths) with 5 * sum_l 1/n_l > 1; else {}."""
+    layers = [info for info in graph.weight_layers() if info.kind in SCALED_KINDS and info.parent is None]
+    # Linear layers only: a reshape between conv and linear layers would have to keep the mirrored halves apart.
+    if len(layers) < DEEP_PLAIN_MIN_DEPTH or not layers[-1].output or any(i.kind != "linear" for i in layers):
+        return {}
+    hidden = layers[:-1]
+    if any(info.activation != "relu" for info in hidden):
+        return {}
+    widths = [int(info.module.weight.shape[0]) for info in hidden]
+    if any(w % 2 for w in widths) or HANIN_ROLNICK_BETA * sum(1.0 / w for w in widths) <= 1.0:
+        return {}
+    positions = {info.name: "hidden" for info in hidden}
+    positions[hidden[0].name] = "first"
+    positions[layers[-1].name] = "last"
+    return positions
+
+
+def looks_linear_rule(info: LayerInfo, position: str, ctx: RuleContext) -> Decision:
+    """Plain ReLU chain deeper than He's predicted trainable depth: looks-linear mirrored orthogonal blocks.
+
+    .. math::
+        W_\\text{first} = [Q; -Q], \\quad W_\\text{hidden} = [[Q, -Q], [-Q, Q]], \\quad W_\\text{last} = [Q, -Q]
+
+    so the chain computes a linear map at init (relu(u) - relu(-u) = u) whose Jacobian has every
+    singular value 1 at any depth, where He's Gaussian weights leave the activation length
+    fluctuating as exp(5 sum 1/n_l) (Hanin & Rolnick 2018) and orthogonal ReLU nets have no
+    dynamical isometry (Pennington et al. 2017). Sources: Balduzzi et al. (2017), The shattered
+    gradients problem; Burkholz & Dubatovka (2019). Measured in ``initlab study depth-frontier``.
+    """
+    depth = ctx.depth.get("relu", 0)
+    role = "output" if position == "last" else "hidden"
+    reason = (
+        f"{_after(info) if position != 'last' else 'output layer'}, in a plain chain of {depth} ReLU layers, deeper "
+        f"than He's predicted trainable depth (5 sum 1/width > 1, Hanin & Rolnick 2018): looks-linear "
+        f"({position} block), the chain starts as a linear map (Balduzzi et al. 2017)"
+    )
+    return Decision("looks_linear", {"gain": 1.0, "position": position}, reason, role)
+
+
 def selu_rule(info: LayerInfo) -> Decision:
     """SELU: LeCun normal, Var = 1/fan_in, the init self-normalizing networks assume.
 
@@ -229,6 +291,8 @@ def weight_layer_rule(info: LayerInfo, shape: tuple[int, ...], ctx: RuleContext)
     """Dispatch for the weight of a Linear/Conv/ConvTranspose layer (precedence in the module doc)."""
     if info.residual_last:
         return residual_last_rule(info)
+    if info.name in ctx.looks_linear:
+        return looks_linear_rule(info, ctx.looks_linear[info.name], ctx)
     if info.output:
         return output_rule(info)
     act = info.activation
