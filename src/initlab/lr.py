@@ -216,6 +216,7 @@ def members_per_chunk(model: nn.Module, x: torch.Tensor, batch_size: int, optimi
     by one forward pass of a copy) plus parameters, gradients and optimizer state
     ``(2 + k) * P * 4`` (k = 2 for Adam, 1 for SGD with momentum). At most ``MEMORY_HEADROOM`` of
     the available memory is used. ``UserError`` before any training when one copy does not fit.
+    A ``checkpointed`` model keeps ``depth/s + s`` layers' activations instead of ``depth``.
     """
     probe = copy.deepcopy(model).eval()
     sizes: list[int] = []
@@ -226,6 +227,11 @@ def members_per_chunk(model: nn.Module, x: torch.Tensor, batch_size: int, optimi
     for h in hooks:
         h.remove()
     activations = sum(sizes)
+    from initlab.engine.checkpointing import Checkpointed, activation_layers
+
+    if isinstance(probe, Checkpointed):  # only the segments' inputs are kept, one segment recomputed at a time
+        depth = len(probe.seq)
+        activations = math.ceil(activations * activation_layers(depth, probe.segments) / depth)
     params = sum(p.numel() for p in probe.parameters())
     k = 2 if optimizer == "adam" else 1
     per_copy = 4 * (2 * batch_size * activations + (2 + k) * params)
@@ -235,7 +241,7 @@ def members_per_chunk(model: nn.Module, x: torch.Tensor, batch_size: int, optimi
         raise UserError(
             f"one training copy of this model needs about {per_copy / 2**30:.1f} GiB (batch {batch_size} x "
             f"{activations} activation values per sample, {params} parameters); {budget / 2**30:.1f} GiB may be used: "
-            "lower batch_size"
+            "lower batch_size, or wrap an nn.Sequential with initlab.engine.checkpointing.checkpointed(model)"
         )
     return int(min(wanted, fit))
 
