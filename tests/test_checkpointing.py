@@ -7,7 +7,11 @@ import torch
 from torch import nn
 
 import initlab
-from initlab.engine.checkpointing import activation_layers, checkpointed, default_segments
+from initlab.engine.checkpointing import (
+    activation_layers,
+    checkpointed,
+    default_segments,
+)
 from initlab.errors import UserError
 
 

@@ -11,7 +11,7 @@ import torch
 
 FACTORY = textwrap.dedent(
     """
-    import torch.nn as nn
+    from torch import nn
     import initlab
 
 
@@ -26,7 +26,7 @@ FACTORY = textwrap.dedent(
 def run(tmp_path, *args):
     (tmp_path / "lr_factory.py").write_text(FACTORY)
     return subprocess.run([sys.executable, "-m", "initlab", "suggest-lr", str(tmp_path / "lr_factory.py") + ":make",
-                           *args], capture_output=True, text=True, timeout=300)
+                           *args], capture_output=True, text=True, timeout=300, check=False)
 
 
 def test_suggest_lr_prints_the_table_and_json(tmp_path):
@@ -45,7 +45,7 @@ def test_bad_optimizer_is_one_line_and_exit_2(tmp_path):
 
 
 def test_poisoned_test_labels_do_not_change_the_choice():
-    import torch.nn as nn
+    from torch import nn
 
     import initlab
     from initlab.cli.suggest_lr_cmd import suggest_for_dataset

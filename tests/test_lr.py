@@ -44,7 +44,7 @@ def test_choice_depends_on_the_data_given_only():
     # A caller's test labels are not an argument: poisoning them changes nothing (the same bits),
     # while poisoning the training labels, the data suggest_lr does see, does change the losses.
     x, y = mixture(seed=1)
-    x_test, y_test = mixture(seed=2)
+    _x_test, y_test = mixture(seed=2)
     first = suggest_lr(small_net(), x, y, grid=[1e-3, 1e-2, 1e-1], steps=8)
     y_test[:] = torch.randint(0, 3, y_test.shape, generator=torch.Generator().manual_seed(3))
     again = suggest_lr(small_net(), x, y, grid=[1e-3, 1e-2, 1e-1], steps=8)
