@@ -15,7 +15,7 @@ import json
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "suggest-lr",
-        help="the learning rate that trains a model from its current init (validation split, stacked copies)",
+        help="learning rate for a model from its current init",
         description="Train copies of a model at a grid of learning rates on a validation split and suggest one.",
     )
     p.add_argument("target", help='"module:function" or "path/to/file.py:function" returning an nn.Module')
