@@ -115,6 +115,10 @@ def test_rule_without_a_stable_point_says_so():
     assert not ok and lr == 1e-3 and notes
 
 
+def test_public_names_are_lazy_exports():
+    assert initlab.suggest_lr is suggest_lr and initlab.LrSuggestion.__name__ == "LrSuggestion"
+
+
 def test_table_and_plot(tmp_path):
     s = suggest_lr(small_net(), *mixture(), grid=[1e-3, 1e-2], steps=3)
     text = str(s)
