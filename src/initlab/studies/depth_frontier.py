@@ -150,9 +150,13 @@ def jacobian_spread(model, x) -> float:
     from initlab.diagnose.jacobian import jacobian_singular_values
 
     with torch.random.fork_rng(devices=[]):
-        singular, _ = jacobian_singular_values(model, x)
+        try:
+            singular, _ = jacobian_singular_values(model, x)
+        except RuntimeError:  # a non-finite Jacobian (chaotic init overflowing float32): no finite spread
+            return math.inf
     ratio = singular[:, 0].double() / singular[:, -1].double().clamp_min(1e-300)
-    return float(torch.log10(ratio).mean())
+    spread = float(torch.log10(ratio).mean())
+    return spread if math.isfinite(spread) else math.inf
 
 
 def run_cell(activation: str, scheme: str, depth: int, seed: int, s: dict[str, Any], data) -> dict[str, Any]:
