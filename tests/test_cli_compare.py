@@ -182,3 +182,43 @@ def test_human_output_has_tables_and_progress_lines(tmp_path):
     # Not a terminal: plain progress lines on stderr, ending at 100%.
     progress = [l for l in res.stderr.splitlines() if " steps (" in l]
     assert progress and "(100%)" in progress[-1]
+
+
+@pytest.mark.parametrize("args,needles", [
+    (["--lr-grid", "0.01,-0.1"], ["--lr-grid", "-0.1"]),
+    (["--lr-grid", "0.01,nan"], ["--lr-grid", "nan"]),
+    (["--lr-grid", "0.01,inf"], ["--lr-grid", "inf"]),
+    (["--lr-grid", "0.01,0"], ["--lr-grid", "0"]),
+    (["--lr-grid", "0.01,abc"], ["--lr-grid", "abc"]),
+    (["--budgets", "1,5"], ["--budgets", "5", "epochs=2"]),
+    (["--margin", "0"], ["--margin", "0"]),
+    (["--margin", "-1"], ["--margin", "-1"]),
+    (["--lr", "0.1", "--lr-grid", "0.01,0.1"], ["--lr", "--lr-grid"]),
+])
+def test_bad_tuning_input_exits_2_with_one_line_and_writes_nothing(args, needles, tmp_path):
+    res = initlab("compare", *SMALL, *args, "--store", str(tmp_path / "s.sqlite"), "--out", str(tmp_path / "o"))
+    _one_line_exit_2(res, *needles)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_lr_grid_json_selects_per_scheme_and_gives_verdicts(tmp_path):
+    res = initlab("compare", "--schemes", "he_normal,zeros", "--seeds", "2", "--epochs", "2", "--width", "16",
+                  "--batch-size", "64", "--lr-grid", "0.01,0.1", "--budgets", "1", "--margin", "1",
+                  "--store", str(tmp_path / "s.sqlite"), "--out", str(tmp_path / "o"), "--json")
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    rows = {r["scheme"]: r for r in out["summary"]}
+    for row in rows.values():
+        assert row["lr"] in (0.01, 0.1) and set(row["grid"]) == {"0.01", "0.1"}
+        best = max(row["grid"], key=lambda k: (row["grid"][k], -float(k)))
+        assert float(best) == row["lr"]  # the selected rate has the best validation mean
+        assert [b["epoch"] for b in row["budgets"]] == [1, 2]
+    assert rows["he_normal"]["vs_reference"] is None  # the reference itself
+    zeros = rows["zeros"]
+    assert zeros["vs_reference"] == "worse"  # zero init stays near chance
+    lo, hi = zeros["diff_ci"]
+    assert lo <= zeros["budgets"][-1]["diff"] <= hi < 0
+    assert len(out["runs"]) == 4 and len(out["grid_runs"]) == 8
+    assert {r["lr"] for r in out["grid_runs"]} == {0.01, 0.1}
+    assert (tmp_path / "o" / "sensitivity.png").stat().st_size > 0
+    assert "Budgets and equivalence" in (tmp_path / "o" / "report.md").read_text()

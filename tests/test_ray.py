@@ -178,7 +178,7 @@ def test_resume_submits_only_pending_cells_and_continues_checkpoints(ray_instanc
     with open_store(local) as ref, open_store(path) as db:
         (done,) = ref.list_experiments()
         experiment = db.create_experiment(CONFIG.to_dict())
-        first = set(cells[0].members)
+        first = cells[0].store_keys
         # Cell 0 committed before the resume, by a driver that was then killed.
         db.commit_runs(
             experiment.id,

@@ -12,7 +12,7 @@ from initlab.studies.depth import gradient_profile, log10_ratio
 
 # 30 hidden layers of 64 ReLU units on digits, SGD lr 0.001 (momentum 0.9), 4 epochs = 180 steps:
 # measured He 0.42-0.60 test accuracy over seeds 0-3, Xavier exactly 0.10 (chance) on every seed.
-TINY = {"depths": [30], "activations": ["relu"], "width": 64, "epochs": 4, "seeds": 3}
+TINY = {"depths": [30], "activations": ["relu"], "width": 64, "epochs": 4, "seeds": 3, "optimizers": ["sgd"]}
 
 
 @pytest.fixture(scope="module")
@@ -51,3 +51,13 @@ def test_depth_requires_relu(tmp_path):
                        overrides={**TINY, "activations": ["tanh"]})
     with pytest.raises(UserError, match="must include 'relu'"):
         get("depth").run(ctx)
+
+
+def test_judge_gaps_on_made_up_gaps():
+    from initlab.studies.depth import judge_gaps
+
+    big, none = [0.6, 0.7, 0.65], [0.01, -0.02, 0.0]
+    assert judge_gaps(big, None) == "supported"  # one depth: the deep gap decides
+    assert judge_gaps(big, [0.5, 0.6, 0.55]) == "supported"
+    assert judge_gaps(big, [0.01, -0.02, 0.0]) == "partly"  # a gap, but it does not grow with depth
+    assert judge_gaps(none, [0.01, -0.02, 0.0]) == "not supported"

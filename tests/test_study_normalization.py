@@ -64,7 +64,7 @@ def test_batch_norm_rescues_the_tiny_scheme_and_shrinks_the_spread(result):
     assert std["none"]["value"] > 0.3 and std["batch"]["value"] < 0.05
     assert result.effect == pytest.approx(std["none"]["value"] - std["batch"]["value"])
     assert result.ci[0] > 0.3
-    assert result.evidence["best_minus_worst"]["batch"]["near_best"] == ["he_normal", "random_normal"]
+    assert "he_normal" in result.evidence["best_minus_worst"]["batch"]["near_best"]
     assert result.figures[0].exists()
 
 
@@ -73,3 +73,18 @@ def test_norms_must_start_with_none(tmp_path):
                        overrides={**TINY, "norms": ["batch", "none"]})
     with pytest.raises(UserError, match="'none' first"):
         get("normalization").run(ctx)
+
+
+def test_degenerate_schemes_are_those_near_chance_somewhere():
+    from initlab.studies.normalization import degenerate_schemes
+
+    means = {"none": {"he_normal": 0.97, "positive": 0.12, "random_normal": 0.10},
+             "batch": {"he_normal": 0.97, "positive": 0.55, "random_normal": 0.93}}
+    assert degenerate_schemes(means, chance=0.1) == ["positive", "random_normal"]
+    assert degenerate_schemes({"none": {"he_normal": 0.97}}, chance=0.1) == []
+
+
+def test_spread_is_also_reported_without_degenerate_schemes(result):
+    ev = result.evidence
+    assert "random_normal" in ev["degenerate"]  # at chance without normalization in the tiny run
+    assert set(ev["spread_without_degenerate"]) == {"none", "batch"}

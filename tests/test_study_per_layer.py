@@ -69,3 +69,22 @@ def test_rerun_reuses_the_stored_comparisons(result):
     again = get("per-layer").run(ctx)
     assert again.experiments == first.experiments
     assert again.effect == first.effect and again.ci == first.ci
+
+
+def test_controls_with_zeroed_branch_ends_are_measured(result):
+    _, r = result
+    acc = r.evidence["accuracy"]["12"]
+    assert {"he_normal+zeroed_branch_ends", "xavier_uniform+zeroed_branch_ends"} <= set(acc)
+    assert r.evidence["best_control"] in acc and r.evidence["auto_minus_best_control"] is not None
+    # a zeroed branch end keeps He's 12-block residual sum from exploding at init
+    assert acc["he_normal+zeroed_branch_ends"]["mean"] > acc["he_normal"]["mean"]
+
+
+@pytest.mark.parametrize("lows, verdict", [
+    ((0.05, 0.02, 0.3), "supported"), ((0.05, -0.01, 0.3), "partly"), ((-0.01, -0.05, 0.2), "partly"),
+    ((-0.01, -0.05, -0.02), "not supported"), ((0.05, None, 0.3), "supported"),
+])
+def test_judge_on_made_up_bounds(lows, verdict):
+    from initlab.studies.per_layer import judge
+
+    assert judge(*lows) == verdict

@@ -8,9 +8,19 @@ import pytest
 import torch
 
 from initlab.data import load
-from initlab.sweep import choose_threads, compare, torch_threads
+from initlab.sweep import compare
+from initlab.sweep.driver import choose_threads, torch_threads
 from initlab.sweep.cells import make_cells
 from initlab.sweep.config import CompareConfig, parse_seeds
+
+
+def test_grid_members_are_lr_major_and_labelled_by_rate():
+    config = CompareConfig(schemes=("he_normal", "zeros"), seeds=(0, 1), lr_grid=(0.1, 0.01), chunk_size=3)
+    assert config.lr_grid == (0.01, 0.1)  # sorted
+    keys = [m.key for m in config.members]
+    assert keys[:4] == [("he_normal@lr=0.01", 0), ("zeros@lr=0.01", 0), ("he_normal@lr=0.01", 1), ("zeros@lr=0.01", 1)]
+    assert len(set(keys)) == 8 and {m.lr for m in config.members} == {0.01, 0.1}
+    assert CompareConfig(schemes=("he_normal",)).members[0].key == ("he_normal", 0)  # fixed lr: the plain name
 
 
 def test_cells_cover_every_member_once_in_seed_major_chunks():
@@ -19,7 +29,7 @@ def test_cells_cover_every_member_once_in_seed_major_chunks():
     members = [m for c in cells for m in c.members]
     assert members == config.members and len(set(members)) == 12
     assert [len(c.members) for c in cells] == [5, 5, 2]
-    assert cells[0].members[:3] == (("he_normal", 0), ("zeros", 0), ("xavier_uniform", 0))
+    assert [m.key for m in cells[0].members[:3]] == [("he_normal", 0), ("zeros", 0), ("xavier_uniform", 0)]
     assert len({c.key for c in cells}) == 3
 
 

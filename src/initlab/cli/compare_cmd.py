@@ -110,6 +110,10 @@ def build_config(args: argparse.Namespace):
     from initlab.sweep.config import CompareConfig, parse_float_list, parse_int_list, parse_seeds
 
     schemes = tuple(split_specs(args.schemes))
+    try:
+        seeds = parse_seeds(args.seeds)
+    except ValueError as exc:
+        raise as_flag_error(exc) from None
     if args.depth < 0:
         raise UserError(f"--depth: must be an integer >= 0; got {args.depth}")
     if args.lr_grid is not None and args.lr is not None:
@@ -121,7 +125,7 @@ def build_config(args: argparse.Namespace):
         raise UserError(f"--margin: percentage points in (0, 100); got {args.margin:g}")
     try:
         return CompareConfig(
-            schemes=schemes, seeds=parse_seeds(args.seeds), dataset=args.dataset, model=args.model,
+            schemes=schemes, seeds=seeds, dataset=args.dataset, model=args.model,
             width=args.width, depth=args.depth, activation=args.activation, bias_init=args.bias_init,
             epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer,
             **({"lr": args.lr} if args.lr is not None else {}), momentum=args.momentum, target=args.target,

@@ -136,8 +136,14 @@ class ReportData:
             out["grid"] = at_final.val_means if at_final is not None else {}
             out["vs_reference"] = at_final.vs_reference if at_final is not None else None
             out["diff_ci"] = list(at_final.diff_ci) if at_final is not None and at_final.diff_ci else None
-            out["budgets"] = [self.tuning.rows[b][row.scheme].to_dict() for b in self.tuning.budgets]
+            out["budgets"] = [self._budget_dict(self.tuning.rows[b][row.scheme]) for b in self.tuning.budgets]
             self.summary.append(out)
+
+    def _budget_dict(self, row: analysis.BudgetRow) -> dict:
+        out = row.to_dict()
+        if out["lr"] is None:  # fixed-lr mode: the one rate every scheme trained with
+            out["lr"] = self.config.get("lr")
+        return out
 
     # --- JSON contract (DESIGN.md) -----------------------------------------------------------
     def to_json(self) -> dict:
@@ -195,6 +201,20 @@ def _describe(config: Mapping) -> str:
     return ", ".join(f"{k}={config[k]}" for k in keys if k in config)
 
 
+def _tuning_markdown(data: ReportData) -> list[str]:
+    """The learning-rate selection (grid mode) and per-budget equivalence sections of report.md."""
+    lines = ["## Budgets and equivalence", "", tables.markdown(tables.BUDGET_HEADER, tables.budget_rows(
+        data.summary, data.reference)), "", "Per budget: " + EQUIVALENCE_NOTE.format(margin=100 * data.margin) + ".",
+        ""]
+    if data.tuned:
+        grid_header, grid_rows = tables.grid_table(data.summary)
+        lines = ["## Learning-rate selection", "", tables.markdown(grid_header, grid_rows), "",
+                 "Mean validation accuracy (%) over seeds at the final budget; the validation split is carved "
+                 "from the training set (stratified, fixed, the same for every seed and scheme); the test set "
+                 "is not used to select.", ""] + lines
+    return lines
+
+
 def write_report(data: ReportData, out_dir: str | Path) -> dict[str, Path]:
     """Write report.md, report.html (self-contained, offline), PNG plots and runs.csv."""
     out = Path(out_dir)
@@ -226,15 +246,7 @@ def write_report(data: ReportData, out_dir: str | Path) -> dict[str, Path]:
                        "min–max, the selected rate circled.",
     }
     figures = ("accuracy", "curves", "convergence", "signal", "sensitivity")
-    budget_md = ["## Budgets and equivalence", "", tables.markdown(tables.BUDGET_HEADER, tables.budget_rows(
-        data.summary, data.reference)), "", "Per budget: " + EQUIVALENCE_NOTE.format(margin=100 * data.margin) + ".",
-        ""]
-    if data.tuned:
-        grid_header, grid_rows = tables.grid_table(data.summary)
-        budget_md = ["## Learning-rate selection", "", tables.markdown(grid_header, grid_rows), "",
-                     "Mean validation accuracy (%) over seeds at the final budget; the validation split is carved "
-                     "from the training set (stratified, fixed, the same for every seed and scheme); the test set "
-                     "is not used to select.", ""] + budget_md
+    budget_md = _tuning_markdown(data)
     setup = _describe(data.config)
     versions = ", ".join(f"{k} {v}" for k, v in data.versions.items())
     md = [f"# initlab compare — experiment `{data.experiment_id}`", "",

@@ -50,7 +50,7 @@ class Run:
     n_test: int = 0
 
     @classmethod
-    def from_record(cls, record: Any, epochs: Sequence[Mapping], *, target: float) -> "Run":
+    def from_record(cls, record: Any, epochs: Sequence[Mapping], *, target: float) -> Run:
         r = asdict(record) if is_dataclass(record) else dict(record)
         extra = r.get("extra") or {}
         curve = sorted((int(e["epoch"]), int(e["step"]), float(e["test_acc"])) for e in epochs)

@@ -171,7 +171,10 @@ def run(ctx: StudyContext) -> StudyResult:
     if len(biases) < 2 or biases[0] != ZERO_BIAS:
         raise UserError(f"biases: the zero baseline first, then at least one other; got {s['biases']!r}")
     random_bias = next((b for b in biases if b.startswith(("normal", "uniform", "trunc_normal"))), biases[-1])
-    dataset = load(s["dataset"], **s["data_options"])
+    from initlab.data.split import DEFAULT_FRACTION, with_validation
+
+    # The comparisons train without their validation split: retrain on exactly that training set.
+    dataset = with_validation(load(s["dataset"], **s["data_options"]), DEFAULT_FRACTION)
 
     # acc_seed[a][w][b] = {seed: acc}; w is "random" or "zero"
     acc_seed: dict[str, dict[str, dict[str, dict[int, float]]]] = {}

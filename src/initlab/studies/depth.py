@@ -24,8 +24,12 @@ networks with ReLU"), with ``Delta = acc(He) - acc(Xavier)`` paired by seed:
 ``supported`` when (i) at the deepest depth ``Delta`` has a Student t 95% CI above 0 and
 (ii) ``Delta`` grows with depth: ``Delta(deepest) - Delta(shallowest)``, per seed, has a CI
 above 0 (with a single depth, (i) alone decides); ``partly`` when only one holds; ``not
-supported`` when neither. Effect: ``Delta`` at the deepest depth for ReLU. tanh is reported
-beside it (the article recommends Xavier there).
+supported`` when neither (``judge_gaps``, pure). The claim is about training, so the ReLU
+comparisons are repeated with Adam (``adam_lr``, default 1e-3) when ``optimizers`` lists it (the
+default): the study's verdict is ``supported`` / ``not supported`` only when SGD and Adam agree,
+else ``partly`` naming the optimizer where it flips (``initlab.studies.grid.judge_across``).
+Effect: ``Delta`` at the deepest depth for ReLU with SGD. tanh is reported beside it (the
+article recommends Xavier there).
 
 Source: the article's comparison table ("He Initialization — ReLU — performs well in deeper
 networks"); He et al. (2015), "Delving Deep into Rectifiers", §2.2 and Figure 3 (a 30-layer ReLU
@@ -40,6 +44,7 @@ from typing import Any
 
 from initlab.errors import UserError
 from initlab.studies.base import StudyContext, StudyResult, mean_ci, register
+from initlab.studies.grid import judge_across
 
 CLAIM = (
     "He initialization \"performs better than Xavier initialization in deeper networks with ReLU\" "
@@ -57,9 +62,20 @@ DEFAULTS: dict[str, Any] = {
     "seeds": 5,
     "lr": 0.001,  # SGD, momentum 0.9
     "batch_size": 32,
+    "optimizers": ["sgd", "adam"],  # sgd first (the main protocol); adam repeats the ReLU comparisons
+    "adam_lr": 0.001,
 }
 FULL: dict[str, Any] = {"dataset": "fashion-mnist", "limit_train": 10000, "depths": [2, 5, 10, 20, 30, 50],
                         "width": 128, "epochs": 5}
+
+
+def judge_gaps(deep_gap: list[float], growth: list[float] | None) -> str:
+    """Pure: He − Xavier per seed at the deepest depth, and its growth from the shallowest (None:
+    one depth) -> ``supported`` when both CIs lie above 0, ``partly`` when one does, else
+    ``not supported``."""
+    deep_holds = mean_ci(deep_gap)[1] > 0
+    grows = True if growth is None else mean_ci(growth)[1] > 0
+    return "supported" if deep_holds and grows else "partly" if deep_holds or grows else "not supported"
 
 
 def gradient_profile(signal: list[dict]) -> list[float]:
@@ -139,6 +155,9 @@ def run(ctx: StudyContext) -> StudyResult:
         raise UserError(f"activations: must include 'relu' (the claim is about ReLU); got {s['activations']}")
     seeds = seed_list(s["seeds"])
     data_options = {"limit_train": int(s["limit_train"])} if s["limit_train"] else {}
+    optimizers = [str(o) for o in as_list(s["optimizers"])]
+    if not optimizers or optimizers[0] != "sgd" or not set(optimizers) <= {"sgd", "adam"}:
+        raise UserError(f"optimizers: 'sgd' first, then optionally 'adam'; got {s['optimizers']!r}")
 
     accuracy: dict[str, dict[int, dict[str, list[float]]]] = {}
     profiles: dict[str, dict[int, dict[str, list[float]]]] = {}
@@ -151,8 +170,8 @@ def run(ctx: StudyContext) -> StudyResult:
                                activation=act, epochs=s["epochs"], lr=s["lr"], batch_size=s["batch_size"],
                                reference="he_normal", paired_test="t", data_options=data_options)
             experiments.append(data.experiment_id)
-            runs = {(r["scheme"], r["seed"]): r["test_acc"] for r in data.runs}
-            accuracy[act][depth] = {sch: [runs[(sch, k)] for k in seeds] for sch in SCHEMES}
+            by_seed = data.accuracy_by_seed()
+            accuracy[act][depth] = {sch: [by_seed[sch][k] for k in seeds] for sch in SCHEMES}
             profiles[act][depth] = {sch: gradient_profile(data.signal.get(sch, [{}])) for sch in SCHEMES}
             if chance is None:
                 from initlab.data import load
@@ -172,7 +191,22 @@ def run(ctx: StudyContext) -> StudyResult:
         grows = growth_lo > 0
     else:
         growth, growth_mean, growth_lo, growth_hi, grows = [], math.nan, math.nan, math.nan, True
-    verdict = "supported" if deep_holds and grows else "partly" if deep_holds or grows else "not supported"
+    by_optimizer = {"sgd": judge_gaps(deep_gap, growth if len(depths) > 1 else None)}
+    adam_gaps: dict[int, list[float]] = {}
+    if "adam" in optimizers:
+        for depth in depths:
+            data = ctx.compare(schemes=SCHEMES, seeds=seeds, dataset=s["dataset"], width=s["width"], depth=depth,
+                               activation="relu", epochs=s["epochs"], optimizer="adam", lr=s["adam_lr"],
+                               batch_size=s["batch_size"], reference="he_normal", paired_test="t",
+                               data_options=data_options)
+            experiments.append(data.experiment_id)
+            by_seed = data.accuracy_by_seed()
+            adam_gaps[depth] = [by_seed["he_normal"][k] - by_seed["xavier_uniform"][k] for k in seeds]
+        adam_growth = [d - g for d, g in zip(adam_gaps[deepest], adam_gaps[shallowest])] if len(depths) > 1 else None
+        by_optimizer["adam"] = judge_gaps(adam_gaps[deepest], adam_growth)
+    judgement = judge_across({f"{o} (lr {s['lr'] if o == 'sgd' else s['adam_lr']:g})": v
+                              for o, v in by_optimizer.items()})
+    verdict = judgement.verdict
 
     def ratio(act: str, depth: int, sch: str) -> float:
         prof = profiles[act][depth][sch]
@@ -198,6 +232,8 @@ def run(ctx: StudyContext) -> StudyResult:
                             "ci": [growth_lo, growth_hi], "holds": grows},
         "chance": chance,
         "seeds": list(seeds),
+        "judgement": judgement.evidence(),
+        "adam_relu_gap": {str(d): dict(zip(("mean", "ci_low", "ci_high"), mean_ci(g))) for d, g in adam_gaps.items()},
     }
     rows = []
     for act in activations:
@@ -219,6 +255,10 @@ def run(ctx: StudyContext) -> StudyResult:
         f"(log10 gradient ratio first/last hidden layer at init: {ratio('relu', deepest, 'xavier_uniform'):+.1f} vs "
         f"{ratio('relu', deepest, 'he_normal'):+.1f}); at depth {shallowest} the gap is "
         f"{100 * mean_ci(gap('relu', shallowest))[0]:+.1f} pts." + tanh_note
+        + (f" With Adam (lr {s['adam_lr']:g}), He − Xavier at depth {deepest} = "
+           f"{100 * mean_ci(adam_gaps[deepest])[0]:+.1f} pts [{100 * mean_ci(adam_gaps[deepest])[1]:+.1f}, "
+           f"{100 * mean_ci(adam_gaps[deepest])[2]:+.1f}]; verdict per optimizer: "
+           + ", ".join(f"{k}: {v}" for k, v in judgement.by_setting.items()) + "." if adam_gaps else "")
     )
     return StudyResult(
         study="depth", claim=CLAIM, verdict=verdict, effect=effect, ci=(lo, hi),

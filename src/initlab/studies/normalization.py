@@ -117,6 +117,16 @@ def spreads(acc: dict[str, dict[int, float]], seeds: Sequence[int]) -> tuple[flo
     return std, float(means.max() - means.min())
 
 
+DEGENERATE_MARGIN = 0.1  # a scheme within 10 points of chance in some normalization did not train there
+
+
+def degenerate_schemes(means: dict[str, dict[str, float]], chance: float) -> list[str]:
+    """Schemes whose mean accuracy is within ``DEGENERATE_MARGIN`` of chance under some
+    normalization (``means[norm][scheme]``): they did not train there, whatever the reason."""
+    schemes = next(iter(means.values()), {})
+    return [sc for sc in schemes if any(m[sc] <= chance + DEGENERATE_MARGIN for m in means.values())]
+
+
 def bootstrap_spreads(acc: dict[str, dict[str, dict[int, float]]], seeds: Sequence[int], resamples: int,
                       ) -> dict[str, dict[str, list[float]]]:
     """Bootstrap distribution of (std, range) per normalization and of the std difference to none.
@@ -221,6 +231,14 @@ def run(ctx: StudyContext) -> StudyResult:
 
     stats = {n: {sc: mean_ci(list(acc[n][sc].values())) for sc in schemes} for n in norms}
     point = {n: spreads(acc[n], seeds) for n in norms}
+    from initlab.data import load
+
+    chance = 1.0 / load(s["dataset"], **s["data_options"]).num_classes
+    degenerate = degenerate_schemes({n: {sc: stats[n][sc][0] for sc in schemes} for n in norms}, chance)
+    trainable = [sc for sc in schemes if sc not in degenerate]
+    # The spread without the schemes that did not train somewhere: is it the scheme, or one failure?
+    point_trainable = {n: spreads({sc: acc[n][sc] for sc in trainable}, seeds) if len(trainable) > 1
+                       else (math.nan, math.nan) for n in norms}
     boot = bootstrap_spreads(acc, seeds, resamples)
     spread_ci = {n: {"std": (point[n][0], *percentile_ci(boot[n]["std"])),
                      "range": (point[n][1], *percentile_ci(boot[n]["range"]))} for n in norms}
@@ -254,7 +272,8 @@ def run(ctx: StudyContext) -> StudyResult:
         spread_rows.append([n, fmt_ci(*spread_ci[n]["std"]), fmt_ci(*spread_ci[n]["range"]),
                             f"{bw['best']} − {bw['worst']}: {fmt_ci(bw['mean'], *bw['ci'])}",
                             f"{len(bw['near_best'])}/{len(schemes)}",
-                            "—" if n == BASELINE else fmt_ci(*shrink[n])])
+                            "—" if n == BASELINE else fmt_ci(*shrink[n]),
+                            f"{point_trainable[n][0]:.3f} / {point_trainable[n][1]:.3f}"])
     figure = _figure(ctx.out, norms, schemes, stats, spread_ci)
 
     parts = []
@@ -265,7 +284,9 @@ def run(ctx: StudyContext) -> StudyResult:
     summary = (
         f"Std of the {len(schemes)} schemes' mean accuracy ({s['dataset']}, {s['depth']}-layer {s['activation']} MLP, "
         f"{len(seeds)} seeds) — {'; '.join(parts)}. With {first} norm the spread shrinks by {effect:+.3f} "
-        f"[{lo:+.3f}, {hi:+.3f}]."
+        f"[{lo:+.3f}, {hi:+.3f}]. Without the schemes that stayed within {DEGENERATE_MARGIN:.0%} of chance "
+        f"somewhere ({', '.join(degenerate) or 'none'}) the range of means is "
+        + ", ".join(f"{n} {point_trainable[n][1]:.3f}" for n in norms) + "."
     )
     return StudyResult(
         study=NAME, claim=CLAIM, verdict=verdict, effect=effect, ci=(lo, hi),
@@ -279,12 +300,15 @@ def run(ctx: StudyContext) -> StudyResult:
                   "spread_range": {n: {"value": spread_ci[n]["range"][0], "ci": list(spread_ci[n]["range"][1:])}
                                    for n in norms},
                   "std_shrink": {n: {"value": shrink[n][0], "ci": list(shrink[n][1:])} for n in norms[1:]},
-                  "best_minus_worst": best_minus_worst, "matters_threshold": matters},
+                  "best_minus_worst": best_minus_worst, "matters_threshold": matters,
+                  "degenerate": degenerate,
+                  "spread_without_degenerate": {n: {"std": point_trainable[n][0], "range": point_trainable[n][1]}
+                                                for n in norms}},
         tables=[
             ("Final test accuracy (mean [95% CI]) per scheme and normalization", ["scheme", *norms], acc_rows),
             ("Spread between schemes (bootstrap 95% CI over seeds)",
              ["norm", "std of means", "best − worst means", "best − worst, paired", f"within {matters:.0%} of best",
-              "std shrink vs none"], spread_rows),
+              "std shrink vs none", f"std / range without {', '.join(degenerate) or 'none'}"], spread_rows),
         ],
         figures=[figure], experiments=experiments,
         settings={**s, "seeds": list(seeds), "schemes": schemes, "norms": norms, "model": MODEL},

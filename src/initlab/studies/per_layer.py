@@ -21,12 +21,18 @@ Same data order per seed for all three (paired design), SGD with momentum 0.9 at
 rate for all, digits by default (Fashion-MNIST with ``--full``). Runs are stored as one
 comparison per depth (reference ``auto``).
 
+Control: ``auto`` differs from a single scheme in two ways, a scheme per activation *and* zeroed
+residual-branch ends. ``SCHEME+zeroed_branch_ends`` (one per uniform scheme, ``controls``)
+keeps SCHEME for every hidden and output weight and zeroes only the branch ends, so a gain that
+comes from the zeroing alone shows up against the control, not as "a scheme per layer".
+
 Effect: at the deepest depth, the paired difference ``acc(auto) - acc(best uniform scheme)``
 (the uniform scheme with the higher mean), mean over seeds with its 95% t interval.
-Verdict: *supported* when that interval lies above 0 (per layer beats every single scheme);
-*partly* when auto beats only the worse uniform scheme (``acc(auto) - acc(worst)`` interval
-above 0); *not supported* otherwise. The best scheme is picked on the same runs, which favours
-it: the test is conservative for ``auto``.
+Verdict (``judge``, pure): *supported* when auto beats the best uniform scheme *and* the best
+control (both intervals above 0: per layer beats every single scheme, zeroed branches or not);
+*partly* when it beats the best uniform scheme but not the best control (the gain is the
+zeroing), or only the worse uniform scheme; *not supported* otherwise. The best scheme and
+control are picked on the same runs, which favours them: the test is conservative for ``auto``.
 """
 
 from __future__ import annotations
@@ -60,6 +66,7 @@ DEFAULTS: dict[str, Any] = {
     "epochs": 10,
     "batch_size": 32,
     "lr": 0.05,  # SGD, momentum 0.9
+    "controls": True,  # add SCHEME+zeroed_branch_ends for every single scheme
 }
 FULL: dict[str, Any] = {
     "dataset": "fashion-mnist", "data_options": {"limit_train": 10000}, "width": 128, "depths": [4, 16, 32],
@@ -88,6 +95,17 @@ def mixed_residual_mlp(input_shape: Sequence[int], num_classes: int, width: int 
     layers["act"] = activation_module("relu")
     layers["out"] = nn.Linear(width, num_classes)
     return nn.Sequential(layers)
+
+
+def judge(auto_minus_best_low: float, auto_minus_control_low: float | None, auto_minus_worst_low: float) -> str:
+    """Pure: the lower 95% bounds of auto − best uniform scheme, auto − best control (None: no
+    control run) and auto − worst uniform scheme -> the verdict of the module docstring."""
+    beats_control = auto_minus_control_low is None or auto_minus_control_low > 0
+    if auto_minus_best_low > 0 and beats_control:
+        return "supported"
+    if auto_minus_best_low > 0 or auto_minus_worst_low > 0:
+        return "partly"
+    return "not supported"
 
 
 def _plan_counts(width: int, depth: int, input_shape: tuple[int, ...], num_classes: int) -> dict[str, int]:
@@ -159,7 +177,10 @@ def run(ctx: StudyContext) -> StudyResult:
         raise UserError(f"seeds: the paired CI needs at least 2 seeds; got {list(seeds)}")
     depths = int_list("depths", s["depths"], 1)
     uniform = [canonical_spec(x) for x in (s["schemes"] if isinstance(s["schemes"], list) else [s["schemes"]])]
-    order = uniform + [POLICY]
+    from initlab.sweep.config import ZEROED_BRANCH_ENDS
+
+    controls = [u + ZEROED_BRANCH_ENDS for u in uniform] if s["controls"] else []
+    order = uniform + controls + [POLICY]
     dataset = load(s["dataset"], **s["data_options"])
 
     stats: dict[int, dict[str, dict[str, float]]] = {}
@@ -184,12 +205,12 @@ def run(ctx: StudyContext) -> StudyResult:
     worst = min(uniform, key=lambda u: means[u] if math.isfinite(means[u]) else -1.0)
     effect, lo, hi = paired_diff(accuracy[deep][POLICY], accuracy[deep][best])
     vs_worst = paired_diff(accuracy[deep][POLICY], accuracy[deep][worst])
-    if lo > 0:
-        verdict = "supported"
-    elif vs_worst[1] > 0:
-        verdict = "partly"
-    else:
-        verdict = "not supported"
+    best_control, vs_control = None, None
+    if controls:
+        best_control = max(controls, key=lambda c: stats[deep][c]["mean"] if math.isfinite(stats[deep][c]["mean"])
+                           else -1.0)
+        vs_control = paired_diff(accuracy[deep][POLICY], accuracy[deep][best_control])
+    verdict = judge(lo, vs_control[1] if vs_control else None, vs_worst[1])
 
     per_depth = {}
     rows = []
@@ -223,6 +244,10 @@ def run(ctx: StudyContext) -> StudyResult:
         sb = max(uniform, key=lambda u: stats[shallow][u]["mean"])
         d0 = paired_diff(accuracy[shallow][POLICY], accuracy[shallow][sb])
         summary += f" At {shallow} blocks auto − {sb} = {d0[0]:+.3f} [{d0[1]:+.3f}, {d0[2]:+.3f}]."
+    if vs_control:
+        summary += (f" Control, one scheme with zeroed branch ends ({best_control}): "
+                    f"{stats[deep][best_control]['mean']:.3f}; auto − control = {vs_control[0]:+.3f} "
+                    f"[{vs_control[1]:+.3f}, {vs_control[2]:+.3f}].")
     return StudyResult(
         study=NAME, claim=CLAIM, verdict=verdict, effect=effect, ci=(lo, hi),
         effect_label=f"acc(auto) − acc({best}) at {deep} blocks",
@@ -230,6 +255,9 @@ def run(ctx: StudyContext) -> StudyResult:
         evidence={"depths": depths, "best_uniform": best, "worst_uniform": worst,
                   "auto_minus_best": {"mean": effect, "ci": [lo, hi]},
                   "auto_minus_worst": {"mean": vs_worst[0], "ci": [vs_worst[1], vs_worst[2]]},
+                  "best_control": best_control,
+                  "auto_minus_best_control": (None if vs_control is None else
+                                              {"mean": vs_control[0], "ci": [vs_control[1], vs_control[2]]}),
                   "accuracy": per_depth, "auto_plan_weights": plan_counts,
                   "steps": s["epochs"] * math.ceil(dataset.x_train.shape[0] / s["batch_size"])},
         tables=[

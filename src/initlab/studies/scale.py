@@ -27,9 +27,12 @@ pairs of each half:
 - **A (faster start)**: for some ``f > 1`` and learning rate, the early test loss of He
   (``f = 1``) minus that of ``f`` is > 0 with Holm-adjusted p < 0.05 (pairs where a loss is
   not finite are left out);
-- **B (unstable later)**: for some ``f > 1`` and learning rate, He's final accuracy minus that
-  of ``f`` is > 0 with Holm-adjusted p < 0.05, or ``f`` diverges in some seed while He never
-  does.
+- **B (unstable later)**: for some ``f > 1`` and learning rate, more seeds than under He are
+  *unstable after a good start*: early test accuracy at least He's mean early accuracy minus
+  ``GOOD_START_SLACK`` (5 points), then a drop of more than ``LATE_DROP`` (2 points) from the
+  run's best epoch to its last, or a divergence after the early step (``unstable_later``, pure,
+  tested on made-up runs). A run that is bad from the start (dead units, saturated logits) is
+  not "unstable later": it is reported apart, as are the paired final-accuracy tests.
 
 Verdict: ``supported`` if both halves hold, ``partly`` if one does, ``not supported`` if
 neither. Effect: half A's largest mean early-loss gain over He (``loss(He) - loss(f)``) among
@@ -104,6 +107,23 @@ def gradient_norm_at_init(config, dataset, scheme: str, seed: int, batch: int) -
     loss = F.cross_entropy(model(dataset.x_train[:n]), dataset.y_train[:n])
     grads = torch.autograd.grad(loss, list(model.parameters()))
     return float(torch.sqrt(sum(g.double().pow(2).sum() for g in grads)))
+
+
+GOOD_START_SLACK = 0.05  # early accuracy within 5 points of He's mean counts as a good start
+LATE_DROP = 0.02  # accuracy lost from a run's best epoch to its last that counts as instability
+
+
+def unstable_later(row: dict[str, list], he_early_mean: float, early_step: int) -> int:
+    """Seeds of ``row`` that started well and then dropped or diverged (see half B).
+
+    ``row``: per seed ``early_acc``, ``drop_from_peak`` and ``diverged_step`` (None: never).
+    """
+    count = 0
+    for early, drop, diverged in zip(row["early_acc"], row["drop_from_peak"], row["diverged_step"]):
+        good_start = math.isfinite(early) and early >= he_early_mean - GOOD_START_SLACK
+        late_failure = (diverged is not None and diverged > early_step) or (math.isfinite(drop) and drop > LATE_DROP)
+        count += good_start and late_failure
+    return count
 
 
 def _paired(a: list[float], b: list[float]) -> dict[str, Any]:
@@ -234,6 +254,7 @@ def run(ctx: StudyContext) -> StudyResult:
                 "diverged": sum(runs[(sch, k)]["status"] == "diverged" for k in seeds),
                 "diverged_steps": [runs[(sch, k)]["diverged_step"] for k in seeds
                                    if runs[(sch, k)]["status"] == "diverged"],
+                "diverged_step": [runs[(sch, k)]["diverged_step"] for k in seeds],
                 "failed": sum(runs[(sch, k)]["status"] != "diverged" and a < 2 * chance for k, a in zip(seeds, final)),
             }
         per_lr[lr] = rows
@@ -254,8 +275,12 @@ def run(ctx: StudyContext) -> StudyResult:
         return per_lr[lr][f]["diverged"] + per_lr[lr][f]["failed"]
 
     more_divergence = [(lr, f) for lr in lrs for f in large if broken(lr, f) > 0 and broken(lr, 1.0) == 0]
+    late = {(lr, f): unstable_later(per_lr[lr][f], _finite_mean(per_lr[lr][1.0]["early_acc"]), early_step[lr])
+            for lr in lrs for f in factors}
+    after_good_start = [(lr, f) for lr in lrs for f in large if late[(lr, f)] > late[(lr, 1.0)]]
+    bad_from_start = [(lr, f) for lr, f in more_divergence if (lr, f) not in after_good_start]
     half_a = bool(faster)
-    half_b = bool(worse or more_divergence)
+    half_b = bool(after_good_start)
     verdict = "supported" if half_a and half_b else "partly" if half_a or half_b else "not supported"
 
     finite_a = [(lr, f, t) for lr, f, t in tests_a if math.isfinite(t["mean"])]
@@ -277,6 +302,9 @@ def run(ctx: StudyContext) -> StudyResult:
         "half_a_faster_start": {"holds": half_a, "significant": [key(*x) for x in faster],
                                 "tests": {key(lr, f): t for lr, f, t in tests_a}},
         "half_b_unstable_later": {"holds": half_b, "significantly_worse": [key(*x) for x in worse],
+                                  "unstable_after_good_start": [key(*x) for x in after_good_start],
+                                  "bad_from_the_start": [key(*x) for x in bad_from_start],
+                                  "late_unstable_seeds": {key(lr, f): n for (lr, f), n in late.items()},
                                   "diverged_or_failed_where_he_did_not": [key(*x) for x in more_divergence],
                                   "tests": {key(lr, f): t for lr, f, t in tests_b}},
         "chance": chance,
@@ -318,11 +346,11 @@ def run(ctx: StudyContext) -> StudyResult:
         + ("A (faster start): holds for " + ", ".join(key(*x) for x in faster) if half_a
            else "A (faster start): no factor > 1 has a significantly lower early loss than He")
         + f"; best gain {effect:+.3g} at {key(best_lr, best_f)} (step {early_step[best_lr]}). "
-        f"B (unstable later): {'holds: ' if half_b else 'does not hold'}"
-        + (f"final accuracy significantly below He at {', '.join(key(*x) for x in worse)}" if worse else "")
-        + ("; " if worse and more_divergence else "")
-        + (f"runs diverged or failed (where He never did) at {', '.join(key(*x) for x in more_divergence)}"
-           if more_divergence else "")
+        f"B (unstable later, a drop after a good start): {'holds at ' if half_b else 'does not hold'}"
+        + ", ".join(key(*x) for x in after_good_start)
+        + (f"; bad from the start instead (not 'later'): {', '.join(key(*x) for x in bad_from_start)}"
+           if bad_from_start else "")
+        + (f"; final accuracy significantly below He at {', '.join(key(*x) for x in worse)}" if worse else "")
         + "."
     )
     return StudyResult(

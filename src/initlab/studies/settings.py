@@ -24,10 +24,7 @@ def seed_list(value: Any) -> tuple[int, ...]:
     elif isinstance(value, bool) or not isinstance(value, (int, str)):
         raise UserError(f"seeds: a count, 'A-B', 'a,b,c' or a list; got {value!r}")
     else:
-        try:
-            seeds = parse_seeds(str(value))
-        except UserError as exc:
-            raise UserError(str(exc).replace("--seeds", "seeds", 1)) from None
+        seeds = parse_seeds(str(value))
     if len(seeds) < 2:
         raise UserError(f"seeds: a study needs at least 2 seeds for its confidence interval; got {value!r}")
     return seeds
@@ -61,12 +58,9 @@ def fmt_ci(mean: float, lo: float, hi: float, digits: int = 3) -> str:
     return f"{mean:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
 
 
-def accuracy_by_seed(data: Any) -> dict[str, dict[int, float]]:
-    """scheme -> {seed: final test accuracy} from a ``ReportData``."""
-    out: dict[str, dict[int, float]] = {}
-    for r in data.runs:
-        out.setdefault(r["scheme"], {})[int(r["seed"])] = float(r["test_acc"])
-    return out
+def accuracy_by_seed(data: Any, epoch: int | None = None) -> dict[str, dict[int, float]]:
+    """scheme -> {seed: test accuracy} of a ``ReportData``'s tuned runs (``ReportData.accuracy_by_seed``)."""
+    return data.accuracy_by_seed(epoch)
 
 
 def paired_diff(a: dict[int, float], b: dict[int, float]) -> tuple[float, float, float]:

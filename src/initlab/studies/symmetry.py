@@ -222,7 +222,7 @@ def run(ctx: StudyContext) -> StudyResult:
                     reference=random_[0], paired_test="t")
     config = CompareConfig(**settings)
     data = ctx.compare(**settings)
-    stored = {(r["scheme"], r["seed"]): r["test_acc"] for r in data.runs}
+    stored = data.accuracy_by_seed()
     dataset = load(config.dataset, **config.data_options)
 
     # 1. distinct units and weight movement, from the same runs trained again
@@ -233,7 +233,7 @@ def run(ctx: StudyContext) -> StudyResult:
     pairs = hidden_layers(template)
     layers = [w.rsplit(".", 1)[0] for w, _ in pairs]  # module names: fc1, fc2, ...
     for scheme, seed, acc, init, trained in trained_weights(config, dataset):
-        reproduced += acc == stored.get((scheme, seed))
+        reproduced += acc == stored.get(scheme, {}).get(seed)
         for w, b in pairs:
             units[scheme].setdefault(w.rsplit(".", 1)[0], []).append(
                 distinct_units(trained[w], trained[b] if b else None, tol=s["tol"]))
@@ -241,7 +241,7 @@ def run(ctx: StudyContext) -> StudyResult:
         moved[scheme].append(any(not torch.equal(init[n], trained[n]) for n in weights))
 
     # 2. accuracy and the paired gap to zero init
-    accuracy = {sch: [stored[(sch, k)] for k in seeds] for sch in order}
+    accuracy = {sch: [stored[sch][k] for k in seeds] for sch in order}
     best_random = max(random_, key=lambda x: sum(accuracy[x]) / len(accuracy[x]))
     gap = [a - z for a, z in zip(accuracy[best_random], accuracy["zeros"])]
     effect, lo, hi = mean_ci(gap)

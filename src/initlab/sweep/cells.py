@@ -15,7 +15,7 @@ from typing import Any
 
 from torch import nn
 
-from initlab.sweep.config import POLICIES, CompareConfig, MemberSpec
+from initlab.sweep.config import ZEROED_BRANCH_ENDS, CompareConfig, MemberSpec, is_policy
 
 
 @dataclass(frozen=True)
@@ -48,16 +48,23 @@ class PolicyInit:
         self.__name__ = policy
 
     def __call__(self, model: nn.Module, seed: int) -> None:
-        from initlab.policy import initialize
+        from initlab.policy import initialize, plan
 
-        initialize(model, self.policy, seed=seed)
+        if self.policy.endswith(ZEROED_BRANCH_ENDS):
+            # One scheme for every hidden and output weight; the rest (residual-branch ends: zeros,
+            # biases: zeros, norms) as the auto policy sets them.
+            scheme = self.policy[:-len(ZEROED_BRANCH_ENDS)]
+            auto = plan(model, "auto")
+            initialize(model, {e.param: scheme for e in auto.entries if e.role in ("hidden", "output")}, seed=seed)
+        else:
+            initialize(model, self.policy, seed=seed)
 
 
 def member_init(scheme: str) -> Any:
     """What the engine's ``Member`` takes: a ``Scheme`` from its spec, or a policy callable."""
     from initlab.schemes import scheme_from_spec
 
-    return PolicyInit(scheme) if scheme in POLICIES else scheme_from_spec(scheme)
+    return PolicyInit(scheme) if is_policy(scheme) else scheme_from_spec(scheme)
 
 
 def model_factory(config: CompareConfig, input_shape: tuple[int, ...], num_classes: int):

@@ -17,6 +17,25 @@ OPTIMIZERS = ("sgd", "adam")
 BACKENDS = ("local", "ray")
 PAIRED_TESTS = ("wilcoxon", "t")
 POLICIES = ("auto",)  # per-layer policies accepted beside scheme names
+# "SCHEME+zeroed_branch_ends": SCHEME for every weight except the last layer of each residual
+# branch, which starts at zero (the control that separates "a scheme per layer" from "zeroed branches").
+ZEROED_BRANCH_ENDS = "+zeroed_branch_ends"
+
+
+def is_policy(scheme: str) -> bool:
+    """True for a per-layer policy (``auto``, ``SCHEME+zeroed_branch_ends``), False for a scheme."""
+    return scheme in POLICIES or scheme.endswith(ZEROED_BRANCH_ENDS)
+
+
+def canonical_member(scheme: str) -> str:
+    """A scheme's canonical spec, or a policy's canonical name."""
+    from initlab.schemes import canonical_spec
+
+    if scheme in POLICIES:
+        return scheme
+    if scheme.endswith(ZEROED_BRANCH_ENDS):
+        return canonical_spec(scheme[:-len(ZEROED_BRANCH_ENDS)]) + ZEROED_BRANCH_ENDS
+    return canonical_spec(scheme)
 
 
 @dataclass(frozen=True)
@@ -62,14 +81,14 @@ class CompareConfig:
             raise UserError("schemes: need at least one scheme")
         canonical = []
         for s in self.schemes:
-            canonical.append(s if s in POLICIES else canonical_spec(s))
+            canonical.append(canonical_member(s))
         if len(set(canonical)) != len(canonical):
             raise UserError(f"schemes: each scheme once; got {', '.join(self.schemes)}")
         object.__setattr__(self, "schemes", tuple(canonical))
         if not self.seeds or any(s < 0 for s in self.seeds) or len(set(self.seeds)) != len(self.seeds):
             raise UserError(f"seeds: need distinct integers >= 0; got {list(self.seeds)}")
         object.__setattr__(self, "bias_init", canonical_spec(self.bias_init))
-        if self.bias_init != "zeros" and any(s in POLICIES for s in self.schemes):
+        if self.bias_init != "zeros" and any(is_policy(s) for s in self.schemes):
             raise UserError(f"bias_init {self.bias_init!r} would apply to scheme members only: the 'auto' policy "
                             f"sets every bias itself. Compare 'auto' with the default bias_init (zeros)")
         for name in ("width", "depth", "epochs", "batch_size", "chunk_size"):
@@ -101,8 +120,8 @@ class CompareConfig:
             raise UserError(f"paired_test: one of {', '.join(PAIRED_TESTS)}; got {self.paired_test!r}")
         if self.reference is None:
             object.__setattr__(self, "reference", "he_normal" if "he_normal" in canonical else canonical[0])
-        elif self.reference not in POLICIES:
-            object.__setattr__(self, "reference", canonical_spec(self.reference))
+        else:
+            object.__setattr__(self, "reference", canonical_member(self.reference))
         if self.reference not in self.schemes:
             raise UserError(f"reference {self.reference!r} is not among the schemes ({', '.join(self.schemes)}); "
                             f"add it to --schemes or pick one of them with --reference")
@@ -242,7 +261,7 @@ def parse_int_list(flag: str, text: str) -> tuple[int, ...]:
 
 
 def parse_seeds(text: str) -> tuple[int, ...]:
-    """``"10"`` -> seeds 0..9; ``"3,5,8"`` -> those; ``"10-19"`` -> 10..19."""
+    """``"10"`` -> seeds 0..9; ``"3,5,8"`` -> those; ``"10-19"`` -> 10..19. Errors name ``seeds:``."""
     text = str(text).strip()
     try:
         if "," in text:
@@ -253,12 +272,12 @@ def parse_seeds(text: str) -> tuple[int, ...]:
         else:
             n = int(text)
             if n <= 0:
-                raise UserError(f"--seeds: a count must be > 0; got {text!r}")
+                raise UserError(f"seeds: a count must be > 0; got {text!r}")
             return tuple(range(n))
     except ValueError as exc:
         if isinstance(exc, UserError):
             raise
-        raise UserError(f"--seeds: expected a count (10), a range (10-19) or a list (1,2,3); got {text!r}") from None
+        raise UserError(f"seeds: expected a count (10), a range (10-19) or a list (1,2,3); got {text!r}") from None
     if not seeds:
-        raise UserError(f"--seeds: empty range {text!r}")
+        raise UserError(f"seeds: empty range {text!r}")
     return seeds

@@ -49,7 +49,7 @@ class CellResult:
     members: tuple[MemberOutcome, ...]
 
     @classmethod
-    def from_ensemble(cls, cell: int, members: tuple[MemberSpec, ...], result: Any) -> "CellResult":
+    def from_ensemble(cls, cell: int, members: tuple[MemberSpec, ...], result: Any) -> CellResult:
         """From an engine ``EnsembleResult`` whose members are ``members``, in order."""
         outcomes = []
         for spec, m in zip(members, result.members):
