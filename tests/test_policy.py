@@ -111,7 +111,7 @@ def test_deep_plain_chain_gets_orthogonal_at_the_depth_critical_gain(act, name, 
     assert all(e.scheme == "orthogonal" and e.params["gain"] == pytest.approx(sigma) for e in hidden)
     # Shallow, the same activation keeps Xavier / He; deep ReLU (homogeneous) keeps He.
     assert plan(mlp(act, depth=3))["0.weight"].scheme in ("xavier_uniform", "he_normal")
-    assert plan(mlp(nn.ReLU, depth=depth))["0.weight"].scheme == "he_normal"
+    assert plan(mlp(nn.ReLU, depth=depth, width=128))["0.weight"].scheme == "he_normal"  # 5 * 12 / 128 < 1
 
 
 def test_a_normalization_layer_makes_a_deep_chain_not_plain():

@@ -31,6 +31,8 @@ _LAZY = {
     "models": ("initlab.models", None),
     "data": ("initlab.data", None),
     "stats": ("initlab.stats", None),
+    "suggest_lr": ("initlab.lr", "suggest_lr"),
+    "LrSuggestion": ("initlab.lr", "LrSuggestion"),
 }
 
 

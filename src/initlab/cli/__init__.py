@@ -15,7 +15,7 @@ import os
 import sys
 
 # Order is the order of ``initlab --help``.
-COMMANDS = ("schemes", "gain", "plan", "diagnose", "compare", "runs", "report", "study")
+COMMANDS = ("schemes", "gain", "plan", "diagnose", "suggest-lr", "compare", "runs", "report", "study")
 # One line per command for ``initlab --help``, which then imports no command module (they
 # import torch, ~2 s). Each module's ``register`` uses the same text (tests/test_cli_startup.py).
 SUMMARIES = {
@@ -23,6 +23,7 @@ SUMMARIES = {
     "gain": "recommended gain for an activation",
     "plan": "per-layer initialization plan of a model, with reasons",
     "diagnose": "signal propagation at init: per-layer table, flags, theory",
+    "suggest-lr": "learning rate for a model from its current init",
     "compare": "train schemes x seeds and compare them (the main job)",
     "runs": "list the stored experiments",
     "report": "rebuild the report of a stored experiment",
@@ -51,7 +52,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         if only is None or name == only:
-            importlib.import_module(f"initlab.cli.{name}_cmd").register(sub)
+            importlib.import_module(f"initlab.cli.{name.replace('-', '_')}_cmd").register(sub)
         else:
             sub.add_parser(name, help=SUMMARIES[name])
     return parser

@@ -14,6 +14,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("name", nargs="?", help="a study name or 'all' (--list shows the names and claims)")
     p.add_argument("--list", action="store_true", help="list the studies and the claims they test")
     p.add_argument("--full", action="store_true", help="the larger version (e.g. Fashion-MNIST)")
+    p.add_argument("--quick", action="store_true", help="the smallest version, where a study has one (depth-frontier)")
     p.add_argument("--out", default=None, help="directory for the figures and the page (default runs/studies)")
     p.add_argument("--store", default=DEFAULT_STORE)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -70,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
     for name in names:
         study = studies.get(name)
         ctx = studies.StudyContext(out=check_writable_dir(out / name), store=Path(args.store), full=args.full,
-                                   progress=not args.json, overrides=overrides, device=args.device)
+                                   progress=not args.json, overrides=overrides, device=args.device,
+                                   quick=args.quick)
         with torch_threads(args.threads):
             result = study.run(ctx)
         results.append(result)

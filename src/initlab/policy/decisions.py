@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from initlab.layers import SCALED_KINDS
+from initlab.policy.deep_relu import looks_linear_chain
 from initlab.policy.plans import RowBlock
 from initlab.policy.records import LayerInfo, ModelGraph
 from initlab.policy.residual import branch_positions
@@ -44,6 +45,9 @@ class RuleContext:
     tied_width: int | None = None
     class_token: str | None = None
     scaled_ends: bool = False
+    # the weight layers of a plain ReLU chain deeper than He's predicted trainable depth,
+    # name -> position (first / hidden / last): see ``initlab.policy.deep_relu``
+    looks_linear: dict[str, str] = field(default_factory=dict)
 
 
 def context(graph: ModelGraph, *, tied_width: int | None = None, class_token: str | None = None,
@@ -60,6 +64,7 @@ def context(graph: ModelGraph, *, tied_width: int | None = None, class_token: st
         plain=plain, depth=depth, method=graph.method, branches=graph.residual_adds,
         norm_free="norm" not in kinds, branch_of=branch_of, tied_width=tied_width,
         class_token=class_token, scaled_ends=scaled_ends,
+        looks_linear=looks_linear_chain(graph) if plain else {},
     )
 
 

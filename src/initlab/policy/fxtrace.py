@@ -385,7 +385,7 @@ def trace(model: nn.Module) -> fx.Graph:
 def introspect_fx(graph: fx.Graph, layers: dict[str, LayerInfo], modules: dict[str, nn.Module]) -> ModelGraph:
     """Fill ``layers`` from a traced graph: activations, outputs, norms after, residual roles."""
     graph_notes: list[str] = []
-    order: list[str] = []
+    order: dict[str, None] = {}  # insertion-ordered set: a list's `in` made deep plans quadratic
     outcomes_by_layer: dict[str, list[Outcome]] = {}
     norm_after: dict[str, str | None] = {}
     for node in graph.nodes:
@@ -396,8 +396,7 @@ def introspect_fx(graph: fx.Graph, layers: dict[str, LayerInfo], modules: dict[s
             layers[name].calls += 1
         if module_kind(modules[name]) not in FLOW_LAYER_KINDS:
             continue
-        if name not in order:
-            order.append(name)
+        order.setdefault(name)
         outcomes, norm = _follow(node, modules)
         outcomes_by_layer.setdefault(name, []).extend(outcomes)
         norm_after.setdefault(name, norm)
@@ -413,4 +412,4 @@ def introspect_fx(graph: fx.Graph, layers: dict[str, LayerInfo], modules: dict[s
             graph_notes.append(f"'{name}' is called {info.calls} times; the rule follows all calls")
     branches = residual_branches(graph, modules)
     mark_branches(layers, branches)
-    return ModelGraph(method="fx", layers=layers, notes=graph_notes, order=order, branches=branches)
+    return ModelGraph(method="fx", layers=layers, notes=graph_notes, order=list(order), branches=branches)

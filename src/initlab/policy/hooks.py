@@ -126,7 +126,8 @@ def _next_consumer(items: list[Call], i: int, info: LayerInfo, final: torch.Tens
     """What follows the layer call ``items[i]``: the first activation, layer or other module."""
     current = items[i].out
     passed: list[str] = []
-    for nxt in items[i + 1:]:
+    for j in range(i + 1, len(items)):  # not items[i + 1:]: a copy per layer is quadratic in depth
+        nxt = items[j]
         if use_values and current is not None and nxt.inp is not None and not _same_values(current, nxt.inp):
             found = match_activation(current, nxt.inp)
             if found:
@@ -167,15 +168,14 @@ def _next_consumer(items: list[Call], i: int, info: LayerInfo, final: torch.Tens
 
 def scan(items: list[Call], layers: dict[str, LayerInfo], final: torch.Tensor | None, use_values: bool) -> list[str]:
     """Fill activation/output for each layer from a sequence of leaf calls (or leaf modules)."""
-    order: list[str] = []
+    order: dict[str, None] = {}  # insertion-ordered set (a list's `in` is quadratic in depth)
     done: set[str] = set()
     for i, item in enumerate(items):
         if item.name in layers:
             layers[item.name].calls += 1
         if module_kind(item.module) not in FLOW_LAYER_KINDS:
             continue
-        if item.name not in order:
-            order.append(item.name)
+        order.setdefault(item.name)
         if item.name in done or item.name not in layers:
             continue
         done.add(item.name)
@@ -183,7 +183,7 @@ def scan(items: list[Call], layers: dict[str, LayerInfo], final: torch.Tensor | 
         consumer = _next_consumer(items, i, info, final, use_values)
         info.activation, info.activation_param = consumer.activation, consumer.param
         info.via, info.output = consumer.via, consumer.output
-    return order
+    return list(order)
 
 
 # How far (in leaf calls) a residual add may follow its branch's last layer, and precede it.

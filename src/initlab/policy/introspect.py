@@ -109,6 +109,20 @@ def _single_layer(model: nn.Module, layers: dict[str, LayerInfo]) -> ModelGraph:
     return ModelGraph(method="modules", layers=layers, notes=["the model is a single layer"], order=order)
 
 
+def _is_plain_sequential(model: nn.Module) -> bool:
+    """An ``nn.Sequential`` (forward not overridden) whose children are all leaves the rules know.
+
+    Its fx graph is exactly the chain of its children (no functional call, no residual add can
+    hide in ``Sequential.forward``), so scanning the children gives what tracing gives, and the
+    plan reports ``method="fx"``. Tracing costs ~0.2 ms per module: 4 s at 10,000 layers.
+    """
+    if not isinstance(model, nn.Sequential) or type(model).forward is not nn.Sequential.forward:
+        return False
+    children = list(model._modules.values())
+    # A module used twice (shared weights, one activation instance reused) has one name: trace it.
+    return bool(children) and all(is_leaf(m) for m in children) and len({id(m) for m in children}) == len(children)
+
+
 def introspect(model: nn.Module, example_input: Any = None) -> ModelGraph:
     """Layer records for ``model``: kind, following activation, output role, residual role.
 
@@ -120,6 +134,11 @@ def introspect(model: nn.Module, example_input: Any = None) -> ModelGraph:
     notes: list[str] = []
     if is_leaf(model):
         return _single_layer(model, layers)
+    if _is_plain_sequential(model):
+        order = hooks.scan([hooks.Call(n, m, None, None) for n, m in model.named_children()], layers, None,
+                           use_values=True)
+        _fold_units(layers)
+        return ModelGraph(method="fx", layers=layers, notes=[], order=order)
     try:
         traced = fxtrace.trace(model)
     except Exception as exc:  # noqa: BLE001 - any tracing failure means: use a fallback

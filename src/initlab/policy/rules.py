@@ -19,10 +19,8 @@ from __future__ import annotations
 import math
 from functools import lru_cache
 
-import torch
-
-from initlab.activations import get_activation
 from initlab.layers import HOMOGENEOUS, SATURATING, SCALED_KINDS, weight_fans
+from initlab.policy import critical
 from initlab.policy.decisions import Decision, RuleContext, _after, _g, context
 from initlab.policy.kind_rules import (
     attention_rule,
@@ -42,7 +40,6 @@ from initlab.policy.residual import (
     grouped_fans,
     scale_variance,
 )
-from initlab.quadrature import hermite_normal
 from initlab.schemes import compute_fans
 from initlab.schemes import gain as activation_gain
 
@@ -51,7 +48,7 @@ __all__ = ["DEEP_PLAIN_MIN_DEPTH", "Decision", "RuleContext", "context", "decide
 # A plain chain (no residual add, no normalization) with at least this many layers of one
 # activation that is neither homogeneous nor SELU gets orthogonal weights at the
 # depth-critical gain instead of He/Xavier (see ``deep_plain_rule``).
-DEEP_PLAIN_MIN_DEPTH = 8
+from initlab.policy.deep_relu import DEEP_PLAIN_MIN_DEPTH, he_trainable_depth  # noqa: E402  (re-exported)
 
 
 def he_rule(info: LayerInfo) -> Decision:
@@ -94,56 +91,29 @@ def xavier_rule(info: LayerInfo) -> Decision:
 
 @lru_cache(maxsize=64)
 def depth_critical_gain(
-    activation: str, param: float | None = None, depth: int = 10, input_variance: float = 1.0
+    activation: str, param: float | None = None, depth: int = 10, input_variance: float = 1.0,
+    bias_variance: float = 0.0,
 ) -> float | None:
     """The weight scale sigma at which the mean-field gradient gain over ``depth`` layers is 1.
 
-    With pre-activation variance q_1 = sigma^2 * input_variance and, layer to layer (zero biases,
-    fan-in-scaled weights of variance sigma^2/fan_in),
+    With pre-activation variance q_1 = sigma^2 * input_variance + sigma_b^2 and, layer to layer
+    (fan-in-scaled weights of variance sigma^2/fan_in, biases of variance sigma_b^2, zero in the
+    auto policy),
 
     .. math::
-        q_{l+1} = \\sigma^2\\,\\mathbb{E}[\\phi(\\sqrt{q_l} z)^2], \\qquad
+        q_{l+1} = \\sigma^2\\,\\mathbb{E}[\\phi(\\sqrt{q_l} z)^2] + \\sigma_b^2, \\qquad
         \\chi_l = \\sigma^2\\,\\mathbb{E}[\\phi'(\\sqrt{q_l} z)^2], \\qquad z \\sim \\mathcal{N}(0, 1),
 
     the variance of the gradient at layer 1 over that at layer ``depth`` is prod_{l<depth} chi_l.
-    This returns the sigma where that product is 1 (bisection on [0.25, 8]; expectations by
-    Gauss-Hermite quadrature), or None when there is none. For a saturating activation with zero
-    biases there is no finite-depth fixed point with chi = 1 except q -> 0 (sigma = 1); this is
-    the finite-depth edge of chaos. Sources: Poole et al. (2016); Schoenholz et al. (2017),
+    This returns the sigma where that product is 1 (searched in [0.25, 8]; expectations by
+    Gauss-Hermite quadrature, tabulated once per activation, see ``initlab.policy.critical``),
+    or None when there is none. For a saturating activation with zero biases there is no
+    finite-depth fixed point with chi = 1 except q -> 0 (sigma = 1); this is the finite-depth
+    edge of chaos. Cached per (activation, param, depth, input variance, bias variance), so a
+    10,000-layer plan computes it once. Sources: Poole et al. (2016); Schoenholz et al. (2017),
     Deep information propagation; Pennington, Schoenholz & Ganguli (2017), Resurrecting the sigmoid.
     """
-    phi = get_activation(activation, param)
-    nodes, weights = hermite_normal()
-
-    def moments(q: float) -> tuple[float, float]:
-        z = (nodes * math.sqrt(q)).clone().requires_grad_(True)
-        with torch.enable_grad():
-            y = phi(z)
-            (dy,) = torch.autograd.grad(y.sum(), z)
-        return float((weights * y.detach() ** 2).sum()), float((weights * dy**2).sum())
-
-    def log_gradient_gain(sigma: float) -> float:
-        q = sigma * sigma * input_variance
-        total = 0.0
-        for _ in range(depth - 1):
-            second, slope = moments(q)
-            if slope <= 0:
-                return -math.inf
-            total += math.log(sigma * sigma * slope)
-            q = sigma * sigma * second
-        return total
-
-    lo, hi = 0.25, 8.0
-    f_lo, f_hi = log_gradient_gain(lo), log_gradient_gain(hi)
-    if not (f_lo < 0 < f_hi):
-        return None
-    for _ in range(50):
-        mid = 0.5 * (lo + hi)
-        if log_gradient_gain(mid) < 0:
-            lo = mid
-        else:
-            hi = mid
-    return 0.5 * (lo + hi)
+    return critical.depth_critical_gain(activation, param, depth, input_variance, bias_variance)
 
 
 def deep_plain_rule(info: LayerInfo, depth: int, shape: tuple[int, ...]) -> Decision | None:
@@ -177,6 +147,28 @@ def deep_plain_rule(info: LayerInfo, depth: int, shape: tuple[int, ...]) -> Deci
     if g != sigma:
         reason += ", x sqrt(out/in) for this expanding layer"
     return Decision("orthogonal", {"gain": g}, reason, "hidden")
+
+
+def looks_linear_rule(info: LayerInfo, position: str, ctx: RuleContext) -> Decision:
+    """Plain ReLU chain deeper than He's predicted trainable depth: looks-linear mirrored orthogonal blocks.
+
+    .. math::
+        W_\\text{first} = [Q; -Q], \\quad W_\\text{hidden} = [[Q, -Q], [-Q, Q]], \\quad W_\\text{last} = [Q, -Q]
+
+    so the chain computes a linear map at init (relu(u) - relu(-u) = u) whose Jacobian has every
+    singular value 1 at any depth, where He's Gaussian weights leave the activation length
+    fluctuating as exp(5 sum 1/n_l) (Hanin & Rolnick 2018) and orthogonal ReLU nets have no
+    dynamical isometry (Pennington et al. 2017). Sources: Balduzzi et al. (2017), The shattered
+    gradients problem; Burkholz & Dubatovka (2019). Measured in ``initlab study depth-frontier``.
+    """
+    depth = ctx.depth.get("relu", 0)
+    role = "output" if position == "last" else "hidden"
+    reason = (
+        f"{_after(info) if position != 'last' else 'output layer'}, in a plain chain of {depth} ReLU layers, deeper "
+        f"than He's predicted trainable depth (5 sum 1/width > 1, Hanin & Rolnick 2018): looks-linear "
+        f"({position} block), the chain starts as a linear map (Balduzzi et al. 2017)"
+    )
+    return Decision("looks_linear", {"gain": 1.0, "position": position}, reason, role)
 
 
 def selu_rule(info: LayerInfo) -> Decision:
@@ -266,6 +258,8 @@ def weight_layer_rule(info: LayerInfo, shape: tuple[int, ...], ctx: RuleContext)
     """Dispatch for the weight of a Linear/Conv/ConvTranspose layer (precedence in the module doc)."""
     if info.residual_last:
         return residual_last_rule(info, ctx)
+    if info.name in ctx.looks_linear:
+        return looks_linear_rule(info, ctx.looks_linear[info.name], ctx)
     if info.output:
         return output_rule(info)
     act = info.activation

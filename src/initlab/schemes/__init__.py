@@ -1,9 +1,9 @@
 """The scheme library: fans, gains, the variance-scaling core and every registered scheme.
 
-Importing this package registers all schemes (core, orthogonal, sparse, identity).
+Importing this package registers all schemes (core, orthogonal, sparse, identity, looks_linear).
 """
 
-from initlab.schemes import core, identity, orthogonal, sparse  # noqa: F401  (registration)
+from initlab.schemes import core, identity, looks_linear, orthogonal, sparse  # noqa: F401  (registration)
 from initlab.schemes.fans import compute_fans, fan
 from initlab.schemes.gains import gain, moment_gain
 from initlab.schemes.registry import (

@@ -103,6 +103,7 @@ class StudyContext:
     store: Path
     full: bool = False
     progress: bool = True
+    quick: bool = False  # the smallest version, for tests (studies that define one)
     overrides: dict[str, Any] = field(default_factory=dict)
     device: str | None = None  # where comparisons train (``compare``'s ``device``; None: auto)
 
