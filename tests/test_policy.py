@@ -216,7 +216,10 @@ def test_residual_mlp_zeroes_the_last_layer_of_each_branch():
     p = plan(ResidualMLP())
     for i in range(3):
         assert p[f"fc2.{i}.weight"].scheme == "zeros" and p[f"fc2.{i}.weight"].role == "residual_last"
-        assert p[f"fc1.{i}.weight"].params["nonlinearity"] == "gelu"
+        # no normalization: Fixup's depth scaling, L = 3 branches of m = 2 layers -> Var x 3^-1
+        entry = p[f"fc1.{i}.weight"]
+        assert entry.scheme == "variance_scaling" and "gelu" in entry.reason and "Fixup" in entry.reason
+        assert entry.params["scale"] == pytest.approx(initlab.gain("gelu") ** 2 / 3, rel=1e-9)
     assert p["head.weight"].role == "output"
 
 

@@ -246,3 +246,69 @@ def test_lsuv_reports_a_layer_the_forward_never_calls():
     spare = next(r for r in p.lsuv if r.layer == "spare")
     assert not spare.converged and spare.variance_after is None and "not called" in spare.note
     assert Plan.from_dict(p.to_json()) == p
+
+
+# --- hooks: residual branches found on values; warnings for kept parameters ----------------------
+
+class DataDependentResidual(nn.Module):
+    """Untraceable (control flow on values) residual MLP: hooks find x + f(x) on values."""
+
+    def __init__(self, width: int = 16, blocks: int = 3) -> None:
+        super().__init__()
+        self.stem = nn.Linear(8, width)
+        self.fc1 = nn.ModuleList(nn.Linear(width, width) for _ in range(blocks))
+        self.act = nn.ModuleList(nn.ReLU() for _ in range(blocks))
+        self.fc2 = nn.ModuleList(nn.Linear(width, width) for _ in range(blocks))
+        self.norm = nn.LayerNorm(width)
+        self.head = nn.Linear(width, 2)
+
+    def forward(self, x):
+        h = self.stem(x)
+        if h.sum() > -1e9:
+            for a, act, b in zip(self.fc1, self.act, self.fc2):
+                h = h + b(act(a(h)))
+        return self.head(self.norm(h))
+
+
+def test_hooks_find_residual_branches_on_values():
+    x = torch.randn(16, 8, generator=torch.Generator().manual_seed(0))
+    g = introspect(DataDependentResidual(), x)
+    assert g.method == "hooks"
+    assert [b.end for b in g.branches] == ["fc2.0", "fc2.1", "fc2.2"]
+    assert g.branches[0].layers == ("fc1.0", "fc2.0") and g.branches[0].post_norm is None
+    p = plan(DataDependentResidual(), example_input=x)
+    assert [p[f"fc2.{i}.weight"].scheme for i in range(3)] == ["zeros"] * 3
+
+
+def test_auto_gpt2_scales_branch_ends_by_the_number_of_branches():
+    x = torch.randn(16, 8, generator=torch.Generator().manual_seed(0))
+    p = plan(DataDependentResidual(), "auto+gpt2", example_input=x)
+    end = p["fc2.0.weight"]
+    assert end.scheme == "variance_scaling" and end.params["scale"] == pytest.approx(1 / 3)
+    assert "GPT-2" in end.reason
+
+
+def test_many_kept_parameters_warn_and_name_them():
+    class Opaque(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.table = nn.Parameter(torch.ones(4, 4))
+            self.other = nn.Parameter(torch.ones(4, 4))
+            self.fc = nn.Linear(4, 4)
+
+        def forward(self, x):
+            return self.fc(x @ self.table @ self.other)
+
+    with pytest.warns(UserWarning, match=r"2 of 4 parameters .*table, other"):
+        plan(Opaque())
+
+
+def test_grouped_and_depthwise_convs_use_their_true_fans():
+    net = nn.Sequential(nn.Conv2d(16, 16, 3, groups=16, padding=1), nn.Tanh(),
+                        nn.ConvTranspose2d(16, 32, 3, groups=8), nn.ReLU(), nn.Conv2d(32, 4, 1))
+    p = initialize(net, seed=0)
+    assert "16-group" in p["0.weight"].reason
+    # Xavier for tanh on a depthwise 3x3: fan_in = fan_out = 9, Var = (5/3)^2 / 9 (torch's fan_out says 144)
+    assert net[0].weight.var().item() == pytest.approx((5 / 3) ** 2 / 9, rel=0.15)
+    # He for a grouped transposed conv: forward fan-in = in/groups * k = 2 * 9, Var = 2 / 18
+    assert net[2].weight.var().item() == pytest.approx(2 / 18, rel=0.1)

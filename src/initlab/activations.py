@@ -34,6 +34,7 @@ _TABLE: dict[str, tuple[Callable[[torch.Tensor, float | None], torch.Tensor], fl
     "relu6": (lambda x, p: F.relu6(x), None, lambda p: nn.ReLU6()),
     "hardtanh": (lambda x, p: F.hardtanh(x), None, lambda p: nn.Hardtanh()),
     "hardswish": (lambda x, p: F.hardswish(x), None, lambda p: nn.Hardswish()),
+    "hardsigmoid": (lambda x, p: F.hardsigmoid(x), None, lambda p: nn.Hardsigmoid()),
     "sin": (lambda x, p: torch.sin(x), None, lambda p: _Sin()),
 }
 ALIASES = {"identity": "linear", "none": "linear", "swish": "silu", "erf_gelu": "gelu"}
@@ -43,7 +44,7 @@ MODULE_NAMES: dict[type, str] = {
     nn.Identity: "linear", nn.ReLU: "relu", nn.LeakyReLU: "leaky_relu", nn.Tanh: "tanh",
     nn.Sigmoid: "sigmoid", nn.SELU: "selu", nn.ELU: "elu", nn.CELU: "celu", nn.GELU: "gelu",
     nn.SiLU: "silu", nn.Mish: "mish", nn.Softplus: "softplus", nn.Softsign: "softsign",
-    nn.ReLU6: "relu6", nn.Hardtanh: "hardtanh", nn.Hardswish: "hardswish",
+    nn.ReLU6: "relu6", nn.Hardtanh: "hardtanh", nn.Hardswish: "hardswish", nn.Hardsigmoid: "hardsigmoid",
 }
 
 

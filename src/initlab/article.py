@@ -27,7 +27,3 @@ def claimed_mean(scheme: str) -> float | None:
     values = CLAIMED_ACCURACY_PERCENT.get(scheme)
     return sum(values) / len(values) / 100 if values else None
 
-
-def claimed_order() -> list[str]:
-    """The article's schemes from best to worst claimed mean accuracy."""
-    return sorted(CLAIMED_ACCURACY_PERCENT, key=lambda s: -claimed_mean(s))

@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("target", nargs="?", help='"module:function" or "path/to/file.py:function" returning an nn.Module')
     p.add_argument("--policy", default="auto",
-                   help="auto (default), lsuv, auto+lsuv, or a scheme name for every weight")
+                   help="auto (default), lsuv, auto+lsuv, auto+gpt2, fixup, t-fixup, deepnorm, or a scheme name for every weight")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATTERN=SCHEME",
                    help="override: parameter name or glob pattern = scheme name (repeatable), e.g. '*.bias=zeros'")
     p.add_argument("--input-shape", metavar="SHAPE",

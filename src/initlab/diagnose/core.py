@@ -3,231 +3,33 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from initlab.activations import MODULE_NAMES
 from initlab.diagnose.flags import Thresholds, compute_flags
 from initlab.diagnose.jacobian import jacobian_singular_values
 from initlab.diagnose.predict import ChainLayer, predict_chain
+from initlab.diagnose.probe import Probe, Record, layer_kind, weight_twins
 from initlab.diagnose.result import Diagnosis, LayerStats
-from initlab.diagnose.symmetry import REL_TOL, duplicate_rows
 from initlab.errors import UserError
-
-# Activation modules by type (nn.Identity is "no activation", not an activation).
-_ACTIVATIONS: dict[type, str] = {t: n for t, n in MODULE_NAMES.items() if t is not nn.Identity}
-# Modules that may sit between a layer and its activation: they reshape, normalize, pool or drop.
-_PASSTHROUGH: tuple[type, ...] = (
-    nn.Identity, nn.modules.dropout._DropoutNd, nn.Flatten, nn.Unflatten,
-    nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm,
-    nn.modules.pooling._MaxPoolNd, nn.modules.pooling._AvgPoolNd,
-    nn.modules.pooling._AdaptiveAvgPoolNd, nn.modules.pooling._AdaptiveMaxPoolNd,
+from initlab.layers import (
+    BATCH_NORM_TYPES,
+    DROPOUT_TYPES,
+    activation_of_module,
+    first_tensor,
 )
+
+__all__ = ["diagnose", "layer_kind"]
+
 # Leaf modules a mean-field chain may contain besides its Linear/Conv layers (eval mode).
-_CHAIN_LINKS: tuple[type, ...] = (nn.Identity, nn.Flatten, nn.modules.dropout._DropoutNd, *_ACTIVATIONS)
-# name -> predicate on the activation output: True where the entry is in a flat tail.
-_SATURATION: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-    "tanh": lambda a: a.abs() > 0.99,
-    "hardtanh": lambda a: a.abs() > 0.99,
-    "softsign": lambda a: a.abs() > 0.99,
-    "sigmoid": lambda a: (a < 0.01) | (a > 0.99),
-}
+_CHAIN_LINK_TYPES: tuple[type, ...] = (nn.Identity, nn.Flatten, *DROPOUT_TYPES)
 
 
-def layer_kind(module: nn.Module) -> str | None:
-    """The kind of a weighted layer (its own ``weight`` has >= 2 dims), or ``None``."""
-    weight = module._parameters.get("weight")
-    if not isinstance(weight, torch.Tensor) or isinstance(weight, nn.parameter.UninitializedParameter) or weight.dim() < 2:
-        return None
-    if isinstance(module, nn.Linear):
-        return "linear"
-    if isinstance(module, nn.modules.conv._ConvTransposeNd):
-        return "conv_transpose"
-    if isinstance(module, nn.modules.conv._ConvNd):
-        return "conv"
-    if isinstance(module, (nn.Embedding, nn.EmbeddingBag)):
-        return "embedding"
-    if isinstance(module, nn.Bilinear):
-        return "bilinear"
-    return "other"
-
-
-def _units_and_fan_in(module: nn.Module, kind: str) -> tuple[int, int]:
-    w = module.weight
-    if kind == "conv_transpose":
-        groups = module.groups
-        per_out = (w.shape[0] // groups) * math.prod(w.shape[2:]) / math.prod(module.stride)
-        return w.shape[1] * groups, max(1, round(per_out))
-    if kind == "embedding":
-        return w.shape[1], 1
-    return w.shape[0], int(w[0].numel())
-
-
-def _unit_weight_rows(module: nn.Module, kind: str) -> list[torch.Tensor]:
-    """Incoming weights (and bias) of each unit, one matrix per group of units that share inputs."""
-    w = module.weight.detach()
-    bias = getattr(module, "bias", None)
-    bias = bias.detach() if isinstance(bias, torch.Tensor) and bias.dim() == 1 else None
-    if kind == "embedding":
-        return [w.T]
-    if kind == "conv_transpose":
-        g = module.groups
-        per = w.reshape(g, w.shape[0] // g, w.shape[1], -1).transpose(1, 2).reshape(g, w.shape[1], -1)
-    elif kind == "conv":
-        g = module.groups
-        per = w.reshape(g, w.shape[0] // g, -1)
-    else:
-        per = w.reshape(1, w.shape[0], -1)
-    if bias is not None and bias.numel() == per.shape[0] * per.shape[1]:
-        per = torch.cat([per, bias.reshape(per.shape[0], per.shape[1], 1)], dim=2)
-    return [m for m in per if m.shape[0] > 1]
-
-
-def _first_tensor(value: Any) -> torch.Tensor | None:
-    if isinstance(value, torch.Tensor):
-        return value
-    if isinstance(value, (tuple, list)) and value and isinstance(value[0], torch.Tensor):
-        return value[0]
-    return None
-
-
-@dataclass
-class _Record:
-    name: str
-    kind: str
-    module: nn.Module
-    units: int
-    fan_in: int
-    unit_axis: int
-    batch: int
-    out_mean: float = 0.0
-    out_var: float = 0.0
-    elements: int = 0
-    activation: nn.Module | None = None
-    act_name: str | None = None
-    dead_frac: float = 0.0
-    saturated_frac: float | None = None
-    act_twins: torch.Tensor | None = None
-    grad_var: float = math.nan
-    grad_sq_norm: float = math.nan
-
-    def set_grad(self, grad: torch.Tensor) -> None:
-        g2 = grad.detach().float().pow(2)
-        self.grad_var = float(g2.mean(dtype=torch.float64))
-        self.grad_sq_norm = float(g2.sum(dtype=torch.float64)) / self.batch
-
-
-def _unit_matrix(a: torch.Tensor, axis: int, units: int) -> torch.Tensor | None:
-    """``(units, everything else)`` view of a layer's output; ``None`` when the axis does not fit."""
-    if a.dim() < 2 or a.shape[axis] != units:
-        return None
-    return a.movedim(axis, 0).reshape(units, -1)
-
-
-class _Probe:
-    """Forward hooks that measure each weighted layer and find the activation that follows it."""
-
-    def __init__(self, model: nn.Module, batch: int) -> None:
-        self.batch = batch
-        self.kinds: dict[nn.Module, tuple[str, str]] = {}
-        self.calls: dict[nn.Module, int] = {}
-        self.records: list[_Record] = []
-        self.pending: _Record | None = None
-        self._pending_out: torch.Tensor | None = None
-        self.probes: list[torch.Tensor] = []
-        self.trace: list[tuple[nn.Module, Any, Any]] = []  # (module, input, output) per hooked call
-        self.handles = []
-        for name, module in model.named_modules():
-            kind = layer_kind(module)
-            if kind is not None:
-                self.kinds[module] = (name or "(model)", kind)
-            if kind is not None or not any(True for _ in module.children()):
-                self.handles.append(module.register_forward_hook(self._hook))
-
-    def remove(self) -> None:
-        for handle in self.handles:
-            handle.remove()
-
-    def _hook(self, module: nn.Module, args: tuple, output: Any) -> Any:
-        first_in = args[0] if len(args) == 1 else args
-        if module in self.kinds:
-            output = self._on_weighted(module, output)
-        else:
-            self._on_leaf(module, output)
-        self.trace.append((module, first_in, output))
-        return output
-
-    def _on_weighted(self, module: nn.Module, output: Any) -> Any:
-        self._finish()
-        out = _first_tensor(output)
-        if out is None or not torch.is_floating_point(out):
-            return output
-        name, kind = self.kinds[module]
-        self.calls[module] = self.calls.get(module, 0) + 1
-        if self.calls[module] > 1:
-            name = f"{name}#{self.calls[module]}"
-        units, fan_in = _units_and_fan_in(module, kind)
-        rec = _Record(name, kind, module, units, fan_in, unit_axis=1 if kind.startswith("conv") else -1, batch=self.batch)
-        y = out.detach()
-        rec.out_mean = float(y.mean(dtype=torch.float64))
-        rec.out_var = float(y.float().pow(2).mean(dtype=torch.float64))
-        rec.elements = max(1, out[0].numel()) if out.dim() > 1 else 1
-        self.records.append(rec)
-        self.pending = rec
-        self._pending_out = out.detach()
-        if not (isinstance(output, torch.Tensor) or type(output) in (tuple, list)):
-            if out.requires_grad:  # an output we cannot replace: hook the tensor itself
-                out.register_hook(rec.set_grad)
-            return output
-        # A zero added to every output: differentiating the loss w.r.t. these reaches every
-        # layer (even with frozen weights), and the gradient hook sits on a tensor that an
-        # in-place activation cannot overwrite.
-        probe = torch.zeros((), dtype=out.dtype, device=out.device, requires_grad=True)
-        self.probes.append(probe)
-        new_out = out + probe
-        new_out.register_hook(rec.set_grad)
-        if isinstance(output, torch.Tensor):
-            return new_out
-        return type(output)([new_out, *output[1:]])
-
-    def _on_leaf(self, module: nn.Module, output: Any) -> None:
-        if self.pending is None:
-            return
-        act_name = _ACTIVATIONS.get(type(module)) or next((n for t, n in _ACTIVATIONS.items() if isinstance(module, t)), None)
-        out = _first_tensor(output)
-        if act_name is not None and out is not None:
-            self.pending.activation, self.pending.act_name = module, act_name
-            self._finish(out.detach())
-            return
-        if not isinstance(module, _PASSTHROUGH):
-            self._finish()
-
-    def _finish(self, post: torch.Tensor | None = None) -> None:
-        rec = self.pending
-        if rec is None:
-            return
-        self.pending = None
-        a = self._pending_out if post is None else post
-        self._pending_out = None
-        mat = _unit_matrix(a, rec.unit_axis, rec.units)
-        if mat is None:
-            return
-        mat = mat.detach()
-        alive = (mat != 0).any(dim=1)
-        rec.dead_frac = float((~alive).double().mean())
-        check = _SATURATION.get(rec.act_name or "")
-        rec.saturated_frac = float(check(mat).double().mean()) if check is not None else None
-        scale = float(mat.abs().max()) if mat.numel() else 0.0
-        constant = (mat.amax(dim=1) - mat.amin(dim=1)) <= REL_TOL * scale
-        rec.act_twins = duplicate_rows(mat, skip=constant)
-
-    def finish(self) -> None:
-        self._finish()
+def _is_chain_link(module: nn.Module) -> bool:
+    return isinstance(module, _CHAIN_LINK_TYPES) or activation_of_module(module) is not None
 
 
 def _loss(y: torch.Tensor, targets: torch.Tensor | None, generator: torch.Generator) -> tuple[torch.Tensor, str]:
@@ -237,12 +39,16 @@ def _loss(y: torch.Tensor, targets: torch.Tensor | None, generator: torch.Genera
         return (y.float() * proj).sum(), "projection"
     if not isinstance(targets, torch.Tensor):
         raise UserError(f"targets must be a tensor or None; got {type(targets).__name__}")
+    if not torch.is_floating_point(targets) and y.dim() >= 3 and tuple(targets.shape) == tuple(y.shape[:-1]):
+        # sequence logits (B, T, V) with targets (B, T): classes on the last axis, as LMs return them
+        y = y.movedim(-1, 1)
     if not torch.is_floating_point(targets):
         expected = (y.shape[0], *y.shape[2:])
         if y.dim() < 2 or tuple(targets.shape) != expected:
             raise UserError(
                 f"integer targets of shape {tuple(targets.shape)} do not fit outputs of shape {tuple(y.shape)}; "
-                f"allowed: class indices of shape {expected}"
+                f"allowed: class indices of shape {expected} (or {tuple(y.shape[:1]) + tuple(y.shape[2:])[:-1]} "
+                "for sequence logits (B, T, V))"
             )
         if targets.numel() and (int(targets.min()) < 0 or int(targets.max()) >= y.shape[1]):
             raise UserError(
@@ -257,15 +63,29 @@ def _loss(y: torch.Tensor, targets: torch.Tensor | None, generator: torch.Genera
     return 0.5 * (y.float() - targets.to(y.device).float()).pow(2).sum(), "squared_error"
 
 
-def _cloned_layers(records: list[_Record]) -> dict[str, str]:
-    """Layer name -> an earlier distinct module with bit-identical, non-constant weights."""
-    seen: dict[tuple, list[_Record]] = {}
+def _tied_layers(records: list[Record]) -> dict[str, str]:
+    """Layer name -> an earlier, distinct layer that holds the very same weight tensor (tied on purpose)."""
+    owner: dict[int, Record] = {}
+    out: dict[str, str] = {}
+    for rec in records:
+        prev = owner.setdefault(id(rec.module.weight), rec)
+        if prev.module is not rec.module:
+            out.setdefault(rec.name, prev.name)
+    return out
+
+
+def _cloned_layers(records: list[Record]) -> dict[str, str]:
+    """Layer name -> an earlier distinct module with bit-identical, non-constant weights that are
+    not the same tensor (tied weights are reported as tied, not as clones)."""
+    seen: dict[tuple, list[Record]] = {}
     out: dict[str, str] = {}
     done: set[int] = set()
+    tensors: set[int] = set()
     for rec in records:
-        if id(rec.module) in done:
+        if id(rec.module) in done or id(rec.module.weight) in tensors:
             continue
         done.add(id(rec.module))
+        tensors.add(id(rec.module.weight))
         w = rec.module.weight.detach()
         if w.numel() < 2 or bool(w.amax() == w.amin()):
             continue  # zero/constant init: already a symmetry finding within the layer
@@ -278,7 +98,7 @@ def _cloned_layers(records: list[_Record]) -> dict[str, str]:
     return out
 
 
-def _chain(model: nn.Module, probe: _Probe, inputs: torch.Tensor, y: Any) -> tuple[list[ChainLayer] | None, str]:
+def _chain(model: nn.Module, probe: Probe, inputs: torch.Tensor, y: Any) -> tuple[list[ChainLayer] | None, str]:
     """The chain of weighted layers when the forward pass was one (else ``None`` and why)."""
     previous = inputs
     chain: list[ChainLayer] = []
@@ -287,7 +107,7 @@ def _chain(model: nn.Module, probe: _Probe, inputs: torch.Tensor, y: Any) -> tup
         return None, "no prediction: a layer is called more than once (shared weights)"
     for module, first_in, output in probe.trace:
         kind = probe.kinds.get(module, (None, None))[1]
-        if kind not in ("linear", "conv") and not isinstance(module, _CHAIN_LINKS):
+        if kind not in ("linear", "conv") and not _is_chain_link(module):
             return None, f"no prediction: {type(module).__name__} is not part of a chain the theory covers"
         if first_in is not previous:
             return None, "no prediction: the model is not a plain chain of its modules (skip connections or functional ops)"
@@ -307,7 +127,8 @@ def diagnose(
     *,
     jacobian: bool = False,
     generator: torch.Generator | None = None,
-    train: bool = False,
+    train: bool | None = None,
+    plan: Any = None,
     thresholds: Thresholds | None = None,
     jacobian_samples: int = 16,
     jacobian_rank: int = 64,
@@ -347,7 +168,14 @@ def diagnose(
         jacobian: compute the Jacobian spectrum.
         generator: for the random projection and randomized SVD probes; a fresh
             ``torch.Generator()`` seeded 0 when omitted. Same generator state, same result.
-        train: run the model in train mode (dropout then draws from torch's global RNG).
+        train: ``None`` (default): as the model will train where it matters at init:
+            normalization layers in train mode (BatchNorm uses the batch's statistics, as in
+            the first training step; with fresh running statistics eval mode would measure a
+            different network), dropout off; ``True``: the whole model in train mode (dropout
+            then draws from torch's global RNG, saved and restored around the pass); ``False``:
+            eval mode.
+        plan: the ``initlab.Plan`` the model was initialized with: layers whose weight it
+            zeroed on purpose (residual branch ends) are not flagged as dead or symmetric.
         thresholds: when flags fire (``Thresholds()`` by default).
         jacobian_samples: how many inputs the Jacobian is computed for.
         jacobian_rank: singular values per sample of the randomized estimate.
@@ -382,10 +210,12 @@ def diagnose(
 
     modes = {m: m.training for m in model.modules()}
     # train mode updates BatchNorm running statistics: put every buffer back afterwards
-    buffers = [(b, b.detach().clone()) for b in model.buffers()] if train else []
-    probe = _Probe(model, inputs.shape[0])
+    buffers = [(b, b.detach().clone()) for b in model.buffers()] if train is not False else []
+    probe = Probe(model, inputs.shape[0])
+    rng = torch.random.fork_rng(devices=[])
+    rng.__enter__()
     try:
-        model.train(train)
+        _set_mode(model, train)
         with torch.enable_grad():
             try:
                 y = model(inputs)
@@ -393,7 +223,7 @@ def diagnose(
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 raise UserError(f"the model failed on inputs of shape {tuple(inputs.shape)} ({inputs.dtype}): {first}") from None
             probe.finish()
-            out = _first_tensor(y)
+            out = first_tensor(y)
             if out is None:
                 raise UserError(f"the model returned a {type(y).__name__}; diagnose needs a tensor output")
             if not probe.records:
@@ -403,6 +233,7 @@ def diagnose(
             if wrt and loss.requires_grad:
                 torch.autograd.grad(loss, wrt, allow_unused=True)
     finally:
+        rng.__exit__(None, None, None)
         probe.remove()
         for module, mode in modes.items():
             module.training = mode
@@ -413,11 +244,8 @@ def diagnose(
     layers = []
     for rec in probe.records:
         w = rec.module.weight.detach()
-        twins = torch.zeros(rec.units, dtype=torch.bool)
-        blocks = _unit_weight_rows(rec.module, rec.kind)  # groups of units in output order
-        if blocks and sum(b.shape[0] for b in blocks) == rec.units:
-            twins = torch.cat([duplicate_rows(b).cpu() for b in blocks])
-        if rec.act_twins is not None and rec.act_twins.numel() == rec.units:
+        twins = weight_twins(rec)
+        if rec.act_twins is not None and rec.act_twins.numel() == twins.numel():
             twins |= rec.act_twins.cpu()
         layers.append(LayerStats(
             name=rec.name, kind=rec.kind, activation=rec.act_name, units=rec.units, fan_in=rec.fan_in,
@@ -446,12 +274,41 @@ def diagnose(
 
     return Diagnosis(
         layers=layers,
-        flags=compute_flags(layers, thresholds, _cloned_layers(probe.records)),
+        flags=compute_flags(layers, thresholds, _cloned_layers(probe.records), _planned_zero(plan)),
         predicted=predicted,
         predicted_note=note,
         jacobian_singular_values=singular_values,
         jacobian_method=method,
         batch_size=int(inputs.shape[0]),
         loss=loss_name,
-        mode="train" if train else "eval",
+        mode=_mode_name(model, train),
+        tied=_tied_layers(probe.records),
+        planned_zero=tuple(sorted(_planned_zero(plan))),
     )
+
+
+def _mode_name(model: nn.Module, train: bool | None) -> str:
+    if train is None:
+        return "train-norm" if any(isinstance(m, BATCH_NORM_TYPES) for m in model.modules()) else "eval"
+    return "train" if train else "eval"
+
+
+def _set_mode(model: nn.Module, train: bool | None) -> None:
+    """``train`` True/False: the whole model; None: normalization layers train, the rest eval."""
+    if train is not None:
+        model.train(train)
+        return
+    model.eval()
+    for module in model.modules():
+        if isinstance(module, BATCH_NORM_TYPES):
+            module.train()
+
+
+def _planned_zero(plan: Any) -> frozenset[str]:
+    """Layers whose weight ``plan`` fills with zeros (a ``Plan`` or None)."""
+    if plan is None:
+        return frozenset()
+    entries = getattr(plan, "entries", None)
+    if entries is None:
+        raise UserError(f"plan must be an initlab.Plan or None; got {type(plan).__name__}")
+    return frozenset(e.layer for e in entries if e.scheme == "zeros" and e.param.rpartition(".")[2] == "weight")

@@ -74,9 +74,12 @@ def _ratio_flag(direction: str, layers: list[LayerStats], values: list[float], t
     )
 
 
-def compute_flags(layers: list[LayerStats], thresholds: Thresholds, cloned: dict[str, str]) -> list[Flag]:
+def compute_flags(
+    layers: list[LayerStats], thresholds: Thresholds, cloned: dict[str, str], exempt: frozenset[str] = frozenset()
+) -> list[Flag]:
     """Flags for the measured ``layers`` (execution order); ``cloned`` maps a layer to an
-    earlier, distinct module whose weights it equals."""
+    earlier, distinct module whose weights it equals; layers in ``exempt`` (zeroed on purpose
+    by a plan, e.g. the last layer of a residual branch) are not flagged dead or symmetric."""
     flags: list[Flag] = []
     if len(layers) >= 2:
         for direction, values in (("forward", [s.out_var for s in layers]), ("backward", [s.grad_sq_norm for s in layers])):
@@ -84,6 +87,8 @@ def compute_flags(layers: list[LayerStats], thresholds: Thresholds, cloned: dict
             if flag:
                 flags.append(flag)
     for s in layers:
+        if s.name.partition("#")[0] in exempt:
+            continue
         if s.dead_frac > thresholds.dead:
             flags.append(Flag(
                 "dead", s.name,

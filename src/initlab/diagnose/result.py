@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +101,8 @@ class Diagnosis:
     batch_size: int = 0
     loss: str = "projection"
     mode: str = "eval"
+    tied: dict[str, str] = field(default_factory=dict)  # layer -> layer holding the same weight tensor
+    planned_zero: tuple[str, ...] = ()  # layers a plan zeroed on purpose: not flagged dead or symmetric
 
     def flagged(self, kind: str) -> list[Flag]:
         """The flags of one kind."""
@@ -144,6 +146,8 @@ class Diagnosis:
             "batch_size": self.batch_size,
             "loss": self.loss,
             "mode": self.mode,
+            "tied": dict(self.tied),
+            "planned_zero": list(self.planned_zero),
             "layers": self.to_records(),
             "flags": [asdict(f) | {"value": _jsonable(f.value)} for f in self.flags],
             "predicted_note": self.predicted_note,

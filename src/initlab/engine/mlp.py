@@ -30,12 +30,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from initlab.layers import ELEMENTWISE_ACTIVATION_TYPES
+
 # Element-wise activations. A subclass qualifies only if it keeps its base class's ``forward``.
 _OWN_BACKWARD = {nn.ReLU: "relu", nn.Tanh: "tanh", nn.Sigmoid: "sigmoid"}
-_ELEMENTWISE = (
-    nn.LeakyReLU, nn.GELU, nn.SiLU, nn.ELU, nn.SELU, nn.CELU, nn.Softplus, nn.Mish, nn.Hardtanh,
-    nn.ReLU6, nn.Hardswish, nn.Hardsigmoid, nn.Softsign, nn.Tanhshrink, nn.LogSigmoid,
-)
+_ELEMENTWISE = ELEMENTWISE_ACTIVATION_TYPES
 
 
 class NotAnMLP(Exception):

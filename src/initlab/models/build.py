@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from initlab.errors import UserError, unknown
+from initlab.layers import is_norm
 from initlab.models.nets import _int, _shape, cnn, mlp, rescnn, resmlp
 from initlab.schemes import compute_fans, init_
 from initlab.seeding import derive_generator, derive_seed
@@ -34,7 +35,6 @@ _ARCHS: dict[str, tuple[Callable[..., nn.Module], dict[str, int], tuple[str, ...
     "rescnn": (rescnn, {"width": 32, "depth": 2}, ("norm", "bias")),
 }
 FACTORY_ARGS = ("input_shape", "num_classes", "width", "depth", "activation")
-_NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)
 
 
 def architectures() -> list[str]:
@@ -49,7 +49,7 @@ def default_init_(model: nn.Module, *, seed: int = 0) -> nn.Module:
     ``m.weight`` ← ``torch_default`` (``U(±1/sqrt(fan_in))``, kaiming_uniform with a = √5) and
     ``m.bias`` ← ``U(±1/sqrt(fan_in))`` with the weight's fan-in, each drawn from
     ``derive_generator(seed, "m.weight")`` / ``(seed, "m.bias")``. Normalization layers
-    (BatchNorm, InstanceNorm, LayerNorm, GroupNorm): weight ← 1, bias ← 0, running statistics
+    (BatchNorm, InstanceNorm, LayerNorm, GroupNorm, RMSNorm; ``initlab.layers.is_norm``): weight ← 1, bias ← 0, running statistics
     reset. Parameters of other module types are left as they are.
     Source: ``torch/nn/modules/linear.py`` and ``conv.py``, ``reset_parameters``.
     """
@@ -63,7 +63,7 @@ def default_init_(model: nn.Module, *, seed: int = 0) -> nn.Module:
             if bias is not None and bias.numel():
                 fan_in = compute_fans(tuple(weight.shape))[0]
                 init_(bias, "torch_default", fan_in=fan_in, generator=derive_generator(seed, prefix + "bias"))
-        elif isinstance(module, _NORM_TYPES):
+        elif is_norm(module):
             with torch.no_grad():
                 if getattr(module, "weight", None) is not None:
                     module.weight.fill_(1.0)

@@ -7,9 +7,10 @@
 from __future__ import annotations
 
 from initlab.policy.apply import apply_plan, initialize
-from initlab.policy.introspect import LayerInfo, ModelGraph, introspect
+from initlab.policy.introspect import introspect
 from initlab.policy.plans import KEEP, LsuvRecord, Plan, PlanEntry, RowBlock
 from initlab.policy.policies import POLICY_NAMES, plan
+from initlab.policy.records import LayerInfo, ModelGraph
 from initlab.policy.rules import depth_critical_gain
 
 __all__ = [

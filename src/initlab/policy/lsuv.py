@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from initlab.errors import UserError
-from initlab.policy.introspect import call_model, eval_mode
+from initlab.layers import call_model, eval_mode
 from initlab.policy.plans import LsuvRecord
 
 DEFAULT_TOL = 0.1
@@ -79,7 +79,7 @@ def execution_order(model: nn.Module, names: Sequence[str], data: Any) -> list[s
     try:
         with eval_mode(model), torch.no_grad():
             call_model(model, data)
-    except Exception as exc:  # noqa: BLE001 - the user's forward on the user's batch
+    except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"the model's forward failed on data: {first}") from exc
     finally:

@@ -23,12 +23,18 @@ from typing import Any
 from torch import nn
 
 from initlab.errors import UserError, closest, unknown
+from initlab.layers import SCALED_KINDS
 from initlab.policy import rules
-from initlab.policy.introspect import SCALED_KINDS, ModelGraph, introspect
+from initlab.policy.introspect import introspect
+from initlab.policy.kind_rules import TOKEN_PATTERN
+from initlab.policy.named import NAMED_POLICIES, apply_named, deepnorm_note
 from initlab.policy.plans import KEEP, Plan, PlanEntry
+from initlab.policy.records import ModelGraph
 from initlab.schemes import Scheme, get_scheme, list_schemes
 
-POLICY_NAMES = ("auto", "lsuv", "auto+lsuv")
+POLICY_NAMES = ("auto", "lsuv", "auto+lsuv", "auto+gpt2", *NAMED_POLICIES)
+# More than this fraction of parameters left as constructed: warn, naming them.
+KEEP_WARNING_FRACTION = 0.25
 OVERRIDE_WORDS = (KEEP, "auto")
 
 
@@ -86,10 +92,35 @@ def _spec_decision(spec: Scheme, reason: str, role: str) -> rules.Decision:
     return rules.Decision(spec.name, dict(spec.params), reason, role)
 
 
+def _tied_readout_width(model: nn.Module, graph: ModelGraph) -> int | None:
+    """The width d of an embedding matrix (V, d) that a non-embedding layer also uses (a tied LM head)."""
+    owners: dict[int, list[str]] = {}
+    tensors: dict[int, nn.Parameter] = {}
+    for name, p in model.named_parameters(remove_duplicate=False):
+        owners.setdefault(id(p), []).append(name.rpartition(".")[0])
+        tensors[id(p)] = p
+    for key, names in owners.items():
+        kinds = {graph.layers[n].kind if n in graph.layers else "" for n in names}
+        if len(names) > 1 and "embedding" in kinds and kinds - {"embedding"} and tensors[key].dim() == 2:
+            return int(tensors[key].shape[1])
+    return None
+
+
+def _class_token(params: list[tuple[str, nn.Parameter]]) -> str | None:
+    """The name of a learned class token (ViT's ``cls_token``), if the model has one."""
+    for name, _ in params:
+        local = name.rpartition(".")[2].lower()
+        if TOKEN_PATTERN.match(local) and local.startswith(("cls", "class")):
+            return name
+    return None
+
+
 def _auto_entries(
-    params: list[tuple[str, nn.Parameter]], graph: ModelGraph
+    params: list[tuple[str, nn.Parameter]], graph: ModelGraph, model: nn.Module, scaled_ends: bool = False
 ) -> list[tuple[str, tuple[int, ...], Any, rules.Decision]]:
-    ctx = rules.context(graph)
+    ctx = rules.context(
+        graph, tied_width=_tied_readout_width(model, graph), class_token=_class_token(params), scaled_ends=scaled_ends,
+    )
     out = []
     for name, p in params:
         owner, _, local = name.rpartition(".")
@@ -185,7 +216,11 @@ def plan(model: nn.Module, policy: Any = "auto", example_input: Any = None) -> P
 
     graph = introspect(model, example_input)
     notes = list(graph.notes) + _tied_notes(model)
-    decided = _auto_entries(params, graph)
+    decided = _auto_entries(params, graph, model, scaled_ends=policy == "auto+gpt2")
+    if isinstance(policy, str) and policy in NAMED_POLICIES:
+        decided = apply_named(policy, decided, graph, model)
+        if policy == "deepnorm":
+            notes.append(deepnorm_note(graph))
     entries: list[PlanEntry] = []
     matched: dict[str, int] = {k: 0 for k in overrides}
     unfit: dict[str, list[str]] = {}
@@ -193,7 +228,7 @@ def plan(model: nn.Module, policy: Any = "auto", example_input: Any = None) -> P
 
     for name, shape, info, decision in decided:
         source = "auto"
-        owner, _, local = name.rpartition(".")
+        local = name.rpartition(".")[2]
         if base == "lsuv" and info is not None and info.kind in SCALED_KINDS and local == "weight" \
                 and decision.role != "residual_last":
             decision = rules.Decision(
@@ -258,7 +293,19 @@ def plan(model: nn.Module, policy: Any = "auto", example_input: Any = None) -> P
             f"refine=lsuv: initialize(model, ..., data=batch) rescales {lsuv_layers} Linear/Conv weight(s) "
             "to unit output variance (Mishkin & Matas 2016)"
         )
+    _warn_kept(entries)
     return Plan(tuple(entries), policy=label, method=graph.method, notes=tuple(notes), refine=refine)
+
+
+def _warn_kept(entries: list[PlanEntry]) -> None:
+    """Warn when more than a quarter of the parameters are left as constructed, naming them."""
+    kept = [e.param for e in entries if e.keeps and e.source == "auto"]
+    if entries and len(kept) > KEEP_WARNING_FRACTION * len(entries):
+        warnings.warn(
+            f"{len(kept)} of {len(entries)} parameters have no initlab rule and keep their constructed values "
+            f"({', '.join(kept[:6])}{', ...' if len(kept) > 6 else ''}); name them in a policy dict to choose",
+            stacklevel=3,
+        )
 
 
 def _tied_notes(model: nn.Module) -> list[str]:

@@ -4,7 +4,8 @@ Each rule returns a ``Decision`` (scheme, parameters, reason) and cites its sour
 picks the rule for one parameter; the order of checks there is the order of precedence:
 
 1. a module with no rule keeps its values (its own ``reset_parameters`` already ran);
-2. recurrent, attention, embedding and normalization parameters have their own rules;
+2. recurrent, attention, embedding, normalization and free parameters (tokens, layer scale,
+   scalar gates) have their own rules (``initlab.policy.kind_rules``);
 3. biases are zero;
 4. a weight layer: the last layer of a residual branch starts at zero, the output layer gets
    Xavier with gain 1, otherwise the activation that follows decides (He-style variance
@@ -16,73 +17,42 @@ picks the rule for one parameter; the order of checks there is the order of prec
 from __future__ import annotations
 
 import math
-import re
-from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
 
 import torch
 
 from initlab.activations import get_activation
-from initlab.policy.introspect import SCALED_KINDS, LayerInfo, ModelGraph
-from initlab.policy.plans import KEEP, RowBlock
+from initlab.layers import HOMOGENEOUS, SATURATING, SCALED_KINDS, weight_fans
+from initlab.policy.decisions import Decision, RuleContext, _after, _g, context
+from initlab.policy.kind_rules import (
+    attention_rule,
+    bias_rule,
+    embedding_rule,
+    free_parameter_rule,
+    fused_qkv_rule,
+    norm_rule,
+    recurrent_rule,
+)
+from initlab.policy.plans import KEEP
+from initlab.policy.records import LayerInfo
+from initlab.policy.residual import (
+    fan_in_mode,
+    fixup_factor,
+    fixup_text,
+    grouped_fans,
+    scale_variance,
+)
 from initlab.quadrature import hermite_normal
+from initlab.schemes import compute_fans
 from initlab.schemes import gain as activation_gain
 
-# Activations whose derivative stays near 1 on a half-line (or is non-saturating): He-style
-# variance scaling with the activation's gain keeps the forward variance (He et al. 2015).
-RECTIFIERS = ("relu", "leaky_relu", "relu6", "elu", "celu", "gelu", "silu", "mish", "softplus", "hardswish")
-# Positively homogeneous (phi(cx) = c phi(x), c > 0): every variance is a fixed point at He's gain.
-HOMOGENEOUS = ("relu", "leaky_relu", "relu6")
-# Bounded activations: Glorot & Bengio's analysis is for these.
-SATURATING = ("tanh", "sigmoid", "softsign", "hardtanh")
+__all__ = ["DEEP_PLAIN_MIN_DEPTH", "Decision", "RuleContext", "context", "decide", "depth_critical_gain"]
+
 # A plain chain (no residual add, no normalization) with at least this many layers of one
 # activation that is neither homogeneous nor SELU gets orthogonal weights at the
 # depth-critical gain instead of He/Xavier (see ``deep_plain_rule``).
 DEEP_PLAIN_MIN_DEPTH = 8
 
-
-@dataclass(frozen=True)
-class Decision:
-    """A rule's output for one parameter (see ``PlanEntry`` for the fields)."""
-
-    scheme: str
-    params: dict[str, Any] = field(default_factory=dict)
-    reason: str = ""
-    role: str = ""
-    chunks: int = 1
-    blocks: tuple[RowBlock, ...] = ()
-
-
-@dataclass(frozen=True)
-class RuleContext:
-    """Model-level facts the rules need: is the net a plain chain, and how deep per activation."""
-
-    plain: bool
-    depth: dict[str, int]
-    method: str
-
-
-def context(graph: ModelGraph) -> RuleContext:
-    """``plain``: traced by fx, no residual add, no normalization, recurrent or attention layer."""
-    kinds = {info.kind for info in graph.layers.values()}
-    plain = graph.method == "fx" and graph.residual_adds == 0 and not kinds & {"norm", "rnn", "attention"}
-    depth: dict[str, int] = {}
-    for info in graph.layers.values():
-        if info.kind in SCALED_KINDS and info.activation:
-            depth[info.activation] = depth.get(info.activation, 0) + 1
-    return RuleContext(plain=plain, depth=depth, method=graph.method)
-
-
-def _g(value: float) -> str:
-    return f"{value:.4g}"
-
-
-def _after(info: LayerInfo) -> str:
-    return f"followed by {info.via}" if info.via else "activation unknown"
-
-
-# --- weight layers ------------------------------------------------------------------------------
 
 def he_rule(info: LayerInfo) -> Decision:
     """ReLU family and any non-saturating activation: He variance scaling with the activation's gain.
@@ -92,10 +62,11 @@ def he_rule(info: LayerInfo) -> Decision:
     g = sqrt(2) for ReLU, sqrt(2/(1+a^2)) for leaky ReLU, 1/sqrt(E[phi(z)^2]) computed numerically
     for GELU, SiLU, Mish, ELU, ... so unit pre-activation variance is a fixed point.
     Source: He, Zhang, Ren & Sun (2015), Delving deep into rectifiers, eq. 10.
-    Transposed convolutions store (in, out, *k), so their forward fan is torch's ``fan_out``.
+    Transposed convolutions store (in, out, *k) and ``transformers``' Conv1D (in, out), so their
+    forward fan is torch's ``fan_out``.
     """
     act, param = info.activation or "relu", info.activation_param
-    mode = "fan_out" if info.kind == "conv_transpose" else "fan_in"
+    mode = fan_in_mode(info)
     g = activation_gain(act, param)
     reason = f"{_after(info)}: He normal, gain {_g(g)} for {act} (He et al. 2015)"
     if act == "leaky_relu":
@@ -196,6 +167,8 @@ def deep_plain_rule(info: LayerInfo, depth: int, shape: tuple[int, ...]) -> Deci
     if sigma is None:
         return None
     rows, cols = shape[0], math.prod(shape[1:])
+    if info.transposed:
+        rows, cols = cols, rows
     g = sigma * math.sqrt(max(1.0, rows / cols))
     reason = (
         f"{_after(info)}, in a plain chain of {depth} {act} layers: orthogonal at the depth-critical "
@@ -213,7 +186,7 @@ def selu_rule(info: LayerInfo) -> Decision:
     (the fixed point mean 0, variance 1 needs sum of w = 0 and sum of w^2 = 1 per unit).
     """
     reason = f"{_after(info)}: LeCun normal, Var = 1/fan_in, the init SELU's fixed point assumes (Klambauer et al. 2017)"
-    if info.kind == "conv_transpose":
+    if fan_in_mode(info) == "fan_out":
         return Decision("variance_scaling", {"scale": 1.0, "mode": "fan_out", "distribution": "truncated_normal"}, reason, "hidden")
     return Decision("lecun_normal", {}, reason, "hidden")
 
@@ -225,7 +198,7 @@ def linear_rule(info: LayerInfo) -> Decision:
     Source: LeCun, Bottou, Orr & Mueller (1998), Efficient BackProp, section 4.6.
     """
     reason = f"{_after(info)}: no activation, LeCun normal (gain 1, LeCun et al. 1998)"
-    if info.kind == "conv_transpose":
+    if fan_in_mode(info) == "fan_out":
         return Decision("variance_scaling", {"scale": 1.0, "mode": "fan_out", "distribution": "truncated_normal"}, reason, "hidden")
     return Decision("lecun_normal", {}, reason, "hidden")
 
@@ -241,13 +214,32 @@ def output_rule(info: LayerInfo) -> Decision:
     return Decision("xavier_uniform", {"gain": 1.0}, reason, "output")
 
 
-def residual_last_rule(info: LayerInfo) -> Decision:
+def residual_last_rule(info: LayerInfo, ctx: RuleContext | None = None) -> Decision:
     """Last layer of a residual branch: zeros, so every residual block starts as the identity.
 
     The branch still learns (this layer's gradient is not zero), and the signal's variance does
     not grow with the number of blocks. Sources: Zhang, Dauphin & Ma (2019), Fixup
     initialization; De & Smith (2020), SkipInit; Goyal et al. (2017) for the BatchNorm variant.
+
+    Two cases keep the end non-zero, at 1/L of the no-activation rule's variance (L residual
+    branches; GPT-2's 1/sqrt(2 n_layer) scaling of residual projections, Radford et al. 2019):
+    the ``auto+gpt2`` policy, and a model with a learned class token read by the head (ViT):
+    with every block the identity, that token's output would not depend on the input, and the
+    patch embedding and attention would get exactly zero gradient on the first step.
     """
+    if ctx is not None and (ctx.scaled_ends or ctx.class_token):
+        base = linear_rule(info)
+        n = max(1, ctx.branches)
+        scheme, params = scale_variance(base.scheme, base.params, 1.0 / n) or (base.scheme, base.params)
+        why = (
+            f"the class token '{ctx.class_token}' would make the output independent of the input if every block "
+            "started as the identity" if ctx.class_token and not ctx.scaled_ends else "auto+gpt2"
+        )
+        reason = (
+            f"last layer of a residual branch: LeCun normal x 1/sqrt(L), L = {n} branches, not zeros ({why}; "
+            "GPT-2's residual scaling, Radford et al. 2019)"
+        )
+        return Decision(scheme, params, reason, "residual_last")
     reason = (
         "last layer of a residual branch (added to the block input): zeros, the block starts as "
         "the identity (Fixup, Zhang et al. 2019; SkipInit, De & Smith 2020)"
@@ -255,15 +247,32 @@ def residual_last_rule(info: LayerInfo) -> Decision:
     return Decision("zeros", {}, reason, "residual_last")
 
 
+def _fixup_scaled(decision: Decision, info: LayerInfo, ctx: RuleContext) -> Decision:
+    """Fixup's depth scaling of a branch-internal layer in a normalization-free residual net."""
+    where = ctx.branch_of.get(info.name)
+    if not ctx.norm_free or where is None or ctx.branches < 1:
+        return decision
+    m, position = where
+    if m < 2 or position >= m - 1:
+        return decision
+    scaled = scale_variance(decision.scheme, decision.params, fixup_factor(ctx.branches, m))
+    if scaled is None:
+        return decision
+    return Decision(scaled[0], scaled[1], decision.reason + "; " + fixup_text(ctx.branches, m), decision.role,
+                    decision.chunks, decision.blocks)
+
+
 def weight_layer_rule(info: LayerInfo, shape: tuple[int, ...], ctx: RuleContext) -> Decision:
     """Dispatch for the weight of a Linear/Conv/ConvTranspose layer (precedence in the module doc)."""
     if info.residual_last:
-        return residual_last_rule(info)
+        return residual_last_rule(info, ctx)
     if info.output:
         return output_rule(info)
     act = info.activation
-    decision: Decision | None = None
-    if act is None or act == "linear":
+    decision: Decision | None = fused_qkv_rule(info, shape)
+    if decision is not None:
+        pass
+    elif act is None or act == "linear":
         decision = linear_rule(info)
     elif act == "selu":
         decision = selu_rule(info)
@@ -277,128 +286,31 @@ def weight_layer_rule(info: LayerInfo, shape: tuple[int, ...], ctx: RuleContext)
         decision = Decision(
             decision.scheme, decision.params,
             decision.reason + f"; its residual branch ends in '{info.residual_norm}', which starts at zero",
-            decision.role,
+            decision.role, decision.chunks, decision.blocks,
         )
-    return decision
+    return _fixup_scaled(_grouped(decision, info, shape), info, ctx)
+
+
+def _grouped(decision: Decision, info: LayerInfo, shape: tuple[int, ...]) -> Decision:
+    """Grouped and depthwise convolutions: the variance from the true fans (``layers.weight_fans``),
+    where torch's fan_out (or a transposed layer's forward fan) counts every channel."""
+    groups = int(getattr(info.module, "groups", 1) or 1)
+    true_fans = weight_fans(info.module)
+    if groups == 1 or true_fans is None or len(shape) < 3:
+        return decision
+    # in the slots torch reads: a transposed conv's "fan_out" is its forward fan-in
+    slots = (true_fans[1], true_fans[0]) if info.kind == "conv_transpose" else true_fans
+    fixed = grouped_fans(decision.scheme, decision.params, compute_fans(shape), slots)
+    if fixed is None:
+        return decision
+    reason = decision.reason + f"; fans of a {groups}-group conv: fan_in {true_fans[0]}, fan_out {true_fans[1]} (torch's fan_out ignores groups)"
+    return Decision(fixed[0], fixed[1], reason, decision.role, decision.chunks, decision.blocks)
 
 
 # --- other kinds -------------------------------------------------------------------------------
 
-def bias_rule(info: LayerInfo) -> Decision:
-    """Biases start at zero: the weights already break the symmetry between units, and a zero
-    bias leaves the signal's mean alone. Source: Goodfellow, Bengio & Courville (2016), Deep
-    Learning, section 8.4 (the article's "biases" misconception)."""
-    return Decision("zeros", {}, "bias: zeros (the weights break symmetry; Goodfellow et al. 2016, 8.4)", "bias")
 
-
-def norm_rule(info: LayerInfo, local: str) -> Decision:
-    """Normalization layers: scale 1, shift 0, so they start as the plain normalization.
-
-    When the norm ends a residual branch its scale starts at 0 instead, so the block starts as
-    the identity. Sources: Ioffe & Szegedy (2015); Goyal et al. (2017), Accurate, large
-    minibatch SGD, section 5.1 (zero-init the last BN gamma of each residual block).
-    """
-    if local == "weight":
-        if info.ends_residual_branch:
-            return Decision(
-                "zeros", {},
-                "normalization scale ending a residual branch: zeros, the block starts as the identity (Goyal et al. 2017)",
-                "residual_last",
-            )
-        return Decision("ones", {}, "normalization scale: ones (Ioffe & Szegedy 2015)", "norm_scale")
-    return Decision("zeros", {}, "normalization shift: zeros (Ioffe & Szegedy 2015)", "norm_shift")
-
-
-_RNN_PARAM = re.compile(r"^(weight|bias)_(ih|hh|hr)(_l\d+)?(_reverse)?$")
-
-
-def recurrent_rule(info: LayerInfo, local: str, shape: tuple[int, ...]) -> Decision | None:
-    """RNN/LSTM/GRU and their cells, per gate block of rows.
-
-    - input-to-hidden ``weight_ih``: Xavier uniform per gate (Glorot & Bengio 2010);
-    - hidden-to-hidden ``weight_hh``: orthogonal per gate, so repeated application through time
-      neither shrinks nor grows the state (Saxe et al. 2014; Le, Jaitly & Hinton 2015);
-    - LSTM projection ``weight_hr``: Xavier uniform;
-    - biases zero, except the LSTM forget gate's input bias = 1 (rows H:2H of ``bias_ih``; torch
-      adds ``bias_hh``, which stays 0), so the cell remembers by default
-      (Gers, Schmidhuber & Cummins 2000; Jozefowicz, Zaremba & Sutskever 2015).
-
-    Gate order is torch's: LSTM (i, f, g, o), GRU (r, z, n).
-    """
-    module = info.module
-    m = _RNN_PARAM.match(local)
-    if m is None:
-        return None
-    kind, which = m.group(1), m.group(2)
-    mode = getattr(module, "mode", None) or type(module).__name__.replace("Cell", "").upper()
-    is_lstm = "LSTM" in str(mode).upper()
-    gates = 4 if is_lstm else 3 if "GRU" in str(mode).upper() else 1
-    hidden = int(module.hidden_size)
-    if kind == "bias":
-        if is_lstm and which == "ih":
-            block = RowBlock(hidden, 2 * hidden, "constant", {"val": 1.0}, "LSTM forget gate")
-            return Decision(
-                "zeros", {}, "LSTM input bias: zeros, forget-gate rows = 1 (Jozefowicz et al. 2015)",
-                "forget_gate_bias", 1, (block,),
-            )
-        return Decision("zeros", {}, "recurrent bias: zeros", "bias")
-    if which == "hh":
-        return Decision(
-            "orthogonal", {"gain": 1.0},
-            f"hidden-to-hidden: orthogonal per gate ({gates} blocks), keeps the state's norm through time (Saxe et al. 2014)",
-            "hidden_to_hidden", gates,
-        )
-    if which == "hr":
-        return Decision("xavier_uniform", {"gain": 1.0}, "LSTM projection: Xavier uniform (Glorot & Bengio 2010)", "projection")
-    return Decision(
-        "xavier_uniform", {"gain": 1.0},
-        f"input-to-hidden: Xavier uniform per gate ({gates} blocks) (Glorot & Bengio 2010)",
-        "input_to_hidden", gates,
-    )
-
-
-def attention_rule(info: LayerInfo, local: str, shape: tuple[int, ...]) -> Decision | None:
-    """nn.MultiheadAttention: Xavier uniform for the q, k, v and output projections, biases zero.
-
-    ``in_proj_weight`` stacks q, k and v (3E x E); each is drawn as its own E x E matrix (PyTorch's
-    ``_reset_parameters`` draws the stack at once, which gives variance 1/(2E) instead of 1/E).
-    ``bias_k``/``bias_v``: Xavier normal, as PyTorch does. When the attention ends a residual
-    branch the output projection starts at zero (Fixup / SkipInit). Sources: Vaswani et al. (2017);
-    torch.nn.MultiheadAttention._reset_parameters; Glorot & Bengio (2010).
-    """
-    is_out_proj = info.parent is not None and info.name != info.parent
-    if is_out_proj:
-        if local == "bias":
-            return bias_rule(info)
-        if info.residual_last:
-            return Decision("zeros", {}, "attention output projection ending a residual branch: zeros (Fixup / SkipInit)", "residual_last")
-        return Decision("xavier_uniform", {"gain": 1.0}, "attention output projection: Xavier uniform (Vaswani et al. 2017)", "attention_out")
-    if local == "in_proj_weight":
-        return Decision("xavier_uniform", {"gain": 1.0}, "attention q/k/v projections: Xavier uniform per projection (3 blocks) (Vaswani et al. 2017)", "attention_in", 3)
-    if local in ("q_proj_weight", "k_proj_weight", "v_proj_weight"):
-        return Decision("xavier_uniform", {"gain": 1.0}, f"attention {local[0]} projection: Xavier uniform (Vaswani et al. 2017)", "attention_in")
-    if local in ("bias_k", "bias_v"):
-        return Decision("xavier_normal", {"gain": 1.0}, f"attention {local}: Xavier normal (as torch.nn.MultiheadAttention)", "attention_bias")
-    if local == "in_proj_bias":
-        return bias_rule(info)
-    return None
-
-
-def embedding_rule(info: LayerInfo, shape: tuple[int, ...]) -> Decision:
-    """Embeddings: N(0, 1), so each looked-up vector has unit-variance coordinates, like a
-    standardized input, and the next layer's fan-in rule sees the variance it assumes; the
-    padding row (``padding_idx``) is zero. Source: PyTorch's nn.Embedding default (also
-    Vaswani et al. 2017, who then scale by sqrt(d_model) only when weights are tied)."""
-    blocks: tuple[RowBlock, ...] = ()
-    padding = getattr(info.module, "padding_idx", None)
-    if padding is not None:
-        row = int(padding) % shape[0]
-        blocks = (RowBlock(row, row + 1, "zeros", {}, "padding_idx"),)
-    reason = "embedding: N(0, 1), unit-variance features (PyTorch's nn.Embedding default)"
-    if blocks:
-        reason += f", padding row {blocks[0].start} zero"
-    return Decision("normal", {"mean": 0.0, "std": 1.0}, reason, "embedding", 1, blocks)
-
+# --- dispatch ----------------------------------------------------------------------------------
 
 def keep_rule(info: LayerInfo | None, local: str) -> Decision:
     """No rule: the parameter keeps the values it has (its module's own ``reset_parameters``,
@@ -423,7 +335,7 @@ def decide(info: LayerInfo | None, local: str, shape: tuple[int, ...], ctx: Rule
     elif kind == "attention":
         decision = attention_rule(info, local, shape)
     elif kind == "embedding" and local == "weight":
-        decision = embedding_rule(info, shape)
+        decision = embedding_rule(info, shape, ctx)
     elif kind == "norm" and local in ("weight", "bias"):
         decision = norm_rule(info, local)
     elif kind in SCALED_KINDS:
@@ -431,4 +343,6 @@ def decide(info: LayerInfo | None, local: str, shape: tuple[int, ...], ctx: Rule
             decision = bias_rule(info)
         elif local == "weight":
             decision = weight_layer_rule(info, shape, ctx)
+    elif kind in ("scale", "container", "other"):
+        decision = free_parameter_rule(info, local, shape)
     return decision or keep_rule(info, local)
