@@ -60,7 +60,8 @@ def _record(entry, dims, layers: dict, tied: bool) -> tuple[MupRecord, bool]:
     n_growing = sum(m is not None for m in dims)
     klass = classify(out_m is not None, in_m is not None, n_growing)
     out_mult, in_mult = out_m or 1.0, in_m or 1.0
-    guessed = (info is None and len(entry.shape) >= 2) or n_growing > 2
+    placed = info is not None and info.kind not in ("", "container") and not entry.keeps
+    guessed = (not placed and len(entry.shape) >= 2) or n_growing > 2
     var_mult, adam, sgd = multipliers(klass, out_mult, in_mult)
     base_shape = tuple(round(s / m) if m else s for s, m in zip(entry.shape, dims))
     correction = base_variance_correction(entry.scheme, entry.params, entry.shape, base_shape, embedding, transposed)
@@ -95,8 +96,9 @@ def mup_plan(model: nn.Module, policy: str, *, base_width: int | None = None, ba
                         "were tuned at> (e.g. base_width=64) or base_model=<the same model at that width>")
     base = make_plan(model, "auto", example_input=example_input)
     entries = list(base.entries) if policy == "auto+mup" else [_plain_base(e) for e in base.entries]
-    layers = introspect(model, example_input).layers
-    dims, how = width_mults(model, entries, layers, base_width=base_width, base_model=base_model)
+    graph = introspect(model, example_input)
+    layers = graph.layers
+    dims, how = width_mults(model, entries, layers, base_width=base_width, base_model=base_model, order=graph.order)
     tied = _tied_params(model)
     out, guessed = [], []
     for e in entries:

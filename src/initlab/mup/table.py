@@ -147,7 +147,7 @@ def _shape_mults(shape, growing: list[int], ratio: float) -> DimMults:
 
 
 def width_mults(model: nn.Module, entries, graph_layers: dict, *, base_width: int | None,
-                base_model: nn.Module | None) -> tuple[dict[str, DimMults], str]:
+                base_model: nn.Module | None, order: list[str] | None = None) -> tuple[dict[str, DimMults], str]:
     """Per parameter, the width multiplier of each dim; the model's width; a note on how."""
     params = dict(model.named_parameters())
     if base_model is not None:
@@ -172,7 +172,8 @@ def width_mults(model: nn.Module, entries, graph_layers: dict, *, base_width: in
     weights = [e for e in entries if len(e.shape) >= 2]
     if not weights:
         raise UserError("policy 'mup' found no weight matrix to read the model's width from")
-    first = weights[0]
+    # The first layer the forward calls (parameter order when the call order is unknown).
+    first = next((e for name in order or () for e in weights if e.layer == name), weights[0])
     embedding = first.kind == "embedding"
     transposed = bool(getattr(graph_layers.get(first.layer), "transposed", False))
     width = fans(first.shape, embedding, transposed)[0] // (math.prod(first.shape[2:]) if len(first.shape) > 2 else 1)
