@@ -202,3 +202,36 @@ def test_coord_check_is_flat_under_mup_and_grows_under_sp():
     for layer, (act, delta) in mu_slopes.items():
         assert abs(delta) < 0.15, (layer, delta)
     assert mu.delta["4"][0] == [0.0] * len(widths)  # step 0 is the init itself
+
+
+def _cli(*args: str):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "initlab", *args], check=False, capture_output=True, text=True,
+                          env=env, timeout=300)
+
+
+def test_cli_bad_input_exits_2_with_one_line():
+    for args, needle in (
+        (("diagnose", "--coord-check", "--widths", "64,32,128"), "strictly increasing"),
+        (("diagnose", "--coord-check", "--widths", "64,128"), "at least three"),
+        (("plan", "--model", "mlp", "--policy", "mup"), "--base-width"),
+    ):
+        proc = _cli(*args)
+        assert proc.returncode == 2, (args, proc.stderr)
+        assert needle in proc.stderr and "Traceback" not in proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_cli_coord_check_json_flags_the_sp_readout():
+    proc = _cli("diagnose", "--coord-check", "--widths", "64,128,256,512", "--parametrization", "sp",
+                "--input-shape", "16", "--batch", "32", "--json")
+    assert proc.returncode == 0, proc.stderr
+    import json
+
+    out = json.loads(proc.stdout)
+    assert out["policy"] == "sp" and out["widths"] == [64, 128, 256, 512]
+    assert "out" in out["flagged"] and out["slopes"]["out"]["delta"] > 0.6

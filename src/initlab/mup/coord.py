@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ def check_widths(widths: Any) -> list[int]:
     values = list(widths) if isinstance(widths, (list, tuple)) else [widths]
     if any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in values):
         raise UserError(f"widths must be positive integers; got {widths!r}")
-    if len(values) < 3 or any(b <= a for a, b in zip(values, values[1:])):
+    if len(values) < 3 or any(b <= a for a, b in pairwise(values)):
         raise UserError(f"widths must be at least three strictly increasing integers (e.g. 64,128,256,512); "
                         f"got {','.join(str(w) for w in values)}")
     return values

@@ -12,6 +12,7 @@ stored weights are then divided by ``a`` so that ``W = a · w`` starts at μP's 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import pairwise
 
 import torch
 from torch import nn
@@ -28,7 +29,7 @@ class MupMLP(nn.Module):
                  activation: str = "relu", multipliers: Sequence[float] | None = None) -> None:
         super().__init__()
         sizes = [in_features] + [width] * depth + [num_classes]
-        self.layers = nn.ModuleList(nn.Linear(a, b, bias=False) for a, b in zip(sizes, sizes[1:]))
+        self.layers = nn.ModuleList(nn.Linear(a, b, bias=False) for a, b in pairwise(sizes))
         mults = tuple(float(m) for m in (multipliers or [1.0] * len(self.layers)))
         if len(mults) != len(self.layers) or any(not m > 0 for m in mults):
             raise UserError(f"multipliers: {len(self.layers)} positive numbers (one per layer); got {multipliers!r}")

@@ -93,7 +93,7 @@ def mup_plan(model: nn.Module, policy: str, *, base_width: int | None = None, ba
 
     if base_width is None and base_model is None:
         raise UserError(f"policy {policy!r} needs the base shapes: pass base_width=<the width the hyperparameters "
-                        "were tuned at> (e.g. base_width=64) or base_model=<the same model at that width>")
+                        "were tuned at> (e.g. base_width=64) or base_model=<the same model at that width> (CLI: --base-width)")
     base = make_plan(model, "auto", example_input=example_input)
     entries = list(base.entries) if policy == "auto+mup" else [_plain_base(e) for e in base.entries]
     graph = introspect(model, example_input)

@@ -166,7 +166,7 @@ def width_mults(model: nn.Module, entries, graph_layers: dict, *, base_width: in
 
     if base_width is None and base_model is None:
         raise UserError("policy 'mup' needs the base shapes: pass base_width=<the width the hyperparameters were "
-                        "tuned at> (e.g. base_width=64) or base_model=<the same model at that width>")
+                        "tuned at> (e.g. base_width=64) or base_model=<the same model at that width> (CLI: --base-width)")
     if base_width is not None and (isinstance(base_width, bool) or not isinstance(base_width, int) or base_width < 1):
         raise UserError(f"base_width must be a positive integer; got {base_width!r}")
     weights = [e for e in entries if len(e.shape) >= 2]

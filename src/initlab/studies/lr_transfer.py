@@ -53,7 +53,7 @@ def bootstrap_optimum(lrs: list[float], losses: dict[float, list[float]], n: int
         idx = torch.randint(0, k, (k,), generator=generator).tolist()
         picks.append(optimal_lr(lrs, {lr: [losses[lr][i] for i in idx] for lr in lrs}))
     picks.sort()
-    return picks[int(0.025 * (n - 1))], picks[int(math.ceil(0.975 * (n - 1)))]
+    return picks[int(0.025 * (n - 1))], picks[math.ceil(0.975 * (n - 1))]
 
 
 def drift(opt: dict[int, float]) -> float:
