@@ -26,6 +26,7 @@ _LAZY = {
     "models": ("initlab.models", None),
     "data": ("initlab.data", None),
     "stats": ("initlab.stats", None),
+    "mup": ("initlab.mup", None),
 }
 
 
