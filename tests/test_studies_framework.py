@@ -14,7 +14,7 @@ from initlab.studies.settings import as_list, seed_list
 
 def test_every_article_claim_has_a_registered_study():
     assert studies.names() == ["symmetry", "scale", "depth", "activation-match", "per-layer", "bias",
-                               "criticality", "normalization", "depth-frontier"]
+                               "criticality", "normalization", "depth-frontier", "lr-transfer"]
     assert all(studies.get(n).claim for n in studies.names())
 
 

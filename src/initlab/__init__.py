@@ -33,6 +33,7 @@ _LAZY = {
     "stats": ("initlab.stats", None),
     "suggest_lr": ("initlab.lr", "suggest_lr"),
     "LrSuggestion": ("initlab.lr", "LrSuggestion"),
+    "mup": ("initlab.mup", None),
 }
 
 

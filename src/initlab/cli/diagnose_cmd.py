@@ -78,6 +78,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--jacobian-samples", type=int, default=16, help="inputs the Jacobian is computed for (default 16)")
     p.add_argument("--plot", metavar="PATH", help="write the signal-propagation plot (png, svg, pdf)")
     p.add_argument("--json", action="store_true", help="print the full result as JSON instead of the table")
+    from initlab.cli.coord_cmd import add_arguments as add_coord_arguments
+
+    add_coord_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -112,6 +115,10 @@ def run(args: argparse.Namespace) -> int:
     from initlab.seeding import derive_generator
 
     shape = parse_shape("--input-shape", args.input_shape)
+    if args.coord_check or args.widths:
+        from initlab.cli.coord_cmd import run_coord_check
+
+        return run_coord_check(args, shape)
     if args.plot and Path(args.plot).suffix.lower() not in (".png", ".svg", ".pdf"):
         raise UserError(f"--plot {args.plot!r}: the file name must end in .png, .svg or .pdf")
     for name in ("batch", "num_classes", "jacobian_samples"):

@@ -33,6 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="shape of one input sample, e.g. 3,32,32: used to read the model with forward "
                         "hooks when torch.fx cannot trace it (and by --model; default 1,28,28 there)")
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
+    p.add_argument("--base-width", type=int, help="for --policy mup / auto+mup: the width the lr was tuned at")
     g = p.add_argument_group("built-in model (instead of a target; needs initlab.models)")
     g.add_argument("--model", metavar="NAME", help="mlp, cnn, resmlp or rescnn (initlab.models.build)")
     g.add_argument("--depth", type=int, help="hidden layers or blocks (the builder's default when omitted)")
@@ -106,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     overrides = parse_overrides(args.overrides)
     if overrides and args.policy != "auto":
         raise UserError("--set overrides combine with --policy auto only")
-    result = plan(model, overrides or args.policy, example_input=example)
+    result = plan(model, overrides or args.policy, example_input=example, base_width=args.base_width)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:

@@ -43,6 +43,8 @@ def draw(entry: PlanEntry, shape: tuple[int, ...], dtype: torch.dtype, generator
         values[block.start:block.stop] = fill.sample(
             (block.stop - block.start, *shape[1:]), generator=generator, dtype=dtype
         )
+    if entry.mup is not None and entry.mup.get("init_std_mult", 1.0) != 1.0:
+        values = values * entry.mup["init_std_mult"]  # μP's init multiplier (initlab.mup.table)
     return values
 
 
@@ -96,6 +98,8 @@ def initialize(
     data: Any = None,
     tol: float = DEFAULT_TOL,
     max_iter: int = DEFAULT_MAX_ITER,
+    base_width: int | None = None,
+    base_model: nn.Module | None = None,
 ) -> Plan:
     """Initialize ``model`` in place by ``policy`` and return the plan that was applied.
 
@@ -109,6 +113,7 @@ def initialize(
             when ``torch.fx`` cannot trace it.
         tol: LSUV's tolerance on |Var - 1|.
         max_iter: LSUV's maximum rescalings per layer.
+        base_width, base_model: the base shapes of ``"mup"`` / ``"auto+mup"`` (``initlab.mup``).
 
     Returns:
         The ``Plan`` with ``seed`` set and, for LSUV, ``plan.lsuv``: per layer the scale factor,
@@ -128,7 +133,7 @@ def initialize(
                 "variance on that batch (Mishkin & Matas 2016); pass e.g. data=x[:256]"
             )
         check_data(data)
-    result = make_plan(model, policy, example_input=data)
+    result = make_plan(model, policy, example_input=data, base_width=base_width, base_model=base_model)
     apply_plan(model, result, seed=seed)
     records: tuple = ()
     if result.refine == "lsuv":

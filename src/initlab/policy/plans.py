@@ -82,6 +82,7 @@ class PlanEntry:
     chunks: int = 1
     blocks: tuple[RowBlock, ...] = ()
     source: str = "auto"
+    mup: dict[str, Any] | None = None  # μP record (initlab.mup.table.MupRecord.to_dict); None outside μP
 
     def __post_init__(self) -> None:
         if not isinstance(self.param, str) or not self.param:
@@ -109,6 +110,8 @@ class PlanEntry:
             text += f" x{self.chunks} blocks"
         for b in self.blocks:
             text += f"; rows {b.start}:{b.stop} {_scheme_call(b.scheme, b.params)}"
+        if self.mup is not None:
+            text += f" x{self.mup['init_std_mult']:.4g} [μP {self.mup['class']}, Adam lr x{self.mup['lr_mult_adam']:.4g}]"
         return text
 
     def to_dict(self) -> dict[str, Any]:
@@ -118,6 +121,8 @@ class PlanEntry:
             "activation": self.activation, "role": self.role, "shape": list(self.shape),
             "chunks": self.chunks, "blocks": [b.to_dict() for b in self.blocks], "source": self.source,
         }
+        if self.mup is not None:
+            d["mup"] = dict(self.mup)
         return d
 
     @classmethod
@@ -125,7 +130,7 @@ class PlanEntry:
         if not isinstance(d, dict) or "param" not in d or "scheme" not in d:
             raise UserError(f"a plan entry is a dict with at least 'param' and 'scheme'; got {d!r}")
         known = {"param", "scheme", "params", "reason", "layer", "kind", "activation", "role", "shape",
-                 "chunks", "blocks", "source"}
+                 "chunks", "blocks", "source", "mup"}
         extra = sorted(set(d) - known)
         if extra:
             raise UserError(f"unexpected keys in plan entry {d['param']!r}: {extra}; allowed: {sorted(known)}")
@@ -134,7 +139,7 @@ class PlanEntry:
             reason=d.get("reason", ""), layer=d.get("layer", ""), kind=d.get("kind", ""),
             activation=d.get("activation"), role=d.get("role", ""), shape=tuple(d.get("shape") or ()),
             chunks=int(d.get("chunks", 1)), blocks=tuple(RowBlock.from_dict(b) for b in d.get("blocks") or ()),
-            source=d.get("source", "auto"),
+            source=d.get("source", "auto"), mup=d.get("mup"),
         )
 
 

@@ -32,7 +32,7 @@ from initlab.policy.plans import KEEP, Plan, PlanEntry
 from initlab.policy.records import ModelGraph
 from initlab.schemes import Scheme, get_scheme, list_schemes
 
-POLICY_NAMES = ("auto", "lsuv", "auto+lsuv", "auto+gpt2", *NAMED_POLICIES)
+POLICY_NAMES = ("auto", "lsuv", "auto+lsuv", "auto+gpt2", *NAMED_POLICIES, "mup", "auto+mup")
 # More than this fraction of parameters left as constructed: warn, naming them.
 KEEP_WARNING_FRACTION = 0.25
 OVERRIDE_WORDS = (KEEP, "auto")
@@ -154,7 +154,8 @@ def _validate_plan(plan: Plan, params: list[tuple[str, nn.Parameter]]) -> Plan:
     return plan
 
 
-def plan(model: nn.Module, policy: Any = "auto", example_input: Any = None) -> Plan:
+def plan(model: nn.Module, policy: Any = "auto", example_input: Any = None, *,
+         base_width: int | None = None, base_model: nn.Module | None = None) -> Plan:
     """The per-parameter initialization ``policy`` gives for ``model``, with reasons. Touches no weight.
 
     Args:
@@ -164,6 +165,8 @@ def plan(model: nn.Module, policy: Any = "auto", example_input: Any = None) -> P
         example_input: optional input (a tensor, a tuple of positional inputs or a dict of
             keyword inputs) used only when ``torch.fx`` cannot trace the model: forward hooks
             then record the execution order (``Plan.method == "hooks"``).
+        base_width, base_model: for ``"mup"`` / ``"auto+mup"`` (``initlab.mup``): the width the
+            hyperparameters were tuned at, or the same model at that width.
 
     Returns:
         A ``Plan``; ``print(plan)`` shows the table, ``plan.to_dict()`` is JSON-serialisable.
@@ -183,6 +186,10 @@ def plan(model: nn.Module, policy: Any = "auto", example_input: Any = None) -> P
     params = _check_model(model)
     if isinstance(policy, Plan):
         return _validate_plan(policy, params)
+    if isinstance(policy, str) and policy in ("mup", "auto+mup") and params:
+        from initlab.mup.plan import mup_plan
+
+        return mup_plan(model, policy, base_width=base_width, base_model=base_model, example_input=example_input)
 
     uniform: Scheme | None = None
     overrides: dict[str, Scheme | str] = {}
