@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -c constraints.txt torch==2.13.0
-	$(PIP) install -q -c constraints.txt -e ".[test]"
+	$(PIP) install -q -c constraints.txt -e ".[test,zoo]"
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
@@ -22,7 +22,7 @@ install: $(STAMP)
 install-dev: $(DEV)
 
 $(DEV): $(STAMP)
-	$(PIP) install -q -c constraints.txt -e ".[test,dev]"
+	$(PIP) install -q -c constraints.txt -e ".[test,zoo,dev]"
 	rm -f $(VENV)/.dev-*
 	touch $(DEV)
 
@@ -33,7 +33,7 @@ test: $(STAMP)
 	$(PY) -m pytest
 
 bench: $(STAMP)
-	$(PIP) install -q -c constraints.txt -e ".[test,bench]"
+	$(PIP) install -q -c constraints.txt -e ".[test,zoo,bench]"
 	$(PY) bench/engine.py
 	$(PY) bench/diagnose.py
 	$(PY) bench/vs_anyinit.py
