@@ -23,6 +23,7 @@ from torch import nn
 
 from initlab.errors import UserError, unknown
 from initlab.models.nets import _int, _shape, cnn, mlp, rescnn, resmlp
+from initlab.models.transformer import transformer
 from initlab.schemes import compute_fans, init_
 from initlab.seeding import derive_generator, derive_seed
 
@@ -32,6 +33,7 @@ _ARCHS: dict[str, tuple[Callable[..., nn.Module], dict[str, int], tuple[str, ...
     "cnn": (cnn, {"width": 32, "depth": 2}, ("bias",)),
     "resmlp": (resmlp, {"width": 256, "depth": 2}, ("norm", "bias")),
     "rescnn": (rescnn, {"width": 32, "depth": 2}, ("norm", "bias")),
+    "transformer": (transformer, {"width": 128, "depth": 2}, ("heads",)),
 }
 FACTORY_ARGS = ("input_shape", "num_classes", "width", "depth", "activation")
 _NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)

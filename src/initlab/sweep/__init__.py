@@ -59,11 +59,49 @@ def open_experiment(store, config: CompareConfig, resume: bool | str):
         return experiment
     experiment = store.find_experiment(config.config_hash())
     if experiment is None:
+        _refuse_changed_data(store, wanted)
         known = ", ".join(e.id for e in store.list_experiments()[-5:]) or "none"
         raise UserError(
             f"--resume: no experiment in {store.location} has this config (hash {config.config_hash()[:12]}); "
             f"latest experiments: {known}. Use the same settings as the run to resume, or drop --resume")
     return experiment
+
+
+def _refuse_changed_data(store, wanted: dict) -> None:
+    """``UserError`` when a stored experiment matches ``wanted`` in all but its data's identity."""
+    rest = {k: v for k, v in wanted.items() if k != "data_source"}
+    for experiment in reversed(store.list_experiments()):
+        old = experiment.config
+        if "data_source" in old and {k: v for k, v in old.items() if k != "data_source"} == rest:
+            before, now = old["data_source"], wanted.get("data_source") or {}
+            raise UserError(
+                f"--resume: the data changed since experiment {experiment.id}: {before.get('path')} had "
+                f"{before.get('size')} bytes, sha256 {str(before.get('sha256'))[:12]}; now {now.get('size')} bytes, "
+                f"sha256 {str(now.get('sha256'))[:12]}. Restore the file, or start a new experiment without --resume")
+
+
+def with_data_source(config: CompareConfig, dataset: Any) -> CompareConfig:
+    """``config`` with the identity of ``dataset``'s source; ``UserError`` if it names other data."""
+    import dataclasses
+
+    source = dict(dataset.spec.get("source") or {}) or None
+    if config.data_source is not None and config.data_source != source:
+        before, now = config.data_source, source or {}
+        raise UserError(f"the data changed: the config names {before.get('path')} with sha256 "
+                        f"{str(before.get('sha256'))[:12]}, the file now has sha256 {str(now.get('sha256'))[:12]}")
+    if dataset.task != config.task:
+        raise UserError(f"dataset {config.dataset!r} is {dataset.task} data; the config's task is {config.task}")
+    return dataclasses.replace(config, data_source=source)
+
+
+def load_dataset(config: CompareConfig, data_dir: str | None = None):
+    """The configured dataset, read as ``config.task`` needs it."""
+    from initlab.data import load
+
+    options = dict(config.data_options)
+    if config.task != "classification":
+        options["task"] = config.task
+    return load(config.dataset, data_dir=data_dir, **options)
 
 
 def signal_at_init(config: CompareConfig, dataset: Any, scheme: str) -> list[dict]:
@@ -75,7 +113,9 @@ def signal_at_init(config: CompareConfig, dataset: Any, scheme: str) -> list[dic
     model = build_template(model_factory(config, dataset.input_shape, dataset.num_classes))
     initialize_member(model, Member(member_init(scheme), 0).scheme, 0, bias_init=train_config(config).bias_init)
     n = min(SIGNAL_BATCH, dataset.x_train.shape[0])
-    diagnosis = diagnose(model, dataset.x_train[:n], dataset.y_train[:n])
+    # token targets (lm) do not fit diagnose's per-sample losses: a random projection stands in
+    targets = None if config.task == "lm" else dataset.y_train[:n]
+    diagnosis = diagnose(model, dataset.x_train[:n], targets)
 
     def finite(x):
         return None if x is None or not math.isfinite(x) else float(x)
@@ -195,7 +235,6 @@ def compare(
     ``threads``: torch intra-op threads for local training (None: ``choose_threads``); the
     thread count can change float rounding, so it is reported, not hashed.
     """
-    from initlab.data import load
     from initlab.report import write_report
     from initlab.store import open_store
 
@@ -212,7 +251,8 @@ def compare(
     out_dir = check_writable_dir(out) if out is not None else None
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
         raise UserError(f"threads must be an integer >= 1; got {threads!r}")
-    dataset = load(config.dataset, data_dir=data_dir, **config.data_options)
+    dataset = load_dataset(config, data_dir)
+    config = with_data_source(config, dataset)
     threads = threads or choose_threads(config, dataset)
     Path(store).parent.mkdir(parents=True, exist_ok=True)
     with open_store(store) as db:

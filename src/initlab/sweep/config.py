@@ -41,12 +41,20 @@ class CompareConfig:
     lr: float = 0.05  # SGD: momentum 0.9
     momentum: float = 0.9
     weight_decay: float = 0.0
-    target: float = 0.9  # test accuracy that defines "converged" (steps to target)
+    # "converged" (steps to target): a test accuracy for classification (default 0.9); for
+    # regression and lm a test MSE / loss to get below (default None: not tracked)
+    target: float | None = None
     reference: str | None = None  # paired against every other; None: he_normal if compared, else the first
     paired_test: str = "wilcoxon"
     chunk_size: int = 50  # members (scheme, seed) trained together in one cell
     data_options: dict = field(default_factory=dict)  # e.g. {"limit_train": 10000}
     model_options: dict = field(default_factory=dict)  # extra keywords for the model, e.g. {"norm": "batch"}
+    task: str = "classification"  # or "regression", "lm" (initlab.tasks: the metric and its direction)
+    data_source: dict | None = None  # what identifies the user's data (path, size, sha256); set by compare
+
+    # Fields added after experiments were stored: left out of to_dict (and the hash) at their
+    # default, so older experiments keep their config hash and stay resumable.
+    _OMIT_AT_DEFAULT = {"task": "classification", "data_source": None}
 
     def __post_init__(self) -> None:
         from initlab.schemes import canonical_spec
@@ -76,8 +84,16 @@ class CompareConfig:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not value > 0 or value != value or value == float("inf"):
                 raise UserError(f"{name}: must be a number > 0; got {value!r}")
+        from initlab.tasks import TASKS
+
+        if self.task not in TASKS:
+            raise UserError(f"task: one of {', '.join(TASKS)}; got {self.task!r}")
+        if self.target is None and self.task == "classification":
+            object.__setattr__(self, "target", 0.9)
         for name in ("lr", "momentum", "weight_decay", "target"):  # 1 and 1.0 must hash alike
             value = getattr(self, name)
+            if name == "target" and value is None:
+                continue
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise UserError(f"{name}: must be a number; got {value!r}")
             object.__setattr__(self, name, float(value))
@@ -85,8 +101,12 @@ class CompareConfig:
             raise UserError(f"momentum: must be in [0, 1); got {self.momentum!r}")
         if not self.weight_decay >= 0:
             raise UserError(f"weight_decay: must be >= 0; got {self.weight_decay!r}")
-        if not 0 < self.target <= 1:
+        if self.task == "classification" and not 0 < self.target <= 1:
             raise UserError(f"target: a test accuracy in (0, 1]; got {self.target!r}")
+        if self.target is not None and not (self.target > 0 and self.target != float("inf")):
+            raise UserError(f"target: a test {'MSE' if self.task == 'regression' else 'loss'} > 0; got {self.target!r}")
+        if self.data_source is not None and not isinstance(self.data_source, dict):
+            raise UserError(f"data_source: a dict (path, size, sha256) or None; got {self.data_source!r}")
         if self.optimizer not in OPTIMIZERS:
             raise UserError(f"optimizer: one of {', '.join(OPTIMIZERS)}; got {self.optimizer!r}")
         if self.optimizer == "adam" and self.momentum != 0.9:
@@ -114,6 +134,9 @@ class CompareConfig:
         d = asdict(self)
         d["schemes"] = list(self.schemes)
         d["seeds"] = list(self.seeds)
+        for key, default in self._OMIT_AT_DEFAULT.items():
+            if d[key] == default:
+                del d[key]
         return d
 
     @classmethod

@@ -16,11 +16,22 @@ from initlab.sweep.config import CompareConfig
 
 
 def train_config(config: CompareConfig) -> TrainConfig:
+    from initlab.tasks import metric_for
+
+    # the engine's target is a test accuracy; for the other tasks steps to target come from the report
     return TrainConfig(
         epochs=config.epochs, batch_size=config.batch_size, optimizer=config.optimizer, lr=config.lr,
         momentum=config.momentum if config.optimizer == "sgd" else 0.9, weight_decay=config.weight_decay,
-        bias_init=scheme_from_spec(config.bias_init), target=config.target,
+        bias_init=scheme_from_spec(config.bias_init),
+        target=config.target if config.task == "classification" else None, loss=metric_for(config.task).loss,
     )
+
+
+def _to_original_units(dataset: Any) -> tuple[float, float]:
+    """(σ², Var(y_test)) of a one-target regression dataset: MSE_std · σ² is the MSE in its units."""
+    stats = dataset.meta.get("target_standardize") or {}
+    std, test_var = stats.get("std") or [1.0], stats.get("test_var") or [float("nan")]
+    return float(std[0]) ** 2, float(test_var[0])
 
 
 def run_cell(
@@ -46,15 +57,24 @@ def run_cell(
         checkpoint=checkpoint if on_checkpoint is not None else None, progress=progress,
         resume_state=state_from_bytes(resume_blob) if resume_blob is not None else None,
     )
+    from initlab.tasks import r_squared
+
+    scale, test_var = _to_original_units(dataset) if config.task == "regression" else (1.0, float("nan"))
     runs, epochs = [], []
     for (scheme, seed), m in zip(cell.members, result.members):
         last = m.records[-1]
+        extra = {"backend": result.backend, "cell": cell.index, "steps_per_epoch": result.steps_per_epoch}
+        if result.backend_reason:
+            extra["backend_reason"] = result.backend_reason
+        if config.task == "regression":  # losses in the target's own units, R² beside them
+            extra["r2"] = r_squared(last.test_loss * scale, test_var)
         runs.append(dict(
-            scheme=scheme, seed=seed, status=m.status, test_acc=last.test_acc, test_loss=last.test_loss,
-            train_loss=last.train_loss, train_acc=last.train_acc, diverged_step=m.diverged_step,
-            wall_time=result.wall_time, extra={"backend": result.backend, "cell": cell.index,
-                                               "steps_per_epoch": result.steps_per_epoch},
+            scheme=scheme, seed=seed, status=m.status, test_acc=last.test_acc, test_loss=last.test_loss * scale,
+            train_loss=last.train_loss * scale, train_acc=last.train_acc, diverged_step=m.diverged_step,
+            wall_time=result.wall_time, extra=extra,
         ))
         for r in m.records:
-            epochs.append(dict(scheme=scheme, seed=seed, **r.to_dict()))
+            record = r.to_dict()
+            record["train_loss"], record["test_loss"] = r.train_loss * scale, r.test_loss * scale
+            epochs.append(dict(scheme=scheme, seed=seed, **record))
     return {"runs": runs, "epochs": epochs}
