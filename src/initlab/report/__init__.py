@@ -129,10 +129,15 @@ def print_terminal(data: ReportData, *, file=None) -> None:
     tables.print_rich(
         f"Summary over seeds (reference: {data.reference}; Δ and p from paired "
         f"{data.config.get('paired_test', 'wilcoxon')} tests, Holm-corrected; {_target_text(data)})",
-        tables.summary_header(metric), tables.summary_rows(data.summary, data.reference, metric), file=file)
+        tables.summary_header(metric), tables.summary_rows(data.summary, data.reference, metric, _claims(data)), file=file)
     extra = _task_notes(data)
     if extra:
         print("\n".join(extra), file=file)
+
+
+def _claims(data: ReportData) -> bool:
+    """The article's accuracy table is about its own benchmark: shown beside built-in data only."""
+    return not data.config.get("data_source")
 
 
 def _metric_title(metric: Metric) -> str:
@@ -164,7 +169,13 @@ def _task_notes(data: ReportData) -> list[str]:
 def _describe(config: Mapping) -> str:
     keys = ("task", "dataset", "model", "width", "depth", "activation", "epochs", "batch_size", "optimizer", "lr",
             "bias_init", "seeds")
-    return ", ".join(f"{k}={config[k]}" for k in keys if k in config)
+    text = ", ".join(f"{k}={config[k]}" for k in keys if k in config)
+    source = config.get("data_source") or {}
+    if source:
+        where = source.get("path") or source.get("function")
+        size = f"{source['size']} bytes, " if "size" in source else ""
+        text += f"; data {where} ({size}sha256 {str(source.get('sha256'))[:12]})"
+    return text
 
 
 def write_report(data: ReportData, out_dir: str | Path) -> dict[str, Path]:
@@ -174,7 +185,7 @@ def write_report(data: ReportData, out_dir: str | Path) -> dict[str, Path]:
     order = data.order
     metric = data.metric
     files = {
-        "accuracy": plots.plot_accuracy(data.runs, order, out / "accuracy.png", metric=metric),
+        "accuracy": plots.plot_accuracy(data.runs, order, out / "accuracy.png", metric=metric, claims=_claims(data)),
         "curves": plots.plot_curves(data.epochs, order, out / "curves.png", metric=metric),
     }
     if data.target is not None:
@@ -189,11 +200,12 @@ def write_report(data: ReportData, out_dir: str | Path) -> dict[str, Path]:
             writer.writerow(r)
     files["csv"] = out / "runs.csv"
     run_header, run_rows = tables.run_table(data.runs, order, metric)
-    sum_rows = tables.summary_rows(data.summary, data.reference, metric)
+    sum_rows = tables.summary_rows(data.summary, data.reference, metric, _claims(data))
     summary_header = tables.summary_header(metric)
     is_acc = metric.name == "accuracy"
     captions = {
         "accuracy": ("Final test accuracy per scheme; dots are seeds, × diverged, ◇ the article's claimed mean (unsourced)."
+                     if is_acc and _claims(data) else "Final test accuracy per scheme; dots are seeds, × diverged."
                      if is_acc else f"Final {_metric_title(metric).lower()} per scheme; dots are seeds, × diverged."),
         "curves": "Learning curves: mean over seeds, band min–max.",
         "convergence": f"Fraction of seeds at the target ({_target_text(data)}) by training step.",

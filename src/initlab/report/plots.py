@@ -25,7 +25,7 @@ def _colors(order: Sequence[str]) -> dict[str, tuple]:
     return {s: cmap(i % cmap.N) for i, s in enumerate(order)}
 
 
-def plot_accuracy(runs: Sequence[Mapping], order: Sequence[str], path: Path, metric=None) -> Path:
+def plot_accuracy(runs: Sequence[Mapping], order: Sequence[str], path: Path, metric=None, claims: bool = True) -> Path:
     """Final test accuracy per scheme: box + every seed as a dot (× = diverged), and the
     article's unsourced claimed mean as a hollow diamond for comparison. With a ``metric`` other
     than accuracy (an MSE, a loss) the same plot shows its values, without the article's claims."""
@@ -45,7 +45,7 @@ def plot_accuracy(runs: Sequence[Mapping], order: Sequence[str], path: Path, met
             y = scale * r[key] if math.isfinite(r[key]) else (0.0 if is_acc else math.nan)
             ax.scatter(x, y, color=colors[s], s=18, zorder=3,
                        marker="x" if r["status"] == "diverged" else "o", alpha=0.85)
-        claim = claimed_mean(s) if is_acc else None
+        claim = claimed_mean(s) if is_acc and claims else None
         if claim is not None:
             ax.scatter(i, 100 * claim, marker="D", facecolors="none", edgecolors="black", s=40, zorder=4,
                        label="article's claimed mean (unsourced)" if i == 0 or not ax.get_legend_handles_labels()[0] else None)

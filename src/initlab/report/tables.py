@@ -69,7 +69,8 @@ def summary_header(metric=None) -> list[str]:
             "steps to target", "Δ vs ref", "p (Holm)", "article claims %"]
 
 
-def summary_rows(summary: Sequence[Mapping], reference: str | None, metric=None) -> list[list[str]]:
+def summary_rows(summary: Sequence[Mapping], reference: str | None, metric=None, claims: bool = True) -> list[list[str]]:
+    """Rows of the summary table; ``claims=False`` leaves out the article's numbers (other data)."""
     pct = lambda x: value_text(x, metric)  # noqa: E731  (accuracies in %, MSE and loss as they are)
     rows = []
     for r in sorted(summary, key=lambda r: (r["rank"], r["scheme"])):
@@ -80,7 +81,7 @@ def summary_rows(summary: Sequence[Mapping], reference: str | None, metric=None)
             scale = 100 if metric is None or metric.name == "accuracy" else 1
             diff = "—" if d is None or not math.isfinite(d) else (f"{100 * d:+.2f}" if scale == 100 else f"{d:+.4g}")
             p = pval(r.get("p_holm"))
-        claim = claimed_mean(r["scheme"]) if metric is None or metric.name == "accuracy" else None
+        claim = claimed_mean(r["scheme"]) if claims and (metric is None or metric.name == "accuracy") else None
         rows.append([
             f"{r['rank']:g}", r["scheme"], str(r["n"]),
             f"{pct(r['mean'])} ± {pct(r['std'])}", f"[{pct(r['ci_low'])}, {pct(r['ci_high'])}]",
