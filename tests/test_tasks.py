@@ -116,3 +116,14 @@ def test_report_ranks_lower_is_better_and_writes_the_metric(tmp_path):
     md = write_report(data, tmp_path)["md"].read_text()
     assert "lower is better" in md and "Bits per character (mean loss / ln 2): he_normal 1.457" in md
     assert metric_for(None).name == "accuracy"
+
+
+def test_configs_from_before_tasks_keep_their_hash():
+    from initlab.sweep.config import CompareConfig
+
+    plain = CompareConfig(schemes=("he_normal",), seeds=(0,)).to_dict()
+    assert "task" not in plain and "data_source" not in plain and plain["target"] == 0.9
+    lm = CompareConfig(schemes=("he_normal",), seeds=(0,), task="lm").to_dict()
+    assert lm["task"] == "lm" and lm["target"] is None
+    with pytest.raises(ValueError, match="task: one of classification, regression, lm"):
+        CompareConfig(task="ranking")
