@@ -91,6 +91,9 @@ def with_data_source(config: CompareConfig, dataset: Any) -> CompareConfig:
                         f"{str(before.get('sha256'))[:12]}, the file now has sha256 {str(now.get('sha256'))[:12]}")
     if dataset.task != config.task:
         raise UserError(f"dataset {config.dataset!r} is {dataset.task} data; the config's task is {config.task}")
+    if config.task == "regression" and dataset.num_classes != 1:
+        raise UserError(f"dataset {config.dataset!r} has {dataset.num_classes} regression targets; compare reports the "
+                        f"MSE of one target in its own units: keep one target column")
     return dataclasses.replace(config, data_source=source)
 
 
