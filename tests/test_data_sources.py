@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from initlab.data import fingerprint, load, register
-from initlab.data import sources
+from initlab.data import fingerprint, load, register, sources
 from initlab.data.idx import write_idx
 from initlab.errors import UserError
 

@@ -5,6 +5,7 @@ Run from this folder (the working directory is searched for the module), or put 
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
@@ -21,7 +22,7 @@ class ClippedMLP(nn.Module):
     def __init__(self, in_features: int, outputs: int, width: int, depth: int) -> None:
         super().__init__()
         sizes = [in_features] + [width] * depth
-        self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes, sizes[1:]))
+        self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(sizes))
         self.out = nn.Linear(sizes[-1], outputs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

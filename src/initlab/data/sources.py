@@ -37,7 +37,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from initlab.data.dataset import TASKS, Dataset, standardize as standardize_splits, stratified_indices
+from initlab.data.dataset import TASKS, Dataset, stratified_indices
+from initlab.data.dataset import standardize as standardize_splits
 from initlab.errors import UserError
 from initlab.seeding import derive_generator
 
@@ -186,7 +187,7 @@ def _targets(y_train: np.ndarray, y_test: np.ndarray, where: str) -> tuple[torch
         raise UserError(f"{where}: a regression target is constant on the training set (std 0); nothing to learn")
     stats = {"mean": mean.tolist(), "std": std.tolist(),
              "test_var": (y_test.var(axis=0) if len(y_test) else np.full_like(mean, math.nan)).tolist()}
-    as_tensor = lambda a: torch.from_numpy(((a - mean) / std).astype(np.float32))  # noqa: E731
+    as_tensor = lambda a: torch.from_numpy(((a - mean) / std).astype(np.float32))
     return as_tensor(y_train), as_tensor(y_test), stats
 
 

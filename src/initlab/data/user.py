@@ -83,8 +83,8 @@ def load_source(
     """
     if task not in TASKS:
         raise UserError(f"--task {task!r} is not allowed; allowed: {', '.join(TASKS)}")
-    common = dict(task=task, seed=seed, standardize=standardize, flatten=flatten, limit_train=limit_train,
-                  limit_test=limit_test)
+    common = {"task": task, "seed": seed, "standardize": standardize, "flatten": flatten,
+              "limit_train": limit_train, "limit_test": limit_test}
     key = name.strip().lower()
     if key in sources._REGISTRY:
         return sources.from_function(key, sources._REGISTRY[key], options, **common)

@@ -13,11 +13,11 @@ from typing import Any, Union
 
 import torch
 
+from initlab.engine.losses import LOSSES  # ("cross_entropy", "mse")
 from initlab.errors import UserError
 from initlab.schemes import Scheme, get_scheme
 
 OPTIMIZERS = ("sgd", "adam")
-from initlab.engine.losses import LOSSES  # noqa: E402  ("cross_entropy", "mse")
 
 InitFn = Callable[[torch.nn.Module, int], None]
 """A custom member initializer: ``init(model, seed)`` fills ``model``'s parameters in place."""

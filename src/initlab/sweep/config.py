@@ -8,6 +8,7 @@ different one.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
+from typing import ClassVar
 
 from initlab.errors import UserError
 from initlab.schemes import ARTICLE_SCHEMES
@@ -54,7 +55,7 @@ class CompareConfig:
 
     # Fields added after experiments were stored: left out of to_dict (and the hash) at their
     # default, so older experiments keep their config hash and stay resumable.
-    _OMIT_AT_DEFAULT = {"task": "classification", "data_source": None}
+    _OMIT_AT_DEFAULT: ClassVar[dict] = {"task": "classification", "data_source": None}
 
     def __post_init__(self) -> None:
         from initlab.schemes import canonical_spec
