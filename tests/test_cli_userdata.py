@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from initlab.cli import main
-from tests.test_data_sources import (
+from test_data_sources import (
     blobs,
     make_cifar10,
     make_image_folder,
@@ -57,9 +57,10 @@ def make_sources(tmp):
     make_cifar10(tmp / "cifar", n=8)
     make_mnist(tmp / "mnist", n=20)
     (tmp / "userdata_mod.py").write_text(
-        "from tests.test_data_sources import blobs\n"
+        "import numpy as np\n"
         "def blob_data():\n"
-        "    x, y = blobs(60, features=4)\n"
+        "    y = np.arange(60) % 2\n"
+        "    x = np.random.default_rng(0).normal(size=(60, 4)) + 4.0 * y[:, None]\n"
         "    return {'x': x, 'y': y}\n")
     return {
         "npz": [str(tmp / "d.npz")], "pt": [str(tmp / "d.pt")],
