@@ -265,3 +265,13 @@ def test_fingerprint_changes_with_content_not_with_reading(tmp_path):
     changed = fingerprint(path)
     assert changed["size"] == first["size"] and changed["sha256"] != first["sha256"]
     assert gzip  # the IDX writer compresses by suffix; imported for make_mnist's files
+
+
+def test_spec_rebuilds_the_data_and_refuses_it_changed(tmp_path):
+    path = write_csv(tmp_path / "t.csv", ["a", "y"], [[float(i), i % 2] for i in range(20)])
+    ds = load(str(path), target_column="y")
+    again = load(**ds.spec)
+    assert torch.equal(ds.x_train, again.x_train) and again.spec == ds.spec
+    path.write_text(path.read_text().replace("3.0,1", "3.5,1"))
+    with pytest.raises(UserError, match="changed: expected sha256"):
+        load(**ds.spec)

@@ -439,13 +439,15 @@ def load(
     """
     if data_dir is not None and not Path(data_dir).is_dir():
         raise UserError(f"data_dir {str(data_dir)!r} is not a directory")
-    from initlab.data.sources import is_source
+    from initlab.data.sources import check_source, is_source
 
+    expected = options.pop("source", None)  # a spec's data identity: the data must still match it
     if is_source(name) and name.strip().lower() not in _LOADERS and name.strip().lower() not in _ALIASES:
         from initlab.data.user import load_source
 
-        return load_source(name, task=task, seed=seed, standardize=standardize, flatten=flatten,
-                           limit_train=limit_train, limit_test=limit_test, data_dir=data_dir, **options)
+        return check_source(load_source(name, task=task, seed=seed, standardize=standardize, flatten=flatten,
+                                        limit_train=limit_train, limit_test=limit_test, data_dir=data_dir,
+                                        **options), expected)
     key = canonical_name(name)
     if task != "classification":
         raise UserError(f"dataset {key!r} is a classification dataset; --task {task!r} needs your own data "
@@ -485,5 +487,6 @@ def load(
             "limit_train": limit_train, "limit_test": limit_test, **kwargs}
     if identity is not None:
         spec["source"] = identity
-    return Dataset(key, x_train, y_train.contiguous(), x_test, y_test.contiguous(), raw.num_classes, spec, meta)
+    return check_source(Dataset(key, x_train, y_train.contiguous(), x_test, y_test.contiguous(), raw.num_classes,
+                                spec, meta), expected)
 

@@ -135,6 +135,17 @@ def arrays_sha256(arrays: Mapping[str, Any]) -> str:
     return h.hexdigest()
 
 
+def check_source(dataset: Dataset, expected: Mapping[str, Any] | None) -> Dataset:
+    """``dataset``, or ``UserError`` when ``expected`` (a spec's ``source``) names other data."""
+    found = dataset.spec.get("source")
+    if expected is not None and dict(expected) != found:
+        found = found or {}
+        raise UserError(f"dataset {dataset.name!r} changed: expected sha256 {str(expected.get('sha256'))[:12]} "
+                        f"({expected.get('size', '?')} bytes), found sha256 {str(found.get('sha256'))[:12]} "
+                        f"({found.get('size', '?')} bytes)")
+    return dataset
+
+
 # --- checks and finishing --------------------------------------------------------------------
 
 def to_numpy(value: Any, where: str) -> np.ndarray:
@@ -369,4 +380,4 @@ def from_function(spec: str, fn: Callable[..., Any], options: dict, **common: An
         raise UserError(f"{where} returned a {type(result).__name__}; expected a Dataset, a tuple "
                         f"(x_train, y_train, x_test, y_test) or a dict of those arrays")
     source = {"function": spec, "options": options, "sha256": arrays_sha256(result)}
-    return finish(spec, result, source=source, where=where, spec={"options": options}, **common)
+    return finish(spec, result, source=source, where=where, spec=options, **common)
