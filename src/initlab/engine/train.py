@@ -296,6 +296,8 @@ def train(
         params, buffers = initial_state(model_factory, members, bias_init=config.bias_init, device=device,
                                         dtype=dtype)
     impl, backend_reason = _choose_backend(backend, template, data, params, buffers, trainable, members)
+    if resume_state is not None:  # a resumed run keeps the reason its first part chose the backend for
+        backend_reason = resume_state.get("backend_reason", backend_reason)
     optimizer = make_optimizer([params[n] for n in trainable], config)
 
     records: list[list[EpochRecord]] = [[] for _ in members]
@@ -342,6 +344,7 @@ def train(
     def make_state(epoch: int, wall: float) -> dict[str, Any]:
         return {
             "format": CHECKPOINT_FORMAT, "epoch": epoch, "step": global_step, "backend": impl.name,
+            "backend_reason": backend_reason,
             "config": config.to_dict(), "members": [m.to_dict() for m in members],
             "params": {n: t.detach().to("cpu", copy=True) for n, t in params.items()},
             "buffers": {n: t.detach().to("cpu", copy=True) for n, t in buffers.items()},
