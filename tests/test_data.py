@@ -353,7 +353,7 @@ def test_spec_rebuilds_the_same_dataset():
 # --- names and errors ------------------------------------------------------------------------
 
 def test_names_and_aliases():
-    assert names() == ["digits", "fashion-mnist", "mnist1d", "synthetic"]
+    assert names() == ["cifar10", "digits", "fashion-mnist", "mnist", "mnist1d", "synthetic"]
     assert load("SYNTHETIC", n_train=20, n_test=10).name == "synthetic"
 
 

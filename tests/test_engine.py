@@ -381,7 +381,7 @@ def test_the_global_rng_is_left_untouched():
     ({"bias_init": "he_normal"}, "bias_init 'he_normal' cannot fill a 1-D bias"),
     ({"bias_init": "zeroes"}, "bias_init: unknown scheme 'zeroes'"),
     ({"target": 1.5}, "target: got 1.5; expected a finite number in \\(0, 1\\]"),
-    ({"loss": "mse"}, "loss: got 'mse'; expected one of cross_entropy"),
+    ({"loss": "hinge"}, "loss: got 'hinge'; expected one of cross_entropy, mse"),
 ])
 def test_bad_config_raises_a_value_error_naming_the_value(kwargs, message):
     with pytest.raises(ValueError, match=message):

@@ -149,7 +149,7 @@ def test_bad_norm_is_a_user_error():
 # --- build: names, determinism, initialization ------------------------------------------------
 
 def test_architectures_and_defaults():
-    assert architectures() == ["cnn", "mlp", "rescnn", "resmlp"]
+    assert architectures() == ["cnn", "mlp", "rescnn", "resmlp", "transformer"]
     model = build("mlp", input_shape=(1, 28, 28), num_classes=10)
     assert isinstance(model, MLP) and model.widths == (784, 256, 256, 10)  # the article's network
     assert build("cnn", input_shape=(1, 8, 8), num_classes=10).spec["width"] == 32

@@ -104,18 +104,24 @@ def holm(pvalues: Sequence[float]) -> list[float]:
     return out.tolist()
 
 
-def ranks(scores: Mapping[str, float]) -> dict[str, float]:
-    """Rank by score, 1 = best (highest); ties share the average rank; NaN ranks last."""
+def ranks(scores: Mapping[str, float], higher_is_better: bool = True) -> dict[str, float]:
+    """Rank by score, 1 = best (highest, or lowest when ``higher_is_better`` is False: an MSE, a
+    loss); ties share the average rank; NaN ranks last."""
     names = list(scores)
-    vals = np.array([scores[n] if math.isfinite(scores[n]) else -np.inf for n in names])
+    sign = 1.0 if higher_is_better else -1.0
+    vals = np.array([sign * scores[n] if math.isfinite(scores[n]) else -np.inf for n in names])
     r = _st.rankdata(-vals, method="average")
     return {n: float(x) for n, x in zip(names, r)}
 
 
-def steps_to_target(steps: Sequence[int], accuracies: Sequence[float], target: float) -> int | None:
-    """The first step (at an evaluation point) where accuracy reaches ``target``; None if never."""
+def steps_to_target(steps: Sequence[int], accuracies: Sequence[float], target: float | None,
+                    higher_is_better: bool = True) -> int | None:
+    """The first step (at an evaluation point) where the metric reaches ``target`` (at least it;
+    at most it when lower is better); None if never or without a target."""
+    if target is None:
+        return None
     for step, acc in zip(steps, accuracies):
-        if acc is not None and math.isfinite(acc) and acc >= target:
+        if acc is not None and math.isfinite(acc) and (acc >= target if higher_is_better else acc <= target):
             return int(step)
     return None
 
@@ -152,8 +158,14 @@ def compare_schemes(
     diverged: Mapping[str, int] | None = None,
     steps: Mapping[str, Sequence[int | None]] | None = None,
     method: str = "wilcoxon",
+    higher_is_better: bool = True,
+    bounds: tuple[float, float] | None = (0.0, 1.0),
 ) -> list[SchemeSummary]:
-    """The summary table: per scheme, accuracy over seeds, rank, and a paired test vs ``reference``.
+    """The summary table: per scheme, the metric over seeds, rank, and a paired test vs ``reference``.
+
+    The metric is an accuracy by default; for a metric where lower is better (an MSE, a loss)
+    pass ``higher_is_better=False`` (ranks follow it; differences stay ``scheme − reference``,
+    so a negative difference is then an improvement) and its ``bounds`` (None: unbounded).
 
     Args:
         accuracy: scheme -> {seed: final test accuracy}.
@@ -164,8 +176,8 @@ def compare_schemes(
     """
     diverged = diverged or {}
     steps = steps or {}
-    summaries = {s: summarize(acc.values(), bounds=(0.0, 1.0)) for s, acc in accuracy.items()}
-    rank = ranks({s: summ.mean for s, summ in summaries.items()})
+    summaries = {s: summarize(acc.values(), bounds=bounds) for s, acc in accuracy.items()}
+    rank = ranks({s: summ.mean for s, summ in summaries.items()}, higher_is_better)
     tests: dict[str, tuple[float, float]] = {}
     if reference is not None and reference in accuracy:
         ref = accuracy[reference]

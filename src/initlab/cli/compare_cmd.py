@@ -45,10 +45,19 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="scheme the others are paired against (default: he_normal if compared, else the first)")
     g.add_argument("--paired-test", default=d.paired_test, choices=("wilcoxon", "t"))
     g = p.add_argument_group("data and model")
-    g.add_argument("--dataset", default=d.dataset, help="digits | fashion-mnist | mnist1d | synthetic")
-    g.add_argument("--data-dir", default=None, help="where dataset files are (Fashion-MNIST IDX files)")
+    g.add_argument("--dataset", default=d.dataset,
+                   help="digits | fashion-mnist | mnist1d | synthetic | cifar10 | mnist (under --data-dir), or your own: "
+                        "a .npz/.pt/.csv/.parquet file, an image folder, a text file (--task lm), module:function")
+    g.add_argument("--data-dir", default=None, help="where dataset files are (Fashion-MNIST, MNIST IDX files, CIFAR-10 batches)")
     g.add_argument("--limit-train", type=_positive_int, default=None, help="use a stratified subset of the training set")
-    g.add_argument("--model", default=d.model, help="mlp | cnn | resmlp | rescnn | module:function")
+    g.add_argument("--task", default=d.task, choices=("classification", "regression", "lm"),
+                   help="classification (metric: accuracy), regression (test MSE, R²), lm (test loss, nats/token)")
+    g.add_argument("--target-column", default=None, help="the label / target column of a .csv or .parquet table")
+    g.add_argument("--image-size", type=_positive_int, default=None, help="resize an image folder's images to NxN")
+    g.add_argument("--context", type=_positive_int, default=None, help="lm: tokens per window (default 64)")
+    g.add_argument("--text-level", default=None, choices=("char", "byte"), help="lm: character (default) or byte tokens")
+    g.add_argument("--heads", type=_positive_int, default=None, help="--model transformer: attention heads (default 4)")
+    g.add_argument("--model", default=d.model, help="mlp | cnn | resmlp | rescnn | transformer (lm) | module:function")
     g.add_argument("--width", type=_positive_int, default=d.width)
     g.add_argument("--depth", type=int, default=d.depth, help="hidden layers (blocks)")
     g.add_argument("--activation", default=d.activation)
@@ -71,7 +80,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"share of the training set held out for validation (stratified, fixed; default "
                         f"{d.val_fraction:g})")
     g.add_argument("--momentum", type=float, default=d.momentum, help="SGD momentum")
-    g.add_argument("--target", type=float, default=d.target, help="test accuracy for convergence speed (fraction)")
+    g.add_argument("--target", type=float, default=None,
+                   help="convergence speed target: a test accuracy (fraction, default 0.9) for classification; "
+                        "a test MSE or loss to get below for regression and lm (default: none)")
     g.add_argument("--dtype", default="fp32", choices=("fp32", "bf16"),
                    help="fp32 (default) or bf16: the training step under bfloat16 autocast (evaluation in fp32)")
     g.add_argument("--chunk-size", type=_positive_int, default=d.chunk_size, help="members trained together per cell")
@@ -97,8 +108,29 @@ def register(sub: argparse._SubParsersAction) -> None:
 FLAG_OF_FIELD = {"lr_grid": "--lr-grid", "budgets": "--budgets", "margin": "--margin", "val_fraction": "--val-fraction",
                  "seeds": "--seeds", "schemes": "--schemes", "epochs": "--epochs", "batch_size": "--batch-size",
                  "chunk_size": "--chunk-size", "width": "--width", "depth": "--depth", "momentum": "--momentum",
-                 "target": "--target", "optimizer": "--optimizer"}
+                 "target": "--target", "optimizer": "--optimizer", "task": "--task"}
 
+
+def task_options(args: argparse.Namespace) -> tuple[dict, dict]:
+    """``data_options`` and ``model_options`` from the data and task flags (only those given)."""
+    from initlab.errors import UserError
+
+    data = {"limit_train": args.limit_train, "target_column": args.target_column, "image_size": args.image_size}
+    model = {}
+    if args.task == "lm":
+        data["context"] = args.context or 64
+        data["level"] = args.text_level or "char"
+    else:
+        for flag, value in (("--context", args.context), ("--text-level", args.text_level)):
+            if value is not None:
+                raise UserError(f"{flag} {value} applies to --task lm only; got --task {args.task}")
+    if args.model == "transformer":
+        if args.task != "lm":
+            raise UserError(f"--model transformer is a language model: it needs --task lm; got --task {args.task}")
+        model["heads"] = args.heads or 4
+    elif args.heads is not None:
+        raise UserError(f"--heads {args.heads} applies to --model transformer only; got --model {args.model}")
+    return {k: v for k, v in data.items() if v is not None}, model
 
 
 def as_flag_error(exc: ValueError) -> ValueError:
@@ -129,6 +161,7 @@ def build_config(args: argparse.Namespace):
     budgets = parse_int_list("--budgets", args.budgets) if args.budgets is not None else ()
     if not args.margin > 0 or args.margin != args.margin or args.margin >= 100:
         raise UserError(f"--margin: percentage points in (0, 100); got {args.margin:g}")
+    data_options, model_options = task_options(args)
     try:
         return CompareConfig(
             schemes=schemes, seeds=seeds, dataset=args.dataset, model=args.model,
@@ -136,7 +169,7 @@ def build_config(args: argparse.Namespace):
             epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer,
             **({"lr": args.lr} if args.lr is not None else {}), momentum=args.momentum, target=args.target,
             reference=args.reference, paired_test=args.paired_test, chunk_size=args.chunk_size,
-            data_options={"limit_train": args.limit_train} if args.limit_train else {},
+            data_options=data_options, model_options=model_options, task=args.task,
             lr_grid=lr_grid, budgets=budgets, margin=args.margin / 100, val_fraction=args.val_fraction,
             autocast="bf16" if args.dtype == "bf16" else None,
         )
@@ -161,5 +194,7 @@ def run(args: argparse.Namespace) -> int:
                    device=args.device, checkpoint_every=args.checkpoint_every)
     files = publish(data, args.out, as_json=args.json)
     if not args.json:
+        for backend, reason in sorted({(r.backend, r.backend_reason) for r in data.all_runs}, key=str):
+            print(f"engine backend: {backend}" + (f" ({reason})" if reason else ""))
         print(f"experiment {data.experiment_id} in {args.store}; report: {files['html']} (and report.md, *.png, runs.csv)")
     return 0

@@ -17,16 +17,26 @@ import torch
 from initlab.errors import UserError
 
 STANDARDIZE_MODES = ("global", "feature", "none")
+TASKS = ("classification", "regression", "lm")
 
 
 @dataclass(frozen=True, eq=False)
 class Dataset:
-    """A classification dataset in memory.
+    """A dataset in memory, for one ``task``.
 
     ``x_*`` are float32 of shape ``(n, *input_shape)``: images keep ``(C, H, W)`` (Fashion-MNIST
     ``(1, 28, 28)``, digits ``(1, 8, 8)``), signals and feature vectors are flat (MNIST-1D
     ``(40,)``, synthetic ``(n_features,)``); ``load(..., flatten=True)`` makes every input flat.
-    ``y_*`` are int64 class indices in ``[0, num_classes)``.
+
+    ``y_*`` and ``num_classes`` by ``task``:
+
+    - ``classification``: int64 class indices ``(n,)`` in ``[0, num_classes)``;
+    - ``regression``: float32 targets ``(n, num_classes)`` (``num_classes`` = number of outputs),
+      standardized with training statistics (``meta["target_standardize"]``: mean and std per
+      target, to report errors in the original units);
+    - ``lm``: ``x`` holds token ids ``(n, context)`` as float32 (exact below 2^24; the model
+      casts them back), ``y`` the next tokens ``(n, context)`` int64 in ``[0, num_classes)``
+      (``num_classes`` = vocabulary size).
 
     ``spec`` holds the arguments that rebuild this dataset with ``load(**spec)`` (JSON-safe, for
     config hashes); ``meta`` holds provenance: source, split, standardization statistics.
@@ -40,19 +50,31 @@ class Dataset:
     num_classes: int
     spec: Mapping[str, Any] = field(default_factory=dict)
     meta: Mapping[str, Any] = field(default_factory=dict)
+    task: str = "classification"
 
     def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise UserError(f"Dataset {self.name!r}: task={self.task!r} is not allowed; allowed: {', '.join(TASKS)}")
         for split in ("train", "test"):
             x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
             if not isinstance(x, torch.Tensor) or not x.is_floating_point():
                 raise UserError(f"Dataset {self.name!r}: x_{split} must be a floating tensor; got {_kind(x)}")
-            if not isinstance(y, torch.Tensor) or y.dtype != torch.int64 or y.ndim != 1:
-                raise UserError(f"Dataset {self.name!r}: y_{split} must be a 1-D int64 tensor; got {_kind(y)}")
+            if self.task == "regression":
+                if not isinstance(y, torch.Tensor) or not y.is_floating_point() or y.ndim != 2:
+                    raise UserError(f"Dataset {self.name!r}: y_{split} must be a 2-D floating tensor "
+                                    f"(n, outputs) for regression; got {_kind(y)}")
+            elif not isinstance(y, torch.Tensor) or y.dtype != torch.int64 or y.ndim != (1 if self.task == "classification" else 2):
+                want = "1-D" if self.task == "classification" else "2-D (n, context)"
+                raise UserError(f"Dataset {self.name!r}: y_{split} must be a {want} int64 tensor; got {_kind(y)}")
             if x.shape[0] != y.shape[0]:
                 raise UserError(
                     f"Dataset {self.name!r}: x_{split} has {x.shape[0]} samples but y_{split} has {y.shape[0]}"
                 )
-            if y.numel() and (int(y.min()) < 0 or int(y.max()) >= self.num_classes):
+            if self.task == "regression":
+                if y.shape[1] != self.num_classes:
+                    raise UserError(f"Dataset {self.name!r}: y_{split} has {y.shape[1]} targets; num_classes "
+                                    f"(outputs) is {self.num_classes}")
+            elif y.numel() and (int(y.min()) < 0 or int(y.max()) >= self.num_classes):
                 raise UserError(
                     f"Dataset {self.name!r}: y_{split} holds labels {int(y.min())}..{int(y.max())}; "
                     f"allowed 0..{self.num_classes - 1}"
@@ -82,7 +104,7 @@ class Dataset:
         return int(self.x_test.shape[0])
 
     def describe(self) -> str:
-        """One line: name, sizes, input shape, classes, standardization."""
+        """One line: name, sizes, input shape, classes (outputs, vocabulary), standardization."""
         std = self.meta.get("standardize", {})
         how = std.get("mode", "?")
         if how == "global":
@@ -91,9 +113,11 @@ class Dataset:
             how = "standardized per feature with train statistics"
         else:
             how = "not standardized"
+        what = {"classification": f"{self.num_classes} classes", "regression": f"{self.num_classes} target(s)",
+                "lm": f"vocabulary {self.num_classes}"}[self.task]
         return (
             f"{self.name}: {self.n_train} train / {self.n_test} test, input {self.input_shape}, "
-            f"{self.num_classes} classes, {how}"
+            f"{what}, {how}"
         )
 
     def to(self, device: str | torch.device) -> "Dataset":

@@ -315,12 +315,43 @@ def _synthetic(
                 {"source": f"synthetic {what}, seed {seed}", "split": "independent draws per split"})
 
 
+# --- CIFAR-10 and MNIST on disk (initlab.data.images reads them) ------------------------------
+
+def _on_disk(reader: Callable[[Any], tuple[dict[str, np.ndarray], list[Path]]], what: str, data_dir: Any) -> _Raw:
+    from initlab.data.sources import fingerprint
+
+    arrays, files = reader(None if data_dir is None else str(data_dir))
+    x_train, x_test = torch.from_numpy(arrays["x_train"]), torch.from_numpy(arrays["x_test"])  # uint8
+    y_train, y_test = (torch.from_numpy(arrays[k].astype(np.int64)) for k in ("y_train", "y_test"))
+    for split, y in (("train", y_train), ("test", y_test)):
+        if y.numel() and (int(y.min()) < 0 or int(y.max()) > 9):
+            raise UserError(f"{what} {split} labels {int(y.min())}..{int(y.max())}; allowed 0..9")
+    base = files[0].parent
+    return _Raw(x_train, y_train, x_test, y_test, 10,
+                {"source": f"{what} in {base}", "split": f"official ({len(y_train)} train / {len(y_test)} test)",
+                 "identity": fingerprint(base, files)})
+
+
+def _cifar10(*, seed: int, data_dir: str | os.PathLike[str] | None = None) -> _Raw:
+    from initlab.data.images import read_cifar10
+
+    return _on_disk(read_cifar10, "CIFAR-10 python batches", data_dir)
+
+
+def _mnist(*, seed: int, data_dir: str | os.PathLike[str] | None = None) -> _Raw:
+    from initlab.data.images import read_mnist
+
+    return _on_disk(read_mnist, "MNIST IDX files", data_dir)
+
+
 # --- registry and load -----------------------------------------------------------------------
 
 _LOADERS: dict[str, _Loader] = {
     "digits": _Loader(_digits, {}, summary="8x8 handwritten digits (scikit-learn), 1437/360"),
     "fashion-mnist": _Loader(_fashion_mnist, {}, ("data_dir",), "Zalando's 28x28 clothing images, 60000/10000"),
     "mnist1d": _Loader(_mnist1d, {}, ("cache_dir",), "MNIST-1D, 40-sample signals, generated, 4000/1000"),
+    "cifar10": _Loader(_cifar10, {}, ("data_dir",), "CIFAR-10 python batches under --data-dir, 32x32 RGB, 50000/10000"),
+    "mnist": _Loader(_mnist, {}, ("data_dir",), "MNIST IDX files under --data-dir, 28x28, 60000/10000"),
     "synthetic": _Loader(
         _synthetic,
         {"kind": "mixture", "n_train": 2000, "n_test": 500, "n_features": 32, "n_classes": 4,
@@ -330,7 +361,8 @@ _LOADERS: dict[str, _Loader] = {
 }
 _ALIASES = {
     "fashion_mnist": "fashion-mnist", "fashionmnist": "fashion-mnist", "fmnist": "fashion-mnist",
-    "mnist-1d": "mnist1d", "mnist_1d": "mnist1d", "sklearn-digits": "digits",
+    "mnist-1d": "mnist1d", "mnist_1d": "mnist1d", "sklearn-digits": "digits", "cifar-10": "cifar10",
+    "cifar_10": "cifar10",
 }
 
 
@@ -366,12 +398,19 @@ def load(
     data_dir: str | os.PathLike[str] | None = None,
     seed: int = 0,
     flatten: bool = False,
-    standardize: str = "global",
+    standardize: str | None = None,
     limit_train: int | None = None,
     limit_test: int | None = None,
+    task: str = "classification",
     **options: Any,
 ) -> Dataset:
-    """Load dataset ``name`` (see ``names()``) into memory as a ``Dataset``.
+    """Load dataset ``name`` (see ``names()``), or the user's own data, into memory as a ``Dataset``.
+
+    ``name`` may also be a file (``.npz``/``.pt``/``.csv``/``.parquet``, a text file for
+    ``task="lm"``), an image folder, ``module:function`` or a name given to
+    ``initlab.data.register``: ``initlab.data.user.load_source`` reads those (``task``:
+    ``classification``, ``regression``, ``lm``; options ``target_column``, ``image_size``,
+    ``context``, ``level``). The named datasets are classification only.
 
     Steps, in order: the loader's fixed split; an optional stratified subsample of
     ``limit_train``/``limit_test`` samples (class proportions kept, members drawn from
@@ -391,7 +430,20 @@ def load(
     """
     if data_dir is not None and not Path(data_dir).is_dir():
         raise UserError(f"data_dir {str(data_dir)!r} is not a directory")
+    from initlab.data.sources import check_source, is_source
+
+    expected = options.pop("source", None)  # a spec's data identity: the data must still match it
+    if is_source(name) and name.strip().lower() not in _LOADERS and name.strip().lower() not in _ALIASES:
+        from initlab.data.user import load_source
+
+        return check_source(load_source(name, task=task, seed=seed, standardize=standardize, flatten=flatten,
+                                        limit_train=limit_train, limit_test=limit_test, data_dir=data_dir,
+                                        **options), expected)
     key = canonical_name(name)
+    if task != "classification":
+        raise UserError(f"dataset {key!r} is a classification dataset; --task {task!r} needs your own data "
+                        f"(a .npz/.pt/.csv file, or a text file for lm)")
+    standardize = "global" if standardize is None else standardize
     loader = _LOADERS[key]
     checks.integer("seed", seed)
     allowed = set(loader.options) | set(loader.local_options)
@@ -414,6 +466,7 @@ def load(
     if flatten:
         x_train, x_test = x_train.reshape(len(x_train), -1), x_test.reshape(len(x_test), -1)
     meta = dict(raw.meta, standardize=stats)
+    identity = meta.pop("identity", None)
     if note_train:
         meta["limit_train"] = note_train
     if note_test:
@@ -422,5 +475,8 @@ def load(
         kwargs.pop("hidden" if kwargs["kind"] == "mixture" else "separation")
     spec = {"name": key, "seed": seed, "flatten": bool(flatten), "standardize": standardize,
             "limit_train": limit_train, "limit_test": limit_test, **kwargs}
-    return Dataset(key, x_train, y_train.contiguous(), x_test, y_test.contiguous(), raw.num_classes, spec, meta)
+    if identity is not None:
+        spec["source"] = identity
+    return check_source(Dataset(key, x_train, y_train.contiguous(), x_test, y_test.contiguous(), raw.num_classes,
+                                spec, meta), expected)
 

@@ -33,7 +33,8 @@ class SplitDataset:
     """A dataset with train, validation and test parts (the engine evaluates ``x_val`` too).
 
     ``val_indices``/``train_indices`` index the original training set (sorted, disjoint, together
-    all of it); ``base`` is the dataset the split was carved from.
+    all of it); ``base`` is the dataset the split was carved from. Any other attribute (``task``,
+    ``spec``, ``classes`` ...) is the base's; ``meta`` is the base's plus ``"validation"``.
     """
 
     base: Any
@@ -44,6 +45,13 @@ class SplitDataset:
     train_indices: torch.Tensor
     val_indices: torch.Tensor
     meta: dict = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> Any:
+        # only called for names the split lacks. "base" itself (absent while unpickling, e.g. in a
+        # Ray worker) and dunders (pickle/copy protocol probes) must not recurse into the base
+        if name == "base" or (name.startswith("__") and name.endswith("__")):
+            raise AttributeError(name)
+        return getattr(self.base, name)
 
     @property
     def x_test(self) -> torch.Tensor:
@@ -101,6 +109,7 @@ def with_validation(dataset: Any, fraction: float = DEFAULT_FRACTION) -> SplitDa
         base=dataset, x_train=dataset.x_train[train_idx.to(device)], y_train=dataset.y_train[train_idx.to(device)],
         x_val=dataset.x_train[val_idx.to(device)], y_val=dataset.y_train[val_idx.to(device)],
         train_indices=train_idx, val_indices=val_idx,
-        meta={"validation": {"fraction": float(fraction), "n_val": n_val, "n_train": n_train - n_val,
+        meta={**dict(getattr(dataset, "meta", None) or {}),
+              "validation": {"fraction": float(fraction), "n_val": n_val, "n_train": n_train - n_val,
                              "stratified": True, "seed": VALIDATION_SEED}},
     )

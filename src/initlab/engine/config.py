@@ -13,11 +13,11 @@ from typing import Any
 import torch
 
 from initlab import checks
+from initlab.engine.losses import LOSSES  # ("cross_entropy", "mse")
 from initlab.errors import UserError
 from initlab.schemes import Scheme, get_scheme
 
 OPTIMIZERS = ("sgd", "adam")
-LOSSES = ("cross_entropy",)
 
 InitFn = Callable[[torch.nn.Module, int], None]
 """A custom member initializer: ``init(model, seed)`` fills ``model``'s parameters in place."""
@@ -31,7 +31,8 @@ class TrainConfig:
 
     The optimizers follow ``torch.optim.SGD`` and ``torch.optim.Adam`` exactly (L2
     ``weight_decay`` added to the gradient, as torch does; dampening 0; no AMSGrad). The loss is
-    the mean cross-entropy over a batch, ``torch.nn.functional.cross_entropy``.
+    the mean cross-entropy over a batch, ``torch.nn.functional.cross_entropy`` (over every token for
+    sequence targets), or ``loss="mse"``, the mean squared error (``initlab.engine.losses``).
     """
 
     epochs: int = 10  # passes over the training set

@@ -2,7 +2,7 @@
 
 Both run the model through ``torch.func.functional_call`` with member ``e``'s slice of the
 stacked parameters and buffers, so a member is exactly the model the factory builds, with its
-own weights. ``vmap`` differentiates ``cross_entropy(f(theta_e, x_e), y_e)`` with
+own weights. ``vmap`` differentiates ``loss(f(theta_e, x_e), y_e)`` (``initlab.engine.losses``) with
 ``vmap(grad(...))`` over the member axis (``stack_module_state``'s layout); ``loop`` does the
 same member by member with plain autograd: the reference semantics, and the fallback for models
 ``vmap`` cannot transform (random modules such as dropout, in-place buffer updates it rejects).
@@ -19,11 +19,11 @@ import copy
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
 from initlab.engine.init import isolated_global_rng
+from initlab.engine.losses import member_loss as task_loss
 from initlab.seeding import derive_seed
 
 
@@ -37,8 +37,10 @@ def _reseed_global(seed: int, device: torch.device) -> None:
 
 class _FunctionalBackend:
     def __init__(self, template: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor,
-                 param_names: list[str], trainable: list[str], seeds: Sequence[int]) -> None:
+                 param_names: list[str], trainable: list[str], seeds: Sequence[int],
+                 loss: str = "cross_entropy") -> None:
         self.template = template
+        self.loss = loss
         self.x = x_train
         self.y = y_train
         self.param_names = param_names
@@ -62,8 +64,7 @@ class VmapBackend(_FunctionalBackend):
 
         def member_loss(trainable, fixed, x, y):
             out = functional_call(self.base, (trainable, fixed), (x,))
-            loss = F.cross_entropy(out, y)
-            correct = (out.argmax(dim=-1) == y).sum()
+            loss, correct = task_loss(out, y, self.loss)
             return loss, (loss.detach(), correct)
 
         def member_logits(trainable, fixed, x):
@@ -76,7 +77,7 @@ class VmapBackend(_FunctionalBackend):
         members, batch = idx.shape
         flat = idx.reshape(-1)
         x = self.x.index_select(0, flat).view(members, batch, *self.x.shape[1:])
-        y = self.y.index_select(0, flat).view(members, batch)
+        y = self.y.index_select(0, flat).view(members, batch, *self.y.shape[1:])
         trainable, fixed = self._split(params, buffers)
         self.base.train()
         grads, (loss, correct) = self._grad_fn(trainable, fixed, x, y)
@@ -108,12 +109,12 @@ class LoopBackend(_FunctionalBackend):
             with isolated_global_rng(x.device):
                 _reseed_global(derive_seed(self.seeds[e], "train", epoch, step), x.device)
                 out = functional_call(self.template, (leaves, others), (x,))
-            loss = F.cross_entropy(out, y)
+            loss, right = task_loss(out, y, self.loss)
             member_grads = torch.autograd.grad(loss, list(leaves.values()))
             for g_all, g in zip(grads, member_grads):
                 g_all[e].copy_(g)
             losses[e] = loss.detach()
-            correct[e] = (out.detach().argmax(dim=-1) == y).sum()
+            correct[e] = right
         return grads, losses, correct
 
     @torch.no_grad()

@@ -142,8 +142,9 @@ class MLPBackend:
     name = "mlp"
 
     def __init__(self, ops: list[LinearOp | ActivationOp], x_train: torch.Tensor, y_train: torch.Tensor,
-                 param_names: list[str]) -> None:
+                 param_names: list[str], loss: str = "cross_entropy") -> None:
         self.ops = ops
+        self.loss = loss
         self.x = x_train.reshape(x_train.shape[0], -1)
         self.y = y_train
         self.param_names = param_names
@@ -186,14 +187,20 @@ class MLPBackend:
                 saved.append(h)
             fresh = isinstance(op, LinearOp)
         logits = h
-        log_probs = torch.log_softmax(logits, dim=-1)
-        target = y.unsqueeze(-1)
-        loss = log_probs.gather(-1, target).squeeze(-1).mean(dim=1).neg_()
-        correct = (logits.argmax(dim=-1) == y).sum(dim=1)
-
-        # d(mean CE)/d logits = (softmax - onehot) / B, per member.
-        delta = log_probs.exp_().mul_(1.0 / batch)
-        delta.scatter_add_(-1, target, torch.full_like(target, -1.0 / batch, dtype=delta.dtype))
+        if self.loss == "mse":
+            # loss = mean over batch and outputs of (out - y)^2; d/d out = 2 (out - y) / (B k)
+            diff = logits - y.reshape(members, batch, -1)
+            loss = diff.pow(2).mean(dim=(1, 2))
+            correct = torch.zeros(members, dtype=torch.int64, device=logits.device)
+            delta = diff.mul_(2.0 / diff[0].numel())
+        else:
+            log_probs = torch.log_softmax(logits, dim=-1)
+            target = y.unsqueeze(-1)
+            loss = log_probs.gather(-1, target).squeeze(-1).mean(dim=1).neg_()
+            correct = (logits.argmax(dim=-1) == y).sum(dim=1)
+            # d(mean CE)/d logits = (softmax - onehot) / B, per member.
+            delta = log_probs.exp_().mul_(1.0 / batch)
+            delta.scatter_add_(-1, target, torch.full_like(target, -1.0 / batch, dtype=delta.dtype))
         grads = self._grad_buffers(params)
         for i in range(len(self.ops) - 1, self.first_linear - 1, -1):
             op = self.ops[i]

@@ -112,6 +112,7 @@ class EnsembleResult:
     wall_time: float  # seconds, all epochs, including those before a resume
     steps_per_epoch: int
     resumed_from_epoch: int | None = None
+    backend_reason: str = ""  # why this backend ran the model (auto: why faster ones could not)
     state: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def __len__(self) -> int:
@@ -122,7 +123,8 @@ class EnsembleResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "config": self.config.to_dict(), "backend": self.backend, "wall_time": self.wall_time,
+            "config": self.config.to_dict(), "backend": self.backend, "backend_reason": self.backend_reason,
+            "wall_time": self.wall_time,
             "steps_per_epoch": self.steps_per_epoch, "resumed_from_epoch": self.resumed_from_epoch,
             "members": [m.to_dict() for m in self.members],
         }

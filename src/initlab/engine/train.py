@@ -22,7 +22,6 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from initlab.engine.config import Member, TrainConfig
@@ -30,6 +29,7 @@ from initlab.engine.device import on_device
 from initlab.engine.functional import LoopBackend, VmapBackend
 from initlab.engine.grouped import GroupedBackend, NotGrouped, has_conv, parse_grouped
 from initlab.engine.init import build_template, initial_state, isolated_global_rng
+from initlab.engine.losses import summed_loss, targets_per_sample
 from initlab.engine.mlp import MLPBackend, NotAnMLP, parse_mlp
 from initlab.engine.optim import make_optimizer
 from initlab.engine.result import EnsembleResult, EpochRecord, MemberResult
@@ -58,9 +58,13 @@ class Backend(Protocol):
 
 
 class _Data:
-    """The four tensors of a dataset, checked (any object with these attributes will do)."""
+    """The four tensors of a dataset, checked (any object with these attributes will do).
 
-    def __init__(self, data: Any) -> None:
+    Targets by ``loss``: ``cross_entropy`` takes int64 class indices, one per sample ``(N,)`` or
+    one per position ``(N, T)``; ``mse`` takes float targets ``(N, k)`` or ``(N,)``.
+    """
+
+    def __init__(self, data: Any, loss: str = "cross_entropy") -> None:
         missing = [a for a in ("x_train", "y_train", "x_test", "y_test") if not hasattr(data, a)]
         if missing:
             raise UserError(f"data must have x_train, y_train, x_test and y_test tensors; "
@@ -70,12 +74,16 @@ class _Data:
             if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.dim() < 2:
                 raise UserError(f"data.x_{split} must be a floating tensor (N, *features); got "
                                 f"{type(x).__name__}{tuple(x.shape) if isinstance(x, torch.Tensor) else ''}")
-            if not isinstance(y, torch.Tensor) or y.dtype != torch.int64 or y.dim() != 1:
-                raise UserError(f"data.y_{split} must be an int64 tensor (N,) of class indices; got "
-                                f"{getattr(y, 'dtype', type(y).__name__)} {tuple(getattr(y, 'shape', ()))}")
+            if loss == "mse":
+                if not isinstance(y, torch.Tensor) or not y.is_floating_point() or y.dim() not in (1, 2):
+                    raise UserError(f"data.y_{split} must be a float tensor (N, k) of targets for loss 'mse'; got "
+                                    f"{getattr(y, 'dtype', type(y).__name__)} {tuple(getattr(y, 'shape', ()))}")
+            elif not isinstance(y, torch.Tensor) or y.dtype != torch.int64 or y.dim() not in (1, 2):
+                raise UserError(f"data.y_{split} must be an int64 tensor (N,) of class indices (or (N, T) per "
+                                f"position); got {getattr(y, 'dtype', type(y).__name__)} {tuple(getattr(y, 'shape', ()))}")
             if x.shape[0] != y.shape[0]:
                 raise UserError(f"data.x_{split} has {x.shape[0]} samples but data.y_{split} has {y.shape[0]}")
-            if y.numel() and int(y.min()) < 0:
+            if loss != "mse" and y.numel() and int(y.min()) < 0:
                 raise UserError(f"data.y_{split} has a negative label {int(y.min())}")
         if data.x_train.shape[0] == 0:
             raise UserError("data.x_train is empty: nothing to train on")
@@ -84,6 +92,7 @@ class _Data:
                             f"data.x_train samples {tuple(data.x_train.shape[1:])}")
         self.x_train, self.y_train = data.x_train, data.y_train
         self.x_test, self.y_test = data.x_test, data.y_test
+        self.loss = loss
         # Optional validation split (``initlab.data.split``): evaluated every epoch like the test set.
         self.x_val, self.y_val = getattr(data, "x_val", None), getattr(data, "y_val", None)
         if (self.x_val is None) != (self.y_val is None):
@@ -92,8 +101,15 @@ class _Data:
                                        or self.x_val.shape[0] != self.y_val.shape[0]):
             raise UserError(f"data.x_val {tuple(self.x_val.shape)} and data.y_val {tuple(self.y_val.shape)} do not "
                             f"match the training samples {tuple(self.x_train.shape[1:])}")
-        labels = [self.y_train, self.y_test] + ([self.y_val] if self.y_val is not None else [])
-        self.max_label = max(int(y.max()) for y in labels if y.numel())
+        if loss == "mse":
+            for name in ("y_train", "y_test", "y_val"):
+                y = getattr(self, name)
+                if y is not None and y.dtype != self.x_train.dtype:
+                    setattr(self, name, y.to(self.x_train.dtype))
+            self.max_label = -1
+        else:
+            labels = [self.y_train, self.y_test] + ([self.y_val] if self.y_val is not None else [])
+            self.max_label = max(int(y.max()) for y in labels if y.numel())
 
     def to(self, device: torch.device) -> None:
         """Move the tensors to ``device`` (no copy when they are there already)."""
@@ -130,23 +146,31 @@ def load_member(model_factory: Callable[[], nn.Module], state: dict[str, Any], i
 
 
 def _choose_backend(requested: str, template: nn.Module, data: _Data, params, buffers, trainable,
-                    members: Sequence[Member], *, autocast: str | None = None) -> Backend:
+                    members: Sequence[Member], *, autocast: str | None = None) -> tuple[Backend, str]:
+    """The backend and why it was chosen (for ``auto``: why the faster ones could not run)."""
     if requested not in BACKENDS:
         raise UserError(f"backend must be one of {', '.join(BACKENDS)}; got {requested!r}")
     if requested == "mlp" and autocast is not None:
         raise UserError(f"backend 'mlp' computes its gradients by hand in the parameters' dtype; autocast="
                         f"{autocast!r} needs 'grouped', 'vmap' or 'loop' (or 'auto')")
     names = list(params)
+    reasons = []
     if requested in ("auto", "mlp") and autocast is None:
         try:
+            if data.loss != "mse" and data.y_train.dim() != 1:
+                raise NotAnMLP("per-position targets need the general backends")
             ops = parse_mlp(template, tuple(data.x_train.shape[1:]))
         except NotAnMLP as exc:
             if requested == "mlp":
                 raise UserError(f"backend 'mlp' cannot run this model: {exc}; use 'vmap' or 'loop'") from None
+            reasons.append(f"not a plain MLP ({exc})")
         else:
-            return MLPBackend(ops, data.x_train, data.y_train, names)
+            why = "requested" if requested == "mlp" else "a plain MLP: batched matmuls"
+            return MLPBackend(ops, data.x_train, data.y_train, names, loss=data.loss), why
     if requested in ("auto", "grouped"):
         try:
+            if data.loss != "cross_entropy" or data.y_train.dim() != 1:
+                raise NotGrouped("the grouped path trains classifiers (one class index per sample)")
             ops = parse_grouped(template)
             if requested == "auto" and not has_conv(ops):
                 raise NotGrouped("no convolution: the vmap path is as fast")
@@ -157,21 +181,23 @@ def _choose_backend(requested: str, template: nn.Module, data: _Data, params, bu
                 raise UserError(f"backend 'grouped' cannot run this model ({type(exc).__name__}: "
                                 f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}); "
                                 f"use 'vmap' or 'loop'") from exc
+            reasons.append(f"not grouped ({str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__})")
         else:
-            return backend
-    args = (template, data.x_train, data.y_train, names, trainable, [m.seed for m in members])
+            return backend, "requested" if requested == "grouped" else "convolutions: members as groups"
+    args = (template, data.x_train, data.y_train, names, trainable, [m.seed for m in members], data.loss)
     if requested in ("auto", "vmap"):
         try:
             backend = VmapBackend(*args)
             _probe(backend, params, buffers, data)
         except Exception as exc:  # noqa: BLE001  (whatever vmap rejects, the loop handles)
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             if requested == "vmap":
-                raise UserError(f"backend 'vmap' cannot run this model ({type(exc).__name__}: "
-                                f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}); "
+                raise UserError(f"backend 'vmap' cannot run this model ({type(exc).__name__}: {first}); "
                                 f"use 'loop'") from exc
+            reasons.append(f"torch.func.vmap cannot stack it ({type(exc).__name__}: {first[:160]})")
         else:
-            return backend
-    return LoopBackend(*args)
+            return backend, "requested" if requested == "vmap" else "; ".join(reasons + ["vmap runs it"])
+    return LoopBackend(*args), "requested" if requested == "loop" else "; ".join(reasons)
 
 
 def _probe(backend: Backend, params, buffers, data: _Data) -> None:
@@ -192,9 +218,10 @@ def _accumulator_dtype(device: torch.device) -> torch.dtype:
 
 @torch.no_grad()
 def _evaluate(backend: Backend, params, buffers, x: torch.Tensor, y: torch.Tensor, batch: int,
-              keep: bool = False) -> tuple[list[float], list[float], torch.Tensor | None]:
-    """Mean loss and accuracy per member over the whole of ``(x, y)``; with ``keep``, also the
-    per-example correctness ``(E, n)`` bool on CPU (for paired bootstraps over test examples)."""
+              loss: str = "cross_entropy", keep: bool = False) -> tuple[list[float], list[float], torch.Tensor | None]:
+    """Mean loss and accuracy per member over the whole of ``(x, y)`` (accuracy NaN for mse); with
+    ``keep``, also the per-example correctness ``(E, n)`` bool on CPU (classification: for paired
+    bootstraps over test examples)."""
     members = next(iter(params.values())).shape[0]
     n = x.shape[0]
     if n == 0:
@@ -207,14 +234,14 @@ def _evaluate(backend: Backend, params, buffers, x: torch.Tensor, y: torch.Tenso
         for start in range(0, n, batch):
             xb, yb = x[start:start + batch], y[start:start + batch]
             logits = backend.logits(params, buffers, xb)
-            b, classes = xb.shape[0], logits.shape[-1]
-            ce = F.cross_entropy(logits.reshape(members * b, classes), yb.repeat(members), reduction="none")
-            loss_sum += ce.view(members, b).sum(dim=1, dtype=acc)
-            hit = logits.argmax(dim=-1) == yb
-            correct += hit.sum(dim=1)
+            sums, right = summed_loss(logits, yb, loss)
+            loss_sum += sums.to(acc)
+            correct += right
             if keep:
-                hits.append(hit.cpu())
-    return (loss_sum / n).tolist(), (correct.to(acc) / n).tolist(), torch.cat(hits, dim=1) if keep else None
+                hits.append((logits.argmax(dim=-1) == yb).cpu())
+    per_sample = targets_per_sample(y, loss)
+    accuracy = (correct.to(acc) / (n * per_sample)).tolist() if per_sample else [math.nan] * members
+    return (loss_sum / n).tolist(), accuracy, torch.cat(hits, dim=1) if keep else None
 
 
 def _check_resume(state: dict[str, Any], config: TrainConfig, members: Sequence[Member],
@@ -308,7 +335,7 @@ def train(
         raise UserError("members is empty: give at least one Member(scheme, seed)")
     if autocast not in (None, "bf16"):
         raise UserError(f"autocast must be None or 'bf16'; got {autocast!r}")
-    data = _Data(data)
+    data = _Data(data, config.loss)
     if device is None:
         device = data.x_train.device
     data.to(device)
@@ -316,14 +343,20 @@ def train(
     dtype = next(template.parameters()).dtype
     if data.x_train.dtype != dtype:
         data.x_train, data.x_test = data.x_train.to(dtype), data.x_test.to(dtype)
+    if config.loss == "mse" and data.y_train.dtype != dtype:
+        data.y_train, data.y_test = data.y_train.to(dtype), data.y_test.to(dtype)
     shapes = {n: tuple(p.shape) for n, p in template.named_parameters()}
     trainable = [n for n, p in template.named_parameters() if p.requires_grad]
     if not trainable:
         raise UserError("the model has no trainable parameters (all requires_grad=False)")
     with torch.no_grad(), isolated_global_rng(device):
-        classes = template.eval()(data.x_train[:1].clone()).shape[-1]  # clone: in-place modules
-    if data.max_label >= classes:
-        raise UserError(f"the model outputs {classes} classes but the data has label {data.max_label}")
+        out_shape = tuple(template.eval()(data.x_train[:1].clone()).shape)  # clone: in-place modules
+    if config.loss == "mse":
+        if math.prod(out_shape[1:]) != math.prod(data.y_train.shape[1:]):
+            raise UserError(f"the model outputs {out_shape[1:]} per sample but the targets have shape "
+                            f"{tuple(data.y_train.shape[1:])}")
+    elif data.max_label >= out_shape[-1]:
+        raise UserError(f"the model outputs {out_shape[-1]} classes but the data has label {data.max_label}")
 
     n_members = len(members)
     if resume_state is not None:
@@ -339,7 +372,10 @@ def train(
     else:
         params, buffers = initial_state(model_factory, members, bias_init=config.bias_init, device=device,
                                         dtype=dtype)
-    impl = _choose_backend(backend, template, data, params, buffers, trainable, members, autocast=autocast)
+    impl, backend_reason = _choose_backend(backend, template, data, params, buffers, trainable, members,
+                                           autocast=autocast)
+    if resume_state is not None:  # a resumed run keeps the reason its first part chose the backend for
+        backend_reason = resume_state.get("backend_reason", backend_reason)
     optimizer = make_optimizer([params[n] for n in trainable], config, lrs=[m.lr for m in members]
                                if any(m.lr is not None for m in members) else None,
                                weight_decays=[m.weight_decay for m in members]
@@ -382,6 +418,7 @@ def train(
         freeze([e for e, s in enumerate(diverged_step) if s is not None], None)
 
     n_train, batch = data.x_train.shape[0], config.batch_size
+    per_sample = max(1, targets_per_sample(data.y_train, config.loss))  # targets counted per sample
     steps_per_epoch = math.ceil(n_train / batch)
     total_steps = steps_per_epoch * config.epochs
     started = time.perf_counter()
@@ -390,6 +427,7 @@ def train(
     def make_state(epoch: int, wall: float) -> dict[str, Any]:
         return {
             "format": CHECKPOINT_FORMAT, "epoch": epoch, "step": global_step, "backend": impl.name,
+            "backend_reason": backend_reason,
             "config": config.to_dict(), "members": [m.to_dict() for m in members],
             "params": {n: t.detach().to("cpu", copy=True) for n, t in params.items()},
             "buffers": {n: t.detach().to("cpu", copy=True) for n, t in buffers.items()},
@@ -421,7 +459,7 @@ def train(
             if dead_idx is None and bool(finite.all()):
                 loss_sum.add_(loss, alpha=size)
                 correct_sum.add_(correct)
-                seen.add_(size)
+                seen.add_(size * per_sample)
                 optimizer.step(grads)
             else:
                 newly = (alive & ~finite).nonzero().flatten().tolist()
@@ -434,23 +472,25 @@ def train(
                     g.index_fill_(0, dead_idx, 0.0)
                 loss_sum.add_(torch.where(alive, loss.to(loss_sum.dtype), 0.0), alpha=size)
                 correct_sum.add_(torch.where(alive, correct, 0))
-                seen.add_(alive.long() * size)
+                seen.add_(alive.long() * size * per_sample)
                 optimizer.step(grads)
                 for t, rows in zip(watched, frozen):
                     t.index_copy_(0, dead_idx, rows)
             if progress is not None:
                 progress(global_step, total_steps)
 
+        keep = epoch in keep_correct and config.loss != "mse" and data.y_test.dim() == 1
         test_loss, test_acc, hits = _evaluate(impl, params, buffers, data.x_test, data.y_test,
-                                              config.eval_batch_size, keep=epoch in keep_correct)
+                                              config.eval_batch_size, config.loss, keep=keep)
         if hits is not None:
             kept[epoch] = hits
         val_loss = val_acc = [math.nan] * n_members
         if data.x_val is not None:
-            val_loss, val_acc, _ = _evaluate(impl, params, buffers, data.x_val, data.y_val, config.eval_batch_size)
+            val_loss, val_acc, _ = _evaluate(impl, params, buffers, data.x_val, data.y_val, config.eval_batch_size,
+                                             config.loss)
         seen_list = seen.tolist()
-        train_loss = [s / c if c else math.nan for s, c in zip(loss_sum.tolist(), seen_list)]
-        train_acc = [s / c if c else math.nan for s, c in zip(correct_sum.tolist(), seen_list)]
+        train_loss = [s * per_sample / c if c else math.nan for s, c in zip(loss_sum.tolist(), seen_list)]
+        train_acc = [s / c if c and config.loss != "mse" else math.nan for s, c in zip(correct_sum.tolist(), seen_list)]
         wall = time_before + time.perf_counter() - started
         epoch_records = []
         for e in range(n_members):
@@ -477,7 +517,7 @@ def train(
             )
             for e, m in enumerate(members)
         ),
-        config=config, backend=impl.name, wall_time=final_state["wall_time"], steps_per_epoch=steps_per_epoch,
+        config=config, backend=impl.name, backend_reason=backend_reason, wall_time=final_state["wall_time"], steps_per_epoch=steps_per_epoch,
         resumed_from_epoch=start_epoch if resume_state is not None else None, state=final_state,
     )
 

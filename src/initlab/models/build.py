@@ -23,6 +23,7 @@ from initlab.errors import UserError, lookup
 from initlab.layers import is_norm
 from initlab.loader import call_factory, load_callable
 from initlab.models.nets import _int, _shape, cnn, mlp, rescnn, resmlp
+from initlab.models.transformer import transformer
 from initlab.schemes import Scheme, compute_fans, get_scheme
 from initlab.schemes.fill import fill_model_
 from initlab.seeding import derive_seed
@@ -33,6 +34,7 @@ _ARCHS: dict[str, tuple[Callable[..., nn.Module], dict[str, int], tuple[str, ...
     "cnn": (cnn, {"width": 32, "depth": 2}, ("bias",)),
     "resmlp": (resmlp, {"width": 256, "depth": 2}, ("norm", "bias")),
     "rescnn": (rescnn, {"width": 32, "depth": 2}, ("norm", "bias")),
+    "transformer": (transformer, {"width": 128, "depth": 2}, ("heads",)),
 }
 FACTORY_ARGS = ("input_shape", "num_classes", "width", "depth", "activation")
 

@@ -13,6 +13,9 @@ Pure functions of the records (no training, no store): ``Run.from_record`` decod
   in test accuracy with a 95% CI from a paired bootstrap over seeds *and* test examples (from
   the stored per-example correctness), and a verdict among better / worse / equivalent
   (the CI inside ±margin) / inconclusive (``initlab.stats.equivalence_verdict``).
+
+For regression and lm (``initlab.tasks``) the per-epoch numbers are the task's metric (test MSE
+or loss, lower is better): there is no per-example correctness, so no equivalence verdict.
 """
 
 from __future__ import annotations
@@ -45,18 +48,27 @@ class Run:
     wall_time: float
     steps_to_target: int | None
     val_acc: tuple[float, ...] = ()  # per epoch, epoch 1 first; NaN when not measured
-    test_curve: Mapping[int, float] = field(default_factory=dict)  # epoch -> test accuracy
+    test_curve: Mapping[int, float] = field(default_factory=dict)  # epoch -> test accuracy (the task's metric)
     correct: Mapping[int, str] = field(default_factory=dict)  # epoch -> packed per-example correctness
     n_test: int = 0
+    r2: float | None = None  # regression: 1 − MSE/Var(y_test), stored with the run
+    backend: str | None = None  # the engine backend that trained it, and why (provenance)
+    backend_reason: str | None = None
 
     @classmethod
-    def from_record(cls, record: Any, epochs: Sequence[Mapping], *, target: float) -> Run:
+    def from_record(cls, record: Any, epochs: Sequence[Mapping], *, target: float | None,
+                    metric: Any = None) -> Run:
+        """``metric`` (``initlab.tasks.Metric``; None: accuracy) says which epoch field the curve
+        and steps to target read, and which way is better."""
         r = asdict(record) if is_dataclass(record) else dict(record)
         extra = r.get("extra") or {}
-        curve = sorted((int(e["epoch"]), int(e["step"]), float(e["test_acc"])) for e in epochs)
+        key = "test_acc" if metric is None else metric.run_key
+        curve = sorted((int(e["epoch"]), int(e["step"]), _float(e[key])) for e in epochs)
         reached = extra.get("steps_to_target", "absent")
-        if reached == "absent":  # stored before steps_to_target was kept with the run
-            reached = stats.steps_to_target([c[1] for c in curve], [c[2] for c in curve], target)
+        # the engine tracks an accuracy target only; other metrics' targets are the report's
+        if reached == "absent" or key != "test_acc":  # absent: stored before it was kept with the run
+            reached = stats.steps_to_target([c[1] for c in curve], [c[2] for c in curve], target,
+                                            True if metric is None else metric.higher_is_better)
         val = tuple(math.nan if v is None else float(v) for v in extra.get("val_acc", ()))
         return cls(
             label=r["scheme"], scheme=extra.get("scheme", r["scheme"]), lr=extra.get("lr"), seed=int(r["seed"]),
@@ -65,6 +77,7 @@ class Run:
             wall_time=float(r.get("wall_time", math.nan)), steps_to_target=reached, val_acc=val,
             test_curve={c[0]: c[2] for c in curve},
             correct={int(k): v for k, v in (extra.get("correct") or {}).items()}, n_test=int(extra.get("n_test", 0)),
+            r2=extra.get("r2"), backend=extra.get("backend"), backend_reason=extra.get("backend_reason"),
         )
 
     def val_at(self, epoch: int) -> float:
@@ -142,8 +155,10 @@ def select_lr(runs: Sequence[Run], epoch: int) -> tuple[float | None, dict[str, 
 
 
 def analyze(runs: Sequence[Run], *, schemes: Sequence[str], reference: str | None, budgets: Sequence[int],
-            margin: float) -> Analysis:
-    """Select rates, summarize each budget, and compare every scheme with ``reference``."""
+            margin: float, bounds: tuple[float, float] = (0.0, 1.0)) -> Analysis:
+    """Select rates, summarize each budget, and compare every scheme with ``reference``.
+
+    ``bounds``: the range of the curve's metric (an accuracy by default) its CIs are clipped to."""
     by_scheme: dict[str, list[Run]] = defaultdict(list)
     for r in runs:
         by_scheme[r.scheme].append(r)
@@ -160,7 +175,7 @@ def analyze(runs: Sequence[Run], *, schemes: Sequence[str], reference: str | Non
             selected[epoch][s] = lr
             chosen[s] = sorted((r for r in by_scheme[s] if r.lr == lr), key=lambda r: r.seed)
             accs = [r.test_curve.get(epoch, math.nan) for r in chosen[s]]
-            summ = stats.summarize(accs, bounds=(0.0, 1.0))
+            summ = stats.summarize(accs, bounds=bounds)
             rows[epoch][s] = BudgetRow(s, epoch, lr, summ.n, summ.mean, summ.ci_low, summ.ci_high, means)
         if reference in chosen:
             for s in schemes:
@@ -170,6 +185,10 @@ def analyze(runs: Sequence[Run], *, schemes: Sequence[str], reference: str | Non
     tuned = [r for s in schemes for r in by_scheme[s] if final is None or r.lr == selected[final][s]]
     rates = {s: sorted({r.lr for r in by_scheme[s]}, key=lambda x: -1.0 if x is None else x) for s in schemes}
     return Analysis(budgets, rates, selected, rows, tuned, margin)
+
+
+def _float(x: Any) -> float:
+    return math.nan if x is None else float(x)
 
 
 def _versus(row: BudgetRow, runs: Sequence[Run], reference: Sequence[Run], epoch: int, margin: float) -> BudgetRow:

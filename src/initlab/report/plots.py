@@ -25,13 +25,16 @@ def _colors(order: Sequence[str]) -> dict[str, tuple]:
     return {s: cmap(i % cmap.N) for i, s in enumerate(order)}
 
 
-def plot_accuracy(runs: Sequence[Mapping], order: Sequence[str], path: Path) -> Path:
+def plot_accuracy(runs: Sequence[Mapping], order: Sequence[str], path: Path, metric=None, claims: bool = True) -> Path:
     """Final test accuracy per scheme: box + every seed as a dot (× = diverged), and the
-    article's unsourced claimed mean as a hollow diamond for comparison."""
+    article's unsourced claimed mean as a hollow diamond for comparison. With a ``metric`` other
+    than accuracy (an MSE, a loss) the same plot shows its values, without the article's claims."""
     plt = _plt()
     colors = _colors(order)
     fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(order) + 2), 4.2))
-    data = [[100 * r["test_acc"] for r in runs if r["scheme"] == s and math.isfinite(r["test_acc"])] for s in order]
+    is_acc = metric is None or metric.name == "accuracy"
+    key, scale = ("test_acc", 100) if is_acc else (metric.run_key, 1)
+    data = [[scale * r[key] for r in runs if r["scheme"] == s and math.isfinite(r[key])] for s in order]
     ax.boxplot(data, positions=range(len(order)), widths=0.55, showfliers=False,
                medianprops={"color": "black"}, boxprops={"color": "0.5"}, whiskerprops={"color": "0.5"},
                capprops={"color": "0.5"})
@@ -39,20 +42,23 @@ def plot_accuracy(runs: Sequence[Mapping], order: Sequence[str], path: Path) -> 
         pts = [r for r in runs if r["scheme"] == s]
         for j, r in enumerate(sorted(pts, key=lambda r: r["seed"])):
             x = i + (j - (len(pts) - 1) / 2) * (0.5 / max(len(pts), 1))
-            y = 100 * r["test_acc"] if math.isfinite(r["test_acc"]) else 0.0
+            y = scale * r[key] if math.isfinite(r[key]) else (0.0 if is_acc else math.nan)
             ax.scatter(x, y, color=colors[s], s=18, zorder=3,
                        marker="x" if r["status"] == "diverged" else "o", alpha=0.85)
-        claim = claimed_mean(s)
+        claim = claimed_mean(s) if is_acc and claims else None
         if claim is not None:
             ax.scatter(i, 100 * claim, marker="D", facecolors="none", edgecolors="black", s=40, zorder=4,
                        label="article's claimed mean (unsourced)" if i == 0 or not ax.get_legend_handles_labels()[0] else None)
     ax.set_xticks(range(len(order)), order, rotation=35, ha="right")
-    ax.set_ylabel("final test accuracy (%)")
-    ax.set_ylim(-2, 102)
+    if is_acc:
+        ax.set_ylabel("final test accuracy (%)")
+        ax.set_ylim(-2, 102)
+    else:
+        ax.set_ylabel(f"final test {metric.name} ({metric.unit}; lower is better)")
     ax.grid(axis="y", alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="lower left", fontsize=8)
-    ax.set_title("Test accuracy per scheme (dots: seeds, × diverged)")
+    ax.set_title(f"Test {'accuracy' if is_acc else metric.name} per scheme (dots: seeds, × diverged)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -71,22 +77,25 @@ def _mean_band(epochs: Sequence[Mapping], scheme: str, key: str):
     return xs, mean, lo, hi
 
 
-def plot_curves(epochs: Sequence[Mapping], order: Sequence[str], path: Path) -> Path:
-    """Learning curves: test accuracy and train loss per epoch, mean over seeds with a min–max band."""
+def plot_curves(epochs: Sequence[Mapping], order: Sequence[str], path: Path, metric=None) -> Path:
+    """Learning curves: test accuracy (or ``metric``) and train loss per epoch, mean over seeds
+    with a min–max band."""
     plt = _plt()
     colors = _colors(order)
     fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(11, 4.2))
+    is_acc = metric is None or metric.name == "accuracy"
+    key, scale = ("test_acc", 100) if is_acc else (metric.run_key, 1)
     for s in order:
-        xs, mean, lo, hi = _mean_band(epochs, s, "test_acc")
+        xs, mean, lo, hi = _mean_band(epochs, s, key)
         if xs:
-            ax_acc.plot(xs, [100 * m for m in mean], color=colors[s], label=s, lw=1.6)
-            ax_acc.fill_between(xs, [100 * v for v in lo], [100 * v for v in hi], color=colors[s], alpha=0.15)
+            ax_acc.plot(xs, [scale * m for m in mean], color=colors[s], label=s, lw=1.6)
+            ax_acc.fill_between(xs, [scale * v for v in lo], [scale * v for v in hi], color=colors[s], alpha=0.15)
         xs, mean, lo, hi = _mean_band(epochs, s, "train_loss")
         if xs:
             ax_loss.plot(xs, mean, color=colors[s], lw=1.6)
             ax_loss.fill_between(xs, lo, hi, color=colors[s], alpha=0.15)
     ax_acc.set_xlabel("epoch")
-    ax_acc.set_ylabel("test accuracy (%)")
+    ax_acc.set_ylabel("test accuracy (%)" if is_acc else f"test {metric.name} ({metric.unit})")
     ax_acc.grid(alpha=0.3)
     ax_loss.set_xlabel("epoch")
     ax_loss.set_ylabel("train loss (mean over the epoch)")
@@ -101,7 +110,7 @@ def plot_curves(epochs: Sequence[Mapping], order: Sequence[str], path: Path) -> 
 
 
 def plot_convergence(steps: Mapping[str, Sequence[int | None]], order: Sequence[str], target: float,
-                     total_steps: int, path: Path) -> Path:
+                     total_steps: int, path: Path, metric=None) -> Path:
     """Convergence speed: the fraction of seeds that reached the target accuracy by each step."""
     plt = _plt()
     colors = _colors(order)
@@ -118,7 +127,10 @@ def plot_convergence(steps: Mapping[str, Sequence[int | None]], order: Sequence[
         ys.append(ys[-1])
         ax.plot(xs, ys, color=colors[s], label=f"{s} ({len(reached)}/{len(runs)})", lw=1.6)
     ax.set_xlabel("training step")
-    ax.set_ylabel(f"fraction of seeds at ≥ {100 * target:.0f}% test accuracy")
+    if metric is None or metric.name == "accuracy":
+        ax.set_ylabel(f"fraction of seeds at ≥ {100 * target:.0f}% test accuracy")
+    else:
+        ax.set_ylabel(f"fraction of seeds at test {metric.name} ≤ {target:g}")
     ax.set_ylim(-0.03, 1.03)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)

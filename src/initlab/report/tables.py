@@ -20,14 +20,25 @@ def pval(p: float | None) -> str:
     return f"{p:.1e}" if p < 1e-3 else f"{p:.3f}"
 
 
+def value_text(x: float | None, metric=None) -> str:
+    """A metric value as shown: accuracies in %, other metrics (MSE, loss) with 4 significant digits."""
+    if metric is None or metric.name == "accuracy":
+        return pct(x)
+    return "—" if x is None or not math.isfinite(x) else f"{x:.4g}"
+
+
 def steps_text(row: Mapping) -> str:
+    if "reached_target" in row and row["reached_target"] is None:  # no target was set
+        return "—"
     if row.get("steps_to_target") is None:
         return f"never (0/{row['n']})" if row["n"] else "—"
     return f"{row['steps_to_target']:.0f} ({row['reached_target']}/{row['n']})"
 
 
-def run_table(runs: Sequence[Mapping], order: Sequence[str]) -> tuple[list[str], list[list[str]]]:
-    """The article's layout, all schemes side by side: one row per run (seed), test accuracy %."""
+def run_table(runs: Sequence[Mapping], order: Sequence[str], metric=None) -> tuple[list[str], list[list[str]]]:
+    """The article's layout, all schemes side by side: one row per run (seed), test accuracy %
+    (or the task's ``metric``)."""
+    key = "test_acc" if metric is None else metric.run_key
     by = {(r["scheme"], r["seed"]): r for r in runs}
     seeds = sorted({r["seed"] for r in runs})
     header = ["run (seed)"] + list(order)
@@ -39,7 +50,7 @@ def run_table(runs: Sequence[Mapping], order: Sequence[str]) -> tuple[list[str],
             if r is None:
                 cells.append("")
             else:
-                cells.append(pct(r["test_acc"]) + (" †" if r["status"] == "diverged" else ""))
+                cells.append(value_text(r[key], metric) + (" †" if r["status"] == "diverged" else ""))
         rows.append(cells)
     return header, rows
 
@@ -50,16 +61,27 @@ SUMMARY_HEADER = [
 ]
 
 
-def summary_rows(summary: Sequence[Mapping], reference: str | None) -> list[list[str]]:
+def summary_header(metric=None) -> list[str]:
+    """``SUMMARY_HEADER``, in the units of ``metric`` when it is not an accuracy."""
+    if metric is None or metric.name == "accuracy":
+        return list(SUMMARY_HEADER)
+    return ["rank", "scheme", "n", f"mean ± std ({metric.name})", "95% CI", "median", "min", "max", "diverged",
+            "steps to target", "Δ vs ref", "p (Holm)", "article claims %"]
+
+
+def summary_rows(summary: Sequence[Mapping], reference: str | None, metric=None, claims: bool = True) -> list[list[str]]:
+    """Rows of the summary table; ``claims=False`` leaves out the article's numbers (other data)."""
+    pct = lambda x: value_text(x, metric)  # noqa: E731  (accuracies in %, MSE and loss as they are)
     rows = []
     for r in sorted(summary, key=lambda r: (r["rank"], r["scheme"])):
         if r["scheme"] == reference:
             diff, p = "ref", "—"
         else:
             d = r.get("diff_vs_reference")
-            diff = "—" if d is None or not math.isfinite(d) else f"{100 * d:+.2f}"
+            scale = 100 if metric is None or metric.name == "accuracy" else 1
+            diff = "—" if d is None or not math.isfinite(d) else (f"{100 * d:+.2f}" if scale == 100 else f"{d:+.4g}")
             p = pval(r.get("p_holm"))
-        claim = claimed_mean(r["scheme"])
+        claim = claimed_mean(r["scheme"]) if claims and (metric is None or metric.name == "accuracy") else None
         rows.append([
             f"{r['rank']:g}", r["scheme"], str(r["n"]),
             f"{pct(r['mean'])} ± {pct(r['std'])}", f"[{pct(r['ci_low'])}, {pct(r['ci_high'])}]",

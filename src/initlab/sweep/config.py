@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, fields
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from initlab import checks
 from initlab.errors import UserError
@@ -66,7 +66,9 @@ class CompareConfig:
     lr: float = 0.05  # SGD: momentum 0.9
     momentum: float = 0.9
     weight_decay: float = 0.0
-    target: float = DEFAULT_TARGET  # test accuracy that defines "converged" (steps to target)
+    # "converged" (steps to target): a test accuracy for classification (default DEFAULT_TARGET);
+    # for regression and lm a test MSE / loss to get below (default None: not tracked)
+    target: float | None = None
     reference: str | None = None  # paired against every other; None: he_normal if compared, else the first
     paired_test: str = "wilcoxon"
     chunk_size: int = 50  # members (scheme, seed) trained together in one cell
@@ -77,6 +79,12 @@ class CompareConfig:
     budgets: tuple[int, ...] = ()  # epochs at which results are summarized; () -> epochs // 4 and epochs
     margin: float = 0.005  # equivalence margin on test accuracy (fraction: 0.005 = 0.5 points)
     val_fraction: float = 0.1  # share of the training set held out for validation (stratified, fixed)
+    task: str = "classification"  # or "regression", "lm" (initlab.tasks: the metric and its direction)
+    data_source: dict | None = None  # what identifies the user's data (path, size, sha256); set by compare
+
+    # Fields added after experiments were stored: left out of to_dict (and the hash) at their
+    # default, so older experiments keep their config hash and stay resumable.
+    _OMIT_AT_DEFAULT: ClassVar[dict] = {"task": "classification", "data_source": None, "autocast": None}
 
     def __post_init__(self) -> None:
         from initlab.schemes import canonical_spec
@@ -100,12 +108,20 @@ class CompareConfig:
         for name in ("width", "chunk_size"):
             checks.positive_int(name, getattr(self, name))
         checks.integer("depth", self.depth, minimum=0)
-        if self.target is None:  # the engine takes None (not tracked); a comparison always reports it
-            raise checks.fail("target", self.target, "a test accuracy in (0, 1]")
+        from initlab.tasks import TASKS
+
+        checks.choice("task", self.task, TASKS)
+        if self.data_source is not None and not isinstance(self.data_source, dict):
+            raise checks.fail("data_source", self.data_source, "a dict (path, size, sha256) or None")
+        if self.task == "classification":
+            if self.target is None:
+                object.__setattr__(self, "target", DEFAULT_TARGET)
+        elif self.target is not None:  # a test MSE / loss to get below
+            object.__setattr__(self, "target", checks.positive("target", self.target))
         # The training fields are checked once, by the TrainConfig they become; its floats are
         # stored back so that 1 and 1.0 hash alike.
         trained = self.train_config()
-        for name in ("lr", "momentum", "weight_decay", "target"):
+        for name in ("lr", "momentum", "weight_decay") + (("target",) if self.task == "classification" else ()):
             object.__setattr__(self, name, getattr(trained, name))
         if self.optimizer == "adam" and self.momentum != 0.9:
             # Adam has no momentum setting; accepting one would only change the config hash.
@@ -137,6 +153,9 @@ class CompareConfig:
         if len(set(grid)) != len(grid):
             raise UserError(f"lr_grid: each learning rate once; got {list(self.lr_grid)}")
         object.__setattr__(self, "lr_grid", grid)
+        if grid and self.task != "classification":
+            raise UserError(f"lr_grid: learning rates are selected on validation accuracy, which task "
+                            f"{self.task!r} does not have; give one --lr for regression and lm")
         budgets = self.budgets
         if isinstance(budgets, int) and not isinstance(budgets, bool):
             budgets = (budgets,)
@@ -167,11 +186,13 @@ class CompareConfig:
         """
         from initlab.engine.config import TrainConfig
         from initlab.schemes import scheme_from_spec
+        from initlab.tasks import metric_for
 
+        # the engine's target is a test accuracy; for the other tasks steps to target come from the report
         return TrainConfig(
             epochs=self.epochs, batch_size=self.batch_size, optimizer=self.optimizer, lr=self.lr,
             momentum=self.momentum, weight_decay=self.weight_decay, bias_init=scheme_from_spec(self.bias_init),
-            target=self.target,
+            target=self.target if self.task == "classification" else None, loss=metric_for(self.task).loss,
         )
 
     @property
@@ -195,8 +216,9 @@ class CompareConfig:
         d = asdict(self)
         for name in ("schemes", "seeds", "lr_grid", "budgets"):
             d[name] = list(getattr(self, name))
-        if d["autocast"] is None:  # float32 runs keep the hashes they had before autocast existed
-            del d["autocast"]
+        for key, default in self._OMIT_AT_DEFAULT.items():
+            if d[key] == default:
+                del d[key]
         return d
 
     @classmethod

@@ -63,11 +63,52 @@ def open_experiment(store, config: CompareConfig, resume: bool | str):
         return experiment
     experiment = store.find_experiment(config.config_hash())
     if experiment is None:
+        _refuse_changed_data(store, wanted)
         known = ", ".join(e.id for e in store.list_experiments()[-5:]) or "none"
         raise UserError(
             f"--resume: no experiment in {store.location} has this config (hash {config.config_hash()[:12]}); "
             f"latest experiments: {known}. Use the same settings as the run to resume, or drop --resume")
     return experiment
+
+
+def _refuse_changed_data(store, wanted: dict) -> None:
+    """``UserError`` when a stored experiment matches ``wanted`` in all but its data's identity."""
+    rest = {k: v for k, v in wanted.items() if k != "data_source"}
+    for experiment in reversed(store.list_experiments()):
+        old = experiment.config
+        if "data_source" in old and {k: v for k, v in old.items() if k != "data_source"} == rest:
+            before, now = old["data_source"], wanted.get("data_source") or {}
+            raise UserError(
+                f"--resume: the data changed since experiment {experiment.id}: {before.get('path')} had "
+                f"{before.get('size')} bytes, sha256 {str(before.get('sha256'))[:12]}; now {now.get('size')} bytes, "
+                f"sha256 {str(now.get('sha256'))[:12]}. Restore the file, or start a new experiment without --resume")
+
+
+def with_data_source(config: CompareConfig, dataset: Any) -> CompareConfig:
+    """``config`` with the identity of ``dataset``'s source; ``UserError`` if it names other data."""
+    import dataclasses
+
+    source = dict(dataset.spec.get("source") or {}) or None
+    if config.data_source is not None and config.data_source != source:
+        before, now = config.data_source, source or {}
+        raise UserError(f"the data changed: the config names {before.get('path')} with sha256 "
+                        f"{str(before.get('sha256'))[:12]}, the file now has sha256 {str(now.get('sha256'))[:12]}")
+    if dataset.task != config.task:
+        raise UserError(f"dataset {config.dataset!r} is {dataset.task} data; the config's task is {config.task}")
+    if config.task == "regression" and dataset.num_classes != 1:
+        raise UserError(f"dataset {config.dataset!r} has {dataset.num_classes} regression targets; compare reports the "
+                        f"MSE of one target in its own units: keep one target column")
+    return dataclasses.replace(config, data_source=source)
+
+
+def load_dataset(config: CompareConfig, data_dir: str | None = None):
+    """The configured dataset, read as ``config.task`` needs it."""
+    from initlab.data import load
+
+    options = dict(config.data_options)
+    if config.task != "classification":
+        options["task"] = config.task
+    return load(config.dataset, data_dir=data_dir, **options)
 
 
 def build_model_template(config: CompareConfig, dataset: Any):
@@ -87,7 +128,9 @@ def signal_at_init(config: CompareConfig, dataset: Any, scheme: str, template: A
     model = copy.deepcopy(template if template is not None else build_model_template(config, dataset))
     initialize_member(model, Member(member_init(scheme), 0).scheme, 0, bias_init=config.train_config().bias_init)
     n = min(SIGNAL_BATCH, dataset.x_train.shape[0])
-    diagnosis = diagnose(model, dataset.x_train[:n], dataset.y_train[:n])
+    # token targets (lm) do not fit diagnose's per-sample losses: a random projection stands in
+    targets = None if config.task == "lm" else dataset.y_train[:n]
+    diagnosis = diagnose(model, dataset.x_train[:n], targets)
 
     def finite(x):
         return None if x is None or not math.isfinite(x) else float(x)
@@ -257,7 +300,6 @@ def compare(
     ``checkpoint_every``: ``"120s"`` (default), ``"5m"``, ``"1ep"``, ``"never"``: how often a cell in
     flight is checkpointed (``initlab.sweep.checkpoints``); results do not depend on it.
     """
-    from initlab.data import load
     from initlab.report import write_report
     from initlab.store import open_store
 
@@ -282,7 +324,9 @@ def compare(
     out_dir = check_writable_dir(out) if out is not None else None
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
         raise UserError(f"threads must be an integer >= 1; got {threads!r}")
-    dataset = with_validation(config, load(config.dataset, data_dir=data_dir, **config.data_options))
+    dataset = load_dataset(config, data_dir)
+    config = with_data_source(config, dataset)
+    dataset = with_validation(config, dataset)
     template = build_model_template(config, dataset)
     chunk_size = preflight(config, dataset)
     Path(store).parent.mkdir(parents=True, exist_ok=True)

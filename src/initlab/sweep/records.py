@@ -12,7 +12,11 @@ A run record's ``extra`` holds what the store's columns do not:
 - ``steps_to_target``: computed once, by the engine, and stored with the run;
 - ``correct``: budget epoch -> which test examples were classified right, as base64 of
   ``numpy.packbits`` (``n_test`` bits), for paired bootstraps over test examples;
-- ``backend``, ``cell``, ``steps_per_epoch``, ``device``: provenance.
+- ``r2`` (regression): ``1 − MSE / Var(y_test)`` (``initlab.tasks.r_squared``);
+- ``backend``, ``backend_reason``, ``cell``, ``steps_per_epoch``, ``device``: provenance.
+
+Regression losses are trained on standardized targets; here, and only here, they are put back in
+the target's own units: ``MSE = MSE_std · σ_train²`` (``scale``), for the run and every epoch.
 """
 
 from __future__ import annotations
@@ -48,10 +52,16 @@ class CellResult:
     steps_per_epoch: int
     members: tuple[MemberOutcome, ...]
     device: str = "cpu"
+    backend_reason: str = ""  # why the engine chose this backend (EnsembleResult.backend_reason)
+    task: str = "classification"
+    scale: float = 1.0  # σ_train² of a regression target: loss · scale is in the target's units
+    test_var: float = math.nan  # Var(y_test) in the target's units, for R²
 
     @classmethod
-    def from_ensemble(cls, cell: int, members: tuple[MemberSpec, ...], result: Any) -> CellResult:
-        """From an engine ``EnsembleResult`` whose members are ``members``, in order."""
+    def from_ensemble(cls, cell: int, members: tuple[MemberSpec, ...], result: Any, *,
+                      task: str = "classification", scale: float = 1.0, test_var: float = math.nan) -> CellResult:
+        """From an engine ``EnsembleResult`` whose members are ``members``, in order; ``scale`` and
+        ``test_var`` (regression) put its losses in the target's units (``runner._to_original_units``)."""
         outcomes = []
         for spec, m in zip(members, result.members):
             outcomes.append(MemberOutcome(
@@ -60,31 +70,39 @@ class CellResult:
                 n_test=int(next(iter(m.test_correct.values())).numel()) if m.test_correct else 0,
             ))
         return cls(cell, result.backend, float(result.wall_time), int(result.steps_per_epoch), tuple(outcomes),
-                   device=str(result.state.get("device", "cpu")))
+                   device=str(result.state.get("device", "cpu")),
+                   backend_reason=str(getattr(result, "backend_reason", "") or ""), task=task,
+                   scale=float(scale), test_var=float(test_var))
 
     def store_records(self, experiment_id: str) -> tuple[list, list]:
         """``(RunRecord list, EpochRecord list)`` for the store: the one place this mapping lives."""
         from initlab.store import EpochRecord, RunRecord
+        from initlab.tasks import r_squared
 
+        scale = self.scale
         runs, epochs = [], []
         for m in self.members:
             last = m.records[-1]
             label, seed = m.spec.key
+            extra = {"backend": self.backend, "cell": self.cell, "steps_per_epoch": self.steps_per_epoch,
+                     "device": self.device,
+                     "scheme": m.spec.scheme, "lr": m.spec.lr, "steps_to_target": m.steps_to_target,
+                     "val_acc": [_finite(r.val_acc) for r in m.records],
+                     "correct": {str(k): v for k, v in sorted(m.correct.items())}, "n_test": m.n_test}
+            if self.backend_reason:
+                extra["backend_reason"] = self.backend_reason
+            if self.task == "regression":  # the MSE in the target's own units, R² beside it
+                extra["r2"] = r_squared(last.test_loss * scale, self.test_var)
             runs.append(RunRecord(
                 experiment_id=experiment_id, scheme=label, seed=seed, status=m.status, test_acc=last.test_acc,
-                test_loss=last.test_loss, train_loss=last.train_loss, train_acc=last.train_acc,
-                diverged_step=m.diverged_step, wall_time=self.wall_time,
-                extra={"backend": self.backend, "cell": self.cell, "steps_per_epoch": self.steps_per_epoch,
-                       "device": self.device,
-                       "scheme": m.spec.scheme, "lr": m.spec.lr, "steps_to_target": m.steps_to_target,
-                       "val_acc": [_finite(r.val_acc) for r in m.records],
-                       "correct": {str(k): v for k, v in sorted(m.correct.items())}, "n_test": m.n_test},
+                test_loss=last.test_loss * scale, train_loss=last.train_loss * scale, train_acc=last.train_acc,
+                diverged_step=m.diverged_step, wall_time=self.wall_time, extra=extra,
             ))
             for r in m.records:
                 epochs.append(EpochRecord(
                     experiment_id=experiment_id, scheme=label, seed=seed, epoch=r.epoch, step=r.step,
-                    train_loss=r.train_loss, train_acc=r.train_acc, test_loss=r.test_loss, test_acc=r.test_acc,
-                    wall_time=r.wall_time,
+                    train_loss=r.train_loss * scale, train_acc=r.train_acc, test_loss=r.test_loss * scale,
+                    test_acc=r.test_acc, wall_time=r.wall_time,
                 ))
         return runs, epochs
 

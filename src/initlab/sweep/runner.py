@@ -16,8 +16,13 @@ from initlab.sweep.records import CellResult
 
 
 def with_validation(config: CompareConfig, dataset: Any) -> Any:
-    """``dataset`` with the config's validation split carved out (as is when it has one already)."""
-    if hasattr(dataset, "x_val"):
+    """``dataset`` with the config's validation split carved out (as is when it has one already).
+
+    Only classification is split: the split is stratified by class label and it serves lr
+    selection on validation accuracy, which regression (float targets) and lm (token targets)
+    do not have (``CompareConfig`` refuses ``lr_grid`` for them).
+    """
+    if hasattr(dataset, "x_val") or config.task != "classification":
         return dataset
     from initlab.data.split import with_validation as carve
 
@@ -51,7 +56,17 @@ def run_cell(
         resume_state=state_from_bytes(resume_blob) if resume_blob is not None else None,
         keep_correct=config.budgets, device=device,
     )
-    return CellResult.from_ensemble(cell.index, cell.members, result)
+    scale, test_var = _to_original_units(dataset) if config.task == "regression" else (1.0, float("nan"))
+    return CellResult.from_ensemble(cell.index, cell.members, result, task=config.task, scale=scale,
+                                    test_var=test_var)
+
+
+def _to_original_units(dataset: Any) -> tuple[float, float]:
+    """(σ², Var(y_test)) of a one-target regression dataset: MSE_std · σ² is the MSE in its units
+    (the loaders standardize targets with training statistics, ``meta["target_standardize"]``)."""
+    stats = (getattr(dataset, "meta", None) or {}).get("target_standardize") or {}
+    std, test_var = stats.get("std") or [1.0], stats.get("test_var") or [float("nan")]
+    return float(std[0]) ** 2, float(test_var[0])
 
 
 def engine_members(cell: Cell) -> list[Member]:
