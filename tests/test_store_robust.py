@@ -26,7 +26,9 @@ from initlab.store.sqlite import _SCHEMA
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 TINY = ["--schemes", "he_normal,zeros", "--seeds", "3", "--epochs", "2", "--width", "8", "--batch-size", "64"]
-LONG = ["--schemes", "he_normal,zeros", "--seeds", "2", "--epochs", "400", "--width", "8", "--chunk-size", "1"]
+# checkpoints every epoch (the default is every 120 s of training): the tests wait for the first one
+LONG = ["--schemes", "he_normal,zeros", "--seeds", "2", "--epochs", "400", "--width", "8", "--chunk-size", "1",
+        "--checkpoint-every", "1ep"]
 
 
 def initlab(*args, timeout=300):
@@ -152,7 +154,7 @@ def test_an_allocation_failure_that_slips_through_is_one_line(monkeypatch, capsy
     monkeypatch.setattr(schemes_cmd, "run", allocate)
     assert cli.main(["schemes"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("initlab: error: out of memory") and "--chunk-size" in err[0]
+    assert len(err) == 1 and err[0].startswith("initlab schemes: error: out of memory") and "--chunk-size" in err[0]
 
     def bug(args):
         raise RuntimeError("a bug, not memory")
