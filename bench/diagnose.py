@@ -24,11 +24,19 @@ DEPTH, WIDTH, BATCH, IN_FEATURES, CLASSES = 50, 512, 256, 784, 10
 
 
 def _model(seed: int = 0) -> torch.nn.Module:
-    model = build("mlp", input_shape=(IN_FEATURES,), num_classes=CLASSES, width=WIDTH, depth=DEPTH - 1,
-                  activation="relu", seed=seed)
+    model = build(
+        "mlp",
+        input_shape=(IN_FEATURES,),
+        num_classes=CLASSES,
+        width=WIDTH,
+        depth=DEPTH - 1,
+        activation="relu",
+        seed=seed,
+    )
     he, zeros = get_scheme("he_normal"), get_scheme("zeros")
-    return fill_model_(model, {name: he if name.endswith("weight") else zeros for name, _ in model.named_parameters()},
-                       seed=seed)
+    return fill_model_(
+        model, {name: he if name.endswith("weight") else zeros for name, _ in model.named_parameters()}, seed=seed
+    )
 
 
 def _median_seconds(fn, repeats: int) -> float:
@@ -58,10 +66,14 @@ def main() -> None:
 
     base = _median_seconds(plain, args.repeats)
     diag = _median_seconds(lambda: diagnose(model, inputs, generator=torch.Generator().manual_seed(0)), args.repeats)
-    jac = _median_seconds(lambda: diagnose(model, inputs, jacobian=True, generator=torch.Generator().manual_seed(0)),
-                          max(3, args.repeats // 2))
+    jac = _median_seconds(
+        lambda: diagnose(model, inputs, jacobian=True, generator=torch.Generator().manual_seed(0)),
+        max(3, args.repeats // 2),
+    )
     result = diagnose(model, inputs, generator=torch.Generator().manual_seed(0))
-    print(f"model: {DEPTH} Linear layers (width {WIDTH}, ReLU, He), batch {BATCH}; torch threads {torch.get_num_threads()}")
+    print(
+        f"model: {DEPTH} Linear layers (width {WIDTH}, ReLU, He), batch {BATCH}; torch threads {torch.get_num_threads()}"
+    )
     print(f"forward+backward (plain)       {1e3 * base:8.1f} ms   1.00x")
     print(f"diagnose                       {1e3 * diag:8.1f} ms   {diag / base:.2f}x")
     print(f"diagnose(jacobian=True)        {1e3 * jac:8.1f} ms   {jac / base:.2f}x   (16 samples, exact: 10 outputs)")

@@ -62,16 +62,26 @@ class TinyTransformer(nn.Module):
     """Pre-LN transformer classifier: token embedding + learned positions, ``layers`` blocks of
     self-attention and a GELU MLP (each with a residual), mean over tokens, linear head."""
 
-    def __init__(self, tokens: int, features: int, classes: int, d: int = 32, heads: int = 2, layers: int = 2,
-                 hidden: int = 64) -> None:
+    def __init__(
+        self, tokens: int, features: int, classes: int, d: int = 32, heads: int = 2, layers: int = 2, hidden: int = 64
+    ) -> None:
         super().__init__()
         self.heads = heads
         self.embed = nn.Linear(features, d)
         self.pos = nn.Parameter(torch.zeros(tokens, d))
-        self.blocks = nn.ModuleList(nn.ModuleDict({
-            "norm1": nn.LayerNorm(d), "qkv": nn.Linear(d, 3 * d), "proj": nn.Linear(d, d),
-            "norm2": nn.LayerNorm(d), "fc1": nn.Linear(d, hidden), "fc2": nn.Linear(hidden, d),
-        }) for _ in range(layers))
+        self.blocks = nn.ModuleList(
+            nn.ModuleDict(
+                {
+                    "norm1": nn.LayerNorm(d),
+                    "qkv": nn.Linear(d, 3 * d),
+                    "proj": nn.Linear(d, d),
+                    "norm2": nn.LayerNorm(d),
+                    "fc1": nn.Linear(d, hidden),
+                    "fc2": nn.Linear(hidden, d),
+                }
+            )
+            for _ in range(layers)
+        )
         self.norm = nn.LayerNorm(d)
         self.head = nn.Linear(d, classes)
 
@@ -92,16 +102,19 @@ def _mlp(*widths: int) -> Callable[[], nn.Module]:
         for i, (a, b) in enumerate(itertools.pairwise(widths)):
             layers += [nn.Linear(a, b)] + ([nn.ReLU()] if i < len(widths) - 2 else [])
         return nn.Sequential(*layers)
+
     return build
 
 
 def _cnn() -> nn.Module:
     from initlab.models import cnn
+
     return cnn((1, 16, 16), 10, width=16, depth=2)
 
 
 def _rescnn() -> nn.Module:
     from initlab.models import rescnn
+
     return rescnn((1, 16, 16), 10, width=16, depth=2)
 
 
@@ -118,15 +131,32 @@ class Workload:
     mlp_params: int | None = None  # 6PN convention when set
 
     def describe(self) -> str:
-        return (f"{self.name}: {self.n_train:,} x {self.shape} samples, batch {self.batch}, "
-                f"{self.epochs} epoch(s)")
+        return f"{self.name}: {self.n_train:,} x {self.shape} samples, batch {self.batch}, {self.epochs} epoch(s)"
 
 
 WORKLOADS = {
-    "digits": Workload("digits", _mlp(64, 128, 128, 10), (64,), 32, 1437, 360, 5, 1437,
-                       mlp_params=64 * 128 + 128 + 128 * 128 + 128 + 128 * 10 + 10),
-    "fashion": Workload("fashion", _mlp(784, 256, 256, 10), (784,), 128, 60_000, 10_000, 1, 10_000,
-                        mlp_params=784 * 256 + 256 + 256 * 256 + 256 + 256 * 10 + 10),
+    "digits": Workload(
+        "digits",
+        _mlp(64, 128, 128, 10),
+        (64,),
+        32,
+        1437,
+        360,
+        5,
+        1437,
+        mlp_params=64 * 128 + 128 + 128 * 128 + 128 + 128 * 10 + 10,
+    ),
+    "fashion": Workload(
+        "fashion",
+        _mlp(784, 256, 256, 10),
+        (784,),
+        128,
+        60_000,
+        10_000,
+        1,
+        10_000,
+        mlp_params=784 * 256 + 256 + 256 * 256 + 256 + 256 * 10 + 10,
+    ),
     "cnn": Workload("cnn", _cnn, (1, 16, 16), 32, 4_000, 1_000, 1, 1_000),
     "rescnn": Workload("rescnn", _rescnn, (1, 16, 16), 32, 2_000, 500, 1, 500),
     "transformer": Workload("transformer", lambda: TinyTransformer(16, 8, 10), (16, 8), 32, 4_000, 1_000, 1, 1_000),
@@ -194,8 +224,9 @@ def run_engine(w: Workload, data: Data, members: int, device: torch.device) -> t
         stamps.append(time.perf_counter())
 
     start, cpu = time.perf_counter(), time.process_time()
-    result = train(w.factory, [Member("he_normal", s) for s in range(members)], data, config, progress=step,
-                   device=device)
+    result = train(
+        w.factory, [Member("he_normal", s) for s in range(members)], data, config, progress=step, device=device
+    )
     return time.perf_counter() - start, _median_step(stamps), time.process_time() - cpu, result.backend
 
 
@@ -206,8 +237,12 @@ def run_idiomatic(w: Workload, data: Data, seed: int, device: torch.device) -> t
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         model = w.factory().to(device)
-    loader = DataLoader(TensorDataset(data.x_train, data.y_train), batch_size=w.batch, shuffle=True,
-                        generator=torch.Generator().manual_seed(seed))
+    loader = DataLoader(
+        TensorDataset(data.x_train, data.y_train),
+        batch_size=w.batch,
+        shuffle=True,
+        generator=torch.Generator().manual_seed(seed),
+    )
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     with reproducible(device):
         for _ in range(w.epochs):
@@ -222,7 +257,7 @@ def run_idiomatic(w: Workload, data: Data, seed: int, device: torch.device) -> t
             model.eval()
             with torch.no_grad():
                 for k in range(0, data.x_test.shape[0], 1024):
-                    model(data.x_test[k:k + 1024].to(device)).argmax(dim=-1)
+                    model(data.x_test[k : k + 1024].to(device)).argmax(dim=-1)
         _sync(device)
     return time.perf_counter() - start, _median_step(stamps), time.process_time() - cpu
 
@@ -261,21 +296,30 @@ def bench_workload(w: Workload, args, device: torch.device) -> dict:
         rows.append(row)
     med = lambda f: statistics.median(f(row) for row in rows)
     out = {
-        "workload": w.name, "backend": backend, "threads": threads, "samples": n_train, "steps": steps, "gflop": flops / 1e9,
+        "workload": w.name,
+        "backend": backend,
+        "threads": threads,
+        "samples": n_train,
+        "steps": steps,
+        "gflop": flops / 1e9,
         "matmul": med(lambda r: r["matmul"]),
-        "engine_s": med(lambda r: r["engine"]), "loop_s": med(lambda r: r["loop"]),
+        "engine_s": med(lambda r: r["engine"]),
+        "loop_s": med(lambda r: r["loop"]),
         "speedup": med(lambda r: r["loop"] / r["engine"]),
         "speedup_step": med(lambda r: r["loop_step"] / r["engine_step"]),
         "speedup_cpu": med(lambda r: r["loop_cpu"] / r["engine_cpu"]),
-        "engine_cpu_s": med(lambda r: r["engine_cpu"]), "loop_cpu_s": med(lambda r: r["loop_cpu"]),
+        "engine_cpu_s": med(lambda r: r["engine_cpu"]),
+        "loop_cpu_s": med(lambda r: r["loop_cpu"]),
         "engine_frac": med(lambda r: flops / r["engine"] / 1e9 / r["matmul"]),
         "engine_frac_step": med(lambda r: flops / (r["engine_step"] * steps) / 1e9 / r["matmul"]),
         "loop_frac": med(lambda r: flops / r["loop"] / 1e9 / r["matmul"]),
     }
-    print(f"  {w.name:<12} {backend:<8} {threads} thr  engine {out['engine_s']:7.2f} s ({out['engine_frac']:.2f} of matmul), "
-          f"idiomatic x{args.members} {out['loop_s']:7.2f} s ({out['loop_frac']:.2f}); speed-up "
-          f"{out['speedup']:.2f}x whole, {out['speedup_step']:.2f}x median step, {out['speedup_cpu']:.2f}x CPU time",
-          flush=True)
+    print(
+        f"  {w.name:<12} {backend:<8} {threads} thr  engine {out['engine_s']:7.2f} s ({out['engine_frac']:.2f} of matmul), "
+        f"idiomatic x{args.members} {out['loop_s']:7.2f} s ({out['loop_frac']:.2f}); speed-up "
+        f"{out['speedup']:.2f}x whole, {out['speedup_step']:.2f}x median step, {out['speedup_cpu']:.2f}x CPU time",
+        flush=True,
+    )
     return out
 
 
@@ -301,10 +345,33 @@ def bench_end_to_end(args, device: torch.device) -> dict | None:
     extra = [] if real else ["--width", "256"]
     seeds = max(1, args.members // 2)
     set_threads(args, 6.0 * w.mlp_params * w.batch * 2 * seeds)
-    cli = ["compare", "--dataset", dataset, "--schemes", "he_normal,xavier_uniform", "--seeds", str(seeds),
-           "--epochs", "1", "--width", "256", "--depth", "2", "--batch-size", "128", "--lr", "0.01",
-           "--chunk-size", str(2 * seeds), "--device", str(device), "--threads", str(torch.get_num_threads()),
-           *limit, *extra]
+    cli = [
+        "compare",
+        "--dataset",
+        dataset,
+        "--schemes",
+        "he_normal,xavier_uniform",
+        "--seeds",
+        str(seeds),
+        "--epochs",
+        "1",
+        "--width",
+        "256",
+        "--depth",
+        "2",
+        "--batch-size",
+        "128",
+        "--lr",
+        "0.01",
+        "--chunk-size",
+        str(2 * seeds),
+        "--device",
+        str(device),
+        "--threads",
+        str(torch.get_num_threads()),
+        *limit,
+        *extra,
+    ]
     if not real:
         print("  e2e: Fashion-MNIST not found; skipped (apt-get install dataset-fashion-mnist)")
         return None
@@ -314,8 +381,13 @@ def bench_end_to_end(args, device: torch.device) -> dict | None:
         rate = matmul_rate(device, args.square)
         env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
         start = time.perf_counter()
-        res = subprocess.run([sys.executable, "-m", "initlab", *cli, "--store", f"{tmp}/s.sqlite", "--out",
-                              f"{tmp}/out", "--json"], capture_output=True, text=True, env=env, check=False)
+        res = subprocess.run(
+            [sys.executable, "-m", "initlab", *cli, "--store", f"{tmp}/s.sqlite", "--out", f"{tmp}/out", "--json"],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+        )
         wall = time.perf_counter() - start
         if res.returncode != 0:
             print(f"  e2e: initlab compare failed: {res.stderr.strip().splitlines()[-1:]}")
@@ -326,12 +398,25 @@ def bench_end_to_end(args, device: torch.device) -> dict | None:
         startup = time.perf_counter() - start
         phases = _phases_in_process(cli, tmp)
     frac = flops / wall / 1e9 / rate
-    print(f"  e2e          initlab compare ({2 * seeds} members, 1 epoch, {n_train:,} samples): {wall:.2f} s wall, "
-          f"{frac:.2f} of the matmul rate ({rate:.0f} GFLOP/s); {written / 1e6:.1f} MB on disk", flush=True)
-    print("               where the time goes (in-process rerun): start-up (python + imports) "
-          f"{startup:.2f} s, " + ", ".join(f"{k} {v:.2f} s" for k, v in phases.items()))
-    return {"workload": "e2e", "threads": torch.get_num_threads(), "wall_s": wall, "frac": frac, "matmul": rate, "mb_written": written / 1e6,
-            "startup_s": startup, **{f"{k}_s": v for k, v in phases.items()}}
+    print(
+        f"  e2e          initlab compare ({2 * seeds} members, 1 epoch, {n_train:,} samples): {wall:.2f} s wall, "
+        f"{frac:.2f} of the matmul rate ({rate:.0f} GFLOP/s); {written / 1e6:.1f} MB on disk",
+        flush=True,
+    )
+    print(
+        "               where the time goes (in-process rerun): start-up (python + imports) "
+        f"{startup:.2f} s, " + ", ".join(f"{k} {v:.2f} s" for k, v in phases.items())
+    )
+    return {
+        "workload": "e2e",
+        "threads": torch.get_num_threads(),
+        "wall_s": wall,
+        "frac": frac,
+        "matmul": rate,
+        "mb_written": written / 1e6,
+        "startup_s": startup,
+        **{f"{k}_s": v for k, v in phases.items()},
+    }
 
 
 def _phases_in_process(cli: list[str], tmp: str) -> dict[str, float]:
@@ -363,9 +448,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small data, one round, one loop model: a smoke run")
     parser.add_argument("--only", default=",".join([*WORKLOADS, "e2e"]), help="comma list of workloads")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, mps or auto")
-    parser.add_argument("--threads", default="auto",
-                        help="torch intra-op threads for both sides; auto (default): compare's rule, one thread "
-                             "when an ensemble step is under 2 GFLOP, else min(2, cores)")
+    parser.add_argument(
+        "--threads",
+        default="auto",
+        help="torch intra-op threads for both sides; auto (default): compare's rule, one thread "
+        "when an ensemble step is under 2 GFLOP, else min(2, cores)",
+    )
     parser.add_argument("--loop-models", type=int, default=None, help="idiomatic models timed per round (default 3)")
     parser.add_argument("--rounds", type=int, default=None, help="measurement rounds (default 3; 1 with --quick)")
     parser.add_argument("--json", default=None, metavar="FILE", help="also write the figures as JSON")
@@ -376,38 +464,51 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in names if n not in WORKLOADS and n != "e2e"]
     threads = 1 if args.threads == "auto" else int(args.threads) if args.threads.isdigit() else 0
     if unknown or min(args.members, threads, args.rounds, args.loop_models) < 1:
-        parser.error(f"unknown workload(s) {unknown}; allowed: {', '.join([*WORKLOADS, 'e2e'])}" if unknown
-                     else "--members, --threads, --rounds and --loop-models must be positive")
+        parser.error(
+            f"unknown workload(s) {unknown}; allowed: {', '.join([*WORKLOADS, 'e2e'])}"
+            if unknown
+            else "--members, --threads, --rounds and --loop-models must be positive"
+        )
     device = resolve_device(args.device)
     args.square = 4096 if device.type == "cuda" else (1024 if args.quick else 2048)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else (os.uname().machine + " CPU")
-    print(f"initlab engine benchmark: {args.members} members, device {device} ({name}), torch {torch.__version__}, "
-          f"threads {args.threads}, {args.rounds} round(s){', QUICK (small data)' if args.quick else ''}")
+    print(
+        f"initlab engine benchmark: {args.members} members, device {device} ({name}), torch {torch.__version__}, "
+        f"threads {args.threads}, {args.rounds} round(s){', QUICK (small data)' if args.quick else ''}"
+    )
     print(f"  load average at start {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores (other work slows every figure)")
     results = [bench_workload(WORKLOADS[n], args, device) for n in names if n in WORKLOADS]
     if "e2e" in names:
         e2e = bench_end_to_end(args, device)
         if e2e is not None:
             results.append(e2e)
-    print(f"\n| workload | backend | threads | engine s | idiomatic s (x{args.members}) | speed-up whole | speed-up median step "
-          f"| speed-up CPU time | engine of matmul | idiomatic of matmul |")
+    print(
+        f"\n| workload | backend | threads | engine s | idiomatic s (x{args.members}) | speed-up whole | speed-up median step "
+        f"| speed-up CPU time | engine of matmul | idiomatic of matmul |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         if r["workload"] == "e2e":
-            print(f"| e2e `initlab compare` | mlp | {r['threads']} | {r['wall_s']:.2f} (process) | | | | | {r['frac']:.2f} | |")
+            print(
+                f"| e2e `initlab compare` | mlp | {r['threads']} | {r['wall_s']:.2f} (process) | | | | | {r['frac']:.2f} | |"
+            )
             continue
-        print(f"| {r['workload']} | {r['backend']} | {r['threads']} | {r['engine_s']:.2f} | {r['loop_s']:.2f} | {r['speedup']:.2f}x | "
-              f"{r['speedup_step']:.2f}x | {r['speedup_cpu']:.2f}x | {r['engine_frac']:.2f} | {r['loop_frac']:.2f} |")
+        print(
+            f"| {r['workload']} | {r['backend']} | {r['threads']} | {r['engine_s']:.2f} | {r['loop_s']:.2f} | {r['speedup']:.2f}x | "
+            f"{r['speedup_step']:.2f}x | {r['speedup_cpu']:.2f}x | {r['engine_frac']:.2f} | {r['loop_frac']:.2f} |"
+        )
     rate = statistics.median(r["matmul"] for r in results) if results else float("nan")
     print(f"\nmatmul rate (median): {rate:.1f} GFLOP/s; load average at end {os.getloadavg()[0]:.2f}")
     goals = {"digits": 5.0, "cnn": 1.5}
     for r in results:
         if r["workload"] in goals:
             goal = goals[r["workload"]]
-            print(f"goal: {r['workload']} speed-up >= {goal}x (whole run): {r['speedup']:.2f}x, "
-                  f"{'met' if r['speedup'] >= goal else 'NOT met'} (CPU time {r['speedup_cpu']:.2f}x, median step "
-                  f"{r['speedup_step']:.2f}x; on a loaded machine a median step favours steps shorter than a "
-                  f"scheduler time slice, i.e. the idiomatic loop's)")
+            print(
+                f"goal: {r['workload']} speed-up >= {goal}x (whole run): {r['speedup']:.2f}x, "
+                f"{'met' if r['speedup'] >= goal else 'NOT met'} (CPU time {r['speedup_cpu']:.2f}x, median step "
+                f"{r['speedup_step']:.2f}x; on a loaded machine a median step favours steps shorter than a "
+                f"scheduler time slice, i.e. the idiomatic loop's)"
+            )
         if r["workload"] == "e2e":
             print(f"goal: e2e >= 0.7 of the matmul rate: {r['frac']:.2f}, {'met' if r['frac'] >= 0.7 else 'NOT met'}")
     if args.json:

@@ -33,10 +33,14 @@ def main() -> None:
         for width, row in result["rows"].items():
             lo, hi = row["ci"]
             print(f"  width {width:5d}: optimal lr {row['opt']:.3g}  (95% bootstrap [{lo:.3g}, {hi:.3g}])")
-        print(f"  drift log2(opt lr smallest / largest width) = {result['drift']:+.2f}  "
-              f"({2 ** abs(result['drift']):.3g}x)")
-    print(f"drift SP {grid['sp']['drift']:+.2f}, μP {grid['mup']['drift']:+.2f} log2; "
-          f"{wall:.0f} s wall, {args.threads} thread(s) (shared machine: times are indicative)")
+        print(
+            f"  drift log2(opt lr smallest / largest width) = {result['drift']:+.2f}  "
+            f"({2 ** abs(result['drift']):.3g}x)"
+        )
+    print(
+        f"drift SP {grid['sp']['drift']:+.2f}, μP {grid['mup']['drift']:+.2f} log2; "
+        f"{wall:.0f} s wall, {args.threads} thread(s) (shared machine: times are indicative)"
+    )
 
 
 if __name__ == "__main__":

@@ -160,8 +160,10 @@ def main(argv: list[str] | None = None) -> int:
     seeds = tuple(range(args.seeds))
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     version = getattr(anyinit, "__version__", None)
-    print(f"torch {torch.__version__}; anyinit {version or 'not installed'}; {len(seeds)} seeds; "
-          f"batch {BATCH}; drift = |log variance ratio| last vs first probe (0 = kept, 2.3 = x10)")
+    print(
+        f"torch {torch.__version__}; anyinit {version or 'not installed'}; {len(seeds)} seeds; "
+        f"batch {BATCH}; drift = |log variance ratio| last vs first probe (0 = kept, 2.3 = x10)"
+    )
     names = [m for m, fn in METHODS.items() if fn is not None]
     header = "| model | " + " | ".join(f"{m} fwd | {m} bwd" for m in names) + " |"
     print(header)

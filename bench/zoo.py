@@ -102,7 +102,13 @@ def init_row(build, kind: str, policy: str, seed: int = 0) -> dict:
     else:
         counts = collections.Counter(e.scheme for e in plan if e.param.endswith("weight") or e.scheme != "zeros")
         choices = ", ".join(f"{k} {v}" for k, v in counts.most_common(4))
-    return {"plan": choices, "fwd": fwd, "bwd": bwd, "std": float(logits.std()), "excess": float(loss) - math.log(classes)}
+    return {
+        "plan": choices,
+        "fwd": fwd,
+        "bwd": bwd,
+        "std": float(logits.std()),
+        "excess": float(loss) - math.log(classes),
+    }
 
 
 def part1() -> None:
@@ -116,11 +122,14 @@ def part1() -> None:
             except initlab.UserError as exc:
                 print(f"| {label} | {policy} | error: {str(exc)[:80]} | | | | |")
                 continue
-            print(f"| {label} | {policy} | {r['fwd']:+.2f} | {r['bwd']:+.2f} | {r['std']:.3g} | {r['excess']:+.2f} | {r['plan']} |")
+            print(
+                f"| {label} | {policy} | {r['fwd']:+.2f} | {r['bwd']:+.2f} | {r['std']:.3g} | {r['excess']:+.2f} | {r['plan']} |"
+            )
     print()
 
 
 # --- training ------------------------------------------------------------------------------
+
 
 def stdlib_text(limit: int = 600_000) -> torch.Tensor:
     files = sorted(glob.glob(os.path.join(sysconfig.get_paths()["stdlib"], "*.py")))
@@ -147,8 +156,8 @@ def train_lm(policy: str, seed: int, data: torch.Tensor, steps: int, context: in
     model.train()
     for _ in range(steps):
         starts = torch.randint(0, len(train) - context - 1, (batch,), generator=g)
-        x = torch.stack([train[s:s + context] for s in starts])
-        y = torch.stack([train[s + 1:s + context + 1] for s in starts])
+        x = torch.stack([train[s : s + context] for s in starts])
+        y = torch.stack([train[s + 1 : s + context + 1] for s in starts])
         loss = F.cross_entropy(model(x).logits.reshape(-1, 256), y.reshape(-1))
         opt.zero_grad()
         loss.backward()
@@ -159,8 +168,8 @@ def train_lm(policy: str, seed: int, data: torch.Tensor, steps: int, context: in
     gv = torch.Generator().manual_seed(7)
     starts = torch.randint(0, len(val) - context - 1, (64,), generator=gv)
     with torch.no_grad():
-        x = torch.stack([val[s:s + context] for s in starts])
-        y = torch.stack([val[s + 1:s + context + 1] for s in starts])
+        x = torch.stack([val[s : s + context] for s in starts])
+        y = torch.stack([val[s + 1 : s + context + 1] for s in starts])
         return float(F.cross_entropy(model(x).logits.reshape(-1, 256), y.reshape(-1)))
 
 
@@ -168,7 +177,7 @@ def _read_idx(path: str) -> np.ndarray:
     with gzip.open(path, "rb") as f:
         data = f.read()
     dims = data[3]
-    shape = tuple(int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(dims))
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims))
     return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
 
 
@@ -188,8 +197,12 @@ def image_data(n_train: int, n_test: int) -> tuple[torch.Tensor, ...]:
     x_test = torch.tensor(xs[1][:n_test], dtype=torch.float32).unsqueeze(1)
     mean, std = x_train.mean(), x_train.std()
     print(f"(image data: {source}, {len(x_train)} train / {len(x_test)} test)")
-    return ((x_train - mean) / std, torch.tensor(ys[0][:n_train], dtype=torch.long),
-            (x_test - mean) / std, torch.tensor(ys[1][:n_test], dtype=torch.long))
+    return (
+        (x_train - mean) / std,
+        torch.tensor(ys[0][:n_train], dtype=torch.long),
+        (x_test - mean) / std,
+        torch.tensor(ys[1][:n_test], dtype=torch.long),
+    )
 
 
 def train_resnet(policy: str, seed: int, norm: bool, data, layers, epochs: int = 1, batch: int = 64) -> float:
@@ -204,7 +217,7 @@ def train_resnet(policy: str, seed: int, norm: bool, data, layers, epochs: int =
     for _ in range(epochs):
         order = torch.randperm(len(x_train), generator=g)
         for i in range(0, len(order) - batch + 1, batch):
-            idx = order[i:i + batch]
+            idx = order[i : i + batch]
             loss = F.cross_entropy(model(x_train[idx]), y_train[idx])
             if not torch.isfinite(loss):
                 return math.nan  # diverged
@@ -213,7 +226,7 @@ def train_resnet(policy: str, seed: int, norm: bool, data, layers, epochs: int =
             opt.step()
     model.eval()
     with torch.no_grad():
-        pred = torch.cat([model(x_test[i:i + 256]).argmax(1) for i in range(0, len(x_test), 256)])
+        pred = torch.cat([model(x_test[i : i + 256]).argmax(1) for i in range(0, len(x_test), 256)])
     return float((pred == y_test).float().mean())
 
 
@@ -232,16 +245,22 @@ def _summary(values: list[float], fmt: str) -> str:
 def part2(seeds: list[int], lm_steps: int, n_train: int, layers: tuple[int, ...]) -> None:
     print("## Short training runs\n")
     text = stdlib_text()
-    print(f"GPT-2 char model (4 blocks, d = 64, context 64, batch 8), {lm_steps} AdamW steps (lr 2e-3) on "
-          f"{len(text)} bytes of the Python stdlib's Lib/*.py; validation loss in nats per byte (lower is better)\n")
+    print(
+        f"GPT-2 char model (4 blocks, d = 64, context 64, batch 8), {lm_steps} AdamW steps (lr 2e-3) on "
+        f"{len(text)} bytes of the Python stdlib's Lib/*.py; validation loss in nats per byte (lower is better)\n"
+    )
     print("| init | val loss |")
     print("|---|---|")
     for policy in ("own", "auto", "auto+gpt2"):
         t = time.time()
-        print(f"| {policy} | {_summary([train_lm(policy, s, text, lm_steps) for s in seeds], '.3f')} |"
-              f" <!-- {time.time() - t:.0f} s -->")
+        print(
+            f"| {policy} | {_summary([train_lm(policy, s, text, lm_steps) for s in seeds], '.3f')} |"
+            f" <!-- {time.time() - t:.0f} s -->"
+        )
     data = image_data(n_train, 1000)
-    print(f"\ntimm ResNet, BasicBlocks {layers}, channels 16-128, 1 epoch of SGD (lr 0.05, momentum 0.9, batch 64); test accuracy\n")
+    print(
+        f"\ntimm ResNet, BasicBlocks {layers}, channels 16-128, 1 epoch of SGD (lr 0.05, momentum 0.9, batch 64); test accuracy\n"
+    )
     print("| normalization | init | test accuracy |")
     print("|---|---|---|")
     for norm, policies in ((True, ("own", "auto")), (False, ("own", "auto", "fixup"))):

@@ -14,18 +14,29 @@ from initlab.errors import UserError, lookup, normalize_name
 from initlab.schemes import parse_spec, split_specs
 
 
-@pytest.mark.parametrize(("call", "message"), [
-    (lambda: checks.integer("epochs", 0, minimum=1), "epochs: got 0; expected an integer >= 1"),
-    (lambda: checks.integer("depth", True, minimum=0), "depth: got True; expected an integer >= 0"),
-    (lambda: checks.integer("k", 2.0), "k: got 2.0; expected an integer"),
-    (lambda: checks.real("p", 1.0, low=0.0, high=1.0, high_open=True), r"p: got 1.0; expected a finite number in \[0, 1\)"),
-    (lambda: checks.positive("lr", math.inf), "lr: got inf; expected a finite number > 0"),
-    (lambda: checks.finite("x", math.nan), "x: got nan; expected a finite number"),
-    (lambda: checks.choice("optimizer", "adamw", ("sgd", "adam")),
-     r"optimizer: got 'adamw'; expected one of sgd, adam \(did you mean 'adam'\?\)"),
-    (lambda: checks.parse_shape("--input-shape", "784,,"), "--input-shape: got '784,,'; expected positive integers"),
-    (lambda: checks.parse_shape("--input-shape", "1,0"), "--input-shape: got '1,0'"),
-])
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: checks.integer("epochs", 0, minimum=1), "epochs: got 0; expected an integer >= 1"),
+        (lambda: checks.integer("depth", True, minimum=0), "depth: got True; expected an integer >= 0"),
+        (lambda: checks.integer("k", 2.0), "k: got 2.0; expected an integer"),
+        (
+            lambda: checks.real("p", 1.0, low=0.0, high=1.0, high_open=True),
+            r"p: got 1.0; expected a finite number in \[0, 1\)",
+        ),
+        (lambda: checks.positive("lr", math.inf), "lr: got inf; expected a finite number > 0"),
+        (lambda: checks.finite("x", math.nan), "x: got nan; expected a finite number"),
+        (
+            lambda: checks.choice("optimizer", "adamw", ("sgd", "adam")),
+            r"optimizer: got 'adamw'; expected one of sgd, adam \(did you mean 'adam'\?\)",
+        ),
+        (
+            lambda: checks.parse_shape("--input-shape", "784,,"),
+            "--input-shape: got '784,,'; expected positive integers",
+        ),
+        (lambda: checks.parse_shape("--input-shape", "1,0"), "--input-shape: got '1,0'"),
+    ],
+)
 def test_one_message_format(call, message):
     with pytest.raises(UserError, match=f"^{message}"):
         call()
@@ -43,7 +54,9 @@ def test_every_registry_normalises_names_one_way():
     assert initlab.get_scheme("He_Normal").name == "he_normal"
     assert initlab.get_scheme("Kaiming").name == "he_normal"  # an alias, any case
     assert canonical("Leaky-ReLU") == "leaky_relu"
-    assert isinstance(initlab.models.build("MLP", input_shape=(4,), num_classes=2, width=3, depth=1), initlab.models.MLP)
+    assert isinstance(
+        initlab.models.build("MLP", input_shape=(4,), num_classes=2, width=3, depth=1), initlab.models.MLP
+    )
     assert load("Synthetic", n_train=20, n_test=10).x_train.shape[0] == 20
     with pytest.raises(UserError, match="unknown study 'symetry'. Did you mean 'symmetry'"):
         from initlab.studies import get
@@ -58,13 +71,16 @@ def test_lookup_suggests_the_closest_and_lists_aliases():
         lookup("thing", "b_cc", ["a", "b_c"], {"bee": "b_c"})
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("he_normal(mode=fan_out,)", "stray comma"),
-    ("he_normal(a=1, a=2)", "'a' given twice"),
-    ("he_normal(mode)", "is not key=value"),
-    ("he_normal(a=1", "expected NAME or NAME"),
-    ("", "expected NAME"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("he_normal(mode=fan_out,)", "stray comma"),
+        ("he_normal(a=1, a=2)", "'a' given twice"),
+        ("he_normal(mode)", "is not key=value"),
+        ("he_normal(a=1", "expected NAME or NAME"),
+        ("", "expected NAME"),
+    ],
+)
 def test_the_spec_parser_refuses_what_it_cannot_read(text, message):
     with pytest.raises(UserError, match=message.replace("(", r"\(")):
         parse_spec(text)

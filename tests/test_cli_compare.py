@@ -13,19 +13,31 @@ from pathlib import Path
 
 import pytest
 
-SMALL = ["--schemes", "he_normal,zeros,xavier_uniform", "--seeds", "3", "--epochs", "2", "--width", "16",
-         "--batch-size", "64"]
+SMALL = [
+    "--schemes",
+    "he_normal,zeros,xavier_uniform",
+    "--seeds",
+    "3",
+    "--epochs",
+    "2",
+    "--width",
+    "16",
+    "--batch-size",
+    "64",
+]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
 def initlab(*args, cwd=None, timeout=300):
-    return subprocess.run([sys.executable, "-m", "initlab", *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=cwd, env=ENV)
+    return subprocess.run(
+        [sys.executable, "-m", "initlab", *args], capture_output=True, text=True, timeout=timeout, cwd=cwd, env=ENV
+    )
 
 
 def start(*args):
-    return subprocess.Popen([sys.executable, "-m", "initlab", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=ENV)
+    return subprocess.Popen(
+        [sys.executable, "-m", "initlab", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV
+    )
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +56,9 @@ def test_json_contract(finished):
         assert {"scheme", "n", "mean", "std", "ci_low", "ci_high", "diverged"} <= set(row)
         assert row["n"] == 3 and 0 <= row["mean"] <= 1 and row["ci_low"] <= row["mean"] <= row["ci_high"]
     assert len(out["runs"]) == 9
-    assert {(r["scheme"], r["seed"]) for r in out["runs"]} == {(s, k) for s in ("he_normal", "zeros", "xavier_uniform") for k in range(3)}
+    assert {(r["scheme"], r["seed"]) for r in out["runs"]} == {
+        (s, k) for s in ("he_normal", "zeros", "xavier_uniform") for k in range(3)
+    }
     assert all(0 <= r["test_acc"] <= 1 and r["status"] in ("ok", "diverged") for r in out["runs"])
     zeros = next(r for r in out["summary"] if r["scheme"] == "zeros")
     he = next(r for r in out["summary"] if r["scheme"] == "he_normal")
@@ -56,8 +70,15 @@ def test_json_contract(finished):
 def test_report_files(finished):
     tmp, out = finished
     report = tmp / "out"
-    for name in ("report.md", "report.html", "accuracy.png", "curves.png", "convergence.png",
-                 "signal_at_init.png", "runs.csv"):
+    for name in (
+        "report.md",
+        "report.html",
+        "accuracy.png",
+        "curves.png",
+        "convergence.png",
+        "signal_at_init.png",
+        "runs.csv",
+    ):
         assert (report / name).stat().st_size > 0, name
     assert len((report / "runs.csv").read_text().strip().splitlines()) == 1 + 9
     assert out["experiment_id"] in (report / "report.md").read_text()
@@ -70,7 +91,9 @@ def test_runs_and_report_rebuild_from_the_store(finished, tmp_path):
     rows = json.loads(res.stdout)
     assert [r["id"] for r in rows] == [out["experiment_id"]] and rows[0]["status"] == "finished"
     assert rows[0]["cells"] == 9 and rows[0]["dataset"] == "digits"
-    res = initlab("report", out["experiment_id"][:6], "--store", str(tmp / "s.sqlite"), "--out", str(tmp_path / "r"), "--json")
+    res = initlab(
+        "report", out["experiment_id"][:6], "--store", str(tmp / "s.sqlite"), "--out", str(tmp_path / "r"), "--json"
+    )
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)["summary"] == out["summary"]
     assert (tmp_path / "r" / "report.html").exists()
@@ -85,8 +108,20 @@ def _committed(store: Path) -> int:
 
 
 def test_resume_after_a_killed_process_gives_the_uninterrupted_results(tmp_path):
-    args = ["--schemes", "he_normal,xavier_uniform", "--seeds", "2", "--epochs", "12", "--width", "32",
-            "--chunk-size", "1", "--batch-size", "32"]
+    args = [
+        "--schemes",
+        "he_normal,xavier_uniform",
+        "--seeds",
+        "2",
+        "--epochs",
+        "12",
+        "--width",
+        "32",
+        "--chunk-size",
+        "1",
+        "--batch-size",
+        "32",
+    ]
     store = tmp_path / "killed.sqlite"
     proc = start("compare", *args, "--store", str(store), "--out", str(tmp_path / "k"), "--json")
     deadline = time.time() + 240
@@ -100,7 +135,9 @@ def test_resume_after_a_killed_process_gives_the_uninterrupted_results(tmp_path)
     assert 1 <= done_at_kill < 4
     resumed = initlab("compare", *args, "--store", str(store), "--out", str(tmp_path / "k"), "--resume", "--json")
     assert resumed.returncode == 0, resumed.stderr
-    straight = initlab("compare", *args, "--store", str(tmp_path / "straight.sqlite"), "--out", str(tmp_path / "s"), "--json")
+    straight = initlab(
+        "compare", *args, "--store", str(tmp_path / "straight.sqlite"), "--out", str(tmp_path / "s"), "--json"
+    )
     a, b = json.loads(resumed.stdout), json.loads(straight.stdout)
     assert [(r["scheme"], r["seed"]) for r in a["runs"]] == [(r["scheme"], r["seed"]) for r in b["runs"]]
     assert [r["test_acc"] for r in a["runs"]] == [r["test_acc"] for r in b["runs"]]
@@ -119,19 +156,22 @@ def _one_line_exit_2(res, *needles):
         assert n in lines[0], lines[0]
 
 
-@pytest.mark.parametrize("args,needles", [
-    (["--schemes", "he_normal,xavier_unifrom"], ["xavier_unifrom", "xavier_uniform"]),
-    (["--dataset", "cifar11"], ["cifar11"]),
-    (["--model", "transformer"], ["transformer"]),
-    (["--model", "nonexistent_module_xyz:build"], ["nonexistent_module_xyz"]),
-    (["--activation", "relux"], ["relux"]),
-    (["--seeds", "0"], ["--seeds"]),
-    (["--seeds", "abc"], ["--seeds"]),
-    (["--epochs", "0"], ["--epochs", "0"]),
-    (["--lr", "-0.1"], ["--lr", "-0.1"]),
-    (["--batch-size", "0"], ["--batch-size"]),
-    (["--target", "1.5"], ["target", "1.5"]),
-])
+@pytest.mark.parametrize(
+    "args,needles",
+    [
+        (["--schemes", "he_normal,xavier_unifrom"], ["xavier_unifrom", "xavier_uniform"]),
+        (["--dataset", "cifar11"], ["cifar11"]),
+        (["--model", "transformer"], ["transformer"]),
+        (["--model", "nonexistent_module_xyz:build"], ["nonexistent_module_xyz"]),
+        (["--activation", "relux"], ["relux"]),
+        (["--seeds", "0"], ["--seeds"]),
+        (["--seeds", "abc"], ["--seeds"]),
+        (["--epochs", "0"], ["--epochs", "0"]),
+        (["--lr", "-0.1"], ["--lr", "-0.1"]),
+        (["--batch-size", "0"], ["--batch-size"]),
+        (["--target", "1.5"], ["target", "1.5"]),
+    ],
+)
 def test_bad_input_exits_2_with_one_line(args, needles, tmp_path):
     res = initlab("compare", *SMALL, *args, "--store", str(tmp_path / "s.sqlite"), "--out", str(tmp_path / "o"))
     _one_line_exit_2(res, *needles)
@@ -166,7 +206,9 @@ def test_resume_with_a_different_config_is_refused(finished, tmp_path):
     changed = [a if a != "2" else "3" for a in SMALL]  # epochs 2 -> 3
     res = initlab("compare", *changed, "--store", str(store), "--resume", "--out", str(tmp_path / "o"))
     _one_line_exit_2(res, "--resume")
-    res = initlab("compare", *changed, "--store", str(store), "--resume", out["experiment_id"], "--out", str(tmp_path / "o"))
+    res = initlab(
+        "compare", *changed, "--store", str(store), "--resume", out["experiment_id"], "--out", str(tmp_path / "o")
+    )
     _one_line_exit_2(res, "different config", "epochs")
     assert store.read_bytes() == before
 
@@ -177,8 +219,21 @@ def test_report_of_an_unknown_experiment(finished):
 
 
 def test_human_output_has_tables_and_progress_lines(tmp_path):
-    res = initlab("compare", "--schemes", "he_normal,zeros", "--seeds", "2", "--epochs", "1", "--width", "8",
-                  "--store", str(tmp_path / "s.sqlite"), "--out", str(tmp_path / "o"))
+    res = initlab(
+        "compare",
+        "--schemes",
+        "he_normal,zeros",
+        "--seeds",
+        "2",
+        "--epochs",
+        "1",
+        "--width",
+        "8",
+        "--store",
+        str(tmp_path / "s.sqlite"),
+        "--out",
+        str(tmp_path / "o"),
+    )
     assert res.returncode == 0, res.stderr
     assert "Summary over seeds" in res.stdout and "run (seed)" in res.stdout and "article claims" in res.stdout
     # Not a terminal: plain progress lines on stderr, ending at 100%.
@@ -186,17 +241,20 @@ def test_human_output_has_tables_and_progress_lines(tmp_path):
     assert progress and "(100%)" in progress[-1]
 
 
-@pytest.mark.parametrize("args,needles", [
-    (["--lr-grid", "0.01,-0.1"], ["--lr-grid", "-0.1"]),
-    (["--lr-grid", "0.01,nan"], ["--lr-grid", "nan"]),
-    (["--lr-grid", "0.01,inf"], ["--lr-grid", "inf"]),
-    (["--lr-grid", "0.01,0"], ["--lr-grid", "0"]),
-    (["--lr-grid", "0.01,abc"], ["--lr-grid", "abc"]),
-    (["--budgets", "1,5"], ["--budgets", "5", "epochs=2"]),
-    (["--margin", "0"], ["--margin", "0"]),
-    (["--margin", "-1"], ["--margin", "-1"]),
-    (["--lr", "0.1", "--lr-grid", "0.01,0.1"], ["--lr", "--lr-grid"]),
-])
+@pytest.mark.parametrize(
+    "args,needles",
+    [
+        (["--lr-grid", "0.01,-0.1"], ["--lr-grid", "-0.1"]),
+        (["--lr-grid", "0.01,nan"], ["--lr-grid", "nan"]),
+        (["--lr-grid", "0.01,inf"], ["--lr-grid", "inf"]),
+        (["--lr-grid", "0.01,0"], ["--lr-grid", "0"]),
+        (["--lr-grid", "0.01,abc"], ["--lr-grid", "abc"]),
+        (["--budgets", "1,5"], ["--budgets", "5", "epochs=2"]),
+        (["--margin", "0"], ["--margin", "0"]),
+        (["--margin", "-1"], ["--margin", "-1"]),
+        (["--lr", "0.1", "--lr-grid", "0.01,0.1"], ["--lr", "--lr-grid"]),
+    ],
+)
 def test_bad_tuning_input_exits_2_with_one_line_and_writes_nothing(args, needles, tmp_path):
     res = initlab("compare", *SMALL, *args, "--store", str(tmp_path / "s.sqlite"), "--out", str(tmp_path / "o"))
     _one_line_exit_2(res, *needles)
@@ -204,9 +262,30 @@ def test_bad_tuning_input_exits_2_with_one_line_and_writes_nothing(args, needles
 
 
 def test_lr_grid_json_selects_per_scheme_and_gives_verdicts(tmp_path):
-    res = initlab("compare", "--schemes", "he_normal,zeros", "--seeds", "2", "--epochs", "2", "--width", "16",
-                  "--batch-size", "64", "--lr-grid", "0.01,0.1", "--budgets", "1", "--margin", "1",
-                  "--store", str(tmp_path / "s.sqlite"), "--out", str(tmp_path / "o"), "--json")
+    res = initlab(
+        "compare",
+        "--schemes",
+        "he_normal,zeros",
+        "--seeds",
+        "2",
+        "--epochs",
+        "2",
+        "--width",
+        "16",
+        "--batch-size",
+        "64",
+        "--lr-grid",
+        "0.01,0.1",
+        "--budgets",
+        "1",
+        "--margin",
+        "1",
+        "--store",
+        str(tmp_path / "s.sqlite"),
+        "--out",
+        str(tmp_path / "o"),
+        "--json",
+    )
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
     rows = {r["scheme"]: r for r in out["summary"]}

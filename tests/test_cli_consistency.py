@@ -45,8 +45,9 @@ def factory_file(tmp_path):
 
 
 def initlab(*args: str, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "initlab", *args], capture_output=True, text=True, timeout=300,
-                          env=ENV, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "initlab", *args], capture_output=True, text=True, timeout=300, env=ENV, cwd=cwd
+    )
 
 
 def one_error_line(res: subprocess.CompletedProcess, command: str) -> str:
@@ -58,10 +59,13 @@ def one_error_line(res: subprocess.CompletedProcess, command: str) -> str:
     return lines[0]
 
 
-@pytest.mark.parametrize(("schemes", "message"), [
-    ("he_normal(mode=fan_out,)", "empty parameter (a stray comma)"),
-    ("he_normal,", "an empty item (a stray or trailing comma)"),
-])
+@pytest.mark.parametrize(
+    ("schemes", "message"),
+    [
+        ("he_normal(mode=fan_out,)", "empty parameter (a stray comma)"),
+        ("he_normal,", "an empty item (a stray or trailing comma)"),
+    ],
+)
 def test_compare_refuses_bad_scheme_specs_before_any_work(tmp_path, schemes, message):
     store = tmp_path / "s.sqlite"
     line = one_error_line(initlab("compare", "--schemes", schemes, "--seeds", "2", "--store", str(store)), "compare")
@@ -70,13 +74,15 @@ def test_compare_refuses_bad_scheme_specs_before_any_work(tmp_path, schemes, mes
 
 
 def test_diagnose_takes_the_scheme_spec_compare_takes():
-    res = initlab("diagnose", "--scheme", "he_normal(mode=fan_out)", "--width", "8", "--depth", "1",
-                  "--batch", "16", "--json")
+    res = initlab(
+        "diagnose", "--scheme", "he_normal(mode=fan_out)", "--width", "8", "--depth", "1", "--batch", "16", "--json"
+    )
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
     assert out["scheme"] == "he_normal" and out["params"] == {"mode": "fan_out"}
-    line = one_error_line(initlab("diagnose", "--scheme", "he_normal(mode=fan_out)", "--param", "mode=fan_in"),
-                          "diagnose")
+    line = one_error_line(
+        initlab("diagnose", "--scheme", "he_normal(mode=fan_out)", "--param", "mode=fan_in"), "diagnose"
+    )
     assert "'mode' is already set by --scheme" in line
     assert "given twice" in one_error_line(initlab("diagnose", "--scheme", "he_normal(a=0, a=1)"), "diagnose")
 
@@ -87,10 +93,13 @@ def test_one_shape_parser_rejects_empty_items(command):
     assert "--input-shape: got '784,,'; expected positive integers" in line
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (("relu", "0.5"), "param: got 0.5; expected no parameter: relu takes none"),
-    (("leaky_relu", "nan"), "param: got nan; expected a finite number"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("relu", "0.5"), "param: got 0.5; expected no parameter: relu takes none"),
+        (("leaky_relu", "nan"), "param: got nan; expected a finite number"),
+    ],
+)
 def test_gain_refuses_a_parameter_it_cannot_use(args, message):
     assert message in one_error_line(initlab("gain", *args), "gain")
 
@@ -98,14 +107,26 @@ def test_gain_refuses_a_parameter_it_cannot_use(args, message):
 def test_argparse_errors_and_user_errors_share_one_prefix(tmp_path):
     from_argparse = one_error_line(initlab("compare", "--lr", "abc"), "compare")
     assert "argument --lr: got 'abc'; expected a finite number > 0" in from_argparse
-    from_library = one_error_line(initlab("compare", "--momentum", "2", "--store", str(tmp_path / "s.sqlite")),
-                                  "compare")
+    from_library = one_error_line(
+        initlab("compare", "--momentum", "2", "--store", str(tmp_path / "s.sqlite")), "compare"
+    )
     assert "momentum: got 2.0; expected a finite number in [0, 1)" in from_library
 
 
 def test_plan_and_diagnose_load_file_targets_and_name_a_failing_factory(factory_file, tmp_path):
-    res = initlab("diagnose", "--model", f"{factory_file}:make", "--input-shape", "6", "--num-classes", "3",
-                  "--batch", "8", "--json", cwd=tmp_path)
+    res = initlab(
+        "diagnose",
+        "--model",
+        f"{factory_file}:make",
+        "--input-shape",
+        "6",
+        "--num-classes",
+        "3",
+        "--batch",
+        "8",
+        "--json",
+        cwd=tmp_path,
+    )
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)["model"].endswith("consistency_nets.py:make")
     line = one_error_line(initlab("plan", f"{factory_file}:needs_width", cwd=tmp_path), "plan")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-FACTORIES = textwrap.dedent('''
+FACTORIES = textwrap.dedent("""
     import math
     from torch import nn
 
@@ -24,13 +24,19 @@ FACTORIES = textwrap.dedent('''
 
     def no_weights():
         return nn.Sequential(nn.Flatten(), nn.ReLU())
-''')
+""")
 
 
 def _run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "initlab", "diagnose", *args], capture_output=True, text=True,
-                          cwd=cwd, env=env, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "initlab", "diagnose", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=120,
+    )
 
 
 @pytest.fixture
@@ -41,8 +47,25 @@ def factories(tmp_path: Path) -> Path:
 
 def test_xavier_relu_json_and_plot(tmp_path):
     plot = tmp_path / "sp.png"
-    res = _run("--model", "mlp", "--depth", "29", "--width", "64", "--activation", "relu", "--scheme", "xavier_uniform",
-               "--batch", "32", "--seed", "3", "--json", "--plot", str(plot))
+    res = _run(
+        "--model",
+        "mlp",
+        "--depth",
+        "29",
+        "--width",
+        "64",
+        "--activation",
+        "relu",
+        "--scheme",
+        "xavier_uniform",
+        "--batch",
+        "32",
+        "--seed",
+        "3",
+        "--json",
+        "--plot",
+        str(plot),
+    )
     assert res.returncode == 0, res.stderr
     payload = json.loads(res.stdout)
     assert payload["scheme"] == "xavier_uniform" and payload["seed"] == 3
@@ -54,8 +77,21 @@ def test_xavier_relu_json_and_plot(tmp_path):
 
 
 def test_he_relu_table_with_jacobian_has_no_flags():
-    res = _run("--depth", "8", "--width", "64", "--scheme", "he_normal", "--param", "mode=fan_in", "--batch", "32",
-               "--jacobian", "--jacobian-samples", "4")
+    res = _run(
+        "--depth",
+        "8",
+        "--width",
+        "64",
+        "--scheme",
+        "he_normal",
+        "--param",
+        "mode=fan_in",
+        "--batch",
+        "32",
+        "--jacobian",
+        "--jacobian-samples",
+        "4",
+    )
     assert res.returncode == 0, res.stderr
     lines = res.stdout.splitlines()
     assert lines[0].startswith("mlp relu he_normal(mode=fan_in): batch 32")
@@ -66,19 +102,23 @@ def test_he_relu_table_with_jacobian_has_no_flags():
 
 
 def test_factory_with_zero_init_is_flagged_symmetric(factories):
-    res = _run("--model", "diag_factories:small", "--input-shape", "3,4,4", "--scheme", "zeros", "--batch", "8",
-               cwd=factories)
+    res = _run(
+        "--model", "diag_factories:small", "--input-shape", "3,4,4", "--scheme", "zeros", "--batch", "8", cwd=factories
+    )
     assert res.returncode == 0, res.stderr
     assert "symmetric: 1: 100% of 8 units have a twin" in res.stdout
     assert "dead: 1: 100% of 8 units output exactly 0" in res.stdout
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (("--model", "no_such_module_xyz:make"), "cannot import module 'no_such_module_xyz'"),
-    (("--model", "diag_factories:no_weights"), "has no weighted layer"),
-    (("--model", "diag_factories:fixed", "--input-shape", "10"), "the model failed on inputs of shape (256, 10)"),
-    (("--input-shape", "3,a"), "initlab diagnose: error: --input-shape: got '3,a'; expected positive integers"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--model", "no_such_module_xyz:make"), "cannot import module 'no_such_module_xyz'"),
+        (("--model", "diag_factories:no_weights"), "has no weighted layer"),
+        (("--model", "diag_factories:fixed", "--input-shape", "10"), "the model failed on inputs of shape (256, 10)"),
+        (("--input-shape", "3,a"), "initlab diagnose: error: --input-shape: got '3,a'; expected positive integers"),
+    ],
+)
 def test_bad_input_exits_2_with_one_line(factories, args, message):
     res = _run(*args, cwd=factories)
     assert res.returncode == 2
@@ -91,8 +131,13 @@ def test_plot_with_an_unknown_format_fails_before_any_work(tmp_path):
     import subprocess
     import sys
 
-    res = subprocess.run([sys.executable, "-m", "initlab", "diagnose", "--width", "8", "--plot", str(tmp_path / "x.txt")],
-                         capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        [sys.executable, "-m", "initlab", "diagnose", "--width", "8", "--plot", str(tmp_path / "x.txt")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode == 2 and res.stdout == ""
     assert res.stderr.strip().splitlines() == [
-        f"initlab diagnose: error: --plot '{tmp_path / 'x.txt'}': the file name must end in .png, .svg or .pdf"]
+        f"initlab diagnose: error: --plot '{tmp_path / 'x.txt'}': the file name must end in .png, .svg or .pdf"
+    ]

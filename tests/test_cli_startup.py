@@ -31,8 +31,9 @@ def cpu_seconds_of(argv: list[str]) -> tuple[float, str, str]:
     """CPU seconds (user + system) a fresh interpreter spends on ``initlab *argv``: the
     machine's load changes wall time, hardly CPU time."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    res = subprocess.run([sys.executable, "-c", PROBE.format(argv=argv)], capture_output=True, text=True,
-                         timeout=120, env=ENV)
+    res = subprocess.run(
+        [sys.executable, "-c", PROBE.format(argv=argv)], capture_output=True, text=True, timeout=120, env=ENV
+    )
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return cpu, res.stdout, res.stderr
@@ -58,7 +59,8 @@ def test_the_schemes_snapshot_matches_the_registry():
     from initlab.cli import _schemes_catalog as snapshot
 
     assert snapshot.SOURCE_HASH == schemes_cmd.source_hash(), (
-        "src/initlab/schemes changed: regenerate the snapshot with `python -m initlab.cli.schemes_cmd`")
+        "src/initlab/schemes changed: regenerate the snapshot with `python -m initlab.cli.schemes_cmd`"
+    )
     assert json.loads(snapshot.ROWS) == schemes_cmd.live_rows()
 
 
@@ -71,8 +73,13 @@ def test_a_stale_snapshot_is_never_shown(monkeypatch):
 
 
 def test_piped_schemes_table_keeps_every_cell_whole():
-    res = subprocess.run([sys.executable, "-m", "initlab", "schemes"], capture_output=True, text=True, timeout=120,
-                         env={**ENV, "COLUMNS": "80"})
+    res = subprocess.run(
+        [sys.executable, "-m", "initlab", "schemes"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**ENV, "COLUMNS": "80"},
+    )
     assert res.returncode == 0, res.stderr
     for row in schemes_cmd.live_rows():
         for cell in (row["name"], row["formula"], row["reference"], ", ".join(row["aliases"])):
@@ -91,13 +98,42 @@ def test_piped_result_tables_do_not_wrap():
 def test_html_report_is_readable_on_a_narrow_screen(tmp_path):
     from initlab.report import ReportData, write_report
 
-    runs = [dict(scheme=s, seed=seed, status="ok", test_acc=0.9, test_loss=0.3, train_acc=0.9, train_loss=0.3,
-                 diverged_step=None, wall_time=0.1) for s in ("he_normal", "zeros") for seed in range(2)]
-    epochs = [dict(scheme=r["scheme"], seed=r["seed"], epoch=1, step=10, train_loss=0.3, train_acc=0.9,
-                   test_loss=0.3, test_acc=0.9, wall_time=0.1) for r in runs]
-    data = ReportData.from_records("exp1", {"schemes": ["he_normal", "zeros"], "reference": "he_normal",
-                                            "target": 0.5, "dataset": "digits", "epochs": 1}, runs, epochs,
-                                   created="2026-12-01")
+    runs = [
+        dict(
+            scheme=s,
+            seed=seed,
+            status="ok",
+            test_acc=0.9,
+            test_loss=0.3,
+            train_acc=0.9,
+            train_loss=0.3,
+            diverged_step=None,
+            wall_time=0.1,
+        )
+        for s in ("he_normal", "zeros")
+        for seed in range(2)
+    ]
+    epochs = [
+        dict(
+            scheme=r["scheme"],
+            seed=r["seed"],
+            epoch=1,
+            step=10,
+            train_loss=0.3,
+            train_acc=0.9,
+            test_loss=0.3,
+            test_acc=0.9,
+            wall_time=0.1,
+        )
+        for r in runs
+    ]
+    data = ReportData.from_records(
+        "exp1",
+        {"schemes": ["he_normal", "zeros"], "reference": "he_normal", "target": 0.5, "dataset": "digits", "epochs": 1},
+        runs,
+        epochs,
+        created="2026-12-01",
+    )
     write_report(data, tmp_path)
     page = (tmp_path / "report.html").read_text()
     assert "<meta name='viewport' content='width=device-width, initial-scale=1'>" in page
@@ -109,13 +145,35 @@ def test_html_report_is_readable_on_a_narrow_screen(tmp_path):
 def test_study_effects_are_printed_in_percentage_points():
     from initlab.studies.base import StudyResult
 
-    acc = StudyResult(study="s", claim="c", verdict="supported", effect=0.0877, ci=(0.061, 0.114),
-                      effect_label="test accuracy He − Xavier", summary="...")
+    acc = StudyResult(
+        study="s",
+        claim="c",
+        verdict="supported",
+        effect=0.0877,
+        ci=(0.061, 0.114),
+        effect_label="test accuracy He − Xavier",
+        summary="...",
+    )
     assert acc.effect_text() == "test accuracy He − Xavier = +8.8 pp (95% CI [+6.1, +11.4])"
     assert "+8.8 pp" in acc.markdown() and "0.0877" not in acc.markdown()
-    loss = StudyResult(study="s", claim="c", verdict="partly", effect=-0.25, ci=(-0.4, -0.1),
-                       effect_label="early test loss He − 2×He", summary="...")
+    loss = StudyResult(
+        study="s",
+        claim="c",
+        verdict="partly",
+        effect=-0.25,
+        ci=(-0.4, -0.1),
+        effect_label="early test loss He − 2×He",
+        summary="...",
+    )
     assert loss.effect_text() == "early test loss He − 2×He = -0.25 (95% CI [-0.4, -0.1])"
-    spread = StudyResult(study="s", claim="c", verdict="partly", effect=0.031, ci=(0.01, 0.05),
-                         effect_label="std of scheme means", summary="...", effect_unit="pp")
+    spread = StudyResult(
+        study="s",
+        claim="c",
+        verdict="partly",
+        effect=0.031,
+        ci=(0.01, 0.05),
+        effect_label="std of scheme means",
+        summary="...",
+        effect_unit="pp",
+    )
     assert "+3.1 pp" in spread.effect_text()

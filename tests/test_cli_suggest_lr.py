@@ -25,8 +25,13 @@ FACTORY = textwrap.dedent(
 
 def run(tmp_path, *args):
     (tmp_path / "lr_factory.py").write_text(FACTORY)
-    return subprocess.run([sys.executable, "-m", "initlab", "suggest-lr", str(tmp_path / "lr_factory.py") + ":make",
-                           *args], capture_output=True, text=True, timeout=300, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "initlab", "suggest-lr", str(tmp_path / "lr_factory.py") + ":make", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
 
 
 def test_suggest_lr_prints_the_table_and_json(tmp_path):

@@ -50,8 +50,15 @@ def make_sources(tmp):
     np.savez(tmp / "d.npz", x=x, y=y)
     import torch
 
-    torch.save({"x_train": torch.tensor(x[:60]), "y_train": torch.tensor(y[:60]),
-                "x_test": torch.tensor(x[60:]), "y_test": torch.tensor(y[60:])}, tmp / "d.pt")
+    torch.save(
+        {
+            "x_train": torch.tensor(x[:60]),
+            "y_train": torch.tensor(y[:60]),
+            "x_test": torch.tensor(x[60:]),
+            "y_test": torch.tensor(y[60:]),
+        },
+        tmp / "d.pt",
+    )
     blob_csv(tmp / "d.csv")
     make_image_folder(tmp / "imgs", per_class=8)
     make_cifar10(tmp / "cifar", n=8)
@@ -61,9 +68,11 @@ def make_sources(tmp):
         "def blob_data():\n"
         "    y = np.arange(60) % 2\n"
         "    x = np.random.default_rng(0).normal(size=(60, 4)) + 4.0 * y[:, None]\n"
-        "    return {'x': x, 'y': y}\n")
+        "    return {'x': x, 'y': y}\n"
+    )
     return {
-        "npz": [str(tmp / "d.npz")], "pt": [str(tmp / "d.pt")],
+        "npz": [str(tmp / "d.npz")],
+        "pt": [str(tmp / "d.pt")],
         "csv": [str(tmp / "d.csv"), "--target-column", "label"],
         "images": [str(tmp / "imgs"), "--image-size", "4"],
         "cifar10": ["cifar10", "--data-dir", str(tmp / "cifar")],
@@ -100,8 +109,16 @@ def test_registered_name_through_the_python_api(tmp_path):
     from initlab.sweep import compare as run_compare
 
     initlab.data.register("blobs-for-test", lambda: dict(zip(("x", "y"), blobs(60, features=4))), overwrite=True)
-    data = run_compare(store=tmp_path / "s.sqlite", progress=False, dataset="blobs-for-test", schemes=("he_normal", "zeros"),
-                       seeds=(0, 1), epochs=2, width=16, batch_size=16)
+    data = run_compare(
+        store=tmp_path / "s.sqlite",
+        progress=False,
+        dataset="blobs-for-test",
+        schemes=("he_normal", "zeros"),
+        seeds=(0, 1),
+        epochs=2,
+        width=16,
+        batch_size=16,
+    )
     assert data.config["data_source"]["function"] == "blobs-for-test"
     assert {r["scheme"]: r["mean"] for r in data.summary}["he_normal"] > 0.9
 
@@ -111,8 +128,22 @@ def test_regression_csv_reports_mse_in_original_units_and_r2(tmp_path, capsys):
     x = rng.normal(size=(120, 3))
     y = 1000.0 + 100.0 * (x @ np.array([1.0, -0.5, 0.25]))  # large units: MSE must come back in them
     write_csv(tmp_path / "r.csv", ["a", "b", "c", "price"], [list(r) + [t] for r, t in zip(x, y)])
-    code, out, err = compare(capsys, tmp_path / "s.sqlite", "--dataset", str(tmp_path / "r.csv"), "--task", "regression",
-                             "--target-column", "price", "--optimizer", "adam", "--lr", "0.01", "--epochs", "8")
+    code, out, err = compare(
+        capsys,
+        tmp_path / "s.sqlite",
+        "--dataset",
+        str(tmp_path / "r.csv"),
+        "--task",
+        "regression",
+        "--target-column",
+        "price",
+        "--optimizer",
+        "adam",
+        "--lr",
+        "0.01",
+        "--epochs",
+        "8",
+    )
     assert code == 0, err
     assert out["metric"]["name"] == "mse" and out["metric"]["higher_is_better"] is False
     by = {r["scheme"]: r for r in out["summary"]}
@@ -123,9 +154,30 @@ def test_regression_csv_reports_mse_in_original_units_and_r2(tmp_path, capsys):
 
 def test_lm_on_text_with_the_transformer(tmp_path, capsys):
     (tmp_path / "t.txt").write_text("the quick brown fox jumps over the lazy dog. " * 40)
-    code, out, err = compare(capsys, tmp_path / "s.sqlite", "--dataset", str(tmp_path / "t.txt"), "--task", "lm",
-                             "--model", "transformer", "--width", "16", "--depth", "1", "--heads", "2",
-                             "--context", "16", "--optimizer", "adam", "--lr", "0.01", "--epochs", "2")
+    code, out, err = compare(
+        capsys,
+        tmp_path / "s.sqlite",
+        "--dataset",
+        str(tmp_path / "t.txt"),
+        "--task",
+        "lm",
+        "--model",
+        "transformer",
+        "--width",
+        "16",
+        "--depth",
+        "1",
+        "--heads",
+        "2",
+        "--context",
+        "16",
+        "--optimizer",
+        "adam",
+        "--lr",
+        "0.01",
+        "--epochs",
+        "2",
+    )
     assert code == 0, err
     assert out["metric"] == {"name": "loss", "higher_is_better": False, "unit": "nats/token"}
     by = {r["scheme"]: r for r in out["summary"]}
@@ -141,8 +193,13 @@ def bad_inputs(tmp):
     write_csv(tmp / "strtarget.csv", ["a", "y"], [[1.0, "cat"], [2.0, "dog"], [3.0, "cat"]])
     write_csv(tmp / "nan.csv", ["a", "y"], [[1.0, 0], [float("inf"), 1], [3.0, 0], [4.0, 1]])
     np.savez(tmp / "keys.npz", inputs=np.zeros((4, 2)), labels=np.zeros(4))
-    np.savez(tmp / "empty.npz", x_train=np.zeros((3, 2)), y_train=np.array([0, 1, 0]), x_test=np.zeros((0, 2)),
-             y_test=np.zeros(0, dtype=int))
+    np.savez(
+        tmp / "empty.npz",
+        x_train=np.zeros((3, 2)),
+        y_train=np.array([0, 1, 0]),
+        x_test=np.zeros((0, 2)),
+        y_test=np.zeros(0, dtype=int),
+    )
     make_image_folder(tmp / "mixed")
     from PIL import Image
 
@@ -152,13 +209,18 @@ def bad_inputs(tmp):
         (["--dataset", str(tmp / "absent.csv"), "--target-column", "y"], "no such file or folder"),
         (["--dataset", str(tmp / "keys.npz")], "has keys ['inputs', 'labels']; expected x_train"),
         (["--dataset", str(tmp / "strlabels.csv"), "--target-column", "z"], "--target-column 'z' is not a column"),
-        (["--dataset", str(tmp / "strtarget.csv"), "--target-column", "y", "--task", "regression"], "non-numeric targets"),
+        (
+            ["--dataset", str(tmp / "strtarget.csv"), "--target-column", "y", "--task", "regression"],
+            "non-numeric targets",
+        ),
         (["--dataset", str(tmp / "strlabels.csv"), "--target-column", "y"], "labels that are not integers"),
         (["--dataset", str(tmp / "nan.csv"), "--target-column", "y"], "NaN or infinite"),
         (["--dataset", str(tmp / "empty.npz")], "the test split is empty"),
         (["--dataset", str(tmp / "mixed")], "images of mixed modes"),
-        (["--dataset", str(tmp / "short.txt"), "--task", "lm", "--model", "transformer", "--context", "8"],
-         "too short for --context 8"),
+        (
+            ["--dataset", str(tmp / "short.txt"), "--task", "lm", "--model", "transformer", "--context", "8"],
+            "too short for --context 8",
+        ),
     ]
 
 
@@ -173,8 +235,23 @@ def test_bad_inputs_are_one_line_exit_2_and_write_nothing(tmp_path, capsys):
 
 def test_broken_file_through_the_console_script_has_no_traceback(tmp_path):
     np.savez(tmp_path / "keys.npz", inputs=np.zeros((4, 2)))
-    res = subprocess.run([sys.executable, "-m", "initlab", "compare", *TINY, "--dataset", str(tmp_path / "keys.npz"),
-                          "--store", str(tmp_path / "s.sqlite")], capture_output=True, text=True, timeout=300, check=False)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "initlab",
+            "compare",
+            *TINY,
+            "--dataset",
+            str(tmp_path / "keys.npz"),
+            "--store",
+            str(tmp_path / "s.sqlite"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert res.returncode == 2 and "Traceback" not in res.stderr and res.stderr.count("\n") == 1
     assert not (tmp_path / "s.sqlite").exists()
 
@@ -190,7 +267,8 @@ def test_resume_refuses_a_changed_data_file(tmp_path, capsys):
     path.write_text("\n".join(text[:-1]) + "\n")  # one row fewer
     code, _, err = compare(capsys, store, "--dataset", str(path), "--target-column", "label", "--resume")
     assert code == 2 and "the data changed since experiment " + first["experiment_id"] in err
-    code, _, err = compare(capsys, store, "--dataset", str(path), "--target-column", "label",
-                           "--resume", first["experiment_id"])
+    code, _, err = compare(
+        capsys, store, "--dataset", str(path), "--target-column", "label", "--resume", first["experiment_id"]
+    )
     assert code == 2 and "data_source" in err
     assert experiments(store) == 1

@@ -20,6 +20,7 @@ SYSTEM_FASHION = Path("/usr/share/datasets/fashion-mnist")
 
 # --- IDX reader ------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("dtype", ["uint8", "int8", "int16", "int32", "float32", "float64"])
 @pytest.mark.parametrize("suffix", ["", ".gz"])
 def test_idx_round_trip_every_type(tmp_path, dtype, suffix):
@@ -97,6 +98,7 @@ def test_write_idx_refuses_types_without_code(tmp_path):
 
 
 # --- Fashion-MNIST from files the test writes -------------------------------------------------
+
 
 def _fake_fashion(directory: Path, n_train=50, n_test=20, gz=True, seed=0) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
@@ -197,6 +199,7 @@ def test_real_fashion_mnist_official_split_and_statistics(monkeypatch):
 
 # --- digits ----------------------------------------------------------------------------------
 
+
 def test_digits_fixed_stratified_split():
     from sklearn.datasets import load_digits
 
@@ -243,6 +246,7 @@ def test_flatten_and_describe():
 
 # --- subsampling -----------------------------------------------------------------------------
 
+
 def test_limit_is_stratified_and_deterministic():
     a = load("digits", limit_train=200, limit_test=50, seed=1)
     b = load("digits", limit_train=200, limit_test=50, seed=1)
@@ -266,6 +270,7 @@ def test_stratified_indices_exact_count_and_proportions(gen):
 
 
 # --- MNIST-1D --------------------------------------------------------------------------------
+
 
 def test_mnist1d_generated_cached_and_never_downloaded(tmp_path, monkeypatch):
     pytest.importorskip("mnist1d")
@@ -297,6 +302,7 @@ def test_mnist1d_generated_cached_and_never_downloaded(tmp_path, monkeypatch):
 
 
 # --- synthetic -------------------------------------------------------------------------------
+
 
 def test_synthetic_same_seed_same_bits_and_global_rng_untouched():
     before = torch.get_rng_state()
@@ -351,6 +357,7 @@ def test_spec_rebuilds_the_same_dataset():
 
 
 # --- names and errors ------------------------------------------------------------------------
+
 
 def test_names_and_aliases():
     assert names() == ["cifar10", "digits", "fashion-mnist", "mnist", "mnist1d", "synthetic"]

@@ -34,6 +34,7 @@ def write_csv(path: Path, header: list[str], rows: list[list]) -> Path:
 
 # --- arrays ----------------------------------------------------------------------------------
 
+
 def test_npz_with_x_y_is_split_by_initlab_stratified_and_fixed(tmp_path):
     x, y = blobs(50)
     np.savez(tmp_path / "d.npz", x=x, y=y)
@@ -52,8 +53,15 @@ def test_npz_with_x_y_is_split_by_initlab_stratified_and_fixed(tmp_path):
 def test_pt_with_four_tensors_keeps_its_split_and_maps_labels(tmp_path):
     x, y = blobs(40)
     labels = np.where(y == 1, 7, 3)  # any integers: mapped to 0..K-1 in sorted order
-    torch.save({"x_train": torch.tensor(x[:30]), "y_train": torch.tensor(labels[:30]),
-                "x_test": torch.tensor(x[30:]), "y_test": torch.tensor(labels[30:])}, tmp_path / "d.pt")
+    torch.save(
+        {
+            "x_train": torch.tensor(x[:30]),
+            "y_train": torch.tensor(labels[:30]),
+            "x_test": torch.tensor(x[30:]),
+            "y_test": torch.tensor(labels[30:]),
+        },
+        tmp_path / "d.pt",
+    )
     ds = load(str(tmp_path / "d.pt"))
     assert (ds.n_train, ds.n_test, ds.num_classes) == (30, 10, 2)
     assert ds.meta["classes"] == [3, 7] and ds.y_train.tolist() == (labels[:30] == 7).astype(int).tolist()
@@ -74,6 +82,7 @@ def test_regression_targets_are_standardized_on_train_and_recorded(tmp_path):
 
 # --- tables ----------------------------------------------------------------------------------
 
+
 def test_csv_numeric_and_categorical_columns_and_dropped_rows(tmp_path):
     rows = [[i * 0.5, ["red", "blue", "green"][i % 3], i % 2] for i in range(30)]
     rows[4][0] = ""  # a missing value: the row is dropped, not imputed
@@ -87,13 +96,16 @@ def test_csv_numeric_and_categorical_columns_and_dropped_rows(tmp_path):
     assert ds.input_shape == (4,)
 
 
-@pytest.mark.parametrize("rows, task, column, message", [
-    ([[1.0, "a"], [2.0, "b"]], "classification", "y", "labels that are not integers"),
-    ([[1.0, 0.5], [2.0, 1.5], [3.0, 2.0]], "classification", "y", "labels that are not integers"),
-    ([[1.0, "x"], [2.0, "y"]], "regression", "y", "non-numeric targets"),
-    ([[1.0, 1], [2.0, 0]], "classification", "label", "'label' is not a column.*Columns: f, y"),
-    ([[1.0, 1], [float("inf"), 0], [3.0, 1]], "classification", "y", "NaN or infinite"),
-])
+@pytest.mark.parametrize(
+    "rows, task, column, message",
+    [
+        ([[1.0, "a"], [2.0, "b"]], "classification", "y", "labels that are not integers"),
+        ([[1.0, 0.5], [2.0, 1.5], [3.0, 2.0]], "classification", "y", "labels that are not integers"),
+        ([[1.0, "x"], [2.0, "y"]], "regression", "y", "non-numeric targets"),
+        ([[1.0, 1], [2.0, 0]], "classification", "label", "'label' is not a column.*Columns: f, y"),
+        ([[1.0, 1], [float("inf"), 0], [3.0, 1]], "classification", "y", "NaN or infinite"),
+    ],
+)
 def test_bad_tables_are_one_line_user_errors(tmp_path, rows, task, column, message):
     path = write_csv(tmp_path / "bad.csv", ["f", "y"], rows)
     with pytest.raises(UserError, match=message) as info:
@@ -119,6 +131,7 @@ def test_parquet_reads_like_csv(tmp_path):
 
 # --- images ----------------------------------------------------------------------------------
 
+
 def make_image_folder(root: Path, mode: str = "RGB", size: int = 6, per_class: int = 5) -> Path:
     from PIL import Image
 
@@ -127,7 +140,9 @@ def make_image_folder(root: Path, mode: str = "RGB", size: int = 6, per_class: i
         (root / name).mkdir(parents=True, exist_ok=True)
         for i in range(per_class):
             shape = (size, size, 3) if mode == "RGB" else (size, size)
-            Image.fromarray((rng.random(shape) * 100 + 100 * c).astype(np.uint8), mode=mode).save(root / name / f"{i}.png")
+            Image.fromarray((rng.random(shape) * 100 + 100 * c).astype(np.uint8), mode=mode).save(
+                root / name / f"{i}.png"
+            )
     return root
 
 
@@ -155,6 +170,7 @@ def test_image_folder_refuses_mixed_modes_and_sizes(tmp_path):
 
 
 # --- CIFAR-10 and MNIST on disk --------------------------------------------------------------
+
 
 def make_cifar10(root: Path, n: int = 20) -> Path:
     d = root / "cifar-10-batches-py"
@@ -197,6 +213,7 @@ def test_standard_sets_need_data_dir():
 
 # --- text ------------------------------------------------------------------------------------
 
+
 def test_text_windows_are_next_token_pairs_and_short_text_is_refused(tmp_path):
     text = "abcdefghij" * 30
     (tmp_path / "t.txt").write_text(text)
@@ -212,9 +229,15 @@ def test_text_windows_are_next_token_pairs_and_short_text_is_refused(tmp_path):
 
 # --- functions, registry, identity -------------------------------------------------------------
 
+
 def make_arrays(n: int = 40):
     x, y = blobs(n)
-    return torch.tensor(x, dtype=torch.float32), torch.tensor(y), torch.tensor(x[:10], dtype=torch.float32), torch.tensor(y[:10])
+    return (
+        torch.tensor(x, dtype=torch.float32),
+        torch.tensor(y),
+        torch.tensor(x[:10], dtype=torch.float32),
+        torch.tensor(y[:10]),
+    )
 
 
 def test_registered_function_and_module_function(tmp_path, monkeypatch):
@@ -229,19 +252,30 @@ def test_registered_function_and_module_function(tmp_path, monkeypatch):
         "import numpy as np\n"
         "def arrays():\n"
         "    x = np.arange(40.0).reshape(20, 2)\n"
-        "    return {'x': x, 'y': np.arange(20) % 2}\n")
+        "    return {'x': x, 'y': np.arange(20) % 2}\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     ds = load("mydata:arrays")
     assert ds.n_train + ds.n_test == 20 and len(ds.spec["source"]["sha256"]) == 64
 
 
-@pytest.mark.parametrize("arrays, message", [
-    ({"a": np.zeros((4, 2)), "b": np.zeros(4)}, r"keys \['a', 'b'\]; expected x_train"),
-    ({"x": np.zeros((4, 2)), "y": np.zeros(3)}, "x has 4 samples but y has 3"),
-    ({"x": np.array([[0.0], [np.nan], [1.0], [2.0]]), "y": np.array([0, 1, 0, 1])}, "NaN or infinite"),
-    ({"x_train": np.zeros((0, 2)), "y_train": np.zeros(0, int), "x_test": np.zeros((2, 2)),
-      "y_test": np.array([0, 1])}, "the train split is empty"),
-])
+@pytest.mark.parametrize(
+    "arrays, message",
+    [
+        ({"a": np.zeros((4, 2)), "b": np.zeros(4)}, r"keys \['a', 'b'\]; expected x_train"),
+        ({"x": np.zeros((4, 2)), "y": np.zeros(3)}, "x has 4 samples but y has 3"),
+        ({"x": np.array([[0.0], [np.nan], [1.0], [2.0]]), "y": np.array([0, 1, 0, 1])}, "NaN or infinite"),
+        (
+            {
+                "x_train": np.zeros((0, 2)),
+                "y_train": np.zeros(0, int),
+                "x_test": np.zeros((2, 2)),
+                "y_test": np.array([0, 1]),
+            },
+            "the train split is empty",
+        ),
+    ],
+)
 def test_bad_array_files_are_user_errors(tmp_path, arrays, message):
     np.savez(tmp_path / "bad.npz", **arrays)
     with pytest.raises(UserError, match=message):

@@ -93,12 +93,15 @@ def test_tanh_deep_in_the_chaotic_phase_explodes_backward():
     assert not d.flagged("vanishing")
 
 
-@pytest.mark.parametrize(("label", "act", "scheme", "params"), [
-    ("he relu", nn.ReLU, "he_normal", {}),
-    ("lecun tanh", nn.Tanh, "lecun_normal", {}),
-    ("orthogonal tanh", nn.Tanh, "orthogonal", {}),
-    ("he gelu", nn.GELU, "he_normal", {}),
-])
+@pytest.mark.parametrize(
+    ("label", "act", "scheme", "params"),
+    [
+        ("he relu", nn.ReLU, "he_normal", {}),
+        ("lecun tanh", nn.Tanh, "lecun_normal", {}),
+        ("orthogonal tanh", nn.Tanh, "orthogonal", {}),
+        ("he gelu", nn.GELU, "he_normal", {}),
+    ],
+)
 def test_healthy_nets_raise_no_flag(label, act, scheme, params):
     d = diagnose(_init(_mlp(12, 128, act), scheme, **params), _x())
     assert d.flags == [], label
@@ -248,9 +251,18 @@ def test_functional_activations_are_invisible_and_shared_modules_are_named_per_c
 
 
 def test_conv_embedding_and_transposed_layers_are_measured():
-    conv = _init(nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1, groups=2),
-                               nn.Tanh(), nn.ConvTranspose2d(8, 4, 2, stride=2), nn.Flatten(), nn.Linear(4 * 16 * 16, 5)),
-                 "zeros")
+    conv = _init(
+        nn.Sequential(
+            nn.Conv2d(3, 8, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(8, 8, 3, padding=1, groups=2),
+            nn.Tanh(),
+            nn.ConvTranspose2d(8, 4, 2, stride=2),
+            nn.Flatten(),
+            nn.Linear(4 * 16 * 16, 5),
+        ),
+        "zeros",
+    )
     d = diagnose(conv, torch.randn(4, 3, 8, 8, generator=_gen(0)))
     assert [s.kind for s in d.layers] == ["conv", "conv", "conv_transpose", "linear"]
     assert [s.units for s in d.layers] == [8, 8, 4, 5]
@@ -267,8 +279,9 @@ def test_conv_embedding_and_transposed_layers_are_measured():
 def test_prediction_matches_a_wide_chain():
     # tanh at σ_w² = 2, σ_b² = 0.05, width 1000, batch 128, 6 layers: forward within 5%,
     # backward within 10% (gradient independence is approximate at finite width)
-    model = _init(_mlp(6, 1000, nn.Tanh, in_features=200), "variance_scaling", bias="normal",
-                  scale=2.0, distribution="normal")
+    model = _init(
+        _mlp(6, 1000, nn.Tanh, in_features=200), "variance_scaling", bias="normal", scale=2.0, distribution="normal"
+    )
     with torch.no_grad():
         for m in model:
             if isinstance(m, nn.Linear):
@@ -317,7 +330,7 @@ def test_orthogonal_deep_linear_net_is_an_isometry_and_gaussian_is_not():
 
 
 def _reference_svdvals(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    jac = [torch.autograd.functional.jacobian(model, x[i:i + 1]).reshape(-1, x[i].numel()) for i in range(len(x))]
+    jac = [torch.autograd.functional.jacobian(model, x[i : i + 1]).reshape(-1, x[i].numel()) for i in range(len(x))]
     return torch.stack([torch.linalg.svdvals(j) for j in jac])
 
 
@@ -348,8 +361,17 @@ def test_records_and_json_round_trip(tmp_path):
     d = diagnose(_init(_mlp(3, 16), "he_normal"), _x(), jacobian=True)
     records = d.to_records()
     assert [r["name"] for r in records] == ["0", "2", "4"]
-    assert {"kind", "out_mean", "out_var", "grad_var", "dead_frac", "saturated_frac", "weight_norm",
-            "pred_out_var", "pred_grad_var"} <= set(records[0])
+    assert {
+        "kind",
+        "out_mean",
+        "out_var",
+        "grad_var",
+        "dead_frac",
+        "saturated_frac",
+        "weight_norm",
+        "pred_out_var",
+        "pred_grad_var",
+    } <= set(records[0])
     payload = json.loads(json.dumps(d.to_dict()))
     assert len(payload["jacobian"]["singular_values"]) == 16  # jacobian_samples of the 64 inputs
     assert len(payload["jacobian"]["singular_values"][0]) == 10  # min(d_in, d_out)
@@ -381,8 +403,11 @@ def test_bad_input_is_a_clear_user_error():
     with pytest.raises(UserError, match=r"allowed: 0\.\.9"):
         diagnose(_mlp(3, 16), _x(), torch.full((64,), 12, dtype=torch.long))
     with pytest.raises(UserError, match="floating-point inputs"):
-        diagnose(nn.Sequential(nn.Embedding(5, 4), nn.Flatten(), nn.Linear(8, 2)), torch.zeros(3, 2, dtype=torch.long),
-                 jacobian=True)
+        diagnose(
+            nn.Sequential(nn.Embedding(5, 4), nn.Flatten(), nn.Linear(8, 2)),
+            torch.zeros(3, 2, dtype=torch.long),
+            jacobian=True,
+        )
 
 
 def test_initlab_diagnose_is_callable_however_it_was_imported():

@@ -47,8 +47,15 @@ def tiny_data(n_train: int = 200, n_test: int = 60, shape: tuple[int, ...] = (FE
 
 def mlp_factory(activation: type[nn.Module] = nn.ReLU, width: int = 10):
     def build() -> nn.Module:
-        return nn.Sequential(nn.Flatten(), nn.Linear(FEATURES, width), activation(), nn.Linear(width, width),
-                             activation(), nn.Linear(width, CLASSES))
+        return nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(FEATURES, width),
+            activation(),
+            nn.Linear(width, width),
+            activation(),
+            nn.Linear(width, CLASSES),
+        )
+
     return build
 
 
@@ -67,14 +74,17 @@ ADAM = TrainConfig(epochs=2, batch_size=32, optimizer="adam", lr=0.01, weight_de
 
 def same(a: list, b: list) -> bool:
     """Equal element by element, NaN equal to NaN (a diverged member records NaN losses)."""
-    return len(a) == len(b) and all(x == y or (isinstance(x, float) and math.isnan(x) and math.isnan(y))
-                                    for x, y in zip(a, b))
+    return len(a) == len(b) and all(
+        x == y or (isinstance(x, float) and math.isnan(x) and math.isnan(y)) for x, y in zip(a, b)
+    )
 
 
 def metrics(result):
     """Every recorded number except wall times, one flat list per member."""
-    return [[v for r in m.records for v in (r.epoch, r.step, r.train_loss, r.train_acc, r.test_loss, r.test_acc)]
-            for m in result.members]
+    return [
+        [v for r in m.records for v in (r.epoch, r.step, r.train_loss, r.train_acc, r.test_loss, r.test_acc)]
+        for m in result.members
+    ]
 
 
 def assert_params_close(a, b, atol, rtol=0.0):
@@ -91,6 +101,7 @@ def assert_params_equal(a, b):
 
 # --- backends ------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("config", [SGD, ADAM], ids=["sgd", "adam"])
 def test_mlp_vmap_and_loop_backends_agree(config):
     data = tiny_data()
@@ -103,13 +114,24 @@ def test_mlp_vmap_and_loop_backends_agree(config):
             assert ours == pytest.approx(theirs, abs=1e-5)
 
 
-@pytest.mark.parametrize("factory", [
-    mlp_factory(nn.GELU),
-    mlp_factory(lambda: nn.LeakyReLU(0.1, inplace=True)),
-    # Activations in a row (and one before the first Linear): none may overwrite what another saved.
-    lambda: nn.Sequential(nn.Tanh(), nn.Linear(FEATURES, 10), nn.Tanh(), nn.Sigmoid(), nn.ReLU(), nn.Identity(),
-                          nn.Linear(10, CLASSES, bias=False)),
-], ids=["gelu", "leaky_relu_inplace", "stacked_activations"])
+@pytest.mark.parametrize(
+    "factory",
+    [
+        mlp_factory(nn.GELU),
+        mlp_factory(lambda: nn.LeakyReLU(0.1, inplace=True)),
+        # Activations in a row (and one before the first Linear): none may overwrite what another saved.
+        lambda: nn.Sequential(
+            nn.Tanh(),
+            nn.Linear(FEATURES, 10),
+            nn.Tanh(),
+            nn.Sigmoid(),
+            nn.ReLU(),
+            nn.Identity(),
+            nn.Linear(10, CLASSES, bias=False),
+        ),
+    ],
+    ids=["gelu", "leaky_relu_inplace", "stacked_activations"],
+)
 def test_mlp_backend_with_other_activations_agrees_with_vmap(factory):
     data = tiny_data()
     x_before = data.x_train.clone()
@@ -176,6 +198,7 @@ def test_mlp_backend_refuses_other_models_by_name():
 
 # --- optimizer semantics ---------------------------------------------------------------------------
 
+
 def _reference_run(config: TrainConfig, member: Member, data: TinyData, optimizer_cls, **optimizer_kwargs):
     """One member trained the plain PyTorch way: same init, same data order, torch.optim."""
     model = mlp_factory()()
@@ -185,7 +208,7 @@ def _reference_run(config: TrainConfig, member: Member, data: TinyData, optimize
     for epoch in range(1, config.epochs + 1):
         order = torch.randperm(n, generator=derive_generator(member.seed, "data", epoch))
         for start in range(0, n, config.batch_size):
-            batch = order[start:start + config.batch_size]
+            batch = order[start : start + config.batch_size]
             optimizer.zero_grad()
             F.cross_entropy(model(data.x_train[batch]), data.y_train[batch]).backward()
             optimizer.step()
@@ -204,8 +227,15 @@ def test_sgd_matches_torch_optim_sgd_bit_for_bit(monkeypatch, fused, nesterov):
     member = Member("he_normal", 5)
     data = tiny_data()
     ours = train(mlp_factory(), [member], data, config, backend="loop").state["params"]
-    theirs = _reference_run(config, member, data, torch.optim.SGD, momentum=0.9, nesterov=nesterov,
-                            **({"fused": True} if fused else {"foreach": False}))
+    theirs = _reference_run(
+        config,
+        member,
+        data,
+        torch.optim.SGD,
+        momentum=0.9,
+        nesterov=nesterov,
+        **({"fused": True} if fused else {"foreach": False}),
+    )
     assert_params_equal({n: t[0] for n, t in ours.items()}, theirs)
 
 
@@ -218,6 +248,7 @@ def test_adam_matches_torch_optim_adam_bit_for_bit():
 
 
 # --- members, determinism, divergence ---------------------------------------------------------------
+
 
 @pytest.mark.parametrize("backend", ["mlp", "vmap"])
 def test_a_member_alone_equals_the_same_member_in_an_ensemble(backend):
@@ -281,7 +312,7 @@ def test_a_diverging_member_stops_and_the_others_equal_their_solo_runs():
         assert torch.equal(t[1], initial[name][0]), name  # frozen at its initialization
     for index, member in ((0, MEMBERS[0]), (2, MEMBERS[1])):
         solo = train(mlp_factory(), [member], data, SGD).state["params"]
-        assert_params_close({n: t[index:index + 1] for n, t in params.items()}, solo, atol=1e-6)
+        assert_params_close({n: t[index : index + 1] for n, t in params.items()}, solo, atol=1e-6)
     assert all(math.isnan(r.train_loss) for r in result.members[1].records)
     assert all(math.isfinite(r.train_loss) for r in result.members[0].records)
 
@@ -309,13 +340,16 @@ def test_divergence_in_the_middle_of_training_freezes_the_last_finite_parameters
 
 # --- checkpoints and resume -------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("backend", ["mlp", "loop"])
 def test_resume_equals_the_uninterrupted_run(backend):
     data = tiny_data()
     config = TrainConfig(epochs=3, batch_size=32, optimizer="adam", lr=0.02)
     members = MEMBERS + [Member(initlab.get_scheme("normal", std=1e18), 4, name="huge")]
     saved: list[bytes] = []
-    full = train(mlp_factory(), members, data, config, backend=backend, checkpoint=lambda s: saved.append(state_to_bytes(s)))
+    full = train(
+        mlp_factory(), members, data, config, backend=backend, checkpoint=lambda s: saved.append(state_to_bytes(s))
+    )
     assert len(saved) == 3
     state = state_from_bytes(saved[0])  # killed after epoch 1
     resumed = train(mlp_factory(), members, data, config, resume_state=state)
@@ -332,7 +366,9 @@ def test_resume_continues_to_more_epochs_and_rejects_other_settings():
     data = tiny_data()
     two = train(mlp_factory(), MEMBERS, data, SGD)
     three = train(mlp_factory(), MEMBERS, data, TrainConfig(**{**SGD.__dict__, "epochs": 3}))
-    continued = train(mlp_factory(), MEMBERS, data, TrainConfig(**{**SGD.__dict__, "epochs": 3}), resume_state=two.state)
+    continued = train(
+        mlp_factory(), MEMBERS, data, TrainConfig(**{**SGD.__dict__, "epochs": 3}), resume_state=two.state
+    )
     assert_params_equal(three.state["params"], continued.state["params"])
     with pytest.raises(ValueError, match="different config: lr=0.1, now 0.2"):
         train(mlp_factory(), MEMBERS, data, TrainConfig(**{**SGD.__dict__, "lr": 0.2}), resume_state=two.state)
@@ -346,8 +382,14 @@ def test_callbacks_report_every_epoch_and_step_and_a_member_can_be_loaded():
     data = tiny_data()
     epochs, steps = [], []
     config = TrainConfig(epochs=2, batch_size=64, lr=0.1, target=0.05)
-    result = train(mlp_factory(), MEMBERS, data, config, on_epoch=lambda e, recs: epochs.append((e, len(recs))),
-                   progress=lambda done, total: steps.append((done, total)))
+    result = train(
+        mlp_factory(),
+        MEMBERS,
+        data,
+        config,
+        on_epoch=lambda e, recs: epochs.append((e, len(recs))),
+        progress=lambda done, total: steps.append((done, total)),
+    )
     assert epochs == [(1, 3), (2, 3)]
     assert steps == [(k, 8) for k in range(1, 9)]  # 200 samples / 64 = 4 steps per epoch (last one 8)
     assert [r.step for r in result.members[0].records] == [4, 8]
@@ -367,22 +409,26 @@ def test_the_global_rng_is_left_untouched():
 
 # --- validation -----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("kwargs,message", [
-    ({"epochs": 0}, "epochs: got 0; expected an integer >= 1"),
-    ({"batch_size": -4}, "batch_size: got -4; expected an integer >= 1"),
-    ({"batch_size": 3.5}, "batch_size: got 3.5; expected an integer >= 1"),
-    ({"lr": 0}, "lr: got 0; expected a finite number > 0"),
-    ({"lr": float("nan")}, "lr: got nan; expected a finite number > 0"),
-    ({"optimizer": "rmsprop"}, "optimizer: got 'rmsprop'; expected one of sgd, adam"),
-    ({"momentum": 1.0}, "momentum: got 1.0; expected a finite number in \\[0, 1\\)"),
-    ({"momentum": 0.0, "nesterov": True}, "nesterov=True needs optimizer 'sgd' with momentum > 0"),
-    ({"weight_decay": -1e-4}, "weight_decay: got -0.0001; expected a finite number >= 0"),
-    ({"betas": (0.9, 1.5)}, "betas\\[1\\]: got 1.5; expected a finite number in \\[0, 1\\)"),
-    ({"bias_init": "he_normal"}, "bias_init 'he_normal' cannot fill a 1-D bias"),
-    ({"bias_init": "zeroes"}, "bias_init: unknown scheme 'zeroes'"),
-    ({"target": 1.5}, "target: got 1.5; expected a finite number in \\(0, 1\\]"),
-    ({"loss": "hinge"}, "loss: got 'hinge'; expected one of cross_entropy, mse"),
-])
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"epochs": 0}, "epochs: got 0; expected an integer >= 1"),
+        ({"batch_size": -4}, "batch_size: got -4; expected an integer >= 1"),
+        ({"batch_size": 3.5}, "batch_size: got 3.5; expected an integer >= 1"),
+        ({"lr": 0}, "lr: got 0; expected a finite number > 0"),
+        ({"lr": float("nan")}, "lr: got nan; expected a finite number > 0"),
+        ({"optimizer": "rmsprop"}, "optimizer: got 'rmsprop'; expected one of sgd, adam"),
+        ({"momentum": 1.0}, "momentum: got 1.0; expected a finite number in \\[0, 1\\)"),
+        ({"momentum": 0.0, "nesterov": True}, "nesterov=True needs optimizer 'sgd' with momentum > 0"),
+        ({"weight_decay": -1e-4}, "weight_decay: got -0.0001; expected a finite number >= 0"),
+        ({"betas": (0.9, 1.5)}, "betas\\[1\\]: got 1.5; expected a finite number in \\[0, 1\\)"),
+        ({"bias_init": "he_normal"}, "bias_init 'he_normal' cannot fill a 1-D bias"),
+        ({"bias_init": "zeroes"}, "bias_init: unknown scheme 'zeroes'"),
+        ({"target": 1.5}, "target: got 1.5; expected a finite number in \\(0, 1\\]"),
+        ({"loss": "hinge"}, "loss: got 'hinge'; expected one of cross_entropy, mse"),
+    ],
+)
 def test_bad_config_raises_a_value_error_naming_the_value(kwargs, message):
     with pytest.raises(ValueError, match=message):
         TrainConfig(**kwargs)
@@ -413,8 +459,12 @@ def test_bad_members_and_data_raise_value_errors():
 
 # --- per-member learning rates ---------------------------------------------------------------------
 
-MIXED = [Member("he_normal", 0, lr=0.3), Member("xavier_uniform", 1, lr=0.01, weight_decay=0.0),
-         Member("orthogonal", 0, lr=0.01, weight_decay=0.0), Member("he_normal", 0, lr=0.1)]
+MIXED = [
+    Member("he_normal", 0, lr=0.3),
+    Member("xavier_uniform", 1, lr=0.01, weight_decay=0.0),
+    Member("orthogonal", 0, lr=0.01, weight_decay=0.0),
+    Member("he_normal", 0, lr=0.1),
+]
 
 
 @pytest.mark.parametrize("backend", ["mlp", "vmap", "loop"])
@@ -427,8 +477,9 @@ def test_a_member_in_a_mixed_lr_ensemble_equals_the_member_trained_alone(backend
         wd = config.weight_decay if member.weight_decay is None else member.weight_decay
         solo_config = TrainConfig.from_dict({**config.to_dict(), "lr": member.lr, "weight_decay": wd})
         alone = train(mlp_factory(), [Member(member.scheme, member.seed)], data, solo_config, backend=backend)
-        assert_params_close({n: t[i:i + 1] for n, t in ensemble.state["params"].items()}, alone.state["params"],
-                            atol=1e-6)
+        assert_params_close(
+            {n: t[i : i + 1] for n, t in ensemble.state["params"].items()}, alone.state["params"], atol=1e-6
+        )
         assert metrics(alone)[0] == pytest.approx(metrics(ensemble)[i], abs=1e-6)
     # The rates matter: the same scheme and seed at lr 0.3 and 0.1 end apart.
     assert not torch.allclose(ensemble.state["params"]["1.weight"][0], ensemble.state["params"]["1.weight"][3])
@@ -447,11 +498,14 @@ def test_mixed_lr_members_resume_bit_for_bit():
         train(mlp_factory(), other, data, config, resume_state=states[-1])
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(lr=0.0), "Member lr: got 0.0; expected a finite number > 0"),
-    (dict(lr=float("nan")), "Member lr: got nan; expected a finite number > 0"),
-    (dict(weight_decay=-1.0), "Member weight_decay: got -1.0; expected"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(lr=0.0), "Member lr: got 0.0; expected a finite number > 0"),
+        (dict(lr=float("nan")), "Member lr: got nan; expected a finite number > 0"),
+        (dict(weight_decay=-1.0), "Member weight_decay: got -1.0; expected"),
+    ],
+)
 def test_bad_member_rates_are_named(kwargs, message):
     with pytest.raises(ValueError, match=message):
         Member("he_normal", 0, **kwargs)

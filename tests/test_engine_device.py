@@ -33,7 +33,8 @@ def test_explicit_cpu_and_auto_give_the_bits_of_a_run_without_device(factory, ba
         assert all(torch.equal(a, b) for a, b in zip(_bits(plain), _bits(moved))), device
         assert [m.records for m in moved.members] != [] and moved.state["device"] == "cpu"
         assert [r.test_acc for m in moved.members for r in m.records] == [
-            r.test_acc for m in plain.members for r in m.records]
+            r.test_acc for m in plain.members for r in m.records
+        ]
 
 
 @no_cuda
@@ -42,8 +43,10 @@ def test_auto_is_cpu_without_cuda():
 
 
 @no_cuda
-@pytest.mark.parametrize("spec,needle", [("cuda", "no CUDA"), ("cuda:7", "no CUDA"), ("tpu", "auto, cpu, cuda"),
-                                         ("gpu:0", "'gpu:0'"), (3, "3")])
+@pytest.mark.parametrize(
+    "spec,needle",
+    [("cuda", "no CUDA"), ("cuda:7", "no CUDA"), ("tpu", "auto, cpu, cuda"), ("gpu:0", "'gpu:0'"), (3, "3")],
+)
 def test_a_device_that_does_not_exist_is_a_user_error(spec, needle):
     with pytest.raises(UserError, match="device") as info:
         resolve_device(spec)
@@ -59,8 +62,10 @@ def test_reproducible_leaves_cpu_settings_alone():
     assert (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark) == before
 
 
-@pytest.mark.parametrize("text,seconds,epochs", [("120s", 120.0, None), ("5m", 300.0, None), ("3ep", None, 3),
-                                                 ("never", float("inf"), None), (None, 120.0, None)])
+@pytest.mark.parametrize(
+    "text,seconds,epochs",
+    [("120s", 120.0, None), ("5m", 300.0, None), ("3ep", None, 3), ("never", float("inf"), None), (None, 120.0, None)],
+)
 def test_checkpoint_policy_parses(text, seconds, epochs):
     policy = CheckpointPolicy.parse(text)
     assert (policy.seconds, policy.epochs) == (seconds, epochs)
@@ -82,13 +87,15 @@ def test_checkpoint_policy_rejects_bad_values(text):
 
 
 def _initlab(*args):
-    return subprocess.run([sys.executable, "-m", "initlab", *args], capture_output=True, text=True, timeout=300,
-                          env=ENV, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "initlab", *args], capture_output=True, text=True, timeout=300, env=ENV, check=False
+    )
 
 
 @no_cuda
-@pytest.mark.parametrize("device,needles", [("cuda", ["cuda", "no CUDA"]), ("cuda:7", ["cuda:7"]),
-                                            ("tpu", ["tpu", "cpu"])])
+@pytest.mark.parametrize(
+    "device,needles", [("cuda", ["cuda", "no CUDA"]), ("cuda:7", ["cuda:7"]), ("tpu", ["tpu", "cpu"])]
+)
 def test_cli_refuses_a_missing_device_in_one_line_and_writes_nothing(device, needles, tmp_path):
     store = tmp_path / "s.sqlite"
     res = _initlab("compare", *SMALL, "--device", device, "--store", str(store), "--out", str(tmp_path / "o"))

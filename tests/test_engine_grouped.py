@@ -46,8 +46,9 @@ def test_grouped_equals_the_loop_backend(name):
 
 def test_grouped_leaves_the_data_alone_with_in_place_activations():
     def factory():
-        return nn.Sequential(nn.ReLU(inplace=True), nn.Conv1d(1, 3, 3, padding=1), nn.ReLU(inplace=True),
-                             nn.Flatten(), nn.Linear(36, 3))
+        return nn.Sequential(
+            nn.ReLU(inplace=True), nn.Conv1d(1, 3, 3, padding=1), nn.ReLU(inplace=True), nn.Flatten(), nn.Linear(36, 3)
+        )
 
     data = tiny_data(shape=(1, 12))
     before = data.x_train.clone(), data.x_test.clone()

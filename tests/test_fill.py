@@ -28,8 +28,9 @@ def relu_mlp() -> nn.Module:
 
 def engine_params(scheme: str, seed: int) -> dict[str, torch.Tensor]:
     """A compare member's initial parameters, through the engine's own path (and the sweep's spec parsing)."""
-    params, _ = initial_state(relu_mlp, [Member(member_init(scheme), seed)], bias_init=get_scheme("zeros"),
-                              device=torch.device("cpu"))
+    params, _ = initial_state(
+        relu_mlp, [Member(member_init(scheme), seed)], bias_init=get_scheme("zeros"), device=torch.device("cpu")
+    )
     return {name: stacked[0] for name, stacked in params.items()}
 
 
@@ -74,8 +75,9 @@ def test_param_generator_is_the_policy_convention():
 def test_models_build_and_diagnose_fill_through_the_same_streams():
     model = initlab.models.build("mlp", input_shape=(6,), num_classes=3, width=16, depth=1, seed=4)
     name = next(n for n, p in model.named_parameters() if p.dim() == 2)
-    expected = get_scheme("torch_default").sample(tuple(model.get_parameter(name).shape),
-                                                   generator=param_generator(4, name), dtype=torch.float32)
+    expected = get_scheme("torch_default").sample(
+        tuple(model.get_parameter(name).shape), generator=param_generator(4, name), dtype=torch.float32
+    )
     assert torch.equal(model.get_parameter(name), expected)
 
 

@@ -9,9 +9,20 @@ import torch.nn.functional as F
 import initlab
 
 TORCH_CASES = [
-    ("linear", None), ("conv1d", None), ("conv2d", None), ("conv3d", None), ("conv_transpose1d", None),
-    ("conv_transpose2d", None), ("conv_transpose3d", None), ("sigmoid", None), ("tanh", None),
-    ("relu", None), ("leaky_relu", None), ("leaky_relu", 0.2), ("leaky_relu", 1), ("selu", None),
+    ("linear", None),
+    ("conv1d", None),
+    ("conv2d", None),
+    ("conv3d", None),
+    ("conv_transpose1d", None),
+    ("conv_transpose2d", None),
+    ("conv_transpose3d", None),
+    ("sigmoid", None),
+    ("tanh", None),
+    ("relu", None),
+    ("leaky_relu", None),
+    ("leaky_relu", 0.2),
+    ("leaky_relu", 1),
+    ("selu", None),
 ]
 
 
@@ -25,10 +36,19 @@ def _monte_carlo_moment_gain(fn, n=2_000_000):
     return 1 / math.sqrt(float((fn(z) ** 2).mean()))
 
 
-@pytest.mark.parametrize("name,fn", [
-    ("gelu", F.gelu), ("silu", F.silu), ("mish", F.mish), ("elu", F.elu), ("softplus", F.softplus),
-    ("tanh", torch.tanh), ("sigmoid", torch.sigmoid), ("selu", F.selu),
-])
+@pytest.mark.parametrize(
+    "name,fn",
+    [
+        ("gelu", F.gelu),
+        ("silu", F.silu),
+        ("mish", F.mish),
+        ("elu", F.elu),
+        ("softplus", F.softplus),
+        ("tanh", torch.tanh),
+        ("sigmoid", torch.sigmoid),
+        ("selu", F.selu),
+    ],
+)
 def test_moment_gain_matches_monte_carlo(name, fn):
     # 2e6 samples: the Monte Carlo relative error of E[phi^2] is ~1e-3; 4e-3 is ~4 sigma.
     numeric = initlab.gain(name, method="moment")

@@ -128,13 +128,16 @@ def test_table_and_plot(tmp_path):
     assert s.grid == (1e-3, 1e-2) and len(s.val_acc) == 2
 
 
-@pytest.mark.parametrize("kwargs, pattern", [
-    ({"optimizer": "rmsprop"}, r"optimizer 'rmsprop' is not supported; allowed: adam, sgd"),
-    ({"grid": [1e-3, -1.0]}, r"grid value -1.0 is invalid; allowed: finite numbers > 0"),
-    ({"grid": [float("inf")]}, r"grid value inf is invalid"),
-    ({"grid": []}, r"grid must be a non-empty list"),
-    ({"steps": 0}, r"steps must be an integer >= 1; got 0"),
-])
+@pytest.mark.parametrize(
+    "kwargs, pattern",
+    [
+        ({"optimizer": "rmsprop"}, r"optimizer 'rmsprop' is not supported; allowed: adam, sgd"),
+        ({"grid": [1e-3, -1.0]}, r"grid value -1.0 is invalid; allowed: finite numbers > 0"),
+        ({"grid": [float("inf")]}, r"grid value inf is invalid"),
+        ({"grid": []}, r"grid must be a non-empty list"),
+        ({"steps": 0}, r"steps must be an integer >= 1; got 0"),
+    ],
+)
 def test_bad_arguments_are_one_line_errors_and_the_model_is_untouched(kwargs, pattern):
     net = small_net()
     before = {k: v.clone() for k, v in net.state_dict().items()}

@@ -43,8 +43,15 @@ def test_drift_and_verdict():
 def test_run_grid_trains_every_width_and_lr_in_process():
     from initlab.studies.lr_transfer import DEFAULTS, run_grid
 
-    settings = {**DEFAULTS, "widths": [8, 16], "lrs": [1e-3, 1e-1], "seeds": 2, "epochs": 1, "limit_train": 64,
-                "bootstrap": 20}
+    settings = {
+        **DEFAULTS,
+        "widths": [8, 16],
+        "lrs": [1e-3, 1e-1],
+        "seeds": 2,
+        "epochs": 1,
+        "limit_train": 64,
+        "bootstrap": 20,
+    }
     grid = run_grid(settings)
     for par in ("sp", "mup"):
         rows = grid[par]["rows"]
@@ -59,9 +66,19 @@ def test_run_grid_trains_every_width_and_lr_in_process():
 @pytest.mark.slow
 def test_study_runs_tiny_through_the_cli(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    settings = ['widths=[8,16,32]', 'lrs=[0.001,0.01,0.1]', "seeds=2", "epochs=1", "limit_train=128", "bootstrap=50"]
-    cmd = [sys.executable, "-m", "initlab", "study", "lr-transfer", "--json", "--out", str(tmp_path),
-           "--store", str(tmp_path / "s.db")] + [a for s in settings for a in ("--set", s)]
+    settings = ["widths=[8,16,32]", "lrs=[0.001,0.01,0.1]", "seeds=2", "epochs=1", "limit_train=128", "bootstrap=50"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "initlab",
+        "study",
+        "lr-transfer",
+        "--json",
+        "--out",
+        str(tmp_path),
+        "--store",
+        str(tmp_path / "s.db"),
+    ] + [a for s in settings for a in ("--set", s)]
     proc = subprocess.run(cmd, check=False, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)

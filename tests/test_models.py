@@ -25,6 +25,7 @@ def _params(model):
 
 # --- MLP -------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("depth", [0, 1, 3])
 def test_mlp_layers_widths_and_output(depth):
     model = mlp(20, 5, width=16, depth=depth)
@@ -71,8 +72,11 @@ def test_mlp_without_bias():
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
-    [({"width": 0}, "width: got 0; expected an integer >= 1"), ({"depth": -1}, "depth: got -1; expected an integer >= 0"),
-     ({"activation": "relux"}, "unknown activation 'relux'. Did you mean 'relu'")],
+    [
+        ({"width": 0}, "width: got 0; expected an integer >= 1"),
+        ({"depth": -1}, "depth: got -1; expected an integer >= 0"),
+        ({"activation": "relux"}, "unknown activation 'relux'. Did you mean 'relu'"),
+    ],
 )
 def test_mlp_bad_arguments(kwargs, message):
     args = {"width": 4, "depth": 1, **kwargs}
@@ -82,10 +86,16 @@ def test_mlp_bad_arguments(kwargs, message):
 
 # --- CNN -------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("shape", "depth", "head_in"),
-    [((1, 28, 28), 2, 32 * 7 * 7), ((1, 8, 8), 3, 32 * 1 * 1), ((3, 5, 5), 4, 32 * 1 * 1),
-     ((40,), 2, 32 * 10), ((2, 16), 1, 32 * 8)],
+    [
+        ((1, 28, 28), 2, 32 * 7 * 7),
+        ((1, 8, 8), 3, 32 * 1 * 1),
+        ((3, 5, 5), 4, 32 * 1 * 1),
+        ((40,), 2, 32 * 10),
+        ((2, 16), 1, 32 * 8),
+    ],
 )
 def test_cnn_shapes_and_pooling(shape, depth, head_in):
     model = cnn(shape, 10, depth=depth)
@@ -108,6 +118,7 @@ def test_cnn_refuses_unusable_input_shape():
 
 
 # --- residual nets ---------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("norm", [None, "batch", "layer"])
 def test_resmlp_structure_and_identity_blocks(norm):
@@ -147,6 +158,7 @@ def test_bad_norm_is_a_user_error():
 
 
 # --- build: names, determinism, initialization ------------------------------------------------
+
 
 def test_architectures_and_defaults():
     assert architectures() == ["cnn", "mlp", "rescnn", "resmlp", "transformer"]
@@ -219,7 +231,7 @@ def test_unknown_model_and_extra_arguments():
 
 # --- "module:function" factories ---------------------------------------------------------------
 
-FACTORY_SOURCE = '''
+FACTORY_SOURCE = """
 from torch import nn
 
 calls = []
@@ -248,7 +260,7 @@ class Zoo:
         return nn.Linear(2, num_classes)
 
 VALUE = 3
-'''
+"""
 
 
 @pytest.fixture

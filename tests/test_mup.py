@@ -18,8 +18,9 @@ from initlab.policy import Plan
 
 
 def mlp(width: int, d_in: int = 16, classes: int = 10) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(d_in, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU(),
-                         nn.Linear(width, classes))
+    return nn.Sequential(
+        nn.Linear(d_in, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU(), nn.Linear(width, classes)
+    )
 
 
 class Block(nn.Module):
@@ -68,14 +69,21 @@ def test_mlp_follows_table_3_hand_computed():
     model = mlp(256)
     plan = initlab.initialize(model, "mup", base_width=64, seed=0)
     expected = {  # class, init std x, Adam lr x, SGD lr x
-        "0.weight": ("input", 1.0, 1.0, 4.0), "0.bias": ("input", 1.0, 1.0, 4.0),
-        "2.weight": ("hidden", 1.0, 0.25, 1.0), "2.bias": ("input", 1.0, 1.0, 4.0),
-        "4.weight": ("output", 0.5, 0.25, 0.25), "4.bias": ("fixed", 1.0, 1.0, 1.0),
+        "0.weight": ("input", 1.0, 1.0, 4.0),
+        "0.bias": ("input", 1.0, 1.0, 4.0),
+        "2.weight": ("hidden", 1.0, 0.25, 1.0),
+        "2.bias": ("input", 1.0, 1.0, 4.0),
+        "4.weight": ("output", 0.5, 0.25, 0.25),
+        "4.bias": ("fixed", 1.0, 1.0, 1.0),
     }
     for name, (klass, std, adam, sgd) in expected.items():
         m = mup_of(plan, name)
-        assert (m["class"], m["init_std_mult"], m["lr_mult_adam"], m["lr_mult_sgd"]) == \
-            (klass, pytest.approx(std), pytest.approx(adam), pytest.approx(sgd)), name
+        assert (m["class"], m["init_std_mult"], m["lr_mult_adam"], m["lr_mult_sgd"]) == (
+            klass,
+            pytest.approx(std),
+            pytest.approx(adam),
+            pytest.approx(sgd),
+        ), name
         assert "Table 3" in m["reason"]
     # readout std: sqrt(1/256) * 0.5 = 1/32 (2560 draws: relative s.e. of a std ~ 1.4%; 6% tolerance)
     assert model[4].weight.std().item() == pytest.approx(1 / 32, rel=0.06)
@@ -95,16 +103,23 @@ def test_transformer_block_follows_table_3():
     plan = initlab.plan(Block(d), "mup", base_width=base)
     expected = {  # class, Adam lr x, SGD lr x, init std x
         "emb.weight": ("input", 1.0, 4.0, 1.0),
-        "ln1.weight": ("input", 1.0, 4.0, 1.0), "ln1.bias": ("input", 1.0, 4.0, 1.0),
-        "qkv.weight": ("hidden", 0.25, 1.0, 1.0), "qkv.bias": ("input", 1.0, 4.0, 1.0),
+        "ln1.weight": ("input", 1.0, 4.0, 1.0),
+        "ln1.bias": ("input", 1.0, 4.0, 1.0),
+        "qkv.weight": ("hidden", 0.25, 1.0, 1.0),
+        "qkv.bias": ("input", 1.0, 4.0, 1.0),
         "proj.weight": ("hidden", 0.25, 1.0, 1.0),
-        "fc1.weight": ("hidden", 0.25, 1.0, 1.0), "fc2.weight": ("hidden", 0.25, 1.0, 1.0),
+        "fc1.weight": ("hidden", 0.25, 1.0, 1.0),
+        "fc2.weight": ("hidden", 0.25, 1.0, 1.0),
         "head.weight": ("output", 0.25, 0.25, 0.5),
     }
     for name, (klass, adam, sgd, std) in expected.items():
         m = mup_of(plan, name)
-        assert (m["class"], m["lr_mult_adam"], m["lr_mult_sgd"], m["init_std_mult"]) == \
-            (klass, pytest.approx(adam), pytest.approx(sgd), pytest.approx(std)), name
+        assert (m["class"], m["lr_mult_adam"], m["lr_mult_sgd"], m["init_std_mult"]) == (
+            klass,
+            pytest.approx(adam),
+            pytest.approx(sgd),
+            pytest.approx(std),
+        ), name
 
 
 def test_tied_embedding_readout_is_one_input_tensor_with_an_output_multiplier():
@@ -158,8 +173,10 @@ def test_plan_with_mup_records_round_trips_through_json():
 def test_param_groups_give_the_expected_lr_per_parameter():
     model = mlp(256)
     plan = initlab.initialize(model, "mup", base_width=64, seed=0)
-    for optimizer, expected in (("adam", {"0.weight": 1e-2, "2.weight": 2.5e-3, "4.weight": 2.5e-3, "4.bias": 1e-2}),
-                                ("sgd", {"0.weight": 4e-2, "2.weight": 1e-2, "4.weight": 2.5e-3, "2.bias": 4e-2})):
+    for optimizer, expected in (
+        ("adam", {"0.weight": 1e-2, "2.weight": 2.5e-3, "4.weight": 2.5e-3, "4.bias": 1e-2}),
+        ("sgd", {"0.weight": 4e-2, "2.weight": 1e-2, "4.weight": 2.5e-3, "2.bias": 4e-2}),
+    ):
         groups = param_groups(model, plan, 1e-2, optimizer)
         lr_of = {n: g["lr"] for g in groups for n in g["names"]}
         assert sorted(lr_of) == sorted(n for n, _ in model.named_parameters())
@@ -210,8 +227,9 @@ def _cli(*args: str):
     import sys
 
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "initlab", *args], check=False, capture_output=True, text=True,
-                          env=env, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "initlab", *args], check=False, capture_output=True, text=True, env=env, timeout=300
+    )
 
 
 def test_cli_bad_input_exits_2_with_one_line():
@@ -227,8 +245,19 @@ def test_cli_bad_input_exits_2_with_one_line():
 
 
 def test_cli_coord_check_json_flags_the_sp_readout():
-    proc = _cli("diagnose", "--coord-check", "--widths", "64,128,256,512", "--parametrization", "sp",
-                "--input-shape", "16", "--batch", "32", "--json")
+    proc = _cli(
+        "diagnose",
+        "--coord-check",
+        "--widths",
+        "64,128,256,512",
+        "--parametrization",
+        "sp",
+        "--input-shape",
+        "16",
+        "--batch",
+        "32",
+        "--json",
+    )
     assert proc.returncode == 0, proc.stderr
     import json
 

@@ -41,7 +41,9 @@ def reference_critical_gain(activation: str, depth: int) -> float:
 @pytest.mark.parametrize("activation, depth", [("tanh", 12), ("tanh", 60), ("gelu", 12), ("elu", 30), ("softsign", 20)])
 def test_tabulated_critical_gain_matches_the_layer_by_layer_quadrature(activation, depth):
     # Tables: linear interpolation of log-moments in log q with step 0.002, ~5e-7 relative per layer.
-    assert depth_critical_gain(activation, None, depth) == pytest.approx(reference_critical_gain(activation, depth), rel=1e-6)
+    assert depth_critical_gain(activation, None, depth) == pytest.approx(
+        reference_critical_gain(activation, depth), rel=1e-6
+    )
 
 
 def test_log_gain_with_bias_variance_matches_the_quadrature():
@@ -75,8 +77,24 @@ class TracedSequential(nn.Sequential):
 def zoo() -> list[list[nn.Module]]:
     return [
         [nn.Linear(8, 16), nn.Tanh(), nn.Linear(16, 16), nn.Tanh(), nn.Linear(16, 3)],
-        [nn.Linear(8, 16), nn.ReLU(), nn.Dropout(0.1), nn.Linear(16, 16), nn.LeakyReLU(0.2), nn.Linear(16, 3), nn.Softmax(-1)],
-        [nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 4, 3), nn.GELU(), nn.Flatten(), nn.Linear(4, 2)],
+        [
+            nn.Linear(8, 16),
+            nn.ReLU(),
+            nn.Dropout(0.1),
+            nn.Linear(16, 16),
+            nn.LeakyReLU(0.2),
+            nn.Linear(16, 3),
+            nn.Softmax(-1),
+        ],
+        [
+            nn.Conv2d(3, 4, 3),
+            nn.BatchNorm2d(4),
+            nn.ReLU(),
+            nn.Conv2d(4, 4, 3),
+            nn.GELU(),
+            nn.Flatten(),
+            nn.Linear(4, 2),
+        ],
         [nn.Linear(8, 8), nn.Linear(8, 8), nn.SELU(), nn.Linear(8, 2), nn.Sigmoid()],
         [layer for _ in range(10) for layer in (nn.Linear(8, 8), nn.Tanh())] + [nn.Linear(8, 2)],
     ]
@@ -96,7 +114,10 @@ def test_untraced_sequential_plan_equals_the_traced_plan(index):
 def test_a_module_used_twice_is_still_traced():
     shared = nn.Linear(8, 8)
     net = nn.Sequential(shared, nn.Tanh(), shared, nn.Linear(8, 2))
-    assert plan(net)["0.weight"].scheme == plan(TracedSequential(shared, nn.Tanh(), shared, nn.Linear(8, 2)))["0.weight"].scheme
+    assert (
+        plan(net)["0.weight"].scheme
+        == plan(TracedSequential(shared, nn.Tanh(), shared, nn.Linear(8, 2)))["0.weight"].scheme
+    )
 
 
 def relu_chain(depth: int, width: int, act: type[nn.Module] = nn.ReLU) -> nn.Sequential:
@@ -119,11 +140,14 @@ def test_auto_uses_looks_linear_beyond_hes_predicted_trainable_depth():
         torch.testing.assert_close(net(-x), -net(x), rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("net", [
-    relu_chain(12, 128),  # 5 * 12 / 128 < 1: He is predicted to train
-    relu_chain(40, 33),  # odd width: no mirrored pairs
-    relu_chain(40, 32, nn.LeakyReLU),  # not ReLU
-    nn.Sequential(*relu_chain(40, 32)[:-3], nn.Linear(32, 32), nn.Tanh(), nn.Linear(32, 5)),  # mixed
-])
+@pytest.mark.parametrize(
+    "net",
+    [
+        relu_chain(12, 128),  # 5 * 12 / 128 < 1: He is predicted to train
+        relu_chain(40, 33),  # odd width: no mirrored pairs
+        relu_chain(40, 32, nn.LeakyReLU),  # not ReLU
+        nn.Sequential(*relu_chain(40, 32)[:-3], nn.Linear(32, 32), nn.Tanh(), nn.Linear(32, 5)),  # mixed
+    ],
+)
 def test_auto_keeps_he_where_looks_linear_does_not_apply(net):
     assert plan(net)["2.weight"].scheme == "he_normal"

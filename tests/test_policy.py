@@ -16,7 +16,9 @@ from initlab.policy import Plan, initialize, plan
 from initlab.policy.rules import DEEP_PLAIN_MIN_DEPTH
 
 
-def mlp(act: type[nn.Module] | nn.Module, depth: int = 3, width: int = 32, inp: int = 16, out: int = 5) -> nn.Sequential:
+def mlp(
+    act: type[nn.Module] | nn.Module, depth: int = 3, width: int = 32, inp: int = 16, out: int = 5
+) -> nn.Sequential:
     layers: list[nn.Module] = []
     fan = inp
     for _ in range(depth):
@@ -26,6 +28,7 @@ def mlp(act: type[nn.Module] | nn.Module, depth: int = 3, width: int = 32, inp: 
 
 
 # --- activation families -------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     "act, scheme, params",
@@ -88,9 +91,15 @@ def test_functional_activations_are_read_from_the_trace():
 
 def test_cnn_conv_layers_get_he_fan_in_and_the_head_xavier():
     net = nn.Sequential(
-        nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(8, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(), nn.Linear(16, 10),
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(8, 16, 3, padding=1),
+        nn.BatchNorm2d(16),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(16, 10),
     )
     p = plan(net)
     assert p["0.weight"].params == {"a": 0.0, "mode": "fan_in", "nonlinearity": "relu"}
@@ -151,6 +160,7 @@ def test_depth_critical_gain_keeps_the_gradient_variance_over_depth():
 
 # --- residual, recurrent, attention, embeddings ---------------------------------------------------
 
+
 class BasicBlock(nn.Module):
     """ResNet basic block (He et al. 2016) with a projection shortcut when the shape changes."""
 
@@ -172,9 +182,14 @@ class BasicBlock(nn.Module):
 
 def resnet() -> nn.Sequential:
     return nn.Sequential(
-        nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU(),
-        BasicBlock(8, 8), BasicBlock(8, 16, stride=2),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10),
+        nn.Conv2d(3, 8, 3, padding=1, bias=False),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        BasicBlock(8, 8),
+        BasicBlock(8, 16, stride=2),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(16, 10),
     )
 
 
@@ -257,11 +272,11 @@ def test_lstm_and_gru_get_per_gate_orthogonal_recurrence_and_forget_bias_one():
     for layer in (0, 1):
         w = getattr(net.lstm, f"weight_hh_l{layer}")
         for gate in range(4):
-            block = w[gate * hidden:(gate + 1) * hidden]
+            block = w[gate * hidden : (gate + 1) * hidden]
             assert torch.allclose(block @ block.T, torch.eye(hidden), atol=1e-5)
         bias = getattr(net.lstm, f"bias_ih_l{layer}")
-        assert torch.equal(bias[hidden:2 * hidden], torch.ones(hidden))
-        assert not bias[:hidden].any() and not bias[2 * hidden:].any()
+        assert torch.equal(bias[hidden : 2 * hidden], torch.ones(hidden))
+        assert not bias[:hidden].any() and not bias[2 * hidden :].any()
         assert not getattr(net.lstm, f"bias_hh_l{layer}").any()
     # The gates are drawn separately: no two gate blocks are equal.
     w = net.gru.weight_hh_l0
@@ -334,6 +349,7 @@ def test_a_module_with_its_own_reset_parameters_and_no_rule_is_kept():
 
 # --- policies and overrides -------------------------------------------------------------------------
 
+
 def test_a_scheme_name_policy_fills_every_weight_and_zeroes_biases():
     net = nn.Sequential(nn.Linear(4, 8), nn.LayerNorm(8), nn.Tanh(), nn.Linear(8, 2))
     p = plan(net, "kaiming")
@@ -396,6 +412,7 @@ def test_bad_policy_and_model_types_are_user_errors():
 
 # --- the plan as data -------------------------------------------------------------------------------
 
+
 def test_plan_touches_no_weight_and_the_global_rng():
     net = resnet()
     enc = nn.TransformerEncoder(nn.TransformerEncoderLayer(8, 2, 16), 1, enable_nested_tensor=False)
@@ -437,7 +454,10 @@ def test_a_plan_for_another_model_is_rejected():
     with pytest.raises(ValueError, match="shape"):
         plan(mlp(nn.ReLU, width=16), p)
     with pytest.raises(ValueError, match="does not have"):
-        plan(nn.Sequential(nn.Linear(16, 32)), p.with_(entries=p.entries + (p.entries[0].__class__("x.weight", "zeros"),)))
+        plan(
+            nn.Sequential(nn.Linear(16, 32)),
+            p.with_(entries=p.entries + (p.entries[0].__class__("x.weight", "zeros"),)),
+        )
 
 
 def test_a_tampered_plan_dict_is_validated():

@@ -113,8 +113,15 @@ def test_bad_seed_is_a_user_error():
 
 # --- LSUV -------------------------------------------------------------------------------------------
 
+
 def deep_relu(depth: int = 8, width: int = 64) -> nn.Sequential:
-    layers: list[nn.Module] = [nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 8 * 8, width), nn.ReLU()]
+    layers: list[nn.Module] = [
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(8 * 8 * 8, width),
+        nn.ReLU(),
+    ]
     for _ in range(depth):
         layers += [nn.Linear(width, width), nn.ReLU()]
     return nn.Sequential(*layers, nn.Linear(width, 10))
@@ -183,6 +190,7 @@ def test_lsuv_skips_zero_initialized_residual_layers():
 
 # --- introspection fallbacks --------------------------------------------------------------------------
 
+
 class DataDependent(nn.Module):
     """Control flow on values: torch.fx cannot trace it."""
 
@@ -250,6 +258,7 @@ def test_lsuv_reports_a_layer_the_forward_never_calls():
 
 # --- hooks: residual branches found on values; warnings for kept parameters ----------------------
 
+
 class DataDependentResidual(nn.Module):
     """Untraceable (control flow on values) residual MLP: hooks find x + f(x) on values."""
 
@@ -304,8 +313,13 @@ def test_many_kept_parameters_warn_and_name_them():
 
 
 def test_grouped_and_depthwise_convs_use_their_true_fans():
-    net = nn.Sequential(nn.Conv2d(16, 16, 3, groups=16, padding=1), nn.Tanh(),
-                        nn.ConvTranspose2d(16, 32, 3, groups=8), nn.ReLU(), nn.Conv2d(32, 4, 1))
+    net = nn.Sequential(
+        nn.Conv2d(16, 16, 3, groups=16, padding=1),
+        nn.Tanh(),
+        nn.ConvTranspose2d(16, 32, 3, groups=8),
+        nn.ReLU(),
+        nn.Conv2d(32, 4, 1),
+    )
     p = initialize(net, seed=0)
     assert "16-group" in p["0.weight"].reason
     # Xavier for tanh on a depthwise 3x3: fan_in = fan_out = 9, Var = (5/3)^2 / 9 (torch's fan_out says 144)

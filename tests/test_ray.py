@@ -34,8 +34,18 @@ NO_RAY = "ray not installed: pip install 'initlab[ray]'"
 
 # 2 schemes x 3 seeds, 2 members per cell -> 3 cells of 2 epochs x 45 steps each.
 CONFIG = CompareConfig(schemes=("he_normal", "xavier_uniform"), seeds=(0, 1, 2), epochs=2, width=16, chunk_size=2)
-CLI_SETTINGS = ["--schemes", "he_normal,xavier_uniform", "--seeds", "3", "--epochs", "2", "--width", "16",
-                "--chunk-size", "2"]
+CLI_SETTINGS = [
+    "--schemes",
+    "he_normal,xavier_uniform",
+    "--seeds",
+    "3",
+    "--epochs",
+    "2",
+    "--width",
+    "16",
+    "--chunk-size",
+    "2",
+]
 TIMING_FIELDS = {"wall_time", "experiment_id"}  # differ between any two runs; everything else must not
 HINT = "pip install 'initlab[ray]'"
 SUBPROCESS_ENV = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"} | {"OMP_NUM_THREADS": "1"}
@@ -91,8 +101,7 @@ def local(tmp_path_factory):
 def ray_instance():
     if ray is None:
         pytest.skip(NO_RAY)
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
-             logging_level=logging.ERROR)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
     yield
     ray.shutdown()
 
@@ -111,9 +120,26 @@ def dataset():
 def test_cli_compare_on_ray_end_to_end(local, tmp_path):
     store = tmp_path / "cli.sqlite"
     res = subprocess.run(
-        [sys.executable, "-m", "initlab", "compare", *CLI_SETTINGS, "--backend", "ray", "--store", str(store),
-         "--out", str(tmp_path / "report"), "--json"],
-        capture_output=True, text=True, timeout=600, env=SUBPROCESS_ENV, cwd=tmp_path)
+        [
+            sys.executable,
+            "-m",
+            "initlab",
+            "compare",
+            *CLI_SETTINGS,
+            "--backend",
+            "ray",
+            "--store",
+            str(store),
+            "--out",
+            str(tmp_path / "report"),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=SUBPROCESS_ENV,
+        cwd=tmp_path,
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     out = json.loads(res.stdout)
     assert len(out["runs"]) == 6 and all(r["status"] == "ok" for r in out["runs"])
@@ -151,8 +177,9 @@ def test_dead_worker_is_retried_and_every_cell_lands_once(ray_instance, local, d
     advanced: list[int] = []
     with open_store(path) as db:
         experiment = db.create_experiment(CONFIG.to_dict())
-        submitted = ray_backend.run_ray(db, experiment.id, CONFIG, make_cells(CONFIG), dataset, advanced.append,
-                                        cell_task=dies_once_in_cell_1)
+        submitted = ray_backend.run_ray(
+            db, experiment.id, CONFIG, make_cells(CONFIG), dataset, advanced.append, cell_task=dies_once_in_cell_1
+        )
     assert crashed.exists()
     assert attempts(starts) == {0: 1, 1: 2, 2: 1}  # the dead attempt was retried once, by Ray
     assert sorted(submitted) == [0, 1, 2]  # the driver itself submitted each cell once
@@ -182,8 +209,17 @@ def test_resume_submits_only_pending_cells_and_continues_checkpoints(ray_instanc
         # Cell 0 committed before the resume, by a driver that was then killed.
         db.commit_runs(
             experiment.id,
-            [dataclasses.replace(r, experiment_id=experiment.id) for r in ref.runs(done.id) if (r.scheme, r.seed) in first],
-            [dataclasses.replace(e, experiment_id=experiment.id) for e in ref.epochs(done.id) if (e.scheme, e.seed) in first])
+            [
+                dataclasses.replace(r, experiment_id=experiment.id)
+                for r in ref.runs(done.id)
+                if (r.scheme, r.seed) in first
+            ],
+            [
+                dataclasses.replace(e, experiment_id=experiment.id)
+                for e in ref.epochs(done.id)
+                if (e.scheme, e.seed) in first
+            ],
+        )
         # Cell 2 left half-done by a local run: its checkpoint after epoch 1.
         from initlab.data import load
 
@@ -208,8 +244,9 @@ def test_cell_error_reaches_the_caller_as_itself(ray_instance, dataset, tmp_path
     with open_store(tmp_path / "err.sqlite") as db:
         experiment = db.create_experiment(CONFIG.to_dict())
         with pytest.raises(UserError, match=r"^cell \d: width 16 is not allowed here$"):
-            ray_backend.run_ray(db, experiment.id, CONFIG, make_cells(CONFIG), dataset, lambda n: None,
-                                cell_task=bad_cell)
+            ray_backend.run_ray(
+                db, experiment.id, CONFIG, make_cells(CONFIG), dataset, lambda n: None, cell_task=bad_cell
+            )
         assert db.runs(experiment.id) == []
 
 
@@ -231,9 +268,25 @@ def test_cli_without_ray_exits_2_with_one_line(tmp_path):
     (hidden / "ray.py").write_text("raise ImportError(\"No module named 'ray'\")\n")
     env = SUBPROCESS_ENV | {"PYTHONPATH": os.pathsep.join([str(hidden), os.environ.get("PYTHONPATH", "")])}
     store = tmp_path / "s.sqlite"
-    res = subprocess.run([sys.executable, "-m", "initlab", "compare", *CLI_SETTINGS, "--backend", "ray",
-                          "--store", str(store), "--json"], capture_output=True, text=True, timeout=120, env=env,
-                         cwd=tmp_path)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "initlab",
+            "compare",
+            *CLI_SETTINGS,
+            "--backend",
+            "ray",
+            "--store",
+            str(store),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=tmp_path,
+    )
     assert res.returncode == 2, res.stderr
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and HINT in lines[0] and lines[0].startswith("initlab compare: error:")

@@ -19,11 +19,32 @@ def data():
         for seed in range(4):
             final = 0.1 if s == "zeros" else 0.9 + 0.01 * seed
             for ep in (1, 2, 3):
-                epochs.append(dict(scheme=s, seed=seed, epoch=ep, step=10 * ep, train_loss=1.0 / ep,
-                                   train_acc=final, test_loss=1.0, test_acc=final * ep / 3, wall_time=0.1 * ep))
-            runs.append(dict(scheme=s, seed=seed, status="diverged" if (s, seed) == ("zeros", 3) else "ok",
-                             test_acc=final, test_loss=1.0, train_acc=final, train_loss=0.3,
-                             diverged_step=5 if (s, seed) == ("zeros", 3) else None, wall_time=0.3))
+                epochs.append(
+                    dict(
+                        scheme=s,
+                        seed=seed,
+                        epoch=ep,
+                        step=10 * ep,
+                        train_loss=1.0 / ep,
+                        train_acc=final,
+                        test_loss=1.0,
+                        test_acc=final * ep / 3,
+                        wall_time=0.1 * ep,
+                    )
+                )
+            runs.append(
+                dict(
+                    scheme=s,
+                    seed=seed,
+                    status="diverged" if (s, seed) == ("zeros", 3) else "ok",
+                    test_acc=final,
+                    test_loss=1.0,
+                    train_acc=final,
+                    train_loss=0.3,
+                    diverged_step=5 if (s, seed) == ("zeros", 3) else None,
+                    wall_time=0.3,
+                )
+            )
     config = {"schemes": schemes, "reference": "he_normal", "target": 0.6, "dataset": "digits", "epochs": 3}
     signal = {s: [dict(out_var=1.0, grad_var=1e-3 * (i + 1)) for i in range(3)] for s in schemes}
     return ReportData.from_records("exp1", config, runs, epochs, signal=signal, created="2026-11-29")

@@ -25,8 +25,14 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
 def initlab(*args, env=None, cwd=None, timeout=300):
-    return subprocess.run([sys.executable, "-m", "initlab", *args], capture_output=True, text=True,
-                          timeout=timeout, env={**ENV, **(env or {})}, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "initlab", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**ENV, **(env or {})},
+        cwd=cwd,
+    )
 
 
 def one_line_exit_2(res, *needles):
@@ -42,6 +48,7 @@ def one_line_exit_2(res, *needles):
 @contextlib.contextmanager
 def time_limit(seconds: int):
     """Fail instead of hanging: SIGALRM interrupts a Python loop that never ends."""
+
     def hung(signum, frame):
         raise TimeoutError(f"still running after {seconds} s: the former infinite loop is back")
 
@@ -90,18 +97,22 @@ def test_diagnose_with_overflowing_weights_ends_and_reports_nonfinite_outputs(ge
 
 
 def test_diagnose_cli_with_std_1e15_ends_with_a_nonfinite_flag():
-    res = initlab("diagnose", "--scheme", "random_normal", "--param", "std=1e15", "--width", "32", "--batch", "32",
-                  timeout=120)
+    res = initlab(
+        "diagnose", "--scheme", "random_normal", "--param", "std=1e15", "--width", "32", "--batch", "32", timeout=120
+    )
     assert res.returncode == 0, res.stderr
     assert "nonfinite:" in res.stdout
 
 
-@pytest.mark.parametrize("spec,dtype", [
-    (("random_normal", {"std": 1e30}), torch.float32),
-    (("constant", {"val": 1e20}), torch.float32),
-    (("he_normal", {}), None),  # placeholder replaced below: he_normal is fine in every dtype
-    (("constant", {"val": 300.0}), torch.float16),
-])
+@pytest.mark.parametrize(
+    "spec,dtype",
+    [
+        (("random_normal", {"std": 1e30}), torch.float32),
+        (("constant", {"val": 1e20}), torch.float32),
+        (("he_normal", {}), None),  # placeholder replaced below: he_normal is fine in every dtype
+        (("constant", {"val": 300.0}), torch.float16),
+    ],
+)
 def test_scheme_draws_absurd_for_the_dtype_are_refused(spec, dtype, gen):
     name, params = spec
     scheme = get_scheme(name, **params)
@@ -118,8 +129,20 @@ def test_scheme_draws_absurd_for_the_dtype_are_refused(spec, dtype, gen):
 
 def test_compare_with_an_absurd_scheme_is_refused_before_the_store_is_touched(tmp_path):
     store = tmp_path / "s.sqlite"
-    res = initlab("compare", "--schemes", "random_normal(std=1e30),he_normal", "--seeds", "2", "--epochs", "1",
-                  "--width", "8", "--store", str(store), timeout=120)
+    res = initlab(
+        "compare",
+        "--schemes",
+        "random_normal(std=1e30),he_normal",
+        "--seeds",
+        "2",
+        "--epochs",
+        "1",
+        "--width",
+        "8",
+        "--store",
+        str(store),
+        timeout=120,
+    )
     one_line_exit_2(res, "random_normal", "1e+30", "allowed")
     assert not store.exists()
 
@@ -134,8 +157,9 @@ def test_statistics_skip_nonfinite_values_and_count_only_finite_ones():
 # ---- 2. memory pre-flight -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("arch,shape", [("mlp", (1, 8, 8)), ("cnn", (1, 12, 12)), ("resmlp", (20,)),
-                                        ("rescnn", (3, 8, 8))])
+@pytest.mark.parametrize(
+    "arch,shape", [("mlp", (1, 8, 8)), ("cnn", (1, 12, 12)), ("resmlp", (20,)), ("rescnn", (3, 8, 8))]
+)
 def test_footprint_counts_the_parameters_of_the_real_model(arch, shape):
     fp = memory.model_footprint(arch, input_shape=shape, num_classes=7, width=12, depth=2)
     real = build(arch, input_shape=shape, num_classes=7, width=12, depth=2)
@@ -145,15 +169,14 @@ def test_footprint_counts_the_parameters_of_the_real_model(arch, shape):
 
 def test_footprint_of_a_huge_mlp_allocates_nothing_and_adds_up_by_hand():
     fp = memory.model_footprint("mlp", input_shape=(784,), num_classes=10, width=100_000, depth=2)
-    assert fp.parameters == 784 * 100_000 + 100_000 + 100_000 ** 2 + 100_000 + 100_000 * 10 + 10
+    assert fp.parameters == 784 * 100_000 + 100_000 + 100_000**2 + 100_000 + 100_000 * 10 + 10
     # flatten 784, fc1 + act1, fc2 + act2 (100000 each), out 10
     assert fp.activations == 784 + 4 * 100_000 + 10 and fp.largest_activation == 100_000
 
 
 def test_training_estimate_follows_its_formulas():
     fp = memory.Footprint(parameters=1000, activations=300, largest_activation=100)
-    est = memory.training_estimate(fp, members=3, batch_size=8, optimizer="adam", eval_batch_size=16,
-                                   data_bytes=5)
+    est = memory.training_estimate(fp, members=3, batch_size=8, optimizer="adam", eval_batch_size=16, data_bytes=5)
     parts = dict(est.parts)
     assert parts["parameters"] == parts["gradients"] == 3 * 1000 * 4
     assert parts["optimizer state"] == 2 * 3 * 1000 * 4 and parts["checkpoint"] == 3 * 3 * 1000 * 4
@@ -185,12 +208,15 @@ def test_available_memory_reads_the_override_and_rejects_nonsense(monkeypatch):
     assert n > 0 and source in ("MemAvailable", "cgroup", "sysconf", "unknown")
 
 
-@pytest.mark.parametrize("args,needles", [
-    (["compare", "--width", "100000", "--seeds", "2", "--epochs", "1"], ["compare needs about", "--width"]),
-    (["diagnose", "--batch", "100000000"], ["diagnose needs about", "--batch"]),
-    (["diagnose", "--width", "20000"], ["diagnose needs about", "--width"]),
-    (["plan", "--model", "mlp", "--width", "100000"], ["plan needs about", "--width"]),
-])
+@pytest.mark.parametrize(
+    "args,needles",
+    [
+        (["compare", "--width", "100000", "--seeds", "2", "--epochs", "1"], ["compare needs about", "--width"]),
+        (["diagnose", "--batch", "100000000"], ["diagnose needs about", "--batch"]),
+        (["diagnose", "--width", "20000"], ["diagnose needs about", "--width"]),
+        (["plan", "--model", "mlp", "--width", "100000"], ["plan needs about", "--width"]),
+    ],
+)
 def test_too_big_for_memory_is_one_line_before_any_work(args, needles, tmp_path):
     store = ["--store", str(tmp_path / "s.sqlite")] if args[0] == "compare" else []
     res = initlab(*args, *store, env={memory.ENV_LIMIT: "1G"}, cwd=tmp_path)
@@ -203,12 +229,26 @@ def test_compare_picks_the_chunk_size_from_the_estimate_and_says_so(tmp_path):
     from initlab.store import open_store
 
     store = tmp_path / "s.sqlite"
-    args = ["compare", "--schemes", "he_normal,zeros", "--seeds", "3", "--epochs", "1", "--width", "64",
-            "--store", str(store), "--out", str(tmp_path / "o")]
+    args = [
+        "compare",
+        "--schemes",
+        "he_normal,zeros",
+        "--seeds",
+        "3",
+        "--epochs",
+        "1",
+        "--width",
+        "64",
+        "--store",
+        str(store),
+        "--out",
+        str(tmp_path / "o"),
+    ]
     fp = memory.model_footprint("mlp", input_shape=(64,), num_classes=10, width=64, depth=2)
-    kw = dict(batch_size=32, optimizer="sgd", momentum=0.9, eval_batch_size=360,
-              data_bytes=1797 * 64 * 4 + 1797 * 8)
-    per_member = memory.training_estimate(fp, members=1, **kw).total - memory.training_estimate(fp, members=0, **kw).total
+    kw = dict(batch_size=32, optimizer="sgd", momentum=0.9, eval_batch_size=360, data_bytes=1797 * 64 * 4 + 1797 * 8)
+    per_member = (
+        memory.training_estimate(fp, members=1, **kw).total - memory.training_estimate(fp, members=0, **kw).total
+    )
     fixed = memory.training_estimate(fp, members=0, **kw).total
     limit = int((fixed + 2.5 * per_member) / memory.HEADROOM)  # room for 2 members, not 3
     res = initlab(*args, env={memory.ENV_LIMIT: str(limit)})

@@ -31,6 +31,7 @@ def draw(name, shape, seed=0, **params):
 
 # --- expected marginal distributions (scipy frozen distributions) ------------------------------
 
+
 def _fan(shape, mode):
     fi, fo = compute_fans(shape)
     return {"fan_in": fi, "fan_out": fo, "fan_avg": (fi + fo) / 2}[mode]
@@ -52,8 +53,18 @@ DISTRIBUTION_CASES = [
     ("random_normal", {}, BIG_2D, lambda s: stats.norm(0, 0.01)),
     ("random_normal", {"mean": 1.0, "std": 0.5}, (5000,), lambda s: stats.norm(1.0, 0.5)),
     ("xavier_uniform", {}, BIG_2D, lambda s: _unif(math.sqrt(6 / (s[0] + s[1])))),
-    ("xavier_uniform", {"gain": 5 / 3}, BIG_CONV, lambda s: _unif(5 / 3 * math.sqrt(6 / (_fan(s, "fan_in") + _fan(s, "fan_out"))))),
-    ("xavier_normal", {"gain": 2.0}, BIG_CONV, lambda s: stats.norm(0, 2.0 * math.sqrt(2 / (_fan(s, "fan_in") + _fan(s, "fan_out"))))),
+    (
+        "xavier_uniform",
+        {"gain": 5 / 3},
+        BIG_CONV,
+        lambda s: _unif(5 / 3 * math.sqrt(6 / (_fan(s, "fan_in") + _fan(s, "fan_out")))),
+    ),
+    (
+        "xavier_normal",
+        {"gain": 2.0},
+        BIG_CONV,
+        lambda s: stats.norm(0, 2.0 * math.sqrt(2 / (_fan(s, "fan_in") + _fan(s, "fan_out")))),
+    ),
     ("he_normal", {}, BIG_2D, lambda s: stats.norm(0, math.sqrt(2 / s[1]))),
     ("he_normal", {"mode": "fan_out"}, BIG_CONV, lambda s: stats.norm(0, math.sqrt(2 / _fan(s, "fan_out")))),
     ("he_normal", {"a": 0.2}, BIG_2D, lambda s: stats.norm(0, math.sqrt(2 / (1 + 0.04)) / math.sqrt(s[1]))),
@@ -70,22 +81,35 @@ DISTRIBUTION_CASES = [
     ("uniform", {"a": -1.0, "b": 3.0}, (5000,), lambda s: stats.uniform(-1.0, 4.0)),
     ("normal", {"mean": 0.5, "std": 2.0}, BIG_2D, lambda s: stats.norm(0.5, 2.0)),
     ("trunc_normal", {}, BIG_2D, lambda s: stats.truncnorm(-2, 2)),
-    ("trunc_normal", {"mean": 1.0, "std": 0.5, "a": 0.0, "b": 1.5}, BIG_2D,
-     lambda s: stats.truncnorm((0 - 1) / 0.5, (1.5 - 1) / 0.5, loc=1.0, scale=0.5)),
+    (
+        "trunc_normal",
+        {"mean": 1.0, "std": 0.5, "a": 0.0, "b": 1.5},
+        BIG_2D,
+        lambda s: stats.truncnorm((0 - 1) / 0.5, (1.5 - 1) / 0.5, loc=1.0, scale=0.5),
+    ),
 ] + [
-    ("variance_scaling", {"scale": 2.0, "mode": mode, "distribution": dist}, BIG_CONV,
-     (lambda mode, dist: lambda s: {
-         "normal": stats.norm(0, math.sqrt(2.0 / _fan(s, mode))),
-         "uniform": _unif(math.sqrt(3 * 2.0 / _fan(s, mode))),
-         "truncated_normal": _trunc(2.0 / _fan(s, mode)),
-     }[dist])(mode, dist))
+    (
+        "variance_scaling",
+        {"scale": 2.0, "mode": mode, "distribution": dist},
+        BIG_CONV,
+        (
+            lambda mode, dist: (
+                lambda s: {
+                    "normal": stats.norm(0, math.sqrt(2.0 / _fan(s, mode))),
+                    "uniform": _unif(math.sqrt(3 * 2.0 / _fan(s, mode))),
+                    "truncated_normal": _trunc(2.0 / _fan(s, mode)),
+                }[dist]
+            )
+        )(mode, dist),
+    )
     for mode in ("fan_in", "fan_out", "fan_avg")
     for dist in ("normal", "truncated_normal", "uniform")
 ]
 
 
-@pytest.mark.parametrize("name,params,shape,expected", DISTRIBUTION_CASES,
-                         ids=[f"{c[0]}-{i}" for i, c in enumerate(DISTRIBUTION_CASES)])
+@pytest.mark.parametrize(
+    "name,params,shape,expected", DISTRIBUTION_CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(DISTRIBUTION_CASES)]
+)
 def test_marginal_distribution_ks(name, params, shape, expected):
     w = draw(name, shape, seed=7, **params).double().flatten().numpy()
     result = stats.kstest(w, expected(shape).cdf)
@@ -103,8 +127,11 @@ def test_truncated_variance_scaling_keeps_the_requested_variance():
 TORCH_TWINS = [
     ("xavier_uniform", {"gain": 1.5}, lambda t, g: torch.nn.init.xavier_uniform_(t, gain=1.5, generator=g)),
     ("xavier_normal", {}, lambda t, g: torch.nn.init.xavier_normal_(t, generator=g)),
-    ("he_normal", {"mode": "fan_out", "nonlinearity": "relu"},
-     lambda t, g: torch.nn.init.kaiming_normal_(t, mode="fan_out", nonlinearity="relu", generator=g)),
+    (
+        "he_normal",
+        {"mode": "fan_out", "nonlinearity": "relu"},
+        lambda t, g: torch.nn.init.kaiming_normal_(t, mode="fan_out", nonlinearity="relu", generator=g),
+    ),
     ("he_uniform", {"a": 0.1}, lambda t, g: torch.nn.init.kaiming_uniform_(t, a=0.1, generator=g)),
     ("trunc_normal", {"std": 0.02}, lambda t, g: torch.nn.init.trunc_normal_(t, std=0.02, generator=g)),
     ("uniform", {"a": -0.5, "b": 0.5}, lambda t, g: torch.nn.init.uniform_(t, -0.5, 0.5, generator=g)),
@@ -142,6 +169,7 @@ def test_torch_default_reproduces_nn_linear_bits():
 
 
 # --- exact structural properties ------------------------------------------------------------
+
 
 @pytest.mark.parametrize("shape", [(64, 64), (32, 80), (80, 32), (16, 8, 3, 3), (8, 16, 5)])
 @pytest.mark.parametrize("gain", [1.0, 1.7])
@@ -279,18 +307,20 @@ def test_looks_linear_deep_relu_jacobian_is_an_isometry_times_gain(gen):
         torch.testing.assert_close(singular, torch.full((16,), gain**60, dtype=torch.float64), rtol=1e-5, atol=0)
 
 
-@pytest.mark.parametrize("position,shape", [("hidden", (128, 96)), ("first", (96, 40)), ("last", (10, 128)), ("hidden", (32, 16, 3, 3))])
+@pytest.mark.parametrize(
+    "position,shape", [("hidden", (128, 96)), ("first", (96, 40)), ("last", (10, 128)), ("hidden", (32, 16, 3, 3))]
+)
 def test_looks_linear_blocks_are_mirrored_orthogonal(position, shape):
     w = draw("looks_linear", shape, gain=1.5, position=position).double()
     out, inp = shape[0], shape[1]
     if position == "first":
-        q, mirror = w[: out // 2], w[out // 2:]
+        q, mirror = w[: out // 2], w[out // 2 :]
     elif position == "last":
-        q, mirror = w[:, : inp // 2], w[:, inp // 2:]
+        q, mirror = w[:, : inp // 2], w[:, inp // 2 :]
     else:
         q = w[: out // 2, : inp // 2]
-        mirror = w[: out // 2, inp // 2:]
-        torch.testing.assert_close(w[out // 2:], -w[: out // 2])
+        mirror = w[: out // 2, inp // 2 :]
+        torch.testing.assert_close(w[out // 2 :], -w[: out // 2])
     torch.testing.assert_close(mirror, -q)
     q = q.reshape(q.shape[0], -1)
     gram = q @ q.T if q.shape[0] <= q.shape[1] else q.T @ q
@@ -308,8 +338,17 @@ def test_looks_linear_needs_even_halves():
 
 
 EXACT_PROPERTY_SCHEMES = {
-    "orthogonal", "dirac", "delta_orthogonal", "identity", "sparse", "sparse_martens", "positive",
-    "zeros", "ones", "constant", "looks_linear",
+    "orthogonal",
+    "dirac",
+    "delta_orthogonal",
+    "identity",
+    "sparse",
+    "sparse_martens",
+    "positive",
+    "zeros",
+    "ones",
+    "constant",
+    "looks_linear",
 }
 
 
@@ -382,7 +421,10 @@ def test_config_round_trip_keeps_non_default_parameters():
     spec = initlab.get_scheme("kaiming", mode="fan_out", nonlinearity="leaky_relu", a=0.2)
     assert spec.name == "he_normal"
     assert initlab.Scheme.from_config(json.dumps(spec.to_config())).params == {
-        "a": 0.2, "mode": "fan_out", "nonlinearity": "leaky_relu"}
+        "a": 0.2,
+        "mode": "fan_out",
+        "nonlinearity": "leaky_relu",
+    }
 
 
 def test_aliases_are_explicit_and_resolve():
@@ -402,6 +444,7 @@ def test_every_definition_documents_formula_and_source():
 
 # --- bad input --------------------------------------------------------------------------
 
+
 def test_unknown_scheme_suggests_the_nearest_names():
     with pytest.raises(ValueError, match=r"unknown scheme 'he_norml'.*he_normal"):
         initlab.get_scheme("he_norml")
@@ -409,17 +452,20 @@ def test_unknown_scheme_suggests_the_nearest_names():
         initlab.init_(torch.empty(3, 3), "xavier_unifrom")
 
 
-@pytest.mark.parametrize("name,params,pattern", [
-    ("he_normal", {"mode": "fan_sum"}, r"mode='fan_sum'.*fan_in \| fan_out"),
-    ("xavier_uniform", {"gain": -1}, r"gain=-1.*> 0"),
-    ("xavier_uniform", {"gain": float("nan")}, r"gain=nan"),
-    ("sparse", {"sparsity": 1.0}, r"sparsity=1.0.*\[0, 1\)"),
-    ("sparse_martens", {"k": 2.5}, r"k=2.5.*integer"),
-    ("variance_scaling", {"distribution": "cauchy"}, r"distribution='cauchy'.*truncated_normal"),
-    ("uniform", {"a": 2.0, "b": 1.0}, r"a < b"),
-    ("he_normal", {"nonlinearity": "relux"}, r"nonlinearity='relux'"),
-    ("constant", {"val": "1"}, r"val='1'"),
-])
+@pytest.mark.parametrize(
+    "name,params,pattern",
+    [
+        ("he_normal", {"mode": "fan_sum"}, r"mode='fan_sum'.*fan_in \| fan_out"),
+        ("xavier_uniform", {"gain": -1}, r"gain=-1.*> 0"),
+        ("xavier_uniform", {"gain": float("nan")}, r"gain=nan"),
+        ("sparse", {"sparsity": 1.0}, r"sparsity=1.0.*\[0, 1\)"),
+        ("sparse_martens", {"k": 2.5}, r"k=2.5.*integer"),
+        ("variance_scaling", {"distribution": "cauchy"}, r"distribution='cauchy'.*truncated_normal"),
+        ("uniform", {"a": 2.0, "b": 1.0}, r"a < b"),
+        ("he_normal", {"nonlinearity": "relux"}, r"nonlinearity='relux'"),
+        ("constant", {"val": "1"}, r"val='1'"),
+    ],
+)
 def test_invalid_parameter_is_rejected_when_the_spec_is_built(name, params, pattern):
     with pytest.raises(ValueError, match=pattern):
         initlab.get_scheme(name, **params)
@@ -430,13 +476,16 @@ def test_unknown_parameter_names_the_allowed_ones():
         initlab.get_scheme("xavier_uniform", gian=2.0)
 
 
-@pytest.mark.parametrize("name,shape,pattern", [
-    ("he_normal", (10,), r"cannot fill a bias or other 1-D tensor of shape \(10,\).*>= 2-D"),
-    ("orthogonal", (), r"0-D tensor"),
-    ("identity", (3, 3, 3), r"3-D tensor.*needs a 2-D"),
-    ("dirac", (4, 4), r"needs a 3-D to 5-D"),
-    ("delta_orthogonal", (4, 4, 3, 3, 3, 3), r"6-D tensor"),
-])
+@pytest.mark.parametrize(
+    "name,shape,pattern",
+    [
+        ("he_normal", (10,), r"cannot fill a bias or other 1-D tensor of shape \(10,\).*>= 2-D"),
+        ("orthogonal", (), r"0-D tensor"),
+        ("identity", (3, 3, 3), r"3-D tensor.*needs a 2-D"),
+        ("dirac", (4, 4), r"needs a 3-D to 5-D"),
+        ("delta_orthogonal", (4, 4, 3, 3, 3, 3), r"6-D tensor"),
+    ],
+)
 def test_tensor_a_scheme_cannot_fill(name, shape, pattern):
     with pytest.raises(ValueError, match=pattern):
         initlab.init_(torch.empty(shape), name)
@@ -461,7 +510,10 @@ def test_command_line_specs_round_trip():
     assert canonical_spec("kaiming( a=0.1 ,mode=fan_out)") == "he_normal(a=0.1, mode=fan_out)"
     assert canonical_spec("glorot") == "xavier_uniform"
     assert split_specs("zeros,variance_scaling(scale=2, mode=fan_avg),auto") == [
-        "zeros", "variance_scaling(scale=2, mode=fan_avg)", "auto"]
+        "zeros",
+        "variance_scaling(scale=2, mode=fan_avg)",
+        "auto",
+    ]
     assert scheme_from_spec("sparse(sparsity=0.5, std=None)") == initlab.get_scheme("sparse", sparsity=0.5)
     with pytest.raises(ValueError, match="mode='fan_sum'"):
         canonical_spec("he_normal(mode=fan_sum)")

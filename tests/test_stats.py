@@ -70,9 +70,15 @@ def test_compare_schemes_table():
         "zeros": {s: 0.10 for s in range(10)},
         "xavier_uniform": {s: 0.95 + 0.001 * s - 0.002 for s in range(10)},
     }
-    rows = {r.scheme: r for r in S.compare_schemes(
-        acc, reference="he_normal", diverged={"zeros": 0},
-        steps={"he_normal": [100] * 10, "zeros": [None] * 10, "xavier_uniform": [100, 200] * 5})}
+    rows = {
+        r.scheme: r
+        for r in S.compare_schemes(
+            acc,
+            reference="he_normal",
+            diverged={"zeros": 0},
+            steps={"he_normal": [100] * 10, "zeros": [None] * 10, "xavier_uniform": [100, 200] * 5},
+        )
+    }
     assert rows["he_normal"].rank == 1 and rows["zeros"].rank == 3
     assert rows["he_normal"].p_value is None and rows["he_normal"].diff_vs_reference == 0.0
     assert rows["zeros"].diff_vs_reference == pytest.approx(0.10 - np.mean(list(acc["he_normal"].values())))
@@ -90,6 +96,7 @@ def test_interval_is_clipped_to_the_range_of_accuracy():
 
 
 # --- equivalence verdicts on constructed data -------------------------------------------------------
+
 
 def _correct(rate_by_seed, n=2000, seed=0):
     """Per-seed correctness vectors with exact accuracy rate_by_seed[s] (random positions)."""
@@ -145,10 +152,17 @@ def test_the_bootstrap_is_reproducible_and_checks_shapes():
         S.paired_bootstrap(a, b[:, :10])
 
 
-@pytest.mark.parametrize("lo, hi, verdict", [
-    (-0.004, 0.004, "equivalent"), (0.001, 0.004, "equivalent"), (0.001, 0.02, "better"),
-    (-0.03, -0.001, "worse"), (-0.01, 0.01, "inconclusive"), (float("nan"), 0.0, "inconclusive"),
-])
+@pytest.mark.parametrize(
+    "lo, hi, verdict",
+    [
+        (-0.004, 0.004, "equivalent"),
+        (0.001, 0.004, "equivalent"),
+        (0.001, 0.02, "better"),
+        (-0.03, -0.001, "worse"),
+        (-0.01, 0.01, "inconclusive"),
+        (float("nan"), 0.0, "inconclusive"),
+    ],
+)
 def test_verdict_rules(lo, hi, verdict):
     assert S.equivalence_verdict(lo, hi, 0.005) == verdict
 

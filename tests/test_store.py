@@ -47,11 +47,20 @@ N_EPOCHS = 3
 
 # --- records with deterministic, distinguishable values ---------------------------------------
 
+
 def make_run(eid: str, scheme: str, seed: int, **changes) -> RunRecord:
     base = 0.5 + 0.01 * seed + 0.001 * len(scheme)
     run = RunRecord(
-        experiment_id=eid, scheme=scheme, seed=seed, status="ok", test_acc=base, test_loss=1 - base,
-        train_loss=0.9 - base, train_acc=base + 0.05, wall_time=1.5, extra={"member": f"{scheme}/{seed}"},
+        experiment_id=eid,
+        scheme=scheme,
+        seed=seed,
+        status="ok",
+        test_acc=base,
+        test_loss=1 - base,
+        train_loss=0.9 - base,
+        train_acc=base + 0.05,
+        wall_time=1.5,
+        extra={"member": f"{scheme}/{seed}"},
     )
     return dataclasses.replace(run, **changes)
 
@@ -59,9 +68,16 @@ def make_run(eid: str, scheme: str, seed: int, **changes) -> RunRecord:
 def make_epochs(eid: str, scheme: str, seed: int, n_epochs: int = N_EPOCHS) -> list[EpochRecord]:
     return [
         EpochRecord(
-            experiment_id=eid, scheme=scheme, seed=seed, epoch=e, step=10 * e,
-            train_loss=1.0 / (e + 1 + seed), train_acc=e / (n_epochs + 1),
-            test_loss=1.1 / (e + 1 + seed), test_acc=e / (n_epochs + 2), wall_time=0.5 * e,
+            experiment_id=eid,
+            scheme=scheme,
+            seed=seed,
+            epoch=e,
+            step=10 * e,
+            train_loss=1.0 / (e + 1 + seed),
+            train_acc=e / (n_epochs + 1),
+            test_loss=1.1 / (e + 1 + seed),
+            test_acc=e / (n_epochs + 2),
+            wall_time=0.5 * e,
         )
         for e in range(1, n_epochs + 1)
     ]
@@ -74,6 +90,7 @@ def make_chunk(eid: str, cells, n_epochs: int = N_EPOCHS) -> tuple[list[RunRecor
 
 
 # --- fixtures: a store, and a factory for a second handle on the same store --------------------
+
 
 @pytest.fixture(params=IMPLEMENTATIONS)
 def make_store(request, tmp_path):
@@ -113,6 +130,7 @@ def fixed_ids(monkeypatch):
 
 # === conformance: every implementation ===========================================================
 
+
 def test_experiment_records_config_hash_and_provenance(store):
     config = {"schemes": ("he_normal", "zeros"), "lr": 0.1, "dataset": "digits", "nested": {"b": 1, "a": 2}}
     exp = store.create_experiment(config, name="first")
@@ -124,7 +142,10 @@ def test_experiment_records_config_hash_and_provenance(store):
     assert (exp.name, exp.status, exp.extra) == ("first", "running", {})
     versions = current_versions()
     assert (exp.initlab_version, exp.torch_version, exp.python_version) == (
-        versions["initlab"], versions["torch"], versions["python"])
+        versions["initlab"],
+        versions["torch"],
+        versions["python"],
+    )
     created = datetime.fromisoformat(exp.created_at)
     assert created.utcoffset().total_seconds() == 0
     assert abs((datetime.now(timezone.utc) - created).total_seconds()) < 600
@@ -195,7 +216,8 @@ def test_reads_are_ordered_whatever_the_commit_order(store):
     cells = sorted(c for chunk in chunks for c in chunk)
     assert [r.cell for r in store.runs(exp.id)] == cells  # seed 9 before 10: numeric, not text
     assert [(e.scheme, e.seed, e.epoch) for e in store.epochs(exp.id)] == [
-        (s, n, e) for s, n in cells for e in range(1, N_EPOCHS + 1)]
+        (s, n, e) for s, n in cells for e in range(1, N_EPOCHS + 1)
+    ]
     assert store.runs(exp.id) == make_chunk(exp.id, cells)[0]
     assert store.epochs(exp.id) == make_chunk(exp.id, cells)[1]
     assert store.committed_cells(exp.id) == set(cells)
@@ -210,13 +232,29 @@ def _bits(x: float) -> bytes:
 def test_nan_inf_and_exact_floats_round_trip(store):
     exp = store.create_experiment({"k": 1})
     run = RunRecord(
-        experiment_id=exp.id, scheme="random_normal", seed=3, status="diverged", test_acc=math.nan,
-        test_loss=math.inf, train_loss=-math.inf, train_acc=5e-324, diverged_step=17, wall_time=0.1 + 0.2,
+        experiment_id=exp.id,
+        scheme="random_normal",
+        seed=3,
+        status="diverged",
+        test_acc=math.nan,
+        test_loss=math.inf,
+        train_loss=-math.inf,
+        train_acc=5e-324,
+        diverged_step=17,
+        wall_time=0.1 + 0.2,
         extra={"loss_at_divergence": math.inf, "history": [math.nan, -0.0, 1e308]},
     )
     epoch = EpochRecord(
-        experiment_id=exp.id, scheme="random_normal", seed=3, epoch=0, step=0, train_loss=math.nan,
-        train_acc=1.0, test_loss=math.inf, test_acc=0.0, wall_time=math.nan,
+        experiment_id=exp.id,
+        scheme="random_normal",
+        seed=3,
+        epoch=0,
+        step=0,
+        train_loss=math.nan,
+        train_acc=1.0,
+        test_loss=math.inf,
+        test_acc=0.0,
+        wall_time=math.nan,
     )
     store.commit_runs(exp.id, [run], [epoch])
     (back,), (back_epoch,) = store.runs(exp.id), store.epochs(exp.id)
@@ -263,8 +301,12 @@ def test_a_failing_chunk_writes_nothing_and_keeps_its_checkpoint(make_store):
     # The conflicting cell comes last, after the fresh ones have been handled.
     clash = dataclasses.replace(make_run(exp.id, "zeros", 0), test_acc=0.0)
     with pytest.raises(ConflictError):
-        store.commit_runs(exp.id, [*fresh_runs, clash], [*fresh_epochs, *make_epochs(exp.id, "zeros", 0)],
-                          delete_checkpoints=["chunk-1"])
+        store.commit_runs(
+            exp.id,
+            [*fresh_runs, clash],
+            [*fresh_epochs, *make_epochs(exp.id, "zeros", 0)],
+            delete_checkpoints=["chunk-1"],
+        )
     for handle in (store, reader):
         assert handle.committed_cells(exp.id) == {("zeros", 0)}
         assert {e.cell for e in handle.epochs(exp.id)} == {("zeros", 0)}
@@ -382,9 +424,21 @@ def drive(store: Store, eid: str, chunks, n_epochs: int, *, kill_after_epochs: i
         for s, n in cells:
             accs = history[f"{s}/{n}"]
             runs.append(make_run(eid, s, n, test_acc=accs[-1], train_acc=accs[-1]))
-            epochs += [EpochRecord(experiment_id=eid, scheme=s, seed=n, epoch=e, step=5 * e, train_loss=1 - a,
-                                   train_acc=a, test_loss=1 - a, test_acc=a, wall_time=float(e))
-                       for e, a in enumerate(accs, start=1)]
+            epochs += [
+                EpochRecord(
+                    experiment_id=eid,
+                    scheme=s,
+                    seed=n,
+                    epoch=e,
+                    step=5 * e,
+                    train_loss=1 - a,
+                    train_acc=a,
+                    test_loss=1 - a,
+                    test_acc=a,
+                    wall_time=float(e),
+                )
+                for e, a in enumerate(accs, start=1)
+            ]
         store.commit_runs(eid, runs, epochs, delete_checkpoints=[key])
     return trained
 
@@ -453,6 +507,7 @@ def test_concurrent_reader_sees_only_whole_chunks(make_store):
 
 # === SQLite only: the file ======================================================================
 
+
 def _files(directory: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(directory.iterdir())}
 
@@ -489,8 +544,10 @@ def test_a_newer_schema_is_refused_and_the_file_left_untouched(tmp_path):
     raw.commit()
     raw.close()
     before, mtime = _files(tmp_path), path.stat().st_mtime_ns
-    expected = (f"store {path} was written by schema {SCHEMA_VERSION + 1}, "
-                f"this initlab reads <= {SCHEMA_VERSION}; upgrade initlab")
+    expected = (
+        f"store {path} was written by schema {SCHEMA_VERSION + 1}, "
+        f"this initlab reads <= {SCHEMA_VERSION}; upgrade initlab"
+    )
     with pytest.raises(UserError, match=re.escape(expected)):
         open_store(path)
     assert _files(tmp_path) == before and path.stat().st_mtime_ns == mtime  # no -wal/-shm left either
@@ -531,8 +588,12 @@ def test_the_database_itself_refuses_to_change_committed_rows(tmp_path):
         exp = store.create_experiment({"k": 1})
         store.commit_runs(exp.id, *make_chunk(exp.id, [("he_normal", 0)]))
     raw = sqlite3.connect(path)
-    for sql in ("UPDATE runs SET test_acc = 1.0", "DELETE FROM runs", "UPDATE epochs SET test_acc = 1.0",
-                "DELETE FROM epochs"):
+    for sql in (
+        "UPDATE runs SET test_acc = 1.0",
+        "DELETE FROM runs",
+        "UPDATE epochs SET test_acc = 1.0",
+        "DELETE FROM epochs",
+    ):
         with pytest.raises(sqlite3.IntegrityError, match="committed (runs|epochs) records never change"):
             raw.execute(sql)
     raw.close()
@@ -656,7 +717,9 @@ def test_a_writer_killed_mid_chunk_leaves_only_whole_chunks(tmp_path):
         eid = store.create_experiment({"k": 1}).id
     proc = subprocess.Popen(
         [sys.executable, "-c", _KILLED_WRITER, str(path), eid, str(Path(__file__).parent)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         ready, _, _ = select.select([proc.stdout], [], [], 120)

@@ -27,18 +27,32 @@ from initlab.store.sqlite import _SCHEMA
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 TINY = ["--schemes", "he_normal,zeros", "--seeds", "3", "--epochs", "2", "--width", "8", "--batch-size", "64"]
 # checkpoints every epoch (the default is every 120 s of training): the tests wait for the first one
-LONG = ["--schemes", "he_normal,zeros", "--seeds", "2", "--epochs", "400", "--width", "8", "--chunk-size", "1",
-        "--checkpoint-every", "1ep"]
+LONG = [
+    "--schemes",
+    "he_normal,zeros",
+    "--seeds",
+    "2",
+    "--epochs",
+    "400",
+    "--width",
+    "8",
+    "--chunk-size",
+    "1",
+    "--checkpoint-every",
+    "1ep",
+]
 
 
 def initlab(*args, timeout=300):
-    return subprocess.run([sys.executable, "-m", "initlab", *args], capture_output=True, text=True,
-                          timeout=timeout, env=ENV)
+    return subprocess.run(
+        [sys.executable, "-m", "initlab", *args], capture_output=True, text=True, timeout=timeout, env=ENV
+    )
 
 
 def start(*args):
-    return subprocess.Popen([sys.executable, "-m", "initlab", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=ENV)
+    return subprocess.Popen(
+        [sys.executable, "-m", "initlab", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV
+    )
 
 
 def wait_for_a_checkpoint(store: Path, proc: subprocess.Popen, timeout: float = 240) -> None:
@@ -95,8 +109,11 @@ def test_ctrl_c_marks_the_experiment_interrupted(tmp_path):
             with writing(db, exp.id):
                 sys.exit(15)  # what Ray's SIGTERM handler does in the driver
         record = db.get_experiment(exp.id)
-        assert record.status == "interrupted" and record.extra["stop"] == {**record.extra["stop"], "reason": "exit",
-                                                                           "code": 15}
+        assert record.status == "interrupted" and record.extra["stop"] == {
+            **record.extra["stop"],
+            "reason": "exit",
+            "code": 15,
+        }
 
 
 @pytest.mark.slow
@@ -148,8 +165,10 @@ def test_an_allocation_failure_that_slips_through_is_one_line(monkeypatch, capsy
     from initlab.cli import schemes_cmd
 
     def allocate(args):
-        raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] . DefaultCPUAllocator: can't allocate memory: "
-                           "you tried to allocate 40000000000 bytes.")
+        raise RuntimeError(
+            "[enforce fail at alloc_cpu.cpp:117] . DefaultCPUAllocator: can't allocate memory: "
+            "you tried to allocate 40000000000 bytes."
+        )
 
     monkeypatch.setattr(schemes_cmd, "run", allocate)
     assert cli.main(["schemes"]) == 2
@@ -173,8 +192,7 @@ def finished_store(tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("finished")
     store = tmp / "s.sqlite"
-    data = compare(schemes=("he_normal", "zeros"), seeds=(0, 1, 2), epochs=3, width=8, store=store,
-                   progress=False)
+    data = compare(schemes=("he_normal", "zeros"), seeds=(0, 1, 2), epochs=3, width=8, store=store, progress=False)
     return store, data.experiment_id
 
 
@@ -241,10 +259,31 @@ def test_deleted_checkpoints_give_their_pages_back(tmp_path):
         for key in ("cell-0000", "cell-0001"):
             db.save_checkpoint(exp.id, key, 1, os.urandom(2_000_000))
         _, full = db.free_pages()
-        run = RunRecord(experiment_id=exp.id, scheme="he_normal", seed=0, status="ok", test_acc=0.9, test_loss=0.3,
-                        train_loss=0.2, train_acc=0.95, diverged_step=None, wall_time=1.0, extra={})
-        epoch = EpochRecord(experiment_id=exp.id, scheme="he_normal", seed=0, epoch=1, step=10, train_loss=0.2,
-                            train_acc=0.95, test_loss=0.3, test_acc=0.9, wall_time=1.0)
+        run = RunRecord(
+            experiment_id=exp.id,
+            scheme="he_normal",
+            seed=0,
+            status="ok",
+            test_acc=0.9,
+            test_loss=0.3,
+            train_loss=0.2,
+            train_acc=0.95,
+            diverged_step=None,
+            wall_time=1.0,
+            extra={},
+        )
+        epoch = EpochRecord(
+            experiment_id=exp.id,
+            scheme="he_normal",
+            seed=0,
+            epoch=1,
+            step=10,
+            train_loss=0.2,
+            train_acc=0.95,
+            test_loss=0.3,
+            test_acc=0.9,
+            wall_time=1.0,
+        )
         db.commit_runs(exp.id, [run], [epoch], delete_checkpoints=["cell-0000"])
         db.delete_checkpoint(exp.id, "cell-0001")
         free, after = db.free_pages()
@@ -282,8 +321,22 @@ def test_compact_reclaims_the_free_pages_of_an_old_store(tmp_path):
 @pytest.mark.slow
 def test_two_compares_writing_one_store_at_once_both_finish(tmp_path):
     store = tmp_path / "shared.sqlite"
-    procs = [start("compare", *TINY, "--lr", lr, "--chunk-size", "1", "--store", str(store), "--json",
-                   "--out", str(tmp_path / f"out-{lr}")) for lr in ("0.05", "0.1")]
+    procs = [
+        start(
+            "compare",
+            *TINY,
+            "--lr",
+            lr,
+            "--chunk-size",
+            "1",
+            "--store",
+            str(store),
+            "--json",
+            "--out",
+            str(tmp_path / f"out-{lr}"),
+        )
+        for lr in ("0.05", "0.1")
+    ]
     outs = [p.communicate(timeout=600) for p in procs]
     for p, (out, err) in zip(procs, outs):
         assert p.returncode == 0, err
@@ -303,16 +356,20 @@ def test_two_compares_writing_one_store_at_once_both_finish(tmp_path):
 def test_a_version_1_store_is_migrated_and_keeps_everything(tmp_path):
     path = tmp_path / "v1.sqlite"
     # version 1's tables: no 'failed' status, no checksum columns
-    v1 = [re.sub(r",\s*checksum TEXT\s*\)", ")", re.sub(r"\s*checksum TEXT,", "", s)).replace(", 'failed'", "")
-          for s in _SCHEMA]
+    v1 = [
+        re.sub(r",\s*checksum TEXT\s*\)", ")", re.sub(r"\s*checksum TEXT,", "", s)).replace(", 'failed'", "")
+        for s in _SCHEMA
+    ]
     assert not any("checksum" in s for s in v1) and len(v1) == len(_SCHEMA)
     raw = sqlite3.connect(path)
     for statement in v1:
         raw.execute(statement)
     raw.execute("INSERT INTO meta VALUES ('application', 'initlab'), ('schema_version', '1')")
-    raw.execute("INSERT INTO experiments (id, name, config_json, config_hash, created_at, status, initlab_version, "
-                "torch_version, python_version) VALUES ('abcd1234', NULL, '{\"k\": 1}', 'h', 'now', 'running', "
-                "'0.1.0', '2', '3')")
+    raw.execute(
+        "INSERT INTO experiments (id, name, config_json, config_hash, created_at, status, initlab_version, "
+        "torch_version, python_version) VALUES ('abcd1234', NULL, '{\"k\": 1}', 'h', 'now', 'running', "
+        "'0.1.0', '2', '3')"
+    )
     raw.execute("INSERT INTO runs VALUES ('abcd1234', 'he_normal', 0, 'ok', 0.9, 0.1, 0.1, 0.9, NULL, 1.0, '{}')")
     raw.commit()
     with pytest.raises(sqlite3.IntegrityError):

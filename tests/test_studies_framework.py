@@ -13,8 +13,18 @@ from initlab.studies.settings import as_list, seed_list
 
 
 def test_every_article_claim_has_a_registered_study():
-    assert studies.names() == ["symmetry", "scale", "depth", "activation-match", "per-layer", "bias",
-                               "criticality", "normalization", "depth-frontier", "lr-transfer"]
+    assert studies.names() == [
+        "symmetry",
+        "scale",
+        "depth",
+        "activation-match",
+        "per-layer",
+        "bias",
+        "criticality",
+        "normalization",
+        "depth-frontier",
+        "lr-transfer",
+    ]
     assert all(studies.get(n).claim for n in studies.names())
 
 
@@ -32,7 +42,12 @@ def test_list_settings_keep_scheme_specs_whole():
 
 
 def test_study_list_prints_every_study():
-    res = subprocess.run([sys.executable, "-m", "initlab", "study", "--list"], capture_output=True, text=True,
-                         timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    res = subprocess.run(
+        [sys.executable, "-m", "initlab", "study", "--list"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert res.returncode == 0, res.stderr
     assert [line.split()[0] for line in res.stdout.strip().splitlines()] == studies.names()

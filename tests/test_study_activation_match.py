@@ -17,9 +17,12 @@ def outcome(activation, verdict, diff=-0.02):
 
 # --- the judge, on made-up measurements (no training) --------------------------------------------------
 
+
 def test_supported_only_when_every_setting_and_activation_agrees():
-    made_up = {"sgd, 5 epochs": [outcome("sigmoid", "worse"), outcome("relu", "worse")],
-               "adam, 20 epochs": [outcome("sigmoid", "worse"), outcome("relu", "worse")]}
+    made_up = {
+        "sgd, 5 epochs": [outcome("sigmoid", "worse"), outcome("relu", "worse")],
+        "adam, 20 epochs": [outcome("sigmoid", "worse"), outcome("relu", "worse")],
+    }
     judgement, per_activation = judge(made_up)
     assert judgement.verdict == "supported" and judgement.flips == []
     assert per_activation["adam, 20 epochs"] == {"sigmoid": "supported", "relu": "supported"}
@@ -27,9 +30,11 @@ def test_supported_only_when_every_setting_and_activation_agrees():
 
 def test_a_setting_that_flips_makes_it_partly_and_is_named():
     # The case: sigmoid under Xavier is slow (He better at 5 epochs) but equal at 20.
-    made_up = {"sgd, 5 epochs": [outcome("sigmoid", "better", +0.4), outcome("relu", "equivalent", 0.0)],
-               "sgd, 20 epochs": [outcome("sigmoid", "equivalent", 0.0), outcome("relu", "equivalent", 0.0)],
-               "adam, 5 epochs": [outcome("sigmoid", "worse"), outcome("relu", "worse")]}
+    made_up = {
+        "sgd, 5 epochs": [outcome("sigmoid", "better", +0.4), outcome("relu", "equivalent", 0.0)],
+        "sgd, 20 epochs": [outcome("sigmoid", "equivalent", 0.0), outcome("relu", "equivalent", 0.0)],
+        "adam, 5 epochs": [outcome("sigmoid", "worse"), outcome("relu", "worse")],
+    }
     judgement, per_activation = judge(made_up)
     assert judgement.verdict == "partly"
     assert judgement.flips == ["adam, 5 epochs"]  # the two SGD settings say "not supported"
@@ -55,8 +60,15 @@ def test_judge_across_rules():
 
 # --- one tiny tuned run through the engine --------------------------------------------------------------
 
-TINY = {"activations": ["sigmoid", "relu"], "width": 32, "epochs": 4, "budgets": [1], "seeds": 2,
-        "optimizers": ["sgd"], "sgd_lr_grid": [0.05, 0.2]}
+TINY = {
+    "activations": ["sigmoid", "relu"],
+    "width": 32,
+    "epochs": 4,
+    "budgets": [1],
+    "seeds": 2,
+    "optimizers": ["sgd"],
+    "sgd_lr_grid": [0.05, 0.2],
+}
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +94,11 @@ def test_tiny_run_is_judged_per_setting_from_tuned_comparisons(result):
 
 
 def test_activation_match_needs_the_articles_pair(tmp_path):
-    ctx = StudyContext(out=tmp_path, store=tmp_path / "s.sqlite", progress=False,
-                       overrides={**TINY, "schemes": ["xavier_uniform", "lecun_normal"]})
+    ctx = StudyContext(
+        out=tmp_path,
+        store=tmp_path / "s.sqlite",
+        progress=False,
+        overrides={**TINY, "schemes": ["xavier_uniform", "lecun_normal"]},
+    )
     with pytest.raises(UserError, match="must include xavier_uniform and he_normal"):
         get("activation-match").run(ctx)

@@ -70,8 +70,12 @@ def test_accuracy_evidence(result):
 
 
 def test_bias_baseline_must_come_first(tmp_path):
-    ctx = StudyContext(out=tmp_path, store=tmp_path / "s.sqlite", progress=False,
-                       overrides={**TINY, "biases": ["normal(std=0.1)", "zeros"]})
+    ctx = StudyContext(
+        out=tmp_path,
+        store=tmp_path / "s.sqlite",
+        progress=False,
+        overrides={**TINY, "biases": ["normal(std=0.1)", "zeros"]},
+    )
     with pytest.raises(UserError, match="zero baseline first"):
         get("bias").run(ctx)
 
@@ -79,10 +83,33 @@ def test_bias_baseline_must_come_first(tmp_path):
 def test_cli_json_contract(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     res = subprocess.run(
-        [sys.executable, "-m", "initlab", "study", "bias", "--set", "seeds=2", "--set", "epochs=1", "--set", "width=8",
-         "--set", 'activations=["relu"]', "--set", 'biases=["zeros","normal(std=0.1)"]', "--json",
-         "--out", str(tmp_path / "out"), "--store", str(tmp_path / "s.sqlite")],
-        capture_output=True, text=True, timeout=300, env=env)
+        [
+            sys.executable,
+            "-m",
+            "initlab",
+            "study",
+            "bias",
+            "--set",
+            "seeds=2",
+            "--set",
+            "epochs=1",
+            "--set",
+            "width=8",
+            "--set",
+            'activations=["relu"]',
+            "--set",
+            'biases=["zeros","normal(std=0.1)"]',
+            "--json",
+            "--out",
+            str(tmp_path / "out"),
+            "--store",
+            str(tmp_path / "s.sqlite"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
     assert {"study", "verdict", "claim", "evidence"} <= set(out)

@@ -11,8 +11,15 @@ from initlab.studies import StudyContext, get
 from initlab.studies.criticality import bias_scheme, depth_matched_effect, trainable_depth, weight_scheme
 
 # sigma_w2 = 0.5 (6 xi_c = 7.1) and 8 (28.3) put depth 32 outside, the near-critical 1.76 inside
-TINY = {"depths": [2, 32], "sigma_w2": [0.5, 1.76, 8.0], "seeds": 2, "epochs": 4, "width": 24, "lr": 0.005,
-        "curve_points": 2}
+TINY = {
+    "depths": [2, 32],
+    "sigma_w2": [0.5, 1.76, 8.0],
+    "seeds": 2,
+    "epochs": 4,
+    "width": 24,
+    "lr": 0.005,
+    "curve_points": 2,
+}
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +66,9 @@ def test_accuracy_is_higher_inside_six_xi_c(result):
 
 
 def test_grid_that_does_not_straddle_the_line_is_refused(tmp_path):
-    ctx = StudyContext(out=tmp_path, store=tmp_path / "s.sqlite", progress=False,
-                       overrides={**TINY, "depths": [2], "sigma_w2": [1.76]})
+    ctx = StudyContext(
+        out=tmp_path, store=tmp_path / "s.sqlite", progress=False, overrides={**TINY, "depths": [2], "sigma_w2": [1.76]}
+    )
     with pytest.raises(UserError, match="both sides of 6 xi_c"):
         get("criticality").run(ctx)
     assert not (tmp_path / "s.sqlite").exists()  # refused before anything was trained

@@ -38,8 +38,12 @@ def test_gradient_ratio_at_init_follows_he_et_al(result):
 
 
 def test_gradient_profile_and_ratio_helpers():
-    signal = [{"name": "fc1", "grad_var": 1e-6}, {"name": "fc2", "grad_var": None}, {"name": "fc3", "grad_var": 1e-3},
-              {"name": "out", "grad_var": 5.0}]
+    signal = [
+        {"name": "fc1", "grad_var": 1e-6},
+        {"name": "fc2", "grad_var": None},
+        {"name": "fc3", "grad_var": 1e-3},
+        {"name": "out", "grad_var": 5.0},
+    ]
     prof = gradient_profile(signal)
     assert prof[0] == 1e-6 and math.isnan(prof[1]) and prof[2] == 1e-3 and len(prof) == 3
     assert log10_ratio(prof[0], prof[-1]) == pytest.approx(-3.0)
@@ -47,8 +51,9 @@ def test_gradient_profile_and_ratio_helpers():
 
 
 def test_depth_requires_relu(tmp_path):
-    ctx = StudyContext(out=tmp_path, store=tmp_path / "s.sqlite", progress=False,
-                       overrides={**TINY, "activations": ["tanh"]})
+    ctx = StudyContext(
+        out=tmp_path, store=tmp_path / "s.sqlite", progress=False, overrides={**TINY, "activations": ["tanh"]}
+    )
     with pytest.raises(UserError, match="must include 'relu'"):
         get("depth").run(ctx)
 

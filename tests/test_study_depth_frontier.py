@@ -18,10 +18,16 @@ def row(activation, scheme, depth, acc, seed=0):
 
 def test_judge_finds_each_frontier_and_supports_the_claim_when_the_init_decides():
     rows = [
-        row("tanh", "auto", 10, 0.95), row("tanh", "auto", 100, 0.93), row("tanh", "auto", 1000, 0.90),
-        row("tanh", "xavier", 10, 0.94), row("tanh", "xavier", 100, 0.15), row("tanh", "xavier", 1000, 0.10),
+        row("tanh", "auto", 10, 0.95),
+        row("tanh", "auto", 100, 0.93),
+        row("tanh", "auto", 1000, 0.90),
+        row("tanh", "xavier", 10, 0.94),
+        row("tanh", "xavier", 100, 0.15),
+        row("tanh", "xavier", 1000, 0.10),
         # One seed above the threshold at depth 100 keeps the scheme "training" there.
-        row("tanh", "torch", 10, 0.90), row("tanh", "torch", 100, 0.10), row("tanh", "torch", 100, 0.5, seed=1),
+        row("tanh", "torch", 10, 0.90),
+        row("tanh", "torch", 100, 0.10),
+        row("tanh", "torch", 100, 0.5, seed=1),
         row("tanh", "torch", 1000, 0.10),
     ]
     out = judge(rows, classes=10)
@@ -55,9 +61,27 @@ def test_depth_scale_is_finite_off_criticality_and_infinite_for_he_relu():
 @pytest.mark.slow
 def test_quick_study_runs_end_to_end(tmp_path):
     res = subprocess.run(
-        [sys.executable, "-m", "initlab", "study", "depth-frontier", "--quick", "--json", "--out", str(tmp_path),
-         "--store", str(tmp_path / "s.sqlite"), "--set", "depths=[5,20]", "--set", "epochs=1"],
-        capture_output=True, text=True, timeout=600, check=False,
+        [
+            sys.executable,
+            "-m",
+            "initlab",
+            "study",
+            "depth-frontier",
+            "--quick",
+            "--json",
+            "--out",
+            str(tmp_path),
+            "--store",
+            str(tmp_path / "s.sqlite"),
+            "--set",
+            "depths=[5,20]",
+            "--set",
+            "epochs=1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
     assert res.returncode == 0, res.stderr[-2000:]
     data = json.loads(res.stdout)

@@ -10,8 +10,15 @@ from initlab.models import build
 from initlab.studies import StudyContext, get
 from initlab.studies.normalization import bootstrap_spreads, normalized_mlp, spreads
 
-TINY = {"schemes": ["he_normal", "random_normal"], "norms": ["none", "batch"], "seeds": 2, "epochs": 2, "width": 32,
-        "depth": 4, "bootstrap": 200}
+TINY = {
+    "schemes": ["he_normal", "random_normal"],
+    "norms": ["none", "batch"],
+    "seeds": 2,
+    "epochs": 2,
+    "width": 32,
+    "depth": 4,
+    "bootstrap": 200,
+}
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +55,7 @@ def test_spreads_and_bootstrap():
     acc = {"a": {0: 0.9, 1: 0.7}, "b": {0: 0.5, 1: 0.5}}
     std, rng = spreads(acc, [0, 1])
     assert rng == pytest.approx(0.3)
-    assert std == pytest.approx(0.3 / 2 ** 0.5)
+    assert std == pytest.approx(0.3 / 2**0.5)
     assert spreads(acc, [0, 0])[1] == pytest.approx(0.4)  # a resample may repeat a seed
     boot = bootstrap_spreads({"none": acc}, [0, 1], 300)
     assert {round(r, 9) for r in boot["none"]["range"]} == {0.2, 0.3, 0.4}  # seeds {1,1}, {0,1}, {0,0}
@@ -69,8 +76,9 @@ def test_batch_norm_rescues_the_tiny_scheme_and_shrinks_the_spread(result):
 
 
 def test_norms_must_start_with_none(tmp_path):
-    ctx = StudyContext(out=tmp_path, store=tmp_path / "s.sqlite", progress=False,
-                       overrides={**TINY, "norms": ["batch", "none"]})
+    ctx = StudyContext(
+        out=tmp_path, store=tmp_path / "s.sqlite", progress=False, overrides={**TINY, "norms": ["batch", "none"]}
+    )
     with pytest.raises(UserError, match="'none' first"):
         get("normalization").run(ctx)
 
@@ -78,8 +86,10 @@ def test_norms_must_start_with_none(tmp_path):
 def test_degenerate_schemes_are_those_near_chance_somewhere():
     from initlab.studies.normalization import degenerate_schemes
 
-    means = {"none": {"he_normal": 0.97, "positive": 0.12, "random_normal": 0.10},
-             "batch": {"he_normal": 0.97, "positive": 0.55, "random_normal": 0.93}}
+    means = {
+        "none": {"he_normal": 0.97, "positive": 0.12, "random_normal": 0.10},
+        "batch": {"he_normal": 0.97, "positive": 0.55, "random_normal": 0.93},
+    }
     assert degenerate_schemes(means, chance=0.1) == ["positive", "random_normal"]
     assert degenerate_schemes({"none": {"he_normal": 0.97}}, chance=0.1) == []
 

@@ -84,10 +84,16 @@ def test_controls_with_zeroed_branch_ends_are_measured(result):
     assert acc["he_normal+zeroed_branch_ends"]["mean"] > acc["he_normal"]["mean"]
 
 
-@pytest.mark.parametrize("lows, verdict", [
-    ((0.05, 0.02, 0.3), "supported"), ((0.05, -0.01, 0.3), "partly"), ((-0.01, -0.05, 0.2), "partly"),
-    ((-0.01, -0.05, -0.02), "not supported"), ((0.05, None, 0.3), "supported"),
-])
+@pytest.mark.parametrize(
+    "lows, verdict",
+    [
+        ((0.05, 0.02, 0.3), "supported"),
+        ((0.05, -0.01, 0.3), "partly"),
+        ((-0.01, -0.05, 0.2), "partly"),
+        ((-0.01, -0.05, -0.02), "not supported"),
+        ((0.05, None, 0.3), "supported"),
+    ],
+)
 def test_judge_on_made_up_bounds(lows, verdict):
     from initlab.studies.per_layer import judge
 

@@ -63,8 +63,9 @@ def test_large_weights_end_worse_and_the_halves_are_judged_separately(result):
 
 
 def test_factors_must_include_he_and_a_larger_one(tmp_path):
-    ctx = StudyContext(out=tmp_path, store=tmp_path / "s.sqlite", progress=False,
-                       overrides={**TINY, "factors": [0.5, 2]})
+    ctx = StudyContext(
+        out=tmp_path, store=tmp_path / "s.sqlite", progress=False, overrides={**TINY, "factors": [0.5, 2]}
+    )
     with pytest.raises(UserError, match="must include 1"):
         get("scale").run(ctx)
 
@@ -72,9 +73,11 @@ def test_factors_must_include_he_and_a_larger_one(tmp_path):
 def test_unstable_later_counts_only_drops_after_a_good_start():
     from initlab.studies.scale import unstable_later
 
-    made_up = {"early_acc": [0.90, 0.90, 0.50, 0.88, 0.91],  # seed 2 starts badly
-               "drop_from_peak": [0.00, 0.05, 0.40, 0.01, 0.00],
-               "diverged_step": [None, None, None, None, 300]}
+    made_up = {
+        "early_acc": [0.90, 0.90, 0.50, 0.88, 0.91],  # seed 2 starts badly
+        "drop_from_peak": [0.00, 0.05, 0.40, 0.01, 0.00],
+        "diverged_step": [None, None, None, None, 300],
+    }
     # He's early mean 0.9: seeds 0, 1, 3, 4 started well; 1 dropped 5 points, 4 diverged at step 300 > 82
     assert unstable_later(made_up, he_early_mean=0.9, early_step=82) == 2
     # a divergence before the early step is a bad start, not a later one

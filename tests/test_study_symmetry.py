@@ -13,8 +13,15 @@ from initlab.errors import UserError
 from initlab.studies import StudyContext, get
 from initlab.studies.symmetry import distinct_units
 
-TINY = {"width": 8, "depth": 2, "epochs": 2, "seeds": 3, "symmetric": ["zeros", "constant"], "random": ["he_normal"],
-        "grad_activations": ["relu", "sigmoid"]}
+TINY = {
+    "width": 8,
+    "depth": 2,
+    "epochs": 2,
+    "seeds": 3,
+    "symmetric": ["zeros", "constant"],
+    "random": ["he_normal"],
+    "grad_activations": ["relu", "sigmoid"],
+}
 
 
 @pytest.fixture(scope="module")
@@ -73,16 +80,38 @@ def test_distinct_units_counts_clusters_within_tolerance():
 
 
 def test_symmetry_requires_zero_init_in_the_symmetric_schemes(tmp_path):
-    ctx = StudyContext(out=tmp_path, store=tmp_path / "s.sqlite", progress=False,
-                       overrides={**TINY, "symmetric": ["constant"]})
+    ctx = StudyContext(
+        out=tmp_path, store=tmp_path / "s.sqlite", progress=False, overrides={**TINY, "symmetric": ["constant"]}
+    )
     with pytest.raises(UserError, match="symmetric: must include 'zeros'"):
         get("symmetry").run(ctx)
 
 
 def test_cli_study_symmetry_json_contract(tmp_path):
-    cmd = [sys.executable, "-m", "initlab", "study", "symmetry", "--json", "--out", str(tmp_path / "out"),
-           "--store", str(tmp_path / "runs.sqlite"), "--set", "width=4", "--set", "depth=1", "--set", "epochs=1",
-           "--set", "seeds=2", "--set", 'grad_activations=["relu"]', "--set", 'random=["he_normal"]']
+    cmd = [
+        sys.executable,
+        "-m",
+        "initlab",
+        "study",
+        "symmetry",
+        "--json",
+        "--out",
+        str(tmp_path / "out"),
+        "--store",
+        str(tmp_path / "runs.sqlite"),
+        "--set",
+        "width=4",
+        "--set",
+        "depth=1",
+        "--set",
+        "epochs=1",
+        "--set",
+        "seeds=2",
+        "--set",
+        'grad_activations=["relu"]',
+        "--set",
+        'random=["he_normal"]',
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     payload = json.loads(proc.stdout)

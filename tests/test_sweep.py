@@ -41,16 +41,19 @@ def test_equal_settings_hash_alike_and_aliases_are_canonical():
     assert CompareConfig.from_dict(a.to_dict()) == a
 
 
-@pytest.mark.parametrize("field,value,needle", [
-    ("schemes", ("he_normal", "he"), "each scheme once"),
-    ("seeds", (), "seeds"),
-    ("epochs", 0, "epochs"),
-    ("lr", 0.0, "lr"),
-    ("momentum", 1.0, "momentum"),
-    ("target", 0.0, "target"),
-    ("optimizer", "lbfgs", "optimizer"),
-    ("activation", "relux", "relux"),
-])
+@pytest.mark.parametrize(
+    "field,value,needle",
+    [
+        ("schemes", ("he_normal", "he"), "each scheme once"),
+        ("seeds", (), "seeds"),
+        ("epochs", 0, "epochs"),
+        ("lr", 0.0, "lr"),
+        ("momentum", 1.0, "momentum"),
+        ("target", 0.0, "target"),
+        ("optimizer", "lbfgs", "optimizer"),
+        ("activation", "relux", "relux"),
+    ],
+)
 def test_bad_config_names_the_value(field, value, needle):
     with pytest.raises(ValueError, match=needle):
         CompareConfig(**{field: value})

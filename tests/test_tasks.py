@@ -87,23 +87,53 @@ def test_stats_rank_and_target_follow_the_metric_direction():
     assert stats.steps_to_target([10, 20, 30], [3.0, 1.5, 0.9], 1.0, higher_is_better=False) == 30
     assert stats.steps_to_target([10, 20, 30], [3.0, 1.5, 0.9], None) is None
     mse = {"good": {0: 0.10, 1: 0.12, 2: 0.11}, "bad": {0: 0.90, 1: 0.95, 2: 0.85}}
-    rows = {r.scheme: r for r in stats.compare_schemes(mse, reference="good", higher_is_better=False, bounds=(0, math.inf))}
+    rows = {
+        r.scheme: r for r in stats.compare_schemes(mse, reference="good", higher_is_better=False, bounds=(0, math.inf))
+    }
     assert rows["good"].rank == 1.0 and rows["bad"].rank == 2.0
     assert rows["bad"].diff_vs_reference == pytest.approx((0.80 + 0.83 + 0.74) / 3)  # bad − reference
     assert rows["bad"].ci_high > 0.9  # not clipped to 1 as an accuracy would be
 
 
 def test_report_ranks_lower_is_better_and_writes_the_metric(tmp_path):
-    config = {"task": "lm", "schemes": ["he_normal", "zeros"], "reference": "he_normal", "target": 2.0,
-              "data_options": {"level": "char"}}
+    config = {
+        "task": "lm",
+        "schemes": ["he_normal", "zeros"],
+        "reference": "he_normal",
+        "target": 2.0,
+        "data_options": {"level": "char"},
+    }
     runs, epochs = [], []
     for scheme, base in (("he_normal", 1.0), ("zeros", 3.0)):
         for seed in range(3):
             loss = base + 0.01 * seed
-            runs.append(dict(scheme=scheme, seed=seed, status="ok", test_acc=0.5, test_loss=loss, train_acc=0.5,
-                             train_loss=loss, diverged_step=None, wall_time=1.0, extra={}))
-            epochs.append(dict(scheme=scheme, seed=seed, epoch=1, step=10, train_loss=loss, train_acc=0.5,
-                               test_loss=loss, test_acc=0.5, wall_time=1.0))
+            runs.append(
+                dict(
+                    scheme=scheme,
+                    seed=seed,
+                    status="ok",
+                    test_acc=0.5,
+                    test_loss=loss,
+                    train_acc=0.5,
+                    train_loss=loss,
+                    diverged_step=None,
+                    wall_time=1.0,
+                    extra={},
+                )
+            )
+            epochs.append(
+                dict(
+                    scheme=scheme,
+                    seed=seed,
+                    epoch=1,
+                    step=10,
+                    train_loss=loss,
+                    train_acc=0.5,
+                    test_loss=loss,
+                    test_acc=0.5,
+                    wall_time=1.0,
+                )
+            )
     data = ReportData.from_records("x", config, runs, epochs)
     out = data.to_json()
     assert out["metric"] == {"name": "loss", "higher_is_better": False, "unit": "nats/token"}

@@ -71,7 +71,9 @@ def test_relu_maps_equal_the_arc_cosine_kernel():
     # with a bias: (σ_w² k(c) q + σ_b²) / (σ_w² q / 2 + σ_b²) at q = q* = σ_b² / (1 - σ_w²/2)
     q = theory.q_star("relu", 1.0, 0.1)
     assert q == pytest.approx(0.2, rel=1e-12)
-    assert theory.c_map("relu", 1.0, 0.1, 0.5) == pytest.approx((_arccos_kernel(0.5) * q + 0.1) / (q / 2 + 0.1), abs=1e-12)
+    assert theory.c_map("relu", 1.0, 0.1, 0.5) == pytest.approx(
+        (_arccos_kernel(0.5) * q + 0.1) / (q / 2 + 0.1), abs=1e-12
+    )
 
 
 def test_relu_fixed_points_slopes_and_critical_line():
@@ -95,9 +97,13 @@ def test_relu_fixed_points_slopes_and_critical_line():
 def test_erf_maps_equal_williams_closed_form():
     # E[erf(u1) erf(u2)] = (2/π) arcsin(2 q12 / sqrt((1 + 2 q11)(1 + 2 q22)))  (Williams 1997)
     sw2, sb2, q = 1.7, 0.2, 0.8
-    assert theory.q_map(torch.erf, sw2, sb2, q) == pytest.approx(sw2 * 2 / math.pi * math.asin(2 * q / (1 + 2 * q)) + sb2, rel=1e-12)
+    assert theory.q_map(torch.erf, sw2, sb2, q) == pytest.approx(
+        sw2 * 2 / math.pi * math.asin(2 * q / (1 + 2 * q)) + sb2, rel=1e-12
+    )
     for c in (-0.8, 0.0, 0.4, 0.95):
-        want = (sw2 * 2 / math.pi * math.asin(2 * q * c / (1 + 2 * q)) + sb2) / (sw2 * 2 / math.pi * math.asin(2 * q / (1 + 2 * q)) + sb2)
+        want = (sw2 * 2 / math.pi * math.asin(2 * q * c / (1 + 2 * q)) + sb2) / (
+            sw2 * 2 / math.pi * math.asin(2 * q / (1 + 2 * q)) + sb2
+        )
         assert theory.c_map(torch.erf, sw2, sb2, c, q=q) == pytest.approx(want, abs=1e-12)
 
 
@@ -144,11 +150,14 @@ def test_variance_map_matches_a_wide_mixed_network():
     np.testing.assert_allclose(measured, predicted, rtol=0.06)
 
 
-@pytest.mark.parametrize(("activation", "sigma_w2", "sigma_b2", "q_init"), [
-    ("tanh", 2.5, 0.05, 3.0),
-    ("gelu", 1.5, 0.1, 1.0),
-    ("relu", 1.0, 0.2, 2.0),
-])
+@pytest.mark.parametrize(
+    ("activation", "sigma_w2", "sigma_b2", "q_init"),
+    [
+        ("tanh", 2.5, 0.05, 3.0),
+        ("gelu", 1.5, 0.1, 1.0),
+        ("relu", 1.0, 0.2, 2.0),
+    ],
+)
 def test_q_star_is_the_limit_of_a_wide_network(activation, sigma_w2, sigma_b2, q_init):
     # In the ordered phase all inputs align, so a batch is worth one sample and q̂ of one layer
     # has relative noise sqrt(2/N) ≈ 4.5%: average 8 independent networks of width 1000 (batch 4,

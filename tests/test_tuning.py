@@ -24,8 +24,11 @@ def test_validation_split_is_stratified_disjoint_and_fixed():
     assert torch.equal(split.x_val, digits.x_train[split.val_indices])  # carved from train, not test
     # Disjoint from test: no validation row is a test row (test stays untouched and whole).
     assert torch.equal(split.x_test, digits.x_test)
-    assert not (split.x_val.reshape(len(split.x_val), 1, -1) == digits.x_test.reshape(1, len(digits.x_test), -1)
-                ).all(dim=2).any()
+    assert (
+        not (split.x_val.reshape(len(split.x_val), 1, -1) == digits.x_test.reshape(1, len(digits.x_test), -1))
+        .all(dim=2)
+        .any()
+    )
     # Stratified: every class within one sample of its share.
     for c in range(10):
         share = float((digits.y_train == c).sum()) * split.n_val / n
@@ -42,8 +45,9 @@ def test_bad_validation_fraction_is_named(fraction):
 
 
 def test_every_member_is_validated_on_the_same_split(tmp_path):
-    config = CompareConfig(schemes=("he_normal", "xavier_uniform"), seeds=(0, 1), epochs=1, width=16, batch_size=64,
-                           lr_grid=(0.01, 0.1))
+    config = CompareConfig(
+        schemes=("he_normal", "xavier_uniform"), seeds=(0, 1), epochs=1, width=16, batch_size=64, lr_grid=(0.01, 0.1)
+    )
     data = compare(config, store=tmp_path / "s.sqlite", progress=False)
     # Validation accuracy is a multiple of 1/n_val for every member: one split size for all.
     n_val = round(0.1 * load("digits").n_train)
@@ -52,8 +56,15 @@ def test_every_member_is_validated_on_the_same_split(tmp_path):
 
 
 def test_lr_selection_never_reads_test_labels(tmp_path, monkeypatch):
-    config = CompareConfig(schemes=("he_normal", "xavier_uniform"), seeds=(0, 1), epochs=2, width=16, batch_size=64,
-                           lr_grid=(0.003, 0.03, 0.3), budgets=(1,))
+    config = CompareConfig(
+        schemes=("he_normal", "xavier_uniform"),
+        seeds=(0, 1),
+        epochs=2,
+        width=16,
+        batch_size=64,
+        lr_grid=(0.003, 0.03, 0.3),
+        budgets=(1,),
+    )
     honest = compare(config, store=tmp_path / "honest.sqlite", progress=False)
 
     real_load = initlab.data.load
@@ -76,16 +87,33 @@ def test_lr_selection_never_reads_test_labels(tmp_path, monkeypatch):
 def _run(lr, seed, val, status="ok", test=0.9):
     from initlab.report.analysis import Run
 
-    return Run(label=f"s@lr={lr}", scheme="s", lr=lr, seed=seed, status=status, test_acc=test, test_loss=0.1,
-               train_acc=0.9, train_loss=0.1, diverged_step=5 if status == "diverged" else None, wall_time=1.0,
-               steps_to_target=None, val_acc=(val,), test_curve={1: test})
+    return Run(
+        label=f"s@lr={lr}",
+        scheme="s",
+        lr=lr,
+        seed=seed,
+        status=status,
+        test_acc=test,
+        test_loss=0.1,
+        train_acc=0.9,
+        train_loss=0.1,
+        diverged_step=5 if status == "diverged" else None,
+        wall_time=1.0,
+        steps_to_target=None,
+        val_acc=(val,),
+        test_curve={1: test},
+    )
 
 
 def test_select_lr_reads_validation_only_and_a_divergence_counts_as_zero():
     from initlab.report.analysis import select_lr
 
-    runs = [_run(0.1, 0, 0.99, test=0.1), _run(0.1, 1, 0.99, status="diverged", test=0.1),
-            _run(0.01, 0, 0.90, test=0.99), _run(0.01, 1, 0.92, test=0.99)]
+    runs = [
+        _run(0.1, 0, 0.99, test=0.1),
+        _run(0.1, 1, 0.99, status="diverged", test=0.1),
+        _run(0.01, 0, 0.90, test=0.99),
+        _run(0.01, 1, 0.92, test=0.99),
+    ]
     lr, means = select_lr(runs, epoch=1)
     # 0.1 has the best validation run but diverged on seed 1: mean (0.99 + 0) / 2 < 0.91
     assert lr == 0.01 and means == {"0.01": pytest.approx(0.91), "0.1": pytest.approx(0.495)}

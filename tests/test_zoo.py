@@ -80,10 +80,13 @@ def test_tied_and_untied_heads_give_order_one_logits(name):
     assert 0.05 < float(logits.std()) < 2.0
 
 
-@pytest.mark.parametrize("name,param,transposed", [
-    ("gpt2", "transformer.h.0.attn.c_attn.weight", True),
-    ("vit", "blocks.0.attn.qkv.weight", False),
-])
+@pytest.mark.parametrize(
+    "name,param,transposed",
+    [
+        ("gpt2", "transformer.h.0.attn.c_attn.weight", True),
+        ("vit", "blocks.0.attn.qkv.weight", False),
+    ],
+)
 def test_fused_qkv_blocks_get_their_own_fans(name, param, transposed):
     if name == "vit":
         _timm()
@@ -164,9 +167,9 @@ class _NoNormTransformer(torch.nn.Module):
 
 def test_t_fixup_scales_embeddings_values_and_mlp_by_its_factor():
     p = initlab.plan(_NoNormTransformer(), "t-fixup", example_input=torch.zeros(2, 5, dtype=torch.long))
-    factor = 0.67 * 3 ** -0.25  # encoder, N = 3 blocks
+    factor = 0.67 * 3**-0.25  # encoder, N = 3 blocks
     assert p["fc1.0.weight"].params["gain"] == pytest.approx(factor)
-    assert p["emb.weight"].params["std"] == pytest.approx(32 ** -0.5 * factor)
+    assert p["emb.weight"].params["std"] == pytest.approx(32**-0.5 * factor)
     value_rows = p["attn.0.in_proj_weight"].blocks[0]
     assert (value_rows.start, value_rows.stop) == (64, 96) and value_rows.params["gain"] == pytest.approx(factor)
 

@@ -43,10 +43,23 @@ ALIASES = {"identity": "linear", "none": "linear", "swish": "silu", "erf_gelu": 
 
 # Module class -> registered name, for reading activations off a model.
 MODULE_NAMES: dict[type, str] = {
-    nn.Identity: "linear", nn.ReLU: "relu", nn.LeakyReLU: "leaky_relu", nn.Tanh: "tanh",
-    nn.Sigmoid: "sigmoid", nn.SELU: "selu", nn.ELU: "elu", nn.CELU: "celu", nn.GELU: "gelu",
-    nn.SiLU: "silu", nn.Mish: "mish", nn.Softplus: "softplus", nn.Softsign: "softsign",
-    nn.ReLU6: "relu6", nn.Hardtanh: "hardtanh", nn.Hardswish: "hardswish", nn.Hardsigmoid: "hardsigmoid",
+    nn.Identity: "linear",
+    nn.ReLU: "relu",
+    nn.LeakyReLU: "leaky_relu",
+    nn.Tanh: "tanh",
+    nn.Sigmoid: "sigmoid",
+    nn.SELU: "selu",
+    nn.ELU: "elu",
+    nn.CELU: "celu",
+    nn.GELU: "gelu",
+    nn.SiLU: "silu",
+    nn.Mish: "mish",
+    nn.Softplus: "softplus",
+    nn.Softsign: "softsign",
+    nn.ReLU6: "relu6",
+    nn.Hardtanh: "hardtanh",
+    nn.Hardswish: "hardswish",
+    nn.Hardsigmoid: "hardsigmoid",
 }
 
 

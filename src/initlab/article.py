@@ -26,4 +26,3 @@ def claimed_mean(scheme: str) -> float | None:
     """The article's mean claimed accuracy for ``scheme`` as a fraction, or None."""
     values = CLAIMED_ACCURACY_PERCENT.get(scheme)
     return sum(values) / len(values) / 100 if values else None
-

@@ -61,8 +61,16 @@ def _interval(low: float | None, high: float | None, low_open: bool, high_open: 
     return ""
 
 
-def real(param: str, value: Any, *, low: float | None = None, high: float | None = None,
-         low_open: bool = False, high_open: bool = False, finite: bool = True) -> float:
+def real(
+    param: str,
+    value: Any,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+    finite: bool = True,
+) -> float:
     """``float(value)`` if it is a number in the interval (bounds optional; closed unless ``*_open``).
 
     ``finite=True`` (the default) also rejects NaN and ±inf; NaN is always rejected.

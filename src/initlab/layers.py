@@ -55,7 +55,9 @@ CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 CONV_TRANSPOSE_TYPES = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 NORM_TYPES: tuple[type, ...] = (
     nn.modules.batchnorm._NormBase,  # BatchNorm*, InstanceNorm*, SyncBatchNorm
-    nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm,
+    nn.LayerNorm,
+    nn.GroupNorm,
+    nn.LocalResponseNorm,
 ) + ((nn.RMSNorm,) if hasattr(nn, "RMSNorm") else ())
 BATCH_NORM_TYPES = (nn.modules.batchnorm._NormBase,)
 RECURRENT_TYPES = (nn.RNNBase, nn.RNNCellBase)
@@ -63,22 +65,35 @@ EMBEDDING_TYPES = (nn.Embedding, nn.EmbeddingBag)
 ACTIVATION_TYPES: tuple[type, ...] = tuple(t for t in MODULE_NAMES if t is not nn.Identity) + (nn.PReLU, nn.RReLU)
 DROPOUT_TYPES = (nn.modules.dropout._DropoutNd, nn.AlphaDropout, nn.FeatureAlphaDropout)
 POOL_TYPES = (
-    nn.modules.pooling._MaxPoolNd, nn.modules.pooling._AvgPoolNd,
-    nn.modules.pooling._AdaptiveAvgPoolNd, nn.modules.pooling._AdaptiveMaxPoolNd,
+    nn.modules.pooling._MaxPoolNd,
+    nn.modules.pooling._AvgPoolNd,
+    nn.modules.pooling._AdaptiveAvgPoolNd,
+    nn.modules.pooling._AdaptiveMaxPoolNd,
 )
 TRANSPARENT_TYPES: tuple[type, ...] = (
-    nn.Identity, nn.Flatten, nn.Unflatten, nn.Softmax, nn.LogSoftmax, nn.Upsample,
-    nn.PixelShuffle, nn.PixelUnshuffle, nn.ChannelShuffle, *DROPOUT_TYPES, *POOL_TYPES,
+    nn.Identity,
+    nn.Flatten,
+    nn.Unflatten,
+    nn.Softmax,
+    nn.LogSoftmax,
+    nn.Upsample,
+    nn.PixelShuffle,
+    nn.PixelUnshuffle,
+    nn.ChannelShuffle,
+    *DROPOUT_TYPES,
+    *POOL_TYPES,
     nn.modules.pooling._LPPoolNd,
-    nn.modules.padding._ConstantPadNd, nn.modules.padding._ReflectionPadNd,
+    nn.modules.padding._ConstantPadNd,
+    nn.modules.padding._ReflectionPadNd,
     nn.modules.padding._ReplicationPadNd,
 )
 # Transparent modules that keep an all-zero input at zero (softmax and padding with a value do not).
 ZERO_PRESERVING_TYPES = (nn.Identity, nn.Flatten, nn.Unflatten, *DROPOUT_TYPES, *POOL_TYPES)
 # Activations applied entry by entry with no parameter of their own (engine.mlp runs them batched).
-ELEMENTWISE_ACTIVATION_TYPES: tuple[type, ...] = tuple(
-    t for t in ACTIVATION_TYPES if t not in (nn.PReLU, nn.RReLU)
-) + (nn.Tanhshrink, nn.LogSigmoid)
+ELEMENTWISE_ACTIVATION_TYPES: tuple[type, ...] = tuple(t for t in ACTIVATION_TYPES if t not in (nn.PReLU, nn.RReLU)) + (
+    nn.Tanhshrink,
+    nn.LogSigmoid,
+)
 UNIT_TYPES: tuple[type, ...] = (nn.MultiheadAttention,) + RECURRENT_TYPES
 WEIGHT_LAYER_TYPES = (nn.Linear, nn.Bilinear) + CONV_TYPES + CONV_TRANSPOSE_TYPES
 
@@ -86,12 +101,29 @@ WEIGHT_LAYER_TYPES = (nn.Linear, nn.Bilinear) + CONV_TYPES + CONV_TRANSPOSE_TYPE
 # transformers.pytorch_utils.Conv1D: a Linear whose weight is stored (in, out).
 TRANSPOSED_LINEAR_NAMES = frozenset({"Conv1D"})
 FOREIGN_ACTIVATIONS: dict[str, str] = {
-    "GELUActivation": "gelu", "NewGELUActivation": "gelu", "GELUTanh": "gelu", "PytorchGELUTanh": "gelu",
-    "FastGELUActivation": "gelu", "QuickGELUActivation": "gelu", "AccurateGELUActivation": "gelu",
-    "GELUTanhActivation": "gelu", "SiLUActivation": "silu", "SiLU": "silu", "Swish": "silu", "GELU": "gelu",
-    "MishActivation": "mish", "Mish": "mish", "HardSwish": "hardswish", "HardSigmoid": "hardsigmoid",
-    "HardMish": "mish", "Sigmoid": "sigmoid", "Tanh": "tanh", "PReLU": "leaky_relu",
-    "ReLU6": "relu6", "Hardswish": "hardswish", "Hardsigmoid": "hardsigmoid",
+    "GELUActivation": "gelu",
+    "NewGELUActivation": "gelu",
+    "GELUTanh": "gelu",
+    "PytorchGELUTanh": "gelu",
+    "FastGELUActivation": "gelu",
+    "QuickGELUActivation": "gelu",
+    "AccurateGELUActivation": "gelu",
+    "GELUTanhActivation": "gelu",
+    "SiLUActivation": "silu",
+    "SiLU": "silu",
+    "Swish": "silu",
+    "GELU": "gelu",
+    "MishActivation": "mish",
+    "Mish": "mish",
+    "HardSwish": "hardswish",
+    "HardSigmoid": "hardsigmoid",
+    "HardMish": "mish",
+    "Sigmoid": "sigmoid",
+    "Tanh": "tanh",
+    "PReLU": "leaky_relu",
+    "ReLU6": "relu6",
+    "Hardswish": "hardswish",
+    "Hardsigmoid": "hardsigmoid",
 }
 FOREIGN_TRANSPARENT = frozenset({"DropPath", "StochasticDepth", "DropBlock2d", "PatchDropout", "Dropout"})
 FOREIGN_SCALE = frozenset({"LayerScale", "LayerScale2d", "Scale"})
@@ -234,7 +266,7 @@ def activation_of_module(module: nn.Module) -> tuple[str, float | None] | None:
     if name is None:
         name = next((n for t, n in MODULE_NAMES.items() if isinstance(module, t)), None)
     if name is not None:
-        return (None if name == "linear" else (name, module_param(module)))
+        return None if name == "linear" else (name, module_param(module))
     if module_kind(module) != "activation":
         return None
     cached = _ACT_CACHE.get(module)
@@ -260,8 +292,10 @@ def is_norm(module: nn.Module) -> bool:
 
 def maps_zero_to_zero(module: nn.Module) -> bool:
     """Whether a transparent or scaling module keeps an all-zero input at zero."""
-    return isinstance(module, ZERO_PRESERVING_TYPES) or module_kind(module) == "scale" or (
-        type(module).__name__ in FOREIGN_TRANSPARENT
+    return (
+        isinstance(module, ZERO_PRESERVING_TYPES)
+        or module_kind(module) == "scale"
+        or (type(module).__name__ in FOREIGN_TRANSPARENT)
     )
 
 
@@ -288,6 +322,7 @@ def weight_fans(module: nn.Module) -> tuple[int, int] | None:
 
 
 # --- calling a model ---------------------------------------------------------------------------
+
 
 def first_tensor(value: Any) -> torch.Tensor | None:
     """The first tensor in a (nested) tuple/list, a dict or a model output object (``logits`` first)."""
@@ -341,4 +376,3 @@ class eval_mode:
         self.rng.__exit__(*exc)
         for m, flag in self.flags:
             m.training = flag
-

@@ -104,9 +104,11 @@ class LrSuggestion:
 
     def table(self) -> str:
         """The grid as a text table; the chosen row is marked with ``<-``."""
-        head = (f"suggest_lr: {self.optimizer}, {self.epochs} epoch(s) = {self.steps} steps of batch {self.batch_size}, "
-                f"{self.n_train} train / {self.n_val} validation samples, {self.seconds:.1f} s; "
-                f"validation loss before training {self.initial_val_loss:.4g}")
+        head = (
+            f"suggest_lr: {self.optimizer}, {self.epochs} epoch(s) = {self.steps} steps of batch {self.batch_size}, "
+            f"{self.n_train} train / {self.n_val} validation samples, {self.seconds:.1f} s; "
+            f"validation loss before training {self.initial_val_loss:.4g}"
+        )
         lines = [head, f"{'lr':>10}  {'val_loss':>9}  {'val_acc':>7}  {'verdict':<9} stage"]
         for p in self.points:
             verdict = "diverged" if p.diverged else "failed" if p.failed else "stable" if p.stable else "unstable"
@@ -153,12 +155,16 @@ class LrSuggestion:
 
 # --- validation --------------------------------------------------------------------------------
 
-def _check_inputs(model: Any, x: Any, y: Any, optimizer: Any, grid: Any, steps: Any, batch_size: Any,
-                  seed: Any) -> tuple[tuple[float, ...] | None, torch.Tensor, torch.Tensor]:
+
+def _check_inputs(
+    model: Any, x: Any, y: Any, optimizer: Any, grid: Any, steps: Any, batch_size: Any, seed: Any
+) -> tuple[tuple[float, ...] | None, torch.Tensor, torch.Tensor]:
     if not isinstance(model, nn.Module):
         raise UserError(f"model must be a torch.nn.Module; got {type(model).__name__}")
     if not any(p.requires_grad for p in model.parameters()):
-        raise UserError("model has no trainable parameters (none with requires_grad=True): nothing to tune a learning rate for")
+        raise UserError(
+            "model has no trainable parameters (none with requires_grad=True): nothing to tune a learning rate for"
+        )
     if not isinstance(optimizer, str) or optimizer not in OPTIMIZERS:
         raise UserError(f"optimizer {optimizer!r} is not supported; allowed: {', '.join(OPTIMIZERS)}")
     for name, value in (("steps", steps), ("batch_size", batch_size)):
@@ -175,15 +181,21 @@ def _check_inputs(model: Any, x: Any, y: Any, optimizer: Any, grid: Any, steps: 
                 raise UserError(f"grid value {v!r} is invalid; allowed: finite numbers > 0")
         grid = tuple(sorted({float(v) for v in values}))
     if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.dim() < 2:
-        raise UserError(f"x must be a floating tensor (N, *features); got {type(x).__name__}"
-                        f"{tuple(x.shape) if isinstance(x, torch.Tensor) else ''}")
+        raise UserError(
+            f"x must be a floating tensor (N, *features); got {type(x).__name__}"
+            f"{tuple(x.shape) if isinstance(x, torch.Tensor) else ''}"
+        )
     if not isinstance(y, torch.Tensor) or y.dim() != 1 or y.is_floating_point() or y.dtype == torch.bool:
-        raise UserError(f"y must be an integer tensor (N,) of class indices; got {type(y).__name__}"
-                        f"{tuple(y.shape) if isinstance(y, torch.Tensor) else ''}")
+        raise UserError(
+            f"y must be an integer tensor (N,) of class indices; got {type(y).__name__}"
+            f"{tuple(y.shape) if isinstance(y, torch.Tensor) else ''}"
+        )
     if x.shape[0] != y.shape[0]:
         raise UserError(f"x has {x.shape[0]} samples but y has {y.shape[0]}; they must have the same length")
     if x.shape[0] < 10:
-        raise UserError(f"x has {x.shape[0]} samples; suggest_lr needs at least 10 (a validation split is carved from them)")
+        raise UserError(
+            f"x has {x.shape[0]} samples; suggest_lr needs at least 10 (a validation split is carved from them)"
+        )
     return grid, x, y.long()
 
 
@@ -196,6 +208,7 @@ def _outputs(model: nn.Module, x: torch.Tensor) -> int:
 
 
 # --- memory (stand-in for initlab.engine.memory.members_that_fit once merged) --------------------
+
 
 def _available_bytes() -> int:
     try:
@@ -220,8 +233,13 @@ def members_per_chunk(model: nn.Module, x: torch.Tensor, batch_size: int, optimi
     """
     probe = copy.deepcopy(model).eval()
     sizes: list[int] = []
-    hooks = [m.register_forward_hook(lambda _m, _i, out: sizes.append(out.numel()) if isinstance(out, torch.Tensor) else None)
-             for m in probe.modules() if not any(True for _ in m.children())]
+    hooks = [
+        m.register_forward_hook(
+            lambda _m, _i, out: sizes.append(out.numel()) if isinstance(out, torch.Tensor) else None
+        )
+        for m in probe.modules()
+        if not any(True for _ in m.children())
+    ]
     with torch.no_grad(), torch.random.fork_rng(devices=[]):
         probe(x[:1].to(next(probe.parameters()).device))
     for h in hooks:
@@ -248,8 +266,17 @@ def members_per_chunk(model: nn.Module, x: torch.Tensor, batch_size: int, optimi
 
 # --- training the grid ---------------------------------------------------------------------------
 
-def _train_grid(model: nn.Module, data: Any, lrs: Sequence[float], optimizer: str, epochs: int, batch_size: int,
-                seed: int, chunk: int) -> list[tuple[list[float], list[float], bool]]:
+
+def _train_grid(
+    model: nn.Module,
+    data: Any,
+    lrs: Sequence[float],
+    optimizer: str,
+    epochs: int,
+    batch_size: int,
+    seed: int,
+    chunk: int,
+) -> list[tuple[list[float], list[float], bool]]:
     """Per lr: (validation losses per epoch, validation accuracies per epoch, diverged)."""
     from initlab.engine import Member, TrainConfig, train
 
@@ -259,11 +286,12 @@ def _train_grid(model: nn.Module, data: Any, lrs: Sequence[float], optimizer: st
         copy_.load_state_dict(state)
 
     as_given.__name__ = "as_given"
-    config = TrainConfig(epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lrs[0],
-                         momentum=SGD_MOMENTUM)  # used by SGD only
+    config = TrainConfig(
+        epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lrs[0], momentum=SGD_MOMENTUM
+    )  # used by SGD only
     out: list[tuple[list[float], list[float], bool]] = []
     for start in range(0, len(lrs), chunk):
-        part = lrs[start:start + chunk]
+        part = lrs[start : start + chunk]
         members = [Member(as_given, seed, name=f"lr={lr:.3g}", lr=lr) for lr in part]
         result = train(lambda: copy.deepcopy(model), members, data, config)
         for m in result.members:
@@ -271,14 +299,23 @@ def _train_grid(model: nn.Module, data: Any, lrs: Sequence[float], optimizer: st
     return out
 
 
-def _points(lrs: Sequence[float], runs: Sequence[tuple[list[float], list[float], bool]], stage: str,
-            initial_loss: float, chance: float) -> list[LrPoint]:
+def _points(
+    lrs: Sequence[float],
+    runs: Sequence[tuple[list[float], list[float], bool]],
+    stage: str,
+    initial_loss: float,
+    chance: float,
+) -> list[LrPoint]:
     points = []
     for lr, (losses, accs, diverged) in zip(lrs, runs):
         final_loss = losses[-1] if losses else math.nan
         final_acc = accs[-1] if accs else math.nan
-        failed = (diverged or not math.isfinite(final_loss) or not final_loss < initial_loss
-                  or not final_acc > chance + CHANCE_MARGIN)
+        failed = (
+            diverged
+            or not math.isfinite(final_loss)
+            or not final_loss < initial_loss
+            or not final_acc > chance + CHANCE_MARGIN
+        )
         best = min((v for v in losses if math.isfinite(v)), default=math.nan)
         stable = (not failed) and final_loss <= (1 + STABLE_TOLERANCE) * best
         points.append(LrPoint(lr, final_loss, final_acc, tuple(losses), tuple(accs), diverged, failed, stable, stage))
@@ -292,15 +329,24 @@ def choose(points: Sequence[LrPoint]) -> tuple[float, bool, list[str]]:
     if not stable:
         alive = [p for p in pts if not p.failed]
         pick = (alive or pts)[0].lr
-        return pick, False, ["no learning rate of the grid trained stably; the smallest that did not fail is given"
-                             if alive else "every learning rate of the grid failed; the smallest is given"]
+        return (
+            pick,
+            False,
+            [
+                "no learning rate of the grid trained stably; the smallest that did not fail is given"
+                if alive
+                else "every learning rate of the grid failed; the smallest is given"
+            ],
+        )
     best = min(stable, key=lambda i: (pts[i].val_loss, pts[i].lr))
     notes = []
     edge = best + 1 < len(pts) and not pts[best + 1].stable
     lower = pts[best - 1] if best > 0 else None
     if edge and lower is not None and lower.stable and lower.val_loss <= (1 + STABLE_TOLERANCE) * pts[best].val_loss:
-        notes.append(f"lr {pts[best].lr:.3g} is next to a failing rate ({pts[best + 1].lr:.3g}); the next smaller "
-                     f"one, {lower.lr:.3g}, keeps working within {STABLE_TOLERANCE:.0%} of its validation loss")
+        notes.append(
+            f"lr {pts[best].lr:.3g} is next to a failing rate ({pts[best + 1].lr:.3g}); the next smaller "
+            f"one, {lower.lr:.3g}, keeps working within {STABLE_TOLERANCE:.0%} of its validation loss"
+        )
         best -= 1
     return pts[best].lr, True, notes
 
@@ -357,8 +403,12 @@ def suggest_lr(
     train_idx = keep.nonzero().flatten()
     device = next(model.parameters()).device
     x, y = x.to(device), y.to(device)
-    data = SimpleNamespace(x_train=x[train_idx.to(device)], y_train=y[train_idx.to(device)],
-                           x_test=x[val_idx.to(device)], y_test=y[val_idx.to(device)])
+    data = SimpleNamespace(
+        x_train=x[train_idx.to(device)],
+        y_train=y[train_idx.to(device)],
+        x_test=x[val_idx.to(device)],
+        y_test=y[val_idx.to(device)],
+    )
     steps_per_epoch = math.ceil(len(train_idx) / batch_size)
     epochs = DEFAULT_EPOCHS if steps is None else math.ceil(steps / steps_per_epoch)
     initial = _initial_val_loss(model, data.x_test, data.y_test)
@@ -368,21 +418,42 @@ def suggest_lr(
 
     start = time.perf_counter()
     if grid is not None:
-        points = _points(grid, _train_grid(model, data, grid, optimizer, epochs, batch_size, seed, chunk), "given", initial, chance)
+        points = _points(
+            grid, _train_grid(model, data, grid, optimizer, epochs, batch_size, seed, chunk), "given", initial, chance
+        )
     else:
         coarse = COARSE_GRIDS[optimizer]
-        points = _points(coarse, _train_grid(model, data, coarse, optimizer, epochs, batch_size, seed, chunk),
-                         "coarse", initial, chance)
+        points = _points(
+            coarse,
+            _train_grid(model, data, coarse, optimizer, epochs, batch_size, seed, chunk),
+            "coarse",
+            initial,
+            chance,
+        )
         centre, _, _ = choose(points)
         refine = [centre * f for f in REFINE_FACTORS]
-        points += _points(refine, _train_grid(model, data, refine, optimizer, epochs, batch_size, seed, chunk),
-                          "refine", initial, chance)
+        points += _points(
+            refine,
+            _train_grid(model, data, refine, optimizer, epochs, batch_size, seed, chunk),
+            "refine",
+            initial,
+            chance,
+        )
     points.sort(key=lambda p: p.lr)
     lr, ok, notes = choose(points)
     return LrSuggestion(
-        lr=lr, points=tuple(points), optimizer=optimizer, epochs=epochs, steps=epochs * steps_per_epoch,
-        batch_size=batch_size, n_train=len(train_idx), n_val=n_val, initial_val_loss=initial,
-        seconds=time.perf_counter() - start, ok=ok, notes=tuple(notes),
+        lr=lr,
+        points=tuple(points),
+        optimizer=optimizer,
+        epochs=epochs,
+        steps=epochs * steps_per_epoch,
+        batch_size=batch_size,
+        n_train=len(train_idx),
+        n_val=n_val,
+        initial_val_loss=initial,
+        seconds=time.perf_counter() - start,
+        ok=ok,
+        notes=tuple(notes),
     )
 
 

@@ -32,8 +32,7 @@ class Summary:
     max: float
 
 
-def summarize(values: Iterable[float], confidence: float = 0.95,
-              bounds: tuple[float, float] | None = None) -> Summary:
+def summarize(values: Iterable[float], confidence: float = 0.95, bounds: tuple[float, float] | None = None) -> Summary:
     """n, mean, std (ddof=1), t confidence interval, median, min, max of finite values.
 
     .. math:: \\bar x \\pm t_{n-1,\\,(1+c)/2}\\, s / \\sqrt{n}
@@ -114,8 +113,9 @@ def ranks(scores: Mapping[str, float], higher_is_better: bool = True) -> dict[st
     return {n: float(x) for n, x in zip(names, r)}
 
 
-def steps_to_target(steps: Sequence[int], accuracies: Sequence[float], target: float | None,
-                    higher_is_better: bool = True) -> int | None:
+def steps_to_target(
+    steps: Sequence[int], accuracies: Sequence[float], target: float | None, higher_is_better: bool = True
+) -> int | None:
     """The first step (at an evaluation point) where the metric reaches ``target`` (at least it;
     at most it when lower is better); None if never or without a target."""
     if target is None:
@@ -191,12 +191,19 @@ def compare_schemes(
     for s, summ in summaries.items():
         reached = [x for x in steps.get(s, []) if x is not None]
         diff, p = tests.get(s, (None, None))
-        rows.append(SchemeSummary(
-            scheme=s, **asdict(summ), diverged=int(diverged.get(s, 0)),
-            steps_to_target=float(np.median(reached)) if reached else None, reached_target=len(reached),
-            rank=rank[s], diff_vs_reference=(0.0 if s == reference else diff),
-            p_value=p, p_holm=adjusted.get(s),
-        ))
+        rows.append(
+            SchemeSummary(
+                scheme=s,
+                **asdict(summ),
+                diverged=int(diverged.get(s, 0)),
+                steps_to_target=float(np.median(reached)) if reached else None,
+                reached_target=len(reached),
+                rank=rank[s],
+                diff_vs_reference=(0.0 if s == reference else diff),
+                p_value=p,
+                p_holm=adjusted.get(s),
+            )
+        )
     return rows
 
 
@@ -218,8 +225,14 @@ class PairedDifference:
     n_examples: int
 
 
-def paired_bootstrap(correct_a: np.ndarray, correct_b: np.ndarray, *, resamples: int = BOOTSTRAP_RESAMPLES,
-                     confidence: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
+def paired_bootstrap(
+    correct_a: np.ndarray,
+    correct_b: np.ndarray,
+    *,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float, float]:
     """(mean, ci_low, ci_high) of accuracy(a) − accuracy(b) over seeds and test examples.
 
     ``correct_a[s, i]`` says whether scheme a's run with seed s classified test example i right;
@@ -252,7 +265,8 @@ def paired_bootstrap(correct_a: np.ndarray, correct_b: np.ndarray, *, resamples:
         seed_idx = torch.randint(n_seeds, (size, n_seeds), generator=g)
         example_idx = torch.randint(n_examples, (size, n_examples), generator=g)
         counts = torch.zeros(size, n_examples, dtype=torch.float64).scatter_add_(
-            1, example_idx, torch.ones(size, n_examples, dtype=torch.float64))
+            1, example_idx, torch.ones(size, n_examples, dtype=torch.float64)
+        )
         per_seed = d @ counts.T / n_examples  # (S, B): each seed's accuracy gap on the resampled examples
         values.append(per_seed.gather(0, seed_idx.T).mean(dim=0))
     boot = torch.cat(values).numpy()
@@ -279,8 +293,9 @@ def equivalence_verdict(ci_low: float, ci_high: float, margin: float) -> str:
     return "inconclusive"
 
 
-def compare_paired(correct_a: np.ndarray, correct_b: np.ndarray, margin: float, *,
-                   resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> PairedDifference:
+def compare_paired(
+    correct_a: np.ndarray, correct_b: np.ndarray, margin: float, *, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0
+) -> PairedDifference:
     """``paired_bootstrap`` and ``equivalence_verdict`` in one record."""
     diff, lo, hi = paired_bootstrap(correct_a, correct_b, resamples=resamples, seed=seed)
     shape = np.shape(correct_a)

@@ -86,8 +86,17 @@ ActivationSpec = str | nn.Module | Callable[[torch.Tensor], torch.Tensor]
 Function = Callable[[torch.Tensor], torch.Tensor]
 
 __all__ = [
-    "c_map", "c_star", "chi1", "critical_sigma_w2", "depth_scales", "expect", "expect_pair",
-    "gradient_map", "q_map", "q_star", "variance_map",
+    "c_map",
+    "c_star",
+    "chi1",
+    "critical_sigma_w2",
+    "depth_scales",
+    "expect",
+    "expect_pair",
+    "gradient_map",
+    "q_map",
+    "q_star",
+    "variance_map",
 ]
 
 # q stands in for 0 and for infinity when the fixed point is there (see the module docstring).
@@ -99,8 +108,28 @@ _NOISE = 1e-12
 
 # Breakpoints of the composite rules: graded towards 0 (radius) and towards both ends (angle)
 # so that the 1/sqrt(q) scale of a saturated activation is resolved for q up to ~1e10.
-_RADIAL_BREAKS = (0.0, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.05, 0.15, 0.3, 0.6, 1.0, 1.5, 2.0, 2.5, 3.0,
-                  4.0, 5.0, 6.5, 8.0, 10.0)
+_RADIAL_BREAKS = (
+    0.0,
+    1e-6,
+    1e-5,
+    1e-4,
+    1e-3,
+    1e-2,
+    0.05,
+    0.15,
+    0.3,
+    0.6,
+    1.0,
+    1.5,
+    2.0,
+    2.5,
+    3.0,
+    4.0,
+    5.0,
+    6.5,
+    8.0,
+    10.0,
+)
 _HALF_ARC_BREAKS = (0.0, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.05, 0.15, 0.3, 0.5)
 _NODES_PER_CELL = 8
 
@@ -200,7 +229,9 @@ def _effective_q(q: float) -> float:
     return min(max(q, Q_TINY), Q_HUGE)
 
 
-def q_map(activation: ActivationSpec, sigma_w2: float, sigma_b2: float, q: float, *, param: float | None = None) -> float:
+def q_map(
+    activation: ActivationSpec, sigma_w2: float, sigma_b2: float, q: float, *, param: float | None = None
+) -> float:
     """One step of the variance map: ``σ_w² E[φ(√q z)²] + σ_b²``."""
     sigma_w2, sigma_b2 = _check(sigma_w2, sigma_b2, allow_zero_w=True)
     phi = _phi(activation, param)
@@ -208,7 +239,12 @@ def q_map(activation: ActivationSpec, sigma_w2: float, sigma_b2: float, q: float
 
 
 def q_star(
-    activation: ActivationSpec, sigma_w2: float, sigma_b2: float, *, param: float | None = None, q0: float = 1.0,
+    activation: ActivationSpec,
+    sigma_w2: float,
+    sigma_b2: float,
+    *,
+    param: float | None = None,
+    q0: float = 1.0,
 ) -> float:
     """The fixed point ``q*`` of the variance map reached from ``q0`` (see the module docstring).
 
@@ -270,8 +306,13 @@ def _q_for(activation: ActivationSpec, sigma_w2: float, sigma_b2: float, param: 
 
 
 def c_map(
-    activation: ActivationSpec, sigma_w2: float, sigma_b2: float, c: float | Sequence[float] | np.ndarray,
-    *, param: float | None = None, q: float | None = None,
+    activation: ActivationSpec,
+    sigma_w2: float,
+    sigma_b2: float,
+    c: float | Sequence[float] | np.ndarray,
+    *,
+    param: float | None = None,
+    q: float | None = None,
 ) -> float | np.ndarray:
     """One step of the correlation map at second moment ``q`` (default ``q*``); vectorised in ``c``.
 
@@ -295,7 +336,12 @@ def c_map(
 
 
 def c_star(
-    activation: ActivationSpec, sigma_w2: float, sigma_b2: float, *, param: float | None = None, q: float | None = None,
+    activation: ActivationSpec,
+    sigma_w2: float,
+    sigma_b2: float,
+    *,
+    param: float | None = None,
+    q: float | None = None,
 ) -> float:
     """The stable fixed point ``c*`` of the correlation map reached from ``c = 0`` (orthogonal inputs).
 
@@ -328,7 +374,12 @@ def c_star(
 
 
 def chi1(
-    activation: ActivationSpec, sigma_w2: float, sigma_b2: float, *, param: float | None = None, q: float | None = None,
+    activation: ActivationSpec,
+    sigma_w2: float,
+    sigma_b2: float,
+    *,
+    param: float | None = None,
+    q: float | None = None,
 ) -> float:
     """``χ1 = σ_w² E[φ'(√q z)²]`` at ``q`` (default ``q*``): the slope of the c-map at ``c = 1``.
 
@@ -341,7 +392,11 @@ def chi1(
 
 
 def depth_scales(
-    activation: ActivationSpec, sigma_w2: float, sigma_b2: float, *, param: float | None = None,
+    activation: ActivationSpec,
+    sigma_w2: float,
+    sigma_b2: float,
+    *,
+    param: float | None = None,
 ) -> tuple[float, float]:
     """``(ξ_q, ξ_c)``: layers over which ``q`` and ``c`` approach ``q*`` and ``c*`` (Schoenholz 2017).
 
@@ -389,7 +444,9 @@ def critical_sigma_w2(activation: ActivationSpec, sigma_b2: float, *, param: flo
     lo = 1e-4
     g_lo = g(lo)
     if g_lo >= 0:
-        raise UserError(f"activation {activation!r} has chi1 >= 1 already at sigma_w2=1e-4 (sigma_b2={sigma_b2}); no critical line")
+        raise UserError(
+            f"activation {activation!r} has chi1 >= 1 already at sigma_w2=1e-4 (sigma_b2={sigma_b2}); no critical line"
+        )
     hi = lo * 1.25
     while g(hi) < 0:
         lo, hi = hi, hi * 1.25
@@ -440,7 +497,11 @@ def variance_map(
     n = len(sw)
     if n == 0:
         raise UserError("sigma_w2s is empty; allowed: one value per layer (at least one layer)")
-    sb = [float(sigma_b2s)] * n if isinstance(sigma_b2s, (int, float)) else [float(v) for v in _per_layer("sigma_b2s", sigma_b2s, n)]
+    sb = (
+        [float(sigma_b2s)] * n
+        if isinstance(sigma_b2s, (int, float))
+        else [float(v) for v in _per_layer("sigma_b2s", sigma_b2s, n)]
+    )
     for w, b in zip(sw, sb):
         _check(w, b, allow_zero_w=True)
     if isinstance(q0, bool) or not isinstance(q0, (int, float)) or not (0 <= q0 < math.inf):

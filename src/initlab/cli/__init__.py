@@ -99,8 +99,11 @@ def main(argv: list[str] | None = None) -> int:
     except (MemoryError, RuntimeError) as exc:
         if not _out_of_memory(exc):
             raise
-        print(f"{error_prefix(args.command)} out of memory ({_first_line(exc)[:200]}); lower --chunk-size, --width or "
-              f"--batch-size, or set INITLAB_MEMORY_LIMIT so the pre-flight check refuses such runs", file=sys.stderr)
+        print(
+            f"{error_prefix(args.command)} out of memory ({_first_line(exc)[:200]}); lower --chunk-size, --width or "
+            f"--batch-size, or set INITLAB_MEMORY_LIMIT so the pre-flight check refuses such runs",
+            file=sys.stderr,
+        )
         return 2
 
 

@@ -31,31 +31,51 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     d = CompareConfig()
     p = sub.add_parser(
-        "compare", help="train schemes x seeds and compare them (the main job)",
+        "compare",
+        help="train schemes x seeds and compare them (the main job)",
         description="Train every scheme on every seed, then summarize with statistics, tables, plots and a "
-                    "report. Defaults: the article's ten schemes x 10 seeds on digits with a 2x128 ReLU MLP.",
+        "report. Defaults: the article's ten schemes x 10 seeds on digits with a 2x128 ReLU MLP.",
     )
     g = p.add_argument_group("what to compare")
-    g.add_argument("--schemes", default=",".join(d.schemes),
-                   help="comma list of schemes (see `initlab schemes`), with parameters as NAME(key=value, ...), "
-                        "or 'auto' (the per-layer policy)")
+    g.add_argument(
+        "--schemes",
+        default=",".join(d.schemes),
+        help="comma list of schemes (see `initlab schemes`), with parameters as NAME(key=value, ...), "
+        "or 'auto' (the per-layer policy)",
+    )
     g.add_argument("--seeds", default=str(len(d.seeds)), help="a count (10), a range (10-19) or a list (1,2,3)")
     g.add_argument("--bias-init", default=d.bias_init, help="scheme for biases (default zeros)")
-    g.add_argument("--reference", default=None,
-                   help="scheme the others are paired against (default: he_normal if compared, else the first)")
+    g.add_argument(
+        "--reference",
+        default=None,
+        help="scheme the others are paired against (default: he_normal if compared, else the first)",
+    )
     g.add_argument("--paired-test", default=d.paired_test, choices=("wilcoxon", "t"))
     g = p.add_argument_group("data and model")
-    g.add_argument("--dataset", default=d.dataset,
-                   help="digits | fashion-mnist | mnist1d | synthetic | cifar10 | mnist (under --data-dir), or your own: "
-                        "a .npz/.pt/.csv/.parquet file, an image folder, a text file (--task lm), module:function")
-    g.add_argument("--data-dir", default=None, help="where dataset files are (Fashion-MNIST, MNIST IDX files, CIFAR-10 batches)")
-    g.add_argument("--limit-train", type=_positive_int, default=None, help="use a stratified subset of the training set")
-    g.add_argument("--task", default=d.task, choices=("classification", "regression", "lm"),
-                   help="classification (metric: accuracy), regression (test MSE, R²), lm (test loss, nats/token)")
+    g.add_argument(
+        "--dataset",
+        default=d.dataset,
+        help="digits | fashion-mnist | mnist1d | synthetic | cifar10 | mnist (under --data-dir), or your own: "
+        "a .npz/.pt/.csv/.parquet file, an image folder, a text file (--task lm), module:function",
+    )
+    g.add_argument(
+        "--data-dir", default=None, help="where dataset files are (Fashion-MNIST, MNIST IDX files, CIFAR-10 batches)"
+    )
+    g.add_argument(
+        "--limit-train", type=_positive_int, default=None, help="use a stratified subset of the training set"
+    )
+    g.add_argument(
+        "--task",
+        default=d.task,
+        choices=("classification", "regression", "lm"),
+        help="classification (metric: accuracy), regression (test MSE, R²), lm (test loss, nats/token)",
+    )
     g.add_argument("--target-column", default=None, help="the label / target column of a .csv or .parquet table")
     g.add_argument("--image-size", type=_positive_int, default=None, help="resize an image folder's images to NxN")
     g.add_argument("--context", type=_positive_int, default=None, help="lm: tokens per window (default 64)")
-    g.add_argument("--text-level", default=None, choices=("char", "byte"), help="lm: character (default) or byte tokens")
+    g.add_argument(
+        "--text-level", default=None, choices=("char", "byte"), help="lm: character (default) or byte tokens"
+    )
     g.add_argument("--heads", type=_positive_int, default=None, help="--model transformer: attention heads (default 4)")
     g.add_argument("--model", default=d.model, help="mlp | cnn | resmlp | rescnn | transformer (lm) | module:function")
     g.add_argument("--width", type=_positive_int, default=d.width)
@@ -65,50 +85,111 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--epochs", type=_positive_int, default=d.epochs)
     g.add_argument("--batch-size", type=_positive_int, default=d.batch_size)
     g.add_argument("--optimizer", default=d.optimizer, choices=("sgd", "adam"))
-    g.add_argument("--lr", type=_positive_float, default=None,
-                   help=f"one fixed learning rate for every scheme (default {d.lr:g}); see --lr-grid")
-    g.add_argument("--lr-grid", default=None, metavar="LR,LR,...",
-                   help="learning rates tried per scheme, e.g. 0.001,0.003,0.01,0.03,0.1: every (scheme, lr, seed) "
-                        "trains, and each scheme's lr is selected on the validation split (never on test data)")
-    g.add_argument("--budgets", default=None, metavar="EPOCHS,...",
-                   help="epochs at which to summarize, e.g. 5,10,20 (default: a quarter of --epochs and --epochs; "
-                        "the final epoch is always one)")
-    g.add_argument("--margin", type=float, default=100 * d.margin,
-                   help=f"equivalence margin in percentage points of test accuracy (default {100 * d.margin:g}): "
-                        "a scheme is 'equivalent' to the reference when the 95%% CI of the difference lies inside it")
-    g.add_argument("--val-fraction", type=float, default=d.val_fraction,
-                   help=f"share of the training set held out for validation (stratified, fixed; default "
-                        f"{d.val_fraction:g})")
+    g.add_argument(
+        "--lr",
+        type=_positive_float,
+        default=None,
+        help=f"one fixed learning rate for every scheme (default {d.lr:g}); see --lr-grid",
+    )
+    g.add_argument(
+        "--lr-grid",
+        default=None,
+        metavar="LR,LR,...",
+        help="learning rates tried per scheme, e.g. 0.001,0.003,0.01,0.03,0.1: every (scheme, lr, seed) "
+        "trains, and each scheme's lr is selected on the validation split (never on test data)",
+    )
+    g.add_argument(
+        "--budgets",
+        default=None,
+        metavar="EPOCHS,...",
+        help="epochs at which to summarize, e.g. 5,10,20 (default: a quarter of --epochs and --epochs; "
+        "the final epoch is always one)",
+    )
+    g.add_argument(
+        "--margin",
+        type=float,
+        default=100 * d.margin,
+        help=f"equivalence margin in percentage points of test accuracy (default {100 * d.margin:g}): "
+        "a scheme is 'equivalent' to the reference when the 95%% CI of the difference lies inside it",
+    )
+    g.add_argument(
+        "--val-fraction",
+        type=float,
+        default=d.val_fraction,
+        help=f"share of the training set held out for validation (stratified, fixed; default {d.val_fraction:g})",
+    )
     g.add_argument("--momentum", type=float, default=d.momentum, help="SGD momentum")
-    g.add_argument("--target", type=float, default=None,
-                   help="convergence speed target: a test accuracy (fraction, default 0.9) for classification; "
-                        "a test MSE or loss to get below for regression and lm (default: none)")
-    g.add_argument("--dtype", default="fp32", choices=("fp32", "bf16"),
-                   help="fp32 (default) or bf16: the training step under bfloat16 autocast (evaluation in fp32)")
+    g.add_argument(
+        "--target",
+        type=float,
+        default=None,
+        help="convergence speed target: a test accuracy (fraction, default 0.9) for classification; "
+        "a test MSE or loss to get below for regression and lm (default: none)",
+    )
+    g.add_argument(
+        "--dtype",
+        default="fp32",
+        choices=("fp32", "bf16"),
+        help="fp32 (default) or bf16: the training step under bfloat16 autocast (evaluation in fp32)",
+    )
     g.add_argument("--chunk-size", type=_positive_int, default=d.chunk_size, help="members trained together per cell")
     g = p.add_argument_group("output and execution")
     g.add_argument("--out", default=None, help="report directory (default runs/<experiment id>)")
     g.add_argument("--store", default=DEFAULT_STORE, help=f"SQLite results store (default {DEFAULT_STORE})")
-    g.add_argument("--resume", nargs="?", const=True, default=False, metavar="ID",
-                   help="continue the stored experiment with this config (or experiment ID)")
+    g.add_argument(
+        "--resume",
+        nargs="?",
+        const=True,
+        default=False,
+        metavar="ID",
+        help="continue the stored experiment with this config (or experiment ID)",
+    )
     g.add_argument("--backend", default="local", choices=("local", "ray"))
-    g.add_argument("--address", default=None, help="Ray cluster address (HOST:PORT, auto, ray://...); default: $RAY_ADDRESS if set, "
-                        "else a new local Ray instance")
-    g.add_argument("--threads", type=_positive_int, default=None,
-                   help="torch threads for training (default: 1 for small models, every core for large ones)")
-    g.add_argument("--device", default="auto",
-                   help="where to train: auto (CUDA if available, else CPU; default), cpu, cuda, cuda:N, mps")
-    g.add_argument("--checkpoint-every", default=None, metavar="WHEN",
-                   help="checkpoint a cell in flight every WHEN: a time (120s, default; 5m), epochs (1ep) or never")
+    g.add_argument(
+        "--address",
+        default=None,
+        help="Ray cluster address (HOST:PORT, auto, ray://...); default: $RAY_ADDRESS if set, "
+        "else a new local Ray instance",
+    )
+    g.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=None,
+        help="torch threads for training (default: 1 for small models, every core for large ones)",
+    )
+    g.add_argument(
+        "--device",
+        default="auto",
+        help="where to train: auto (CUDA if available, else CPU; default), cpu, cuda, cuda:N, mps",
+    )
+    g.add_argument(
+        "--checkpoint-every",
+        default=None,
+        metavar="WHEN",
+        help="checkpoint a cell in flight every WHEN: a time (120s, default; 5m), epochs (1ep) or never",
+    )
     g.add_argument("--json", action="store_true", help="print the JSON summary on stdout, nothing else")
     p.set_defaults(func=run)
 
 
 # CompareConfig fields whose errors the CLI reports under its flag (the library names the field).
-FLAG_OF_FIELD = {"lr_grid": "--lr-grid", "budgets": "--budgets", "margin": "--margin", "val_fraction": "--val-fraction",
-                 "seeds": "--seeds", "schemes": "--schemes", "epochs": "--epochs", "batch_size": "--batch-size",
-                 "chunk_size": "--chunk-size", "width": "--width", "depth": "--depth", "momentum": "--momentum",
-                 "target": "--target", "optimizer": "--optimizer", "task": "--task"}
+FLAG_OF_FIELD = {
+    "lr_grid": "--lr-grid",
+    "budgets": "--budgets",
+    "margin": "--margin",
+    "val_fraction": "--val-fraction",
+    "seeds": "--seeds",
+    "schemes": "--schemes",
+    "epochs": "--epochs",
+    "batch_size": "--batch-size",
+    "chunk_size": "--chunk-size",
+    "width": "--width",
+    "depth": "--depth",
+    "momentum": "--momentum",
+    "target": "--target",
+    "optimizer": "--optimizer",
+    "task": "--task",
+}
 
 
 def task_options(args: argparse.Namespace) -> tuple[dict, dict]:
@@ -155,8 +236,10 @@ def build_config(args: argparse.Namespace):
         raise as_flag_error(exc) from None
     checks.integer("--depth", args.depth, minimum=0)
     if args.lr_grid is not None and args.lr is not None:
-        raise UserError(f"--lr {args.lr:g} and --lr-grid {args.lr_grid} both given; use --lr for one fixed rate or "
-                        f"--lr-grid to select one per scheme on validation")
+        raise UserError(
+            f"--lr {args.lr:g} and --lr-grid {args.lr_grid} both given; use --lr for one fixed rate or "
+            f"--lr-grid to select one per scheme on validation"
+        )
     lr_grid = parse_float_list("--lr-grid", args.lr_grid) if args.lr_grid is not None else ()
     budgets = parse_int_list("--budgets", args.budgets) if args.budgets is not None else ()
     if not args.margin > 0 or args.margin != args.margin or args.margin >= 100:
@@ -164,13 +247,30 @@ def build_config(args: argparse.Namespace):
     data_options, model_options = task_options(args)
     try:
         return CompareConfig(
-            schemes=schemes, seeds=seeds, dataset=args.dataset, model=args.model,
-            width=args.width, depth=args.depth, activation=args.activation, bias_init=args.bias_init,
-            epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer,
-            **({"lr": args.lr} if args.lr is not None else {}), momentum=args.momentum, target=args.target,
-            reference=args.reference, paired_test=args.paired_test, chunk_size=args.chunk_size,
-            data_options=data_options, model_options=model_options, task=args.task,
-            lr_grid=lr_grid, budgets=budgets, margin=args.margin / 100, val_fraction=args.val_fraction,
+            schemes=schemes,
+            seeds=seeds,
+            dataset=args.dataset,
+            model=args.model,
+            width=args.width,
+            depth=args.depth,
+            activation=args.activation,
+            bias_init=args.bias_init,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            optimizer=args.optimizer,
+            **({"lr": args.lr} if args.lr is not None else {}),
+            momentum=args.momentum,
+            target=args.target,
+            reference=args.reference,
+            paired_test=args.paired_test,
+            chunk_size=args.chunk_size,
+            data_options=data_options,
+            model_options=model_options,
+            task=args.task,
+            lr_grid=lr_grid,
+            budgets=budgets,
+            margin=args.margin / 100,
+            val_fraction=args.val_fraction,
             autocast="bf16" if args.dtype == "bf16" else None,
         )
     except ValueError as exc:
@@ -189,12 +289,24 @@ def run(args: argparse.Namespace) -> int:
     CheckpointPolicy.parse(args.checkpoint_every)
     if args.out is not None:
         check_writable_dir(args.out)
-    data = compare(config, store=args.store, out=None, resume=args.resume, backend=args.backend,
-                   address=args.address, data_dir=args.data_dir, progress=not args.json, threads=args.threads,
-                   device=args.device, checkpoint_every=args.checkpoint_every)
+    data = compare(
+        config,
+        store=args.store,
+        out=None,
+        resume=args.resume,
+        backend=args.backend,
+        address=args.address,
+        data_dir=args.data_dir,
+        progress=not args.json,
+        threads=args.threads,
+        device=args.device,
+        checkpoint_every=args.checkpoint_every,
+    )
     files = publish(data, args.out, as_json=args.json)
     if not args.json:
         for backend, reason in sorted({(r.backend, r.backend_reason) for r in data.all_runs}, key=str):
             print(f"engine backend: {backend}" + (f" ({reason})" if reason else ""))
-        print(f"experiment {data.experiment_id} in {args.store}; report: {files['html']} (and report.md, *.png, runs.csv)")
+        print(
+            f"experiment {data.experiment_id} in {args.store}; report: {files['html']} (and report.md, *.png, runs.csv)"
+        )
     return 0

@@ -23,8 +23,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("coordinate check (μP, Yang et al. 2022)")
     g.add_argument("--coord-check", action="store_true", help="run the coordinate check over --widths instead")
     g.add_argument("--widths", help="at least three increasing widths, e.g. 64,128,256,512,1024")
-    g.add_argument("--parametrization", choices=("mup", "sp"), default="mup",
-                   help="mup (auto+mup init, per-layer lrs) or sp (auto init, one lr); default mup")
+    g.add_argument(
+        "--parametrization",
+        choices=("mup", "sp"),
+        default="mup",
+        help="mup (auto+mup init, per-layer lrs) or sp (auto init, one lr); default mup",
+    )
     g.add_argument("--base-width", type=int, help="μP base width (default the smallest of --widths)")
     g.add_argument("--steps", type=int, default=3, help="optimizer steps (default 3)")
     g.add_argument("--lr", type=float, default=0.01, help="base learning rate (default 0.01)")
@@ -50,15 +54,34 @@ def run_coord_check(args: argparse.Namespace, shape: tuple[int, ...]) -> int:
         raise UserError(f"--coord-check draws flat Gaussian inputs: --input-shape must be one number; got {shape}")
 
     def factory(width: int):
-        return build(args.model, input_shape=shape, num_classes=args.num_classes, width=width, depth=args.depth,
-                     activation=args.activation, seed=args.seed)
+        return build(
+            args.model,
+            input_shape=shape,
+            num_classes=args.num_classes,
+            width=width,
+            depth=args.depth,
+            activation=args.activation,
+            seed=args.seed,
+        )
 
     policy = "auto+mup" if args.parametrization == "mup" else "sp"
-    result = coord_check(factory, widths, policy=policy, base_width=args.base_width, steps=args.steps,
-                         lr=args.lr, optimizer=args.optimizer, seed=args.seed, batch=args.batch)
+    result = coord_check(
+        factory,
+        widths,
+        policy=policy,
+        base_width=args.base_width,
+        steps=args.steps,
+        lr=args.lr,
+        optimizer=args.optimizer,
+        seed=args.seed,
+        batch=args.batch,
+    )
     if args.json:
-        print(json.dumps({"model": args.model, "activation": args.activation, "seed": args.seed, **result.to_dict()},
-                         indent=2))
+        print(
+            json.dumps(
+                {"model": args.model, "activation": args.activation, "seed": args.seed, **result.to_dict()}, indent=2
+            )
+        )
     else:
         print(f"{args.model} {args.activation}: batch {args.batch} of N(0, 1) inputs {shape}, seed {args.seed}")
         print(result.summary())

@@ -55,13 +55,17 @@ def _scheme(spec: str | None, items: list[str] | None, flag: str, param_flag: st
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "diagnose", help="signal propagation at init: per-layer table, flags, theory",
+        "diagnose",
+        help="signal propagation at init: per-layer table, flags, theory",
         description="Run one forward and backward pass of a freshly initialized model on Gaussian inputs and report, "
-                    "per weighted layer, the forward and backward second moments (with mean-field predictions), "
-                    "dead, saturated and symmetric units, and flags.",
+        "per weighted layer, the forward and backward second moments (with mean-field predictions), "
+        "dead, saturated and symmetric units, and flags.",
     )
-    p.add_argument("--model", default="mlp",
-                   help="built-in model (mlp, cnn, resmlp, rescnn) or a 'package.module:function' factory (default mlp)")
+    p.add_argument(
+        "--model",
+        default="mlp",
+        help="built-in model (mlp, cnn, resmlp, rescnn) or a 'package.module:function' factory (default mlp)",
+    )
     p.add_argument("--depth", type=int, help="hidden layers / blocks (the model's default when omitted)")
     p.add_argument("--width", type=int, help="units / channels per hidden layer (the model's default when omitted)")
     p.add_argument("--activation", default="relu", help="activation name (relu, tanh, gelu, ...; default relu)")
@@ -125,26 +129,56 @@ def run(args: argparse.Namespace) -> int:
         checks.integer("--" + name.replace("_", "-"), getattr(args, name), minimum=2 if name == "batch" else 1)
     weight = _scheme(args.scheme, args.param, "--scheme", "--param")
     bias = _scheme(args.bias_scheme, args.bias_param, "--bias-scheme", "--bias-param")
-    check_builtin_model(args.model, input_shape=shape, num_classes=args.num_classes, batch_size=args.batch,
-                        width=args.width, depth=args.depth, activation=args.activation, what="diagnose",
-                        lower="--batch, --width or --depth")
-    model = build(args.model, input_shape=shape, num_classes=args.num_classes, width=args.width, depth=args.depth,
-                  activation=args.activation, seed=args.seed)
+    check_builtin_model(
+        args.model,
+        input_shape=shape,
+        num_classes=args.num_classes,
+        batch_size=args.batch,
+        width=args.width,
+        depth=args.depth,
+        activation=args.activation,
+        what="diagnose",
+        lower="--batch, --width or --depth",
+    )
+    model = build(
+        args.model,
+        input_shape=shape,
+        num_classes=args.num_classes,
+        width=args.width,
+        depth=args.depth,
+        activation=args.activation,
+        seed=args.seed,
+    )
     _initialize(model, args.seed, weight, bias)
     inputs = torch.randn((args.batch, *shape), generator=derive_generator(args.seed, "inputs"))
-    result = diagnose(model, inputs, jacobian=args.jacobian, generator=derive_generator(args.seed, "projection"),
-                      train=args.train_mode, jacobian_samples=args.jacobian_samples)
+    result = diagnose(
+        model,
+        inputs,
+        jacobian=args.jacobian,
+        generator=derive_generator(args.seed, "projection"),
+        train=args.train_mode,
+        jacobian_samples=args.jacobian_samples,
+    )
     scheme_name, params = weight
     scheme = format_spec(scheme_name, params) if scheme_name else "torch_default"
     label = f"{args.model} {args.activation} {scheme}"
     if args.json:
-        payload = {"model": args.model, "activation": args.activation, "scheme": scheme_name or "torch_default",
-                   "params": params, "bias_scheme": bias[0], "seed": args.seed,
-                   "input_shape": list(shape), **result.to_dict()}
+        payload = {
+            "model": args.model,
+            "activation": args.activation,
+            "scheme": scheme_name or "torch_default",
+            "params": params,
+            "bias_scheme": bias[0],
+            "seed": args.seed,
+            "input_shape": list(shape),
+            **result.to_dict(),
+        }
         print(json.dumps(payload, indent=2))
     else:
-        print(f"{label}: batch {args.batch} of N(0, 1) inputs {shape}, seed {args.seed}, {result.mode} mode, "
-              f"backward signal: {result.loss}")
+        print(
+            f"{label}: batch {args.batch} of N(0, 1) inputs {shape}, seed {args.seed}, {result.mode} mode, "
+            f"backward signal: {result.loss}"
+        )
         print(result.summary())
     if args.plot:
         path = result.plot(args.plot, title=label)

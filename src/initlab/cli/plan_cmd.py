@@ -25,13 +25,25 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Print the per-layer initialization plan of a model (scheme, parameters, reason).",
     )
     p.add_argument("target", nargs="?", help='"module:function" or "path/to/file.py:function" returning an nn.Module')
-    p.add_argument("--policy", default="auto",
-                   help="auto (default), lsuv, auto+lsuv, auto+gpt2, fixup, t-fixup, deepnorm, or a scheme name for every weight")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATTERN=SCHEME",
-                   help="override: parameter name or glob pattern = scheme name (repeatable), e.g. '*.bias=zeros'")
-    p.add_argument("--input-shape", metavar="SHAPE",
-                   help="shape of one input sample, e.g. 3,32,32: used to read the model with forward "
-                        "hooks when torch.fx cannot trace it (and by --model; default 1,28,28 there)")
+    p.add_argument(
+        "--policy",
+        default="auto",
+        help="auto (default), lsuv, auto+lsuv, auto+gpt2, fixup, t-fixup, deepnorm, or a scheme name for every weight",
+    )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="PATTERN=SCHEME",
+        help="override: parameter name or glob pattern = scheme name (repeatable), e.g. '*.bias=zeros'",
+    )
+    p.add_argument(
+        "--input-shape",
+        metavar="SHAPE",
+        help="shape of one input sample, e.g. 3,32,32: used to read the model with forward "
+        "hooks when torch.fx cannot trace it (and by --model; default 1,28,28 there)",
+    )
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
     p.add_argument("--base-width", type=int, help="for --policy mup / auto+mup: the width the lr was tuned at")
     g = p.add_argument_group("built-in model (instead of a target; needs initlab.models)")
@@ -67,12 +79,25 @@ def build_builtin(name: str, args: argparse.Namespace, input_shape: tuple[int, .
         raise UserError("--model needs initlab.models, which this installation does not have") from None
     from initlab.engine.memory import check_builtin_model
 
-    check_builtin_model(name, input_shape=input_shape, num_classes=args.num_classes, batch_size=0, backward=False,
-                        width=args.width, depth=args.depth, activation=args.activation, what="plan",
-                        lower="--width or --depth")
+    check_builtin_model(
+        name,
+        input_shape=input_shape,
+        num_classes=args.num_classes,
+        batch_size=0,
+        backward=False,
+        width=args.width,
+        depth=args.depth,
+        activation=args.activation,
+        what="plan",
+        lower="--width or --depth",
+    )
     return models.build(
-        name, input_shape=input_shape, num_classes=args.num_classes, width=args.width,
-        depth=args.depth, activation=args.activation,
+        name,
+        input_shape=input_shape,
+        num_classes=args.num_classes,
+        width=args.width,
+        depth=args.depth,
+        activation=args.activation,
     )
 
 

@@ -31,7 +31,9 @@ def run(args: argparse.Namespace) -> int:
     with open_store(args.store, create=False) as db:
         data = report_data(db, db.get_experiment(args.experiment).id)
     if not data.runs:
-        raise UserError(f"experiment {data.experiment_id} has no committed runs yet; resume it with `initlab compare --resume`")
+        raise UserError(
+            f"experiment {data.experiment_id} has no committed runs yet; resume it with `initlab compare --resume`"
+        )
     files = publish(data, args.out, as_json=args.json)
     if not args.json:
         print(f"report: {files['html']}")

@@ -28,13 +28,18 @@ def run(args: argparse.Namespace) -> int:
         rows = []
         for e in db.list_experiments():
             c = e.config
-            rows.append({
-                "id": e.id, "created": e.created_at, "status": effective_status(e.status, e.extra),
-                "dataset": c.get("dataset"),
-                "model": f"{c.get('model')} {c.get('depth')}x{c.get('width')} {c.get('activation')}",
-                "schemes": len(c.get("schemes", [])), "seeds": len(c.get("seeds", [])),
-                "cells": len(db.committed_cells(e.id)),
-            })
+            rows.append(
+                {
+                    "id": e.id,
+                    "created": e.created_at,
+                    "status": effective_status(e.status, e.extra),
+                    "dataset": c.get("dataset"),
+                    "model": f"{c.get('model')} {c.get('depth')}x{c.get('width')} {c.get('activation')}",
+                    "schemes": len(c.get("schemes", [])),
+                    "seeds": len(c.get("seeds", [])),
+                    "cells": len(db.committed_cells(e.id)),
+                }
+            )
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -44,7 +49,21 @@ def run(args: argparse.Namespace) -> int:
     from initlab.report.tables import print_rich
 
     header = ["id", "created", "status", "dataset", "model", "schemes", "seeds", "cells done"]
-    print_rich(f"experiments in {args.store}", header,
-               [[r["id"], r["created"], r["status"], r["dataset"], r["model"], str(r["schemes"]), str(r["seeds"]),
-                 f"{r['cells']}/{r['schemes'] * r['seeds']}"] for r in rows])
+    print_rich(
+        f"experiments in {args.store}",
+        header,
+        [
+            [
+                r["id"],
+                r["created"],
+                r["status"],
+                r["dataset"],
+                r["model"],
+                str(r["schemes"]),
+                str(r["seeds"]),
+                f"{r['cells']}/{r['schemes'] * r['seeds']}",
+            ]
+            for r in rows
+        ],
+    )
     return 0

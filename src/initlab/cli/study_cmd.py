@@ -17,12 +17,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quick", action="store_true", help="the smallest version, where a study has one (depth-frontier)")
     p.add_argument("--out", default=None, help="directory for the figures and the page (default runs/studies)")
     p.add_argument("--store", default=DEFAULT_STORE)
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a study setting (e.g. --set epochs=2); repeatable")
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch threads outside comparisons (which choose their own); default 1")
-    p.add_argument("--device", default="auto",
-                   help="where comparisons train: auto (CUDA if available, else CPU; default), cpu, cuda, cuda:N, mps")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a study setting (e.g. --set epochs=2); repeatable",
+    )
+    p.add_argument(
+        "--threads", type=int, default=1, help="torch threads outside comparisons (which choose their own); default 1"
+    )
+    p.add_argument(
+        "--device",
+        default="auto",
+        help="where comparisons train: auto (CUDA if available, else CPU; default), cpu, cuda, cuda:N, mps",
+    )
     p.add_argument("--json", action="store_true", help='print {"study", "verdict", "claim", "evidence"} on stdout')
     p.set_defaults(func=run)
 
@@ -70,9 +79,15 @@ def run(args: argparse.Namespace) -> int:
     results = []
     for name in names:
         study = studies.get(name)
-        ctx = studies.StudyContext(out=check_writable_dir(out / name), store=Path(args.store), full=args.full,
-                                   progress=not args.json, overrides=overrides, device=args.device,
-                                   quick=args.quick)
+        ctx = studies.StudyContext(
+            out=check_writable_dir(out / name),
+            store=Path(args.store),
+            full=args.full,
+            progress=not args.json,
+            overrides=overrides,
+            device=args.device,
+            quick=args.quick,
+        )
         with torch_threads(args.threads):
             result = study.run(ctx)
         results.append(result)

@@ -21,8 +21,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("target", help='"module:function" or "path/to/file.py:function" returning an nn.Module')
     p.add_argument("--dataset", default="digits", help="dataset name (initlab.data; default digits)")
     p.add_argument("--optimizer", default="adam", help="adam (default) or sgd (momentum 0.9)")
-    p.add_argument("--grid", default=None, metavar="LR,LR,...",
-                   help="learning rates to try (default: adaptive, coarse then refined)")
+    p.add_argument(
+        "--grid",
+        default=None,
+        metavar="LR,LR,...",
+        help="learning rates to try (default: adaptive, coarse then refined)",
+    )
     p.add_argument("--steps", type=int, default=None, help="optimizer steps per rate (default: 3 epochs)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
@@ -57,8 +61,15 @@ def run(args: argparse.Namespace) -> int:
     grid = parse_grid(args.grid)
     model = build_target(args.target)
     dataset = load(args.dataset, flatten=args.flatten)
-    result = suggest_for_dataset(model, dataset, optimizer=args.optimizer, grid=grid, steps=args.steps,
-                                 batch_size=args.batch_size, seed=args.seed)
+    result = suggest_for_dataset(
+        model,
+        dataset,
+        optimizer=args.optimizer,
+        grid=grid,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        seed=args.seed,
+    )
     if args.plot:
         result.plot(args.plot)
     if args.json:

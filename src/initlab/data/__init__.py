@@ -25,7 +25,23 @@ from initlab.data.loaders import (
 from initlab.data.sources import fingerprint, register, registered
 
 __all__ = [
-    "FASHION_CLASSES", "STANDARDIZE_MODES", "SYNTHETIC_KINDS", "TASKS", "Dataset", "canonical_name",
-    "default_cache_dir", "fashion_mnist_dirs", "find_fashion_mnist", "fingerprint", "load", "names", "read_idx",
-    "register", "registered", "standardize", "stratified_indices", "summaries", "write_idx",
+    "FASHION_CLASSES",
+    "STANDARDIZE_MODES",
+    "SYNTHETIC_KINDS",
+    "TASKS",
+    "Dataset",
+    "canonical_name",
+    "default_cache_dir",
+    "fashion_mnist_dirs",
+    "find_fashion_mnist",
+    "fingerprint",
+    "load",
+    "names",
+    "read_idx",
+    "register",
+    "registered",
+    "standardize",
+    "stratified_indices",
+    "summaries",
+    "write_idx",
 ]

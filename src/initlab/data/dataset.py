@@ -61,9 +61,15 @@ class Dataset:
                 raise UserError(f"Dataset {self.name!r}: x_{split} must be a floating tensor; got {_kind(x)}")
             if self.task == "regression":
                 if not isinstance(y, torch.Tensor) or not y.is_floating_point() or y.ndim != 2:
-                    raise UserError(f"Dataset {self.name!r}: y_{split} must be a 2-D floating tensor "
-                                    f"(n, outputs) for regression; got {_kind(y)}")
-            elif not isinstance(y, torch.Tensor) or y.dtype != torch.int64 or y.ndim != (1 if self.task == "classification" else 2):
+                    raise UserError(
+                        f"Dataset {self.name!r}: y_{split} must be a 2-D floating tensor "
+                        f"(n, outputs) for regression; got {_kind(y)}"
+                    )
+            elif (
+                not isinstance(y, torch.Tensor)
+                or y.dtype != torch.int64
+                or y.ndim != (1 if self.task == "classification" else 2)
+            ):
                 want = "1-D" if self.task == "classification" else "2-D (n, context)"
                 raise UserError(f"Dataset {self.name!r}: y_{split} must be a {want} int64 tensor; got {_kind(y)}")
             if x.shape[0] != y.shape[0]:
@@ -72,8 +78,10 @@ class Dataset:
                 )
             if self.task == "regression":
                 if y.shape[1] != self.num_classes:
-                    raise UserError(f"Dataset {self.name!r}: y_{split} has {y.shape[1]} targets; num_classes "
-                                    f"(outputs) is {self.num_classes}")
+                    raise UserError(
+                        f"Dataset {self.name!r}: y_{split} has {y.shape[1]} targets; num_classes "
+                        f"(outputs) is {self.num_classes}"
+                    )
             elif y.numel() and (int(y.min()) < 0 or int(y.max()) >= self.num_classes):
                 raise UserError(
                     f"Dataset {self.name!r}: y_{split} holds labels {int(y.min())}..{int(y.max())}; "
@@ -113,25 +121,29 @@ class Dataset:
             how = "standardized per feature with train statistics"
         else:
             how = "not standardized"
-        what = {"classification": f"{self.num_classes} classes", "regression": f"{self.num_classes} target(s)",
-                "lm": f"vocabulary {self.num_classes}"}[self.task]
-        return (
-            f"{self.name}: {self.n_train} train / {self.n_test} test, input {self.input_shape}, "
-            f"{what}, {how}"
-        )
+        what = {
+            "classification": f"{self.num_classes} classes",
+            "regression": f"{self.num_classes} target(s)",
+            "lm": f"vocabulary {self.num_classes}",
+        }[self.task]
+        return f"{self.name}: {self.n_train} train / {self.n_test} test, input {self.input_shape}, {what}, {how}"
 
     def to(self, device: str | torch.device) -> "Dataset":
         """The same dataset with its four tensors on ``device``."""
         return dataclasses.replace(
             self,
-            x_train=self.x_train.to(device), y_train=self.y_train.to(device),
-            x_test=self.x_test.to(device), y_test=self.y_test.to(device),
+            x_train=self.x_train.to(device),
+            y_train=self.y_train.to(device),
+            x_test=self.x_test.to(device),
+            y_test=self.y_test.to(device),
         )
 
     def flatten(self) -> "Dataset":
         """The same dataset with inputs of shape ``(n, in_features)``."""
         return dataclasses.replace(
-            self, x_train=self.x_train.reshape(self.n_train, -1), x_test=self.x_test.reshape(self.n_test, -1),
+            self,
+            x_train=self.x_train.reshape(self.n_train, -1),
+            x_test=self.x_test.reshape(self.n_test, -1),
         )
 
 

@@ -94,8 +94,7 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
     if got != expected:
         what = "truncated" if got < expected else "too long"
         raise UserError(
-            f"{where} is {what}: dims {tuple(dims)} of {dtype.name} need {expected} payload bytes, "
-            f"found {got}"
+            f"{where} is {what}: dims {tuple(dims)} of {dtype.name} need {expected} payload bytes, found {got}"
         )
     array = np.frombuffer(data, dtype=dtype, offset=header_len).reshape(dims)
     return array.astype(dtype.newbyteorder("="), copy=True)

@@ -48,12 +48,21 @@ FASHION_FILES = {
     "y_test": "t10k-labels-idx1-ubyte",
 }
 FASHION_CLASSES = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
 )
 DIGITS_TEST_SIZE = 360  # of 1797: 20.0%, a fixed stratified split
 GET_FASHION_MNIST = (
     "Get the files with `apt-get install dataset-fashion-mnist` (Debian/Ubuntu, installs to "
-    f"{SYSTEM_FASHION_MNIST}), or when online with `python -c \"import torchvision; "
+    f'{SYSTEM_FASHION_MNIST}), or when online with `python -c "import torchvision; '
     "torchvision.datasets.FashionMNIST('DIR', download=True)\"` and pass data_dir=DIR "
     "(--data-dir DIR) or set INITLAB_DATA=DIR"
 )
@@ -81,6 +90,7 @@ class _Loader:
 
 # --- digits ----------------------------------------------------------------------------------
 
+
 def _digits(*, seed: int) -> _Raw:
     from sklearn.datasets import load_digits
 
@@ -91,13 +101,20 @@ def _digits(*, seed: int) -> _Raw:
     is_test = torch.zeros(len(y), dtype=torch.bool)
     is_test[test] = True
     return _Raw(
-        x[~is_test], y[~is_test], x[is_test], y[is_test], 10,
-        {"source": "sklearn.datasets.load_digits (UCI optical digits, 8x8, grey levels 0-16)",
-         "split": f"stratified, {DIGITS_TEST_SIZE} test of {len(y)}, fixed (derive_generator(0, 'digits', 'split'))"},
+        x[~is_test],
+        y[~is_test],
+        x[is_test],
+        y[is_test],
+        10,
+        {
+            "source": "sklearn.datasets.load_digits (UCI optical digits, 8x8, grey levels 0-16)",
+            "split": f"stratified, {DIGITS_TEST_SIZE} test of {len(y)}, fixed (derive_generator(0, 'digits', 'split'))",
+        },
     )
 
 
 # --- Fashion-MNIST ---------------------------------------------------------------------------
+
 
 def fashion_mnist_dirs(data_dir: str | os.PathLike[str] | None = None) -> list[Path]:
     """Where Fashion-MNIST is looked for, in order: ``data_dir``, ``$INITLAB_DATA``, the system dir.
@@ -161,13 +178,21 @@ def _fashion_mnist(*, seed: int, data_dir: str | os.PathLike[str] | None = None)
     x_train, x_test = (torch.from_numpy(arrays[k]).unsqueeze(1) for k in ("x_train", "x_test"))
     y_train, y_test = (torch.from_numpy(arrays[k].astype(np.int64)) for k in ("y_train", "y_test"))
     return _Raw(
-        x_train, y_train, x_test, y_test, 10,
-        {"source": f"Fashion-MNIST IDX files in {files['x_train'].parent}",
-         "split": "official (60000 train / 10000 test)", "classes": list(FASHION_CLASSES)},
+        x_train,
+        y_train,
+        x_test,
+        y_test,
+        10,
+        {
+            "source": f"Fashion-MNIST IDX files in {files['x_train'].parent}",
+            "split": "official (60000 train / 10000 test)",
+            "classes": list(FASHION_CLASSES),
+        },
     )
 
 
 # --- MNIST-1D --------------------------------------------------------------------------------
+
 
 def default_cache_dir() -> Path:
     """``$INITLAB_CACHE``, else ``$XDG_CACHE_HOME/initlab``, else ``~/.cache/initlab``."""
@@ -251,10 +276,17 @@ def _mnist1d(*, seed: int, cache_dir: str | os.PathLike[str] | bool | None = Non
     to_x = lambda a: torch.from_numpy(np.asarray(a, dtype=np.float32))  # noqa: E731
     to_y = lambda a: torch.from_numpy(np.asarray(a, dtype=np.int64))  # noqa: E731
     return _Raw(
-        to_x(arrays["x"]), to_y(arrays["y"]), to_x(arrays["x_test"]), to_y(arrays["y_test"]), 10,
-        {"source": f"mnist1d.data.make_dataset(get_dataset_args()) ({key})",
-         "split": "the generator's own: first 80% train, last 20% test",
-         "cache": str(path) if path is not None else None, "from_cache": cached},
+        to_x(arrays["x"]),
+        to_y(arrays["y"]),
+        to_x(arrays["x_test"]),
+        to_y(arrays["y_test"]),
+        10,
+        {
+            "source": f"mnist1d.data.make_dataset(get_dataset_args()) ({key})",
+            "split": "the generator's own: first 80% train, last 20% test",
+            "cache": str(path) if path is not None else None,
+            "from_cache": cached,
+        },
     )
 
 
@@ -268,8 +300,15 @@ def _positive_int(option: str, value: Any, minimum: int = 1) -> int:
 
 
 def _synthetic(
-    *, seed: int, kind: str = "mixture", n_train: int = 2000, n_test: int = 500, n_features: int = 32,
-    n_classes: int = 4, separation: float = 3.0, hidden: int = 64,
+    *,
+    seed: int,
+    kind: str = "mixture",
+    n_train: int = 2000,
+    n_test: int = 500,
+    n_features: int = 32,
+    n_classes: int = 4,
+    separation: float = 3.0,
+    hidden: int = 64,
 ) -> _Raw:
     """Data drawn from ``seed`` alone, any size; class structure from one of two ``kind``s.
 
@@ -309,13 +348,23 @@ def _synthetic(
 
     x_train, y_train = split("train", n_train)
     x_test, y_test = split("test", n_test)
-    what = (f"Gaussian mixture, separation {separation}" if kind == "mixture"
-            else f"tanh teacher network, {hidden} hidden units")
-    return _Raw(x_train, y_train, x_test, y_test, n_classes,
-                {"source": f"synthetic {what}, seed {seed}", "split": "independent draws per split"})
+    what = (
+        f"Gaussian mixture, separation {separation}"
+        if kind == "mixture"
+        else f"tanh teacher network, {hidden} hidden units"
+    )
+    return _Raw(
+        x_train,
+        y_train,
+        x_test,
+        y_test,
+        n_classes,
+        {"source": f"synthetic {what}, seed {seed}", "split": "independent draws per split"},
+    )
 
 
 # --- CIFAR-10 and MNIST on disk (initlab.data.images reads them) ------------------------------
+
 
 def _on_disk(reader: Callable[[Any], tuple[dict[str, np.ndarray], list[Path]]], what: str, data_dir: Any) -> _Raw:
     from initlab.data.sources import fingerprint
@@ -327,9 +376,18 @@ def _on_disk(reader: Callable[[Any], tuple[dict[str, np.ndarray], list[Path]]], 
         if y.numel() and (int(y.min()) < 0 or int(y.max()) > 9):
             raise UserError(f"{what} {split} labels {int(y.min())}..{int(y.max())}; allowed 0..9")
     base = files[0].parent
-    return _Raw(x_train, y_train, x_test, y_test, 10,
-                {"source": f"{what} in {base}", "split": f"official ({len(y_train)} train / {len(y_test)} test)",
-                 "identity": fingerprint(base, files)})
+    return _Raw(
+        x_train,
+        y_train,
+        x_test,
+        y_test,
+        10,
+        {
+            "source": f"{what} in {base}",
+            "split": f"official ({len(y_train)} train / {len(y_test)} test)",
+            "identity": fingerprint(base, files),
+        },
+    )
 
 
 def _cifar10(*, seed: int, data_dir: str | os.PathLike[str] | None = None) -> _Raw:
@@ -354,14 +412,26 @@ _LOADERS: dict[str, _Loader] = {
     "mnist": _Loader(_mnist, {}, ("data_dir",), "MNIST IDX files under --data-dir, 28x28, 60000/10000"),
     "synthetic": _Loader(
         _synthetic,
-        {"kind": "mixture", "n_train": 2000, "n_test": 500, "n_features": 32, "n_classes": 4,
-         "separation": 3.0, "hidden": 64},
+        {
+            "kind": "mixture",
+            "n_train": 2000,
+            "n_test": 500,
+            "n_features": 32,
+            "n_classes": 4,
+            "separation": 3.0,
+            "hidden": 64,
+        },
         summary="Gaussian mixture or teacher network, any size",
     ),
 }
 _ALIASES = {
-    "fashion_mnist": "fashion-mnist", "fashionmnist": "fashion-mnist", "fmnist": "fashion-mnist",
-    "mnist-1d": "mnist1d", "mnist_1d": "mnist1d", "sklearn-digits": "digits", "cifar-10": "cifar10",
+    "fashion_mnist": "fashion-mnist",
+    "fashionmnist": "fashion-mnist",
+    "fmnist": "fashion-mnist",
+    "mnist-1d": "mnist1d",
+    "mnist_1d": "mnist1d",
+    "sklearn-digits": "digits",
+    "cifar-10": "cifar10",
     "cifar_10": "cifar10",
 }
 
@@ -436,13 +506,26 @@ def load(
     if is_source(name) and name.strip().lower() not in _LOADERS and name.strip().lower() not in _ALIASES:
         from initlab.data.user import load_source
 
-        return check_source(load_source(name, task=task, seed=seed, standardize=standardize, flatten=flatten,
-                                        limit_train=limit_train, limit_test=limit_test, data_dir=data_dir,
-                                        **options), expected)
+        return check_source(
+            load_source(
+                name,
+                task=task,
+                seed=seed,
+                standardize=standardize,
+                flatten=flatten,
+                limit_train=limit_train,
+                limit_test=limit_test,
+                data_dir=data_dir,
+                **options,
+            ),
+            expected,
+        )
     key = canonical_name(name)
     if task != "classification":
-        raise UserError(f"dataset {key!r} is a classification dataset; --task {task!r} needs your own data "
-                        f"(a .npz/.pt/.csv file, or a text file for lm)")
+        raise UserError(
+            f"dataset {key!r} is a classification dataset; --task {task!r} needs your own data "
+            f"(a .npz/.pt/.csv file, or a text file for lm)"
+        )
     standardize = "global" if standardize is None else standardize
     loader = _LOADERS[key]
     checks.integer("seed", seed)
@@ -473,10 +556,17 @@ def load(
         meta["limit_test"] = note_test
     if key == "synthetic":  # the option the other kind ignores would only split config hashes
         kwargs.pop("hidden" if kwargs["kind"] == "mixture" else "separation")
-    spec = {"name": key, "seed": seed, "flatten": bool(flatten), "standardize": standardize,
-            "limit_train": limit_train, "limit_test": limit_test, **kwargs}
+    spec = {
+        "name": key,
+        "seed": seed,
+        "flatten": bool(flatten),
+        "standardize": standardize,
+        "limit_train": limit_train,
+        "limit_test": limit_test,
+        **kwargs,
+    }
     if identity is not None:
         spec["source"] = identity
-    return check_source(Dataset(key, x_train, y_train.contiguous(), x_test, y_test.contiguous(), raw.num_classes,
-                                spec, meta), expected)
-
+    return check_source(
+        Dataset(key, x_train, y_train.contiguous(), x_test, y_test.contiguous(), raw.num_classes, spec, meta), expected
+    )

@@ -53,6 +53,7 @@ _REGISTRY: dict[str, Callable[..., Any]] = {}
 
 # --- registry --------------------------------------------------------------------------------
 
+
 def register(name: str, fn: Callable[..., Any], *, overwrite: bool = False) -> None:
     """Make ``fn`` loadable as ``--dataset name`` (``load(name)``) in this process.
 
@@ -90,11 +91,16 @@ def is_source(name: str) -> bool:
     if ":" in name and not os.path.exists(name) and not name.startswith(("/", ".")):
         return True
     suffix = Path(name).suffix.lower()
-    return (suffix in ARRAY_SUFFIXES + TABLE_SUFFIXES + TEXT_SUFFIXES or os.sep in name
-            or name.startswith(".") or os.path.exists(name))
+    return (
+        suffix in ARRAY_SUFFIXES + TABLE_SUFFIXES + TEXT_SUFFIXES
+        or os.sep in name
+        or name.startswith(".")
+        or os.path.exists(name)
+    )
 
 
 # --- identity --------------------------------------------------------------------------------
+
 
 def _sha256_file(path: Path, digest: Any = None) -> Any:
     h = digest or hashlib.sha256()
@@ -128,7 +134,11 @@ def arrays_sha256(arrays: Mapping[str, Any]) -> str:
     """SHA-256 over each array's key, dtype, shape and bytes, keys in sorted order."""
     h = hashlib.sha256()
     for key in sorted(arrays):
-        a = arrays[key].detach().cpu().contiguous() if isinstance(arrays[key], torch.Tensor) else np.ascontiguousarray(arrays[key])
+        a = (
+            arrays[key].detach().cpu().contiguous()
+            if isinstance(arrays[key], torch.Tensor)
+            else np.ascontiguousarray(arrays[key])
+        )
         a = a.numpy() if isinstance(a, torch.Tensor) else a
         h.update(f"{key}|{a.dtype}|{tuple(a.shape)}|".encode())
         h.update(a.tobytes())
@@ -140,13 +150,16 @@ def check_source(dataset: Dataset, expected: Mapping[str, Any] | None) -> Datase
     found = dataset.spec.get("source")
     if expected is not None and dict(expected) != found:
         found = found or {}
-        raise UserError(f"dataset {dataset.name!r} changed: expected sha256 {str(expected.get('sha256'))[:12]} "
-                        f"({expected.get('size', '?')} bytes), found sha256 {str(found.get('sha256'))[:12]} "
-                        f"({found.get('size', '?')} bytes)")
+        raise UserError(
+            f"dataset {dataset.name!r} changed: expected sha256 {str(expected.get('sha256'))[:12]} "
+            f"({expected.get('size', '?')} bytes), found sha256 {str(found.get('sha256'))[:12]} "
+            f"({found.get('size', '?')} bytes)"
+        )
     return dataset
 
 
 # --- checks and finishing --------------------------------------------------------------------
+
 
 def to_numpy(value: Any, where: str) -> np.ndarray:
     if isinstance(value, torch.Tensor):
@@ -163,8 +176,10 @@ def to_numpy(value: Any, where: str) -> np.ndarray:
 def _check_finite(array: np.ndarray, where: str) -> None:
     if array.dtype.kind == "f" and not np.isfinite(array).all():
         bad = np.argwhere(~np.isfinite(array))[0]
-        raise UserError(f"{where} holds NaN or infinite values (first at index {tuple(int(i) for i in bad)}); "
-                        f"expected finite numbers: drop or fill them before")
+        raise UserError(
+            f"{where} holds NaN or infinite values (first at index {tuple(int(i) for i in bad)}); "
+            f"expected finite numbers: drop or fill them before"
+        )
 
 
 def _labels(y_train: np.ndarray, y_test: np.ndarray, where: str) -> tuple[torch.Tensor, torch.Tensor, list]:
@@ -177,14 +192,19 @@ def _labels(y_train: np.ndarray, y_test: np.ndarray, where: str) -> tuple[torch.
         integral = y.dtype.kind in "iub" or (y.dtype.kind == "f" and bool(np.all(y == np.round(y))))
         if not integral:
             sample = y[~(y == np.round(y))][:1] if y.dtype.kind == "f" else y[:1]
-            raise UserError(f"{where}: {name} holds labels that are not integers (e.g. {sample.tolist()}); "
-                            f"classification needs integer class labels (use --task regression for real targets)")
+            raise UserError(
+                f"{where}: {name} holds labels that are not integers (e.g. {sample.tolist()}); "
+                f"classification needs integer class labels (use --task regression for real targets)"
+            )
     y_train, y_test = y_train.reshape(-1).astype(np.int64), y_test.reshape(-1).astype(np.int64)
     classes = np.unique(np.concatenate([y_train, y_test]))
     to_index = {int(c): i for i, c in enumerate(classes)}
     remap = np.vectorize(to_index.__getitem__, otypes=[np.int64])
-    return (torch.from_numpy(remap(y_train) if y_train.size else y_train),
-            torch.from_numpy(remap(y_test) if y_test.size else y_test), [int(c) for c in classes])
+    return (
+        torch.from_numpy(remap(y_train) if y_train.size else y_train),
+        torch.from_numpy(remap(y_test) if y_test.size else y_test),
+        [int(c) for c in classes],
+    )
 
 
 def _targets(y_train: np.ndarray, y_test: np.ndarray, where: str) -> tuple[torch.Tensor, torch.Tensor, dict]:
@@ -196,8 +216,11 @@ def _targets(y_train: np.ndarray, y_test: np.ndarray, where: str) -> tuple[torch
     mean, std = y_train.mean(axis=0), y_train.std(axis=0)
     if np.any(std < 1e-12):
         raise UserError(f"{where}: a regression target is constant on the training set (std 0); nothing to learn")
-    stats = {"mean": mean.tolist(), "std": std.tolist(),
-             "test_var": (y_test.var(axis=0) if len(y_test) else np.full_like(mean, math.nan)).tolist()}
+    stats = {
+        "mean": mean.tolist(),
+        "std": std.tolist(),
+        "test_var": (y_test.var(axis=0) if len(y_test) else np.full_like(mean, math.nan)).tolist(),
+    }
     as_tensor = lambda a: torch.from_numpy(((a - mean) / std).astype(np.float32))
     return as_tensor(y_train), as_tensor(y_test), stats
 
@@ -232,9 +255,19 @@ def _subset(n: int, limit: int | None, y: torch.Tensor, task: str, seed: int, ta
 
 
 def finish(
-    name: str, arrays: Mapping[str, Any], *, task: str, source: dict, where: str, seed: int = 0,
-    standardize: str | None = None, flatten: bool = False, limit_train: int | None = None,
-    limit_test: int | None = None, spec: Mapping[str, Any] | None = None, meta: Mapping[str, Any] | None = None,
+    name: str,
+    arrays: Mapping[str, Any],
+    *,
+    task: str,
+    source: dict,
+    where: str,
+    seed: int = 0,
+    standardize: str | None = None,
+    flatten: bool = False,
+    limit_train: int | None = None,
+    limit_test: int | None = None,
+    spec: Mapping[str, Any] | None = None,
+    meta: Mapping[str, Any] | None = None,
     num_classes: int | None = None,
 ) -> Dataset:
     """Checked arrays -> ``Dataset``: split if needed, labels or targets, subsets, standardization.
@@ -260,8 +293,10 @@ def finish(
         _check_finite(y, f"{where}: y")
         train, test = split_indices(y, task)
         parts = {"x_train": x[train], "y_train": y[train], "x_test": x[test], "y_test": y[test]}
-        meta["split"] = (f"initlab's: {len(test)} test of {len(y)} ({100 * TEST_FRACTION:.0f}%), fixed"
-                         f"{', stratified' if task == 'classification' else ''} (derive_generator(0, 'user-data', 'split'))")
+        meta["split"] = (
+            f"initlab's: {len(test)} test of {len(y)} ({100 * TEST_FRACTION:.0f}%), fixed"
+            f"{', stratified' if task == 'classification' else ''} (derive_generator(0, 'user-data', 'split'))"
+        )
     else:
         raise UserError(f"{where} has keys {sorted(keys)}; expected x_train, y_train, x_test, y_test (or x, y)")
     for split in ("train", "test"):
@@ -277,8 +312,10 @@ def finish(
         _check_finite(x, f"{where}: x_{split}")
         _check_finite(y, f"{where}: y_{split}")
     if parts["x_train"].shape[1:] != parts["x_test"].shape[1:]:
-        raise UserError(f"{where}: x_train samples have shape {parts['x_train'].shape[1:]} but x_test "
-                        f"samples {parts['x_test'].shape[1:]}")
+        raise UserError(
+            f"{where}: x_train samples have shape {parts['x_train'].shape[1:]} but x_test "
+            f"samples {parts['x_test'].shape[1:]}"
+        )
     if task == "classification":
         y_train, y_test, classes = _labels(parts["y_train"], parts["y_test"], where)
         meta.setdefault("classes", classes)
@@ -287,8 +324,11 @@ def finish(
         if num_classes > 50 and num_classes > 0.1 * n:
             import warnings
 
-            warnings.warn(f"{where}: {num_classes} distinct labels in {n} samples look like real-valued targets; "
-                          f"pass --task regression if they are", stacklevel=3)
+            warnings.warn(
+                f"{where}: {num_classes} distinct labels in {n} samples look like real-valued targets; "
+                f"pass --task regression if they are",
+                stacklevel=3,
+            )
         if num_classes < 2:
             raise UserError(f"{where}: every label is {classes[0]}; classification needs at least 2 classes")
     elif task == "regression":
@@ -320,14 +360,33 @@ def finish(
     meta["standardize"] = stats
     if flatten:
         x_train, x_test = x_train.reshape(len(x_train), -1), x_test.reshape(len(x_test), -1)
-    full_spec = {"name": name, "task": task, "seed": seed, "flatten": bool(flatten), "standardize": mode,
-                 "limit_train": limit_train, "limit_test": limit_test, **(spec or {}), "source": source}
+    full_spec = {
+        "name": name,
+        "task": task,
+        "seed": seed,
+        "flatten": bool(flatten),
+        "standardize": mode,
+        "limit_train": limit_train,
+        "limit_test": limit_test,
+        **(spec or {}),
+        "source": source,
+    }
     meta["source"] = where
-    return Dataset(name, x_train.contiguous(), y_train.contiguous(), x_test.contiguous(), y_test.contiguous(),
-                   num_classes, full_spec, meta, task=task)
+    return Dataset(
+        name,
+        x_train.contiguous(),
+        y_train.contiguous(),
+        x_test.contiguous(),
+        y_test.contiguous(),
+        num_classes,
+        full_spec,
+        meta,
+        task=task,
+    )
 
 
 # --- array files and functions ---------------------------------------------------------------
+
 
 def read_arrays(path: Path) -> dict[str, Any]:
     """The arrays of a ``.npz`` (no pickles) or ``.pt`` (``weights_only``) file, by key."""
@@ -342,8 +401,9 @@ def read_arrays(path: Path) -> dict[str, Any]:
     if isinstance(obj, (tuple, list)) and len(obj) == 4:
         return dict(zip(SPLIT_KEYS, obj))
     if not isinstance(obj, Mapping):
-        raise UserError(f"{path} holds a {type(obj).__name__}; expected a dict with x_train, y_train, x_test, "
-                        f"y_test (or x, y)")
+        raise UserError(
+            f"{path} holds a {type(obj).__name__}; expected a dict with x_train, y_train, x_test, y_test (or x, y)"
+        )
     return dict(obj)
 
 
@@ -357,8 +417,9 @@ def _call_function(spec: str, fn: Callable[..., Any], options: dict) -> Any:
         params, takes_any = {}, True
     refused = sorted(k for k in options if not takes_any and k not in params)
     if refused:
-        raise UserError(f"dataset function {spec!r} takes no option {refused[0]!r}; its parameters: "
-                        f"{', '.join(params) or 'none'}")
+        raise UserError(
+            f"dataset function {spec!r} takes no option {refused[0]!r}; its parameters: {', '.join(params) or 'none'}"
+        )
     return fn(**options)
 
 
@@ -371,13 +432,23 @@ def from_function(spec: str, fn: Callable[..., Any], options: dict, **common: An
             raise UserError(f"{where} returned a {result.task} Dataset; --task is {common['task']}")
         arrays = {k: getattr(result, k) for k in SPLIT_KEYS}
         source = {"function": spec, "options": options, "sha256": arrays_sha256(arrays)}
-        return Dataset(result.name, result.x_train, result.y_train, result.x_test, result.y_test,
-                       result.num_classes, {**result.spec, "name": spec, "task": result.task, "source": source},
-                       result.meta, task=result.task)
+        return Dataset(
+            result.name,
+            result.x_train,
+            result.y_train,
+            result.x_test,
+            result.y_test,
+            result.num_classes,
+            {**result.spec, "name": spec, "task": result.task, "source": source},
+            result.meta,
+            task=result.task,
+        )
     if isinstance(result, (tuple, list)) and len(result) == 4:
         result = dict(zip(SPLIT_KEYS, result))
     if not isinstance(result, Mapping):
-        raise UserError(f"{where} returned a {type(result).__name__}; expected a Dataset, a tuple "
-                        f"(x_train, y_train, x_test, y_test) or a dict of those arrays")
+        raise UserError(
+            f"{where} returned a {type(result).__name__}; expected a Dataset, a tuple "
+            f"(x_train, y_train, x_test, y_test) or a dict of those arrays"
+        )
     source = {"function": spec, "options": options, "sha256": arrays_sha256(result)}
     return finish(spec, result, source=source, where=where, spec=options, **common)

@@ -78,8 +78,10 @@ class SplitDataset:
         return int(self.y_val.numel())
 
     def describe(self) -> str:
-        return (f"{self.name}: {self.y_train.numel()} train / {self.n_val} validation / {self.y_test.numel()} test "
-                f"(validation: stratified, fixed)")
+        return (
+            f"{self.name}: {self.y_train.numel()} train / {self.n_val} validation / {self.y_test.numel()} test "
+            f"(validation: stratified, fixed)"
+        )
 
 
 def validation_size(fraction: float, n_train: int) -> int:
@@ -88,8 +90,10 @@ def validation_size(fraction: float, n_train: int) -> int:
         raise UserError(f"val_fraction: must be a number in (0, 1); got {fraction!r}")
     n_val = round(fraction * n_train)
     if not 0 < n_val < n_train:
-        raise UserError(f"val_fraction: {fraction!r} of {n_train} training samples leaves {n_val} for validation; "
-                        f"allowed: a fraction giving 1..{n_train - 1}")
+        raise UserError(
+            f"val_fraction: {fraction!r} of {n_train} training samples leaves {n_val} for validation; "
+            f"allowed: a fraction giving 1..{n_train - 1}"
+        )
     return n_val
 
 
@@ -106,10 +110,21 @@ def with_validation(dataset: Any, fraction: float = DEFAULT_FRACTION) -> SplitDa
     train_idx = keep.nonzero().flatten()
     device = dataset.x_train.device
     return SplitDataset(
-        base=dataset, x_train=dataset.x_train[train_idx.to(device)], y_train=dataset.y_train[train_idx.to(device)],
-        x_val=dataset.x_train[val_idx.to(device)], y_val=dataset.y_train[val_idx.to(device)],
-        train_indices=train_idx, val_indices=val_idx,
-        meta={**dict(getattr(dataset, "meta", None) or {}),
-              "validation": {"fraction": float(fraction), "n_val": n_val, "n_train": n_train - n_val,
-                             "stratified": True, "seed": VALIDATION_SEED}},
+        base=dataset,
+        x_train=dataset.x_train[train_idx.to(device)],
+        y_train=dataset.y_train[train_idx.to(device)],
+        x_val=dataset.x_train[val_idx.to(device)],
+        y_val=dataset.y_train[val_idx.to(device)],
+        train_indices=train_idx,
+        val_indices=val_idx,
+        meta={
+            **dict(getattr(dataset, "meta", None) or {}),
+            "validation": {
+                "fraction": float(fraction),
+                "n_val": n_val,
+                "n_train": n_train - n_val,
+                "stratified": True,
+                "seed": VALIDATION_SEED,
+            },
+        },
     )

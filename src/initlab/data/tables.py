@@ -81,23 +81,30 @@ def read_table(path: Path, target_column: str | None, task: str) -> tuple[dict[s
     """``{"x": (n, features) float64, "y": (n,)}`` and meta (columns, categories, dropped rows)."""
     header, body = _read_parquet(path) if path.suffix.lower() == ".parquet" else _read_csv(path)
     if target_column is None:
-        raise UserError(f"{path} is a table: name its label or target column with --target-column "
-                        f"(target_column=); columns: {', '.join(header)}")
+        raise UserError(
+            f"{path} is a table: name its label or target column with --target-column "
+            f"(target_column=); columns: {', '.join(header)}"
+        )
     if target_column not in header:
         near = closest(target_column, header)
         hint = f" Did you mean {near[0]!r}?" if near else ""
-        raise UserError(f"--target-column {target_column!r} is not a column of {path}.{hint} "
-                        f"Columns: {', '.join(header)}")
+        raise UserError(
+            f"--target-column {target_column!r} is not a column of {path}.{hint} Columns: {', '.join(header)}"
+        )
     if header.count(target_column) > 1:
-        raise UserError(f"{path}: column {target_column!r} appears {header.count(target_column)} times; names must be unique")
+        raise UserError(
+            f"{path}: column {target_column!r} appears {header.count(target_column)} times; names must be unique"
+        )
     target = header.index(target_column)
     complete = [row for row in body if not any(_is_missing(v) for v in row)]
     dropped = len(body) - len(complete)
     if dropped:
         warnings.warn(f"{path}: dropped {dropped} of {len(body)} rows with missing values (not imputed)", stacklevel=3)
     if not complete:
-        raise UserError(f"{path}: no complete rows ({len(body)} rows, {dropped} with missing values); "
-                        f"expected at least 2 rows with every column filled")
+        raise UserError(
+            f"{path}: no complete rows ({len(body)} rows, {dropped} with missing values); "
+            f"expected at least 2 rows with every column filled"
+        )
     features, names, categories = [], [], {}
     for j, column in enumerate(header):
         if j == target:
@@ -123,6 +130,11 @@ def read_table(path: Path, target_column: str | None, task: str) -> tuple[dict[s
         what = "labels that are not integers" if task == "classification" else "non-numeric targets"
         need = "integer class labels" if task == "classification" else "numbers for --task regression"
         raise UserError(f"{path}: column {target_column!r} holds {what} (e.g. {bad!r}); expected {need}")
-    meta = {"columns": names, "target_column": target_column, "categories": categories,
-            "dropped_rows": dropped, "rows": len(body)}
+    meta = {
+        "columns": names,
+        "target_column": target_column,
+        "categories": categories,
+        "dropped_rows": dropped,
+        "rows": len(body),
+    }
     return {"x": np.concatenate(features, axis=1), "y": np.asarray(y_values, dtype=np.float64)}, meta

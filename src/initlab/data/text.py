@@ -27,7 +27,7 @@ TEST_FRACTION = 0.1
 def _windows(tokens: np.ndarray, context: int) -> tuple[np.ndarray, np.ndarray]:
     n = (len(tokens) - 1) // context
     x = tokens[: n * context].reshape(n, context)
-    y = tokens[1: n * context + 1].reshape(n, context)
+    y = tokens[1 : n * context + 1].reshape(n, context)
     return x, y
 
 
@@ -47,24 +47,33 @@ def read_text(path: Path, context: int | None, level: str) -> tuple[dict[str, np
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise UserError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}); pass level='byte' "
-                            f"(--text-level byte) for byte tokens") from None
+            raise UserError(
+                f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}); pass level='byte' "
+                f"(--text-level byte) for byte tokens"
+            ) from None
         vocabulary = "".join(sorted(set(text)))
         index = {c: i for i, c in enumerate(vocabulary)}
         tokens = np.fromiter((index[c] for c in text), dtype=np.int64, count=len(text))
         vocab_size = len(vocabulary)
     n_test = int(len(tokens) * TEST_FRACTION)
-    train, test = tokens[: len(tokens) - n_test], tokens[len(tokens) - n_test:]
+    train, test = tokens[: len(tokens) - n_test], tokens[len(tokens) - n_test :]
     need = int(np.ceil((context + 1) / TEST_FRACTION))
     if len(test) < context + 1 or len(train) < context + 1:
         unit = "bytes" if level == "byte" else "characters"
-        raise UserError(f"{path} is too short for --context {context}: {len(tokens)} {unit}; need at least "
-                        f"{need} so the last {100 * TEST_FRACTION:.0f}% (the test split) holds one window of "
-                        f"{context + 1}")
+        raise UserError(
+            f"{path} is too short for --context {context}: {len(tokens)} {unit}; need at least "
+            f"{need} so the last {100 * TEST_FRACTION:.0f}% (the test split) holds one window of "
+            f"{context + 1}"
+        )
     x_train, y_train = _windows(train, context)
     x_test, y_test = _windows(test, context)
-    meta = {"level": level, "tokens": len(tokens), "vocabulary_size": vocab_size, "context": context,
-            "split": f"contiguous: first {len(train)} tokens train, last {len(test)} test"}
+    meta = {
+        "level": level,
+        "tokens": len(tokens),
+        "vocabulary_size": vocab_size,
+        "context": context,
+        "split": f"contiguous: first {len(train)} tokens train, last {len(test)} test",
+    }
     if vocabulary is not None:
         meta["vocabulary"] = vocabulary
     arrays = {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}

@@ -19,7 +19,10 @@ from initlab.errors import UserError
 
 # Options each kind of source accepts (beyond seed, task, standardize, flatten, limit_train/test).
 SOURCE_OPTIONS = {
-    "arrays": (), "table": ("target_column",), "images": ("image_size",), "text": ("context", "level"),
+    "arrays": (),
+    "table": ("target_column",),
+    "images": ("image_size",),
+    "text": ("context", "level"),
 }
 
 
@@ -58,23 +61,33 @@ def _kind(path: Path, task: str) -> str:
         return "table"
     if task == "lm":
         return "text"
-    raise UserError(f"--dataset {str(path)!r}: cannot tell the format from {suffix or 'no suffix'!r}; allowed: "
-                    f"{', '.join(sources.ARRAY_SUFFIXES + sources.TABLE_SUFFIXES)}, an image folder, or a text "
-                    f"file with --task lm")
+    raise UserError(
+        f"--dataset {str(path)!r}: cannot tell the format from {suffix or 'no suffix'!r}; allowed: "
+        f"{', '.join(sources.ARRAY_SUFFIXES + sources.TABLE_SUFFIXES)}, an image folder, or a text "
+        f"file with --task lm"
+    )
 
 
 def _check_options(kind: str, options: dict, where: str) -> None:
     allowed = SOURCE_OPTIONS[kind]
     extra = sorted(k for k, v in options.items() if v is not None and k not in allowed)
     if extra:
-        raise UserError(f"{where}: option {extra[0]!r} does not apply to {kind} data; allowed: "
-                        f"{', '.join(allowed) or 'none'}")
+        raise UserError(
+            f"{where}: option {extra[0]!r} does not apply to {kind} data; allowed: {', '.join(allowed) or 'none'}"
+        )
 
 
 def load_source(
-    name: str, *, task: str = "classification", seed: int = 0, standardize: str | None = None,
-    flatten: bool = False, limit_train: int | None = None, limit_test: int | None = None,
-    data_dir: str | os.PathLike[str] | None = None, **options: Any,
+    name: str,
+    *,
+    task: str = "classification",
+    seed: int = 0,
+    standardize: str | None = None,
+    flatten: bool = False,
+    limit_train: int | None = None,
+    limit_test: int | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
+    **options: Any,
 ) -> Dataset:
     """The user's data ``name`` as a ``Dataset`` for ``task`` (see the module docstring).
 
@@ -83,8 +96,14 @@ def load_source(
     """
     if task not in TASKS:
         raise UserError(f"--task {task!r} is not allowed; allowed: {', '.join(TASKS)}")
-    common = {"task": task, "seed": seed, "standardize": standardize, "flatten": flatten,
-              "limit_train": limit_train, "limit_test": limit_test}
+    common = {
+        "task": task,
+        "seed": seed,
+        "standardize": standardize,
+        "flatten": flatten,
+        "limit_train": limit_train,
+        "limit_test": limit_test,
+    }
     key = name.strip().lower()
     if key in sources._REGISTRY:
         return sources.from_function(key, sources._REGISTRY[key], options, **common)
@@ -94,8 +113,10 @@ def load_source(
     if data_dir is not None and not path.is_absolute() and not path.exists():
         path = Path(data_dir) / path
     if not path.exists():
-        raise UserError(f"--dataset {name!r}: no such file or folder; expected a .npz/.pt/.csv file, an image "
-                        f"folder, a text file (--task lm), module:function, or one of the dataset names")
+        raise UserError(
+            f"--dataset {name!r}: no such file or folder; expected a .npz/.pt/.csv file, an image "
+            f"folder, a text file (--task lm), module:function, or one of the dataset names"
+        )
     kind = _kind(path, task)
     where = str(path)
     _check_options(kind, options, where)
@@ -125,5 +146,6 @@ def load_source(
         arrays, meta, num_classes = read_text(path, options.get("context"), level)
         files, spec = None, {"context": options.get("context"), "level": level}
     source = sources.fingerprint(path, files)
-    return sources.finish(name, arrays, source=source, where=where, spec=spec, meta=meta,
-                          num_classes=num_classes, **common)
+    return sources.finish(
+        name, arrays, source=source, where=where, spec=spec, meta=meta, num_classes=num_classes, **common
+    )

@@ -20,8 +20,16 @@ from initlab.diagnose.result import FLAG_KINDS, Diagnosis, Flag, LayerStats, Pre
 from initlab.diagnose.symmetry import duplicate_rows
 
 __all__ = [
-    "FLAG_KINDS", "Diagnosis", "Flag", "LayerStats", "Predicted", "Thresholds", "diagnose",
-    "duplicate_rows", "jacobian_singular_values", "layer_kind",
+    "FLAG_KINDS",
+    "Diagnosis",
+    "Flag",
+    "LayerStats",
+    "Predicted",
+    "Thresholds",
+    "diagnose",
+    "duplicate_rows",
+    "jacobian_singular_values",
+    "layer_kind",
 ]
 
 

@@ -110,7 +110,10 @@ def _chain(model: nn.Module, probe: Probe, inputs: torch.Tensor, y: Any) -> tupl
         if kind not in ("linear", "conv") and not _is_chain_link(module):
             return None, f"no prediction: {type(module).__name__} is not part of a chain the theory covers"
         if first_in is not previous:
-            return None, "no prediction: the model is not a plain chain of its modules (skip connections or functional ops)"
+            return (
+                None,
+                "no prediction: the model is not a plain chain of its modules (skip connections or functional ops)",
+            )
         previous = output
         if kind is not None:
             rec = by_module[module]
@@ -192,7 +195,9 @@ def diagnose(
     if not isinstance(inputs, torch.Tensor) or inputs.dim() < 1:
         raise UserError(f"inputs must be a batch tensor (first dim = samples); got {type(inputs).__name__}")
     if inputs.shape[0] < 2:
-        raise UserError(f"inputs has batch size {inputs.shape[0]}; allowed: >= 2 (dead and symmetric units are judged over the batch)")
+        raise UserError(
+            f"inputs has batch size {inputs.shape[0]}; allowed: >= 2 (dead and symmetric units are judged over the batch)"
+        )
     for name, value, lo in (("jacobian_samples", jacobian_samples, 1), ("jacobian_rank", jacobian_rank, 1)):
         if isinstance(value, bool) or not isinstance(value, int) or value < lo:
             raise UserError(f"{name}={value!r} is invalid; allowed: an integer >= {lo}")
@@ -221,13 +226,17 @@ def diagnose(
                 y = model(inputs)
             except (RuntimeError, IndexError, TypeError) as exc:
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                raise UserError(f"the model failed on inputs of shape {tuple(inputs.shape)} ({inputs.dtype}): {first}") from None
+                raise UserError(
+                    f"the model failed on inputs of shape {tuple(inputs.shape)} ({inputs.dtype}): {first}"
+                ) from None
             probe.finish()
             out = first_tensor(y)
             if out is None:
                 raise UserError(f"the model returned a {type(y).__name__}; diagnose needs a tensor output")
             if not probe.records:
-                raise UserError("no weighted layer ran in the forward pass; allowed: a model that calls a Linear, Conv or similar layer")
+                raise UserError(
+                    "no weighted layer ran in the forward pass; allowed: a model that calls a Linear, Conv or similar layer"
+                )
             loss, loss_name = _loss(out, targets, generator)
             wrt = probe.probes or [p for p in model.parameters() if p.requires_grad]
             if wrt and loss.requires_grad:
@@ -247,16 +256,25 @@ def diagnose(
         twins = weight_twins(rec)
         if rec.act_twins is not None and rec.act_twins.numel() == twins.numel():
             twins |= rec.act_twins.cpu()
-        layers.append(LayerStats(
-            name=rec.name, kind=rec.kind, activation=rec.act_name, units=rec.units, fan_in=rec.fan_in,
-            out_mean=rec.out_mean, out_var=rec.out_var,
-            grad_var=0.0 if math.isnan(rec.grad_var) else rec.grad_var,
-            grad_sq_norm=0.0 if math.isnan(rec.grad_sq_norm) else rec.grad_sq_norm,
-            dead_frac=rec.dead_frac, saturated_frac=rec.saturated_frac,
-            symmetric_frac=float(twins.double().mean()) if rec.units else 0.0,
-            weight_norm=float(w.float().norm()), sigma_w2=rec.fan_in * float(w.float().pow(2).mean(dtype=torch.float64)),
-            nonfinite_frac=rec.nonfinite_frac,
-        ))
+        layers.append(
+            LayerStats(
+                name=rec.name,
+                kind=rec.kind,
+                activation=rec.act_name,
+                units=rec.units,
+                fan_in=rec.fan_in,
+                out_mean=rec.out_mean,
+                out_var=rec.out_var,
+                grad_var=0.0 if math.isnan(rec.grad_var) else rec.grad_var,
+                grad_sq_norm=0.0 if math.isnan(rec.grad_sq_norm) else rec.grad_sq_norm,
+                dead_frac=rec.dead_frac,
+                saturated_frac=rec.saturated_frac,
+                symmetric_frac=float(twins.double().mean()) if rec.units else 0.0,
+                weight_norm=float(w.float().norm()),
+                sigma_w2=rec.fan_in * float(w.float().pow(2).mean(dtype=torch.float64)),
+                nonfinite_frac=rec.nonfinite_frac,
+            )
+        )
 
     chain, note = _chain(model, probe, inputs, out)
     predicted = None
@@ -268,7 +286,8 @@ def diagnose(
         try:
             model.eval()
             singular_values, method = jacobian_singular_values(
-                model, inputs[:jacobian_samples], rank=jacobian_rank, generator=generator)
+                model, inputs[:jacobian_samples], rank=jacobian_rank, generator=generator
+            )
         finally:
             for module, mode in modes.items():
                 module.training = mode

@@ -82,7 +82,10 @@ def compute_flags(
     by a plan, e.g. the last layer of a residual branch) are not flagged dead or symmetric."""
     flags: list[Flag] = []
     if len(layers) >= 2:
-        for direction, values in (("forward", [s.out_var for s in layers]), ("backward", [s.grad_sq_norm for s in layers])):
+        for direction, values in (
+            ("forward", [s.out_var for s in layers]),
+            ("backward", [s.grad_sq_norm for s in layers]),
+        ):
             flag = _ratio_flag(direction, layers, values, thresholds)
             if flag:
                 flags.append(flag)
@@ -90,26 +93,35 @@ def compute_flags(
         if s.name.partition("#")[0] in exempt:
             continue
         if s.nonfinite_frac > 0:
-            flags.append(Flag(
-                "nonfinite", s.name,
-                f"{100 * s.nonfinite_frac:.3g}% of output entries are NaN or inf: the forward pass overflowed "
-                "(weights far too large for the dtype); statistics of this layer and later ones are not meaningful",
-                s.nonfinite_frac,
-            ))
+            flags.append(
+                Flag(
+                    "nonfinite",
+                    s.name,
+                    f"{100 * s.nonfinite_frac:.3g}% of output entries are NaN or inf: the forward pass overflowed "
+                    "(weights far too large for the dtype); statistics of this layer and later ones are not meaningful",
+                    s.nonfinite_frac,
+                )
+            )
         if s.dead_frac > thresholds.dead:
-            flags.append(Flag(
-                "dead", s.name,
-                f"{100 * s.dead_frac:.0f}% of {s.units} units output exactly 0 for every sample"
-                f"{' after ' + s.activation if s.activation else ''} (threshold {100 * thresholds.dead:.0f}%)",
-                s.dead_frac,
-            ))
+            flags.append(
+                Flag(
+                    "dead",
+                    s.name,
+                    f"{100 * s.dead_frac:.0f}% of {s.units} units output exactly 0 for every sample"
+                    f"{' after ' + s.activation if s.activation else ''} (threshold {100 * thresholds.dead:.0f}%)",
+                    s.dead_frac,
+                )
+            )
         if s.saturated_frac is not None and s.saturated_frac > thresholds.saturated:
-            flags.append(Flag(
-                "saturated", s.name,
-                f"{100 * s.saturated_frac:.0f}% of {s.activation} outputs are in its flat tails "
-                f"(threshold {100 * thresholds.saturated:.0f}%)",
-                s.saturated_frac,
-            ))
+            flags.append(
+                Flag(
+                    "saturated",
+                    s.name,
+                    f"{100 * s.saturated_frac:.0f}% of {s.activation} outputs are in its flat tails "
+                    f"(threshold {100 * thresholds.saturated:.0f}%)",
+                    s.saturated_frac,
+                )
+            )
         if s.symmetric_frac > thresholds.symmetric or s.name in cloned:
             parts = []
             if s.symmetric_frac > thresholds.symmetric:

@@ -53,7 +53,11 @@ def _jvp(y: torch.Tensor, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
 
 
 def jacobian_singular_values(
-    model: nn.Module, inputs: torch.Tensor, *, rank: int = 64, generator: torch.Generator | None = None,
+    model: nn.Module,
+    inputs: torch.Tensor,
+    *,
+    rank: int = 64,
+    generator: torch.Generator | None = None,
 ) -> tuple[torch.Tensor, str]:
     """``(singular values (n, k) descending, "exact" | "randomized")`` for each sample of ``inputs``.
 
@@ -72,7 +76,9 @@ def jacobian_singular_values(
         if y.dtype in (torch.float16, torch.bfloat16):  # probes and QR in float32
             y = y.float()
         if y.shape[0] != n:
-            raise UserError(f"the model output has batch size {y.shape[0]} for {n} inputs; a per-sample Jacobian needs them equal")
+            raise UserError(
+                f"the model output has batch size {y.shape[0]} for {n} inputs; a per-sample Jacobian needs them equal"
+            )
         d_in, d_out = x[0].numel(), y[0].numel()
         if n * d_in * d_out <= EXACT_BUDGET:
             if d_out <= d_in:
@@ -93,7 +99,11 @@ def jacobian_singular_values(
             q, _ = torch.linalg.qr(sketch.double())
             back = _vjp(y, x, q.float().permute(2, 0, 1).reshape(probes, *y.shape))
             q2, _ = torch.linalg.qr(back.reshape(probes, n, d_in).permute(1, 2, 0).double())
-            sketch = _jvp(y, x, q2.float().permute(2, 0, 1).reshape(probes, *x.shape)).reshape(probes, n, d_out).permute(1, 2, 0)
+            sketch = (
+                _jvp(y, x, q2.float().permute(2, 0, 1).reshape(probes, *x.shape))
+                .reshape(probes, n, d_out)
+                .permute(1, 2, 0)
+            )
         q, _ = torch.linalg.qr(sketch.double())
         # B_n = Q_n^T J_n (p × d_in) = (J_n^T Q_n)^T
         bt = _vjp(y, x, q.float().permute(2, 0, 1).reshape(probes, *y.shape)).reshape(probes, n, d_in)

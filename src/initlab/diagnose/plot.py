@@ -32,8 +32,10 @@ def plot_diagnosis(diagnosis: Diagnosis, path: Path, *, title: str | None = None
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, panels)
 
-    for ax, key, label in ((axes[0], "out_var", "forward: E[y²] of layer output"),
-                           (axes[1], "grad_var", "backward: E[(∂ℓ/∂y)²]")):
+    for ax, key, label in (
+        (axes[0], "out_var", "forward: E[y²] of layer output"),
+        (axes[1], "grad_var", "backward: E[(∂ℓ/∂y)²]"),
+    ):
         measured = _positive([getattr(s, key) for s in layers])
         ax.plot(x, measured, "o-", ms=3.5, lw=1, color="tab:blue", label="measured")
         if preds:
@@ -55,11 +57,16 @@ def plot_diagnosis(diagnosis: Diagnosis, path: Path, *, title: str | None = None
         ax.legend(fontsize=8)
 
     ax = axes[2]
-    for key, color, label in (("dead_frac", "tab:red", "dead"), ("saturated_frac", "tab:purple", "saturated"),
-                              ("symmetric_frac", "tab:gray", "symmetric")):
+    for key, color, label in (
+        ("dead_frac", "tab:red", "dead"),
+        ("saturated_frac", "tab:purple", "saturated"),
+        ("symmetric_frac", "tab:gray", "symmetric"),
+    ):
         values = [getattr(s, key) for s in layers]
         if any(v is not None for v in values):
-            ax.plot(x, [100 * v if v is not None else math.nan for v in values], "o-", ms=3, lw=1, color=color, label=label)
+            ax.plot(
+                x, [100 * v if v is not None else math.nan for v in values], "o-", ms=3, lw=1, color=color, label=label
+            )
     ax.set_ylim(-3, 103)
     ax.set_xlim(0.5, len(x) + 0.5)
     ax.set_xlabel("layer (execution order)")
@@ -87,7 +94,9 @@ def plot_diagnosis(diagnosis: Diagnosis, path: Path, *, title: str | None = None
         ax.grid(alpha=0.3)
 
     flags = sorted({f.kind for f in diagnosis.flags})
-    fig.suptitle((title + " — " if title else "") + ("flags: " + ", ".join(flags) if flags else "no flags"), fontsize=11)
+    fig.suptitle(
+        (title + " — " if title else "") + ("flags: " + ", ".join(flags) if flags else "no flags"), fontsize=11
+    )
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

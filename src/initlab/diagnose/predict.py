@@ -26,7 +26,9 @@ class ChainLayer:
 
 
 def predict_chain(
-    chain: list[ChainLayer], layers: list[LayerStats], q0: float,
+    chain: list[ChainLayer],
+    layers: list[LayerStats],
+    q0: float,
 ) -> tuple[list[Predicted] | None, str]:
     """``(predictions, note)`` for a chain; ``(None, reason)`` when the theory does not apply.
 
@@ -48,7 +50,9 @@ def predict_chain(
             )
         sigma_w2s.append(stats.sigma_w2)
         bias = getattr(link.module, "bias", None)
-        sigma_b2s.append(float(bias.detach().double().pow(2).mean()) if isinstance(bias, torch.Tensor) and bias.numel() else 0.0)
+        sigma_b2s.append(
+            float(bias.detach().double().pow(2).mean()) if isinstance(bias, torch.Tensor) and bias.numel() else 0.0
+        )
     acts = [link.activation if link.activation is not None else "linear" for link in chain[:-1]]
     qs = theory.variance_map(acts, sigma_w2s, sigma_b2s, q0)
     grads = theory.gradient_map(acts, sigma_w2s, qs, [link.elements for link in chain], g_out=layers[-1].grad_var)

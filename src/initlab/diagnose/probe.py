@@ -28,7 +28,11 @@ _PASSTHROUGH_KINDS = ("norm", "transparent", "scale")
 def layer_kind(module: nn.Module) -> str | None:
     """The kind of a weighted layer (its own ``weight`` has >= 2 dims), or ``None``."""
     weight = module._parameters.get("weight")
-    if not isinstance(weight, torch.Tensor) or isinstance(weight, nn.parameter.UninitializedParameter) or weight.dim() < 2:
+    if (
+        not isinstance(weight, torch.Tensor)
+        or isinstance(weight, nn.parameter.UninitializedParameter)
+        or weight.dim() < 2
+    ):
         return None
     kind = module_kind(module)
     return kind if kind in ("linear", "conv", "conv_transpose", "embedding", "bilinear") else "other"
@@ -149,7 +153,9 @@ class Probe:
         if self.calls[module] > 1:
             name = f"{name}#{self.calls[module]}"
         units, fan_in = _units_and_fan_in(module, kind)
-        rec = Record(name, kind, module, units, fan_in, unit_axis=1 if kind.startswith("conv") else -1, batch=self.batch)
+        rec = Record(
+            name, kind, module, units, fan_in, unit_axis=1 if kind.startswith("conv") else -1, batch=self.batch
+        )
         y = out.detach()
         rec.out_mean = float(y.mean(dtype=torch.float64))
         rec.out_var = float(y.float().pow(2).mean(dtype=torch.float64))

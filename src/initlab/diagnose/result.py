@@ -154,7 +154,9 @@ class Diagnosis:
             "layers": self.to_records(),
             "flags": [asdict(f) | {"value": _jsonable(f.value)} for f in self.flags],
             "predicted_note": self.predicted_note,
-            "jacobian": None if sv is None else {
+            "jacobian": None
+            if sv is None
+            else {
                 **(self.jacobian_summary() or {}),
                 "singular_values": [[_jsonable(float(v)) for v in row] for row in sv.double()],
             },
@@ -163,16 +165,41 @@ class Diagnosis:
     def table(self) -> str:
         """The per-layer table as aligned text."""
         preds = {p.name: p for p in self.predicted or []}
-        head = ["layer", "kind", "act", "units", "out_mean", "out_var", "pred_var", "grad_var",
-                "pred_grad", "dead", "sat", "sym", "|W|"]
+        head = [
+            "layer",
+            "kind",
+            "act",
+            "units",
+            "out_mean",
+            "out_var",
+            "pred_var",
+            "grad_var",
+            "pred_grad",
+            "dead",
+            "sat",
+            "sym",
+            "|W|",
+        ]
         rows = []
         for s in self.layers:
             p = preds.get(s.name)
-            rows.append([
-                s.name, s.kind, s.activation or "-", str(s.units), _num(s.out_mean), _num(s.out_var),
-                _num(p.out_var) if p else "-", _num(s.grad_var), _num(p.grad_var) if p else "-",
-                _pct(s.dead_frac), _pct(s.saturated_frac), _pct(s.symmetric_frac), _num(s.weight_norm),
-            ])
+            rows.append(
+                [
+                    s.name,
+                    s.kind,
+                    s.activation or "-",
+                    str(s.units),
+                    _num(s.out_mean),
+                    _num(s.out_var),
+                    _num(p.out_var) if p else "-",
+                    _num(s.grad_var),
+                    _num(p.grad_var) if p else "-",
+                    _pct(s.dead_frac),
+                    _pct(s.saturated_frac),
+                    _pct(s.symmetric_frac),
+                    _num(s.weight_norm),
+                ]
+            )
         widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
         left = {0, 1, 2}
 

@@ -28,7 +28,18 @@ from initlab.engine.train import (
 )
 
 __all__ = [
-    "BACKENDS", "CHECKPOINT_FORMAT", "EnsembleResult", "EpochRecord", "InitFn", "Member", "MemberResult",
-    "TrainConfig", "initialize_member", "load_member", "member_state_dict", "state_from_bytes",
-    "state_to_bytes", "train",
+    "BACKENDS",
+    "CHECKPOINT_FORMAT",
+    "EnsembleResult",
+    "EpochRecord",
+    "InitFn",
+    "Member",
+    "MemberResult",
+    "TrainConfig",
+    "initialize_member",
+    "load_member",
+    "member_state_dict",
+    "state_from_bytes",
+    "state_to_bytes",
+    "train",
 ]

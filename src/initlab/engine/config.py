@@ -67,9 +67,10 @@ class TrainConfig:
         betas = self.betas
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise checks.fail("betas", betas, "a pair (beta1, beta2), each in [0, 1)")
-        set_("betas", tuple(
-            checks.real(f"betas[{i}]", b, low=0.0, high=1.0, high_open=True) for i, b in enumerate(betas)
-        ))
+        set_(
+            "betas",
+            tuple(checks.real(f"betas[{i}]", b, low=0.0, high=1.0, high_open=True) for i, b in enumerate(betas)),
+        )
         set_("eps", checks.positive("eps", self.eps))
         set_("weight_decay", checks.real("weight_decay", self.weight_decay, low=0.0))
         try:
@@ -147,8 +148,7 @@ class Member:
         if self.lr is not None:
             object.__setattr__(self, "lr", checks.positive("Member lr", self.lr))
         if self.weight_decay is not None:
-            object.__setattr__(self, "weight_decay",
-                               checks.real("Member weight_decay", self.weight_decay, low=0.0))
+            object.__setattr__(self, "weight_decay", checks.real("Member weight_decay", self.weight_decay, low=0.0))
 
     @property
     def label(self) -> str:

@@ -54,13 +54,16 @@ def resolve_device(spec: str | torch.device | None) -> torch.device:
         return torch.device("cpu")
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise UserError(f"device {str(spec)!r}: torch sees no CUDA GPU on this machine "
-                            f"(torch {torch.__version__}, CUDA build {torch.version.cuda or 'none'}); use cpu or auto")
+            raise UserError(
+                f"device {str(spec)!r}: torch sees no CUDA GPU on this machine "
+                f"(torch {torch.__version__}, CUDA build {torch.version.cuda or 'none'}); use cpu or auto"
+            )
         count = torch.cuda.device_count()
         index = torch.cuda.current_device() if device.index is None else device.index
         if index >= count:
-            raise UserError(f"device {str(spec)!r}: this machine has {count} CUDA device(s), cuda:0 to "
-                            f"cuda:{count - 1}")
+            raise UserError(
+                f"device {str(spec)!r}: this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}"
+            )
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", _CUBLAS_WORKSPACE)
         return torch.device("cuda", index)
     if device.type == "mps":
@@ -82,9 +85,14 @@ def reproducible(device: torch.device) -> Iterator[None]:
     if device.type != "cuda":
         yield
         return
-    saved = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
-             torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark,
-             torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    saved = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+        torch.backends.cudnn.deterministic,
+        torch.backends.cudnn.benchmark,
+        torch.backends.cuda.matmul.allow_tf32,
+        torch.backends.cudnn.allow_tf32,
+    )
     torch.use_deterministic_algorithms(True, warn_only=True)
     torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False

@@ -36,9 +36,16 @@ def _reseed_global(seed: int, device: torch.device) -> None:
 
 
 class _FunctionalBackend:
-    def __init__(self, template: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor,
-                 param_names: list[str], trainable: list[str], seeds: Sequence[int],
-                 loss: str = "cross_entropy") -> None:
+    def __init__(
+        self,
+        template: nn.Module,
+        x_train: torch.Tensor,
+        y_train: torch.Tensor,
+        param_names: list[str],
+        trainable: list[str],
+        seeds: Sequence[int],
+        loss: str = "cross_entropy",
+    ) -> None:
         self.template = template
         self.loss = loss
         self.x = x_train

@@ -38,8 +38,16 @@ from torch import nn
 
 from initlab.engine.mlp import _ELEMENTWISE, _OWN_BACKWARD, _plain
 
-_POOLS = (nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d, nn.AvgPool2d, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d,
-          nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d)
+_POOLS = (
+    nn.MaxPool1d,
+    nn.MaxPool2d,
+    nn.AvgPool1d,
+    nn.AvgPool2d,
+    nn.AdaptiveAvgPool1d,
+    nn.AdaptiveAvgPool2d,
+    nn.AdaptiveMaxPool1d,
+    nn.AdaptiveMaxPool2d,
+)
 _CONV = {nn.Conv1d: F.conv1d, nn.Conv2d: F.conv2d}
 
 
@@ -76,8 +84,10 @@ def _parse(module: nn.Module, prefix: str) -> list[Op]:
     conv = next((cls for cls in _CONV if _plain(module, cls)), None)
     if conv is not None:
         if module.groups != 1 or module.padding_mode != "zeros":
-            raise NotGrouped(f"{type(module).__name__} {name!r} has groups={module.groups}, "
-                             f"padding_mode={module.padding_mode!r} (needs 1, 'zeros')")
+            raise NotGrouped(
+                f"{type(module).__name__} {name!r} has groups={module.groups}, "
+                f"padding_mode={module.padding_mode!r} (needs 1, 'zeros')"
+            )
         return [Op("conv", name, module)]
     if _plain(module, nn.Linear):
         return [Op("linear", name, module)]
@@ -153,16 +163,28 @@ def _flat(t: torch.Tensor) -> torch.Tensor:
     return t.reshape(-1)
 
 
-def _run(ops: tuple[Op, ...] | list[Op], h: _Stack, params: dict[str, torch.Tensor],
-         buffers: dict[str, torch.Tensor], training: bool) -> _Stack:
+def _run(
+    ops: tuple[Op, ...] | list[Op],
+    h: _Stack,
+    params: dict[str, torch.Tensor],
+    buffers: dict[str, torch.Tensor],
+    training: bool,
+) -> _Stack:
     members = h.members
     for op in ops:
         m = op.module
         if op.kind == "conv":
             w = params[f"{op.name}.weight"]
             bias = params.get(f"{op.name}.bias")
-            out = _CONV[type(m)](h.as_grouped(), w.reshape(members * w.shape[1], *w.shape[2:]),
-                                 None if bias is None else _flat(bias), m.stride, m.padding, m.dilation, members)
+            out = _CONV[type(m)](
+                h.as_grouped(),
+                w.reshape(members * w.shape[1], *w.shape[2:]),
+                None if bias is None else _flat(bias),
+                m.stride,
+                m.padding,
+                m.dilation,
+                members,
+            )
             h.set_grouped(out)
         elif op.kind == "linear":
             x = h.as_members()
@@ -176,13 +198,25 @@ def _run(ops: tuple[Op, ...] | list[Op], h: _Stack, params: dict[str, torch.Tens
             nbt = buffers[f"{op.name}.num_batches_tracked"]
             if training:
                 nbt.add_(1)
-            out = F.batch_norm(h.as_grouped(), _flat(buffers[f"{op.name}.running_mean"]),
-                               _flat(buffers[f"{op.name}.running_var"]), _flat(params[f"{op.name}.weight"]),
-                               _flat(params[f"{op.name}.bias"]), training, m.momentum, m.eps)
+            out = F.batch_norm(
+                h.as_grouped(),
+                _flat(buffers[f"{op.name}.running_mean"]),
+                _flat(buffers[f"{op.name}.running_var"]),
+                _flat(params[f"{op.name}.weight"]),
+                _flat(params[f"{op.name}.bias"]),
+                training,
+                m.momentum,
+                m.eps,
+            )
             h.set_grouped(out)
         elif op.kind == "groupnorm":
-            out = F.group_norm(h.as_grouped(), members * m.num_groups, _flat(params[f"{op.name}.weight"]),
-                               _flat(params[f"{op.name}.bias"]), m.eps)
+            out = F.group_norm(
+                h.as_grouped(),
+                members * m.num_groups,
+                _flat(params[f"{op.name}.weight"]),
+                _flat(params[f"{op.name}.bias"]),
+                m.eps,
+            )
             h.set_grouped(out)
         elif op.kind == "channelwise":
             h.set_grouped(m(h.as_grouped()))
@@ -209,8 +243,9 @@ class GroupedBackend:
 
     name = "grouped"
 
-    def __init__(self, ops: list[Op], x_train: torch.Tensor, y_train: torch.Tensor, param_names: list[str],
-                 trainable: list[str]) -> None:
+    def __init__(
+        self, ops: list[Op], x_train: torch.Tensor, y_train: torch.Tensor, param_names: list[str], trainable: list[str]
+    ) -> None:
         self.ops = ops
         self.x = x_train
         self.y = y_train

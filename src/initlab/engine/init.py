@@ -67,8 +67,9 @@ def is_bias_name(name: str) -> bool:
     return "bias" in name.rsplit(".", 1)[-1]
 
 
-def initialize_member(model: nn.Module, scheme: Scheme | Callable[[nn.Module, int], None], seed: int,
-                      *, bias_init: Scheme) -> nn.Module:
+def initialize_member(
+    model: nn.Module, scheme: Scheme | Callable[[nn.Module, int], None], seed: int, *, bias_init: Scheme
+) -> nn.Module:
     """Fill ``model``'s parameters in place for one member (rules in the module docstring).
 
     A callable ``scheme`` is called as ``scheme(model, seed)`` instead and owns every parameter.
@@ -93,9 +94,14 @@ def initialize_member(model: nn.Module, scheme: Scheme | Callable[[nn.Module, in
     return fill_model_(model, samplers, seed=seed)
 
 
-def initial_state(model_factory: Callable[[], nn.Module], members: Sequence[Member], *, bias_init: Scheme,
-                  device: torch.device, dtype: torch.dtype | None = None,
-                  ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+def initial_state(
+    model_factory: Callable[[], nn.Module],
+    members: Sequence[Member],
+    *,
+    bias_init: Scheme,
+    device: torch.device,
+    dtype: torch.dtype | None = None,
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """Stacked parameters and buffers ``{name: (E, *shape)}`` of freshly initialized members.
 
     Parameters come out in ``named_parameters()`` order, on ``device``; each member's model is

@@ -33,7 +33,9 @@ def summed_loss(out: torch.Tensor, y: torch.Tensor, loss: str) -> tuple[torch.Te
     members, b = out.shape[0], out.shape[1]
     if loss == "mse":
         err = (out.reshape(members, b, -1) - y.reshape(1, b, -1)).pow(2)
-        return err.mean(dim=2).sum(dim=1, dtype=torch.float64), torch.zeros(members, dtype=torch.int64, device=out.device)
+        return err.mean(dim=2).sum(dim=1, dtype=torch.float64), torch.zeros(
+            members, dtype=torch.int64, device=out.device
+        )
     classes = out.shape[-1]
     per_sample = max(1, y[0].numel()) if y.numel() else 1
     target = y.reshape(1, -1).expand(members, -1).reshape(-1)

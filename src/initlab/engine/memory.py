@@ -126,8 +126,9 @@ def available_memory() -> tuple[int, str]:
     text = os.environ.get(ENV_LIMIT)
     if text:
         return parse_bytes(text), ENV_LIMIT
-    candidates = [(n, src) for n, src in ((_meminfo_available(), "MemAvailable"), (_cgroup_room(), "cgroup"))
-                  if n is not None]
+    candidates = [
+        (n, src) for n, src in ((_meminfo_available(), "MemAvailable"), (_cgroup_room(), "cgroup")) if n is not None
+    ]
     if candidates:
         return min(candidates)
     try:
@@ -137,8 +138,14 @@ def available_memory() -> tuple[int, str]:
 
 
 def model_footprint(
-    spec: str, *, input_shape: Sequence[int], num_classes: int, width: int | None = None,
-    depth: int | None = None, activation: str = "relu", **options: Any,
+    spec: str,
+    *,
+    input_shape: Sequence[int],
+    num_classes: int,
+    width: int | None = None,
+    depth: int | None = None,
+    activation: str = "relu",
+    **options: Any,
 ) -> Footprint:
     """Parameters and activation sizes of a built-in model, without allocating it.
 
@@ -150,8 +157,16 @@ def model_footprint(
     from initlab.models import build
 
     with torch.device("meta"):
-        model = build(spec, input_shape=tuple(input_shape), num_classes=num_classes, width=width, depth=depth,
-                      activation=activation, materialize=False, **options)
+        model = build(
+            spec,
+            input_shape=tuple(input_shape),
+            num_classes=num_classes,
+            width=width,
+            depth=depth,
+            activation=activation,
+            materialize=False,
+            **options,
+        )
         outputs: list[int] = []
 
         def record(module, args, output) -> None:
@@ -177,41 +192,52 @@ def optimizer_buffers(optimizer: str, momentum: float = 0.0) -> int:
 
 
 def training_estimate(
-    fp: Footprint, *, members: int, batch_size: int, optimizer: str = "sgd", momentum: float = 0.0,
-    eval_batch_size: int = 1024, data_bytes: int = 0, bytes_per_element: int = BYTES_PER_ELEMENT,
+    fp: Footprint,
+    *,
+    members: int,
+    batch_size: int,
+    optimizer: str = "sgd",
+    momentum: float = 0.0,
+    eval_batch_size: int = 1024,
+    data_bytes: int = 0,
+    bytes_per_element: int = BYTES_PER_ELEMENT,
 ) -> MemoryEstimate:
     """Bytes to train ``members`` copies of the model together (formulas in the module docstring)."""
     b, k = bytes_per_element, optimizer_buffers(optimizer, momentum)
     weights = members * fp.parameters * b
-    return MemoryEstimate((
-        ("parameters", weights),
-        ("gradients", weights),
-        ("optimizer state", k * weights),
-        ("checkpoint", (1 + k) * weights),
-        ("activations", 2 * members * batch_size * fp.activations * b),
-        ("evaluation", 2 * members * eval_batch_size * fp.largest_activation * b),
-        ("data", int(data_bytes)),
-    ))
+    return MemoryEstimate(
+        (
+            ("parameters", weights),
+            ("gradients", weights),
+            ("optimizer state", k * weights),
+            ("checkpoint", (1 + k) * weights),
+            ("activations", 2 * members * batch_size * fp.activations * b),
+            ("evaluation", 2 * members * eval_batch_size * fp.largest_activation * b),
+            ("data", int(data_bytes)),
+        )
+    )
 
 
-def inference_estimate(fp: Footprint, *, batch_size: int, backward: bool = True,
-                       bytes_per_element: int = BYTES_PER_ELEMENT) -> MemoryEstimate:
+def inference_estimate(
+    fp: Footprint, *, batch_size: int, backward: bool = True, bytes_per_element: int = BYTES_PER_ELEMENT
+) -> MemoryEstimate:
     """Bytes to build one model, initialize it and (``backward``) run one forward and backward
     pass on ``batch_size`` inputs with every output kept (what ``diagnose`` does); with
     ``batch_size=0`` only building and initializing (``plan``)."""
     b = bytes_per_element
     weights = fp.parameters * b
-    return MemoryEstimate((
-        ("parameters", weights),
-        # a scheme draws a tensor in float32, then copies it in: one more weight at a time
-        ("initialization", weights if batch_size == 0 else 0),
-        ("gradients", weights if backward and batch_size else 0),
-        ("activations", (3 if backward else 1) * batch_size * fp.activations * b),
-    ))
+    return MemoryEstimate(
+        (
+            ("parameters", weights),
+            # a scheme draws a tensor in float32, then copies it in: one more weight at a time
+            ("initialization", weights if batch_size == 0 else 0),
+            ("gradients", weights if backward and batch_size else 0),
+            ("activations", (3 if backward else 1) * batch_size * fp.activations * b),
+        )
+    )
 
 
-def check_fits(estimate: MemoryEstimate, *, lower: str, what: str = "this run",
-               limit: int | None = None) -> None:
+def check_fits(estimate: MemoryEstimate, *, lower: str, what: str = "this run", limit: int | None = None) -> None:
     """Raise ``UserError`` when ``estimate`` exceeds the memory limit, before any work."""
     source = "given"
     if limit is None:
@@ -224,9 +250,20 @@ def check_fits(estimate: MemoryEstimate, *, lower: str, what: str = "this run",
     )
 
 
-def check_builtin_model(spec: str, *, input_shape: Sequence[int], num_classes: int, batch_size: int,
-                        what: str, lower: str, backward: bool = True, width: int | None = None,
-                        depth: int | None = None, activation: str = "relu", **options: Any) -> None:
+def check_builtin_model(
+    spec: str,
+    *,
+    input_shape: Sequence[int],
+    num_classes: int,
+    batch_size: int,
+    what: str,
+    lower: str,
+    backward: bool = True,
+    width: int | None = None,
+    depth: int | None = None,
+    activation: str = "relu",
+    **options: Any,
+) -> None:
     """Pre-flight for one model (``diagnose``: a forward and backward pass on ``batch_size``
     inputs; ``plan``: ``batch_size=0``, building and initializing only). Models that are not
     built in (``module:function``) are not estimated: building them is the user's code."""
@@ -234,8 +271,15 @@ def check_builtin_model(spec: str, *, input_shape: Sequence[int], num_classes: i
 
     if spec not in architectures():
         return
-    fp = model_footprint(spec, input_shape=input_shape, num_classes=num_classes, width=width, depth=depth,
-                         activation=activation, **options)
+    fp = model_footprint(
+        spec,
+        input_shape=input_shape,
+        num_classes=num_classes,
+        width=width,
+        depth=depth,
+        activation=activation,
+        **options,
+    )
     estimate = inference_estimate(fp, batch_size=batch_size, backward=backward)
     inputs = ("inputs", max(batch_size, 2) * math.prod(input_shape) * BYTES_PER_ELEMENT)
     check_fits(MemoryEstimate((*estimate.parts, inputs)), what=what, lower=lower)

@@ -94,8 +94,14 @@ def parse_mlp(model: nn.Module, sample_shape: tuple[int, ...]) -> list[LinearOp 
                 raise NotAnMLP(f"Linear {name!r} acts on the last axis of {sample_shape}-shaped samples")
             if leaf.in_features != features:
                 raise NotAnMLP(f"Linear {name!r} expects {leaf.in_features} features; gets {features}")
-            ops.append(LinearOp(f"{name}.weight", f"{name}.bias" if leaf.bias is not None else None,
-                                leaf.in_features, leaf.out_features))
+            ops.append(
+                LinearOp(
+                    f"{name}.weight",
+                    f"{name}.bias" if leaf.bias is not None else None,
+                    leaf.in_features,
+                    leaf.out_features,
+                )
+            )
             features = leaf.out_features
         elif own is not None:
             ops.append(ActivationOp(own, leaf))
@@ -104,8 +110,9 @@ def parse_mlp(model: nn.Module, sample_shape: tuple[int, ...]) -> list[LinearOp 
         elif _plain(leaf, nn.Identity) or (_plain(leaf, nn.Dropout) and leaf.p == 0):
             continue
         else:
-            raise NotAnMLP(f"module {name!r} ({type(leaf).__name__}) is not Flatten, Linear or an element-wise "
-                           f"activation")
+            raise NotAnMLP(
+                f"module {name!r} ({type(leaf).__name__}) is not Flatten, Linear or an element-wise activation"
+            )
     if not any(isinstance(op, LinearOp) for op in ops):
         raise NotAnMLP("the model has no Linear layer")
     if not flat:
@@ -141,8 +148,14 @@ class MLPBackend:
 
     name = "mlp"
 
-    def __init__(self, ops: list[LinearOp | ActivationOp], x_train: torch.Tensor, y_train: torch.Tensor,
-                 param_names: list[str], loss: str = "cross_entropy") -> None:
+    def __init__(
+        self,
+        ops: list[LinearOp | ActivationOp],
+        x_train: torch.Tensor,
+        y_train: torch.Tensor,
+        param_names: list[str],
+        loss: str = "cross_entropy",
+    ) -> None:
         self.ops = ops
         self.loss = loss
         self.x = x_train.reshape(x_train.shape[0], -1)
@@ -159,15 +172,22 @@ class MLPBackend:
             self._grads = {n: torch.empty_like(params[n]) for n in self.param_names}
         return self._grads
 
-    def loss_and_grads(self, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor],
-                       idx: torch.Tensor, *, epoch: int, step: int,
-                       ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
+    def loss_and_grads(
+        self,
+        params: dict[str, torch.Tensor],
+        buffers: dict[str, torch.Tensor],
+        idx: torch.Tensor,
+        *,
+        epoch: int,
+        step: int,
+    ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
         members, batch = idx.shape
         flat_idx = idx.reshape(-1)
         xbuf = self._gather.get(batch)
         if xbuf is None:
-            xbuf = self._gather[batch] = torch.empty((members * batch, self.x.shape[1]), dtype=self.x.dtype,
-                                                     device=self.x.device)
+            xbuf = self._gather[batch] = torch.empty(
+                (members * batch, self.x.shape[1]), dtype=self.x.dtype, device=self.x.device
+            )
         h = torch.index_select(self.x, 0, flat_idx, out=xbuf).view(members, batch, -1)
         y = self.y.index_select(0, flat_idx).view(members, batch)
 
@@ -177,8 +197,7 @@ class MLPBackend:
             if isinstance(op, LinearOp):
                 saved.append(h)
                 w = params[op.weight].transpose(1, 2)
-                h = (torch.baddbmm(params[op.bias].unsqueeze(1), h, w) if op.bias is not None
-                     else torch.bmm(h, w))
+                h = torch.baddbmm(params[op.bias].unsqueeze(1), h, w) if op.bias is not None else torch.bmm(h, w)
             elif op.kind == "generic":
                 saved.append(h)
                 h = _activation_forward(op, h, inplace=False)
@@ -216,8 +235,9 @@ class MLPBackend:
         return [grads[n] for n in self.param_names], loss, correct
 
     @torch.no_grad()
-    def logits(self, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor],
-               x: torch.Tensor) -> torch.Tensor:
+    def logits(
+        self, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor], x: torch.Tensor
+    ) -> torch.Tensor:
         """``(E, b, C)`` outputs of every member on the same inputs ``x`` (eval mode)."""
         h = x.reshape(x.shape[0], -1)
         for op in self.ops:
@@ -229,8 +249,7 @@ class MLPBackend:
                     z = z.transpose(0, 1)
                     h = z + params[op.bias].unsqueeze(1) if op.bias is not None else z.contiguous()
                 else:
-                    h = (torch.baddbmm(params[op.bias].unsqueeze(1), h, w) if op.bias is not None
-                         else torch.bmm(h, w))
+                    h = torch.baddbmm(params[op.bias].unsqueeze(1), h, w) if op.bias is not None else torch.bmm(h, w)
             else:  # before the first Linear, h is the caller's x: never modify it in place
                 h = _activation_forward(op, h, inplace=h.dim() == 3)
         return h

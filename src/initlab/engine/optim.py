@@ -42,14 +42,21 @@ from initlab.engine.config import TrainConfig
 Run = tuple[int, int, float, float]  # member rows [start, stop), lr, weight_decay
 
 
-def member_runs(n_members: int, lr: float, weight_decay: float, lrs: Sequence[float] | torch.Tensor | None = None,
-                weight_decays: Sequence[float] | torch.Tensor | None = None) -> list[Run]:
+def member_runs(
+    n_members: int,
+    lr: float,
+    weight_decay: float,
+    lrs: Sequence[float] | torch.Tensor | None = None,
+    weight_decays: Sequence[float] | torch.Tensor | None = None,
+) -> list[Run]:
     """Maximal ranges of adjacent members sharing ``(lr, weight_decay)``; a ``None`` takes the default."""
+
     def values(given, default: float, name: str) -> list[float]:
         if given is None:
             return [float(default)] * n_members
-        out = [float(default if v is None else v) for v in (given.tolist() if isinstance(given, torch.Tensor)
-                                                            else given)]
+        out = [
+            float(default if v is None else v) for v in (given.tolist() if isinstance(given, torch.Tensor) else given)
+        ]
         if len(out) != n_members:
             raise ValueError(f"{name} must have one value per member ({n_members}); got {len(out)}")
         return out
@@ -70,9 +77,14 @@ class StackedOptimizer:
     kind = ""
     state_names: tuple[str, ...] = ()
 
-    def __init__(self, params: Sequence[torch.Tensor], config: TrainConfig, *,
-                 lrs: Sequence[float] | torch.Tensor | None = None,
-                 weight_decays: Sequence[float] | torch.Tensor | None = None) -> None:
+    def __init__(
+        self,
+        params: Sequence[torch.Tensor],
+        config: TrainConfig,
+        *,
+        lrs: Sequence[float] | torch.Tensor | None = None,
+        weight_decays: Sequence[float] | torch.Tensor | None = None,
+    ) -> None:
         self.params = list(params)
         self.config = config
         self.step_count = 0
@@ -84,7 +96,7 @@ class StackedOptimizer:
         """The run's rows of each stacked tensor, as views (the tensors themselves for one run)."""
         if len(self.runs) == 1:
             return list(tensors)
-        return [t[run[0]:run[1]] for t in tensors]
+        return [t[run[0] : run[1]] for t in tensors]
 
     @torch.no_grad()
     def step(self, grads: Sequence[torch.Tensor]) -> None:
@@ -130,8 +142,16 @@ class StackedSGD(StackedOptimizer):
             lr, weight_decay = run[2], run[3]
             if fused:
                 torch._fused_sgd_(
-                    params, run_grads, run_bufs, weight_decay=weight_decay, momentum=cfg.momentum, lr=lr,
-                    dampening=0.0, nesterov=cfg.nesterov, maximize=False, is_first_step=first,
+                    params,
+                    run_grads,
+                    run_bufs,
+                    weight_decay=weight_decay,
+                    momentum=cfg.momentum,
+                    lr=lr,
+                    dampening=0.0,
+                    nesterov=cfg.nesterov,
+                    maximize=False,
+                    is_first_step=first,
                 )
                 continue
             for i, (param, grad) in enumerate(zip(params, run_grads)):
@@ -171,8 +191,9 @@ class StackedAdam(StackedOptimizer):
         for run in self.runs:
             lr, weight_decay = run[2], run[3]
             step_size = lr / bias_correction1
-            for param, grad, exp_avg, exp_avg_sq in zip(*(self._rows(t, run) for t in (self.params, grads, avgs,
-                                                                                     avg_sqs))):
+            for param, grad, exp_avg, exp_avg_sq in zip(
+                *(self._rows(t, run) for t in (self.params, grads, avgs, avg_sqs))
+            ):
                 if weight_decay != 0:
                     grad = grad.add(param, alpha=weight_decay)
                 exp_avg.lerp_(grad, 1 - beta1)
@@ -181,9 +202,13 @@ class StackedAdam(StackedOptimizer):
                 param.addcdiv_(exp_avg, denom, value=-step_size)
 
 
-def make_optimizer(params: Sequence[torch.Tensor], config: TrainConfig, *,
-                   lrs: Sequence[float] | torch.Tensor | None = None,
-                   weight_decays: Sequence[float] | torch.Tensor | None = None) -> StackedOptimizer:
+def make_optimizer(
+    params: Sequence[torch.Tensor],
+    config: TrainConfig,
+    *,
+    lrs: Sequence[float] | torch.Tensor | None = None,
+    weight_decays: Sequence[float] | torch.Tensor | None = None,
+) -> StackedOptimizer:
     """The stacked optimizer of ``config.optimizer``; ``lrs``/``weight_decays``: one value per member."""
     cls = {"sgd": StackedSGD, "adam": StackedAdam}[config.optimizer]
     return cls(params, config, lrs=lrs, weight_decays=weight_decays)

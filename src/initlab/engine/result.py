@@ -92,8 +92,12 @@ class MemberResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            **self.member.to_dict(), "status": self.status, "diverged_step": self.diverged_step,
-            "steps_to_target": self.steps_to_target, "test_acc": self.test_acc, "test_loss": self.test_loss,
+            **self.member.to_dict(),
+            "status": self.status,
+            "diverged_step": self.diverged_step,
+            "steps_to_target": self.steps_to_target,
+            "test_acc": self.test_acc,
+            "test_loss": self.test_loss,
             "records": [r.to_dict() for r in self.records],
         }
 
@@ -123,8 +127,11 @@ class EnsembleResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "config": self.config.to_dict(), "backend": self.backend, "backend_reason": self.backend_reason,
+            "config": self.config.to_dict(),
+            "backend": self.backend,
+            "backend_reason": self.backend_reason,
             "wall_time": self.wall_time,
-            "steps_per_epoch": self.steps_per_epoch, "resumed_from_epoch": self.resumed_from_epoch,
+            "steps_per_epoch": self.steps_per_epoch,
+            "resumed_from_epoch": self.resumed_from_epoch,
             "members": [m.to_dict() for m in self.members],
         }

@@ -47,13 +47,20 @@ ProgressCallback = Callable[[int, int], None]
 class Backend(Protocol):
     name: str
 
-    def loss_and_grads(self, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor],
-                       idx: torch.Tensor, *, epoch: int, step: int,
-                       ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
+    def loss_and_grads(
+        self,
+        params: dict[str, torch.Tensor],
+        buffers: dict[str, torch.Tensor],
+        idx: torch.Tensor,
+        *,
+        epoch: int,
+        step: int,
+    ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
         """Gradients (trainable parameters, stacked), loss ``(E,)`` and correct count ``(E,)``."""
 
-    def logits(self, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor],
-               x: torch.Tensor) -> torch.Tensor:
+    def logits(
+        self, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor], x: torch.Tensor
+    ) -> torch.Tensor:
         """``(E, b, C)`` eval-mode outputs of every member on the shared inputs ``x``."""
 
 
@@ -67,20 +74,28 @@ class _Data:
     def __init__(self, data: Any, loss: str = "cross_entropy") -> None:
         missing = [a for a in ("x_train", "y_train", "x_test", "y_test") if not hasattr(data, a)]
         if missing:
-            raise UserError(f"data must have x_train, y_train, x_test and y_test tensors; "
-                            f"{type(data).__name__} lacks {', '.join(missing)}")
+            raise UserError(
+                f"data must have x_train, y_train, x_test and y_test tensors; "
+                f"{type(data).__name__} lacks {', '.join(missing)}"
+            )
         for split in ("train", "test"):
             x, y = getattr(data, f"x_{split}"), getattr(data, f"y_{split}")
             if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.dim() < 2:
-                raise UserError(f"data.x_{split} must be a floating tensor (N, *features); got "
-                                f"{type(x).__name__}{tuple(x.shape) if isinstance(x, torch.Tensor) else ''}")
+                raise UserError(
+                    f"data.x_{split} must be a floating tensor (N, *features); got "
+                    f"{type(x).__name__}{tuple(x.shape) if isinstance(x, torch.Tensor) else ''}"
+                )
             if loss == "mse":
                 if not isinstance(y, torch.Tensor) or not y.is_floating_point() or y.dim() not in (1, 2):
-                    raise UserError(f"data.y_{split} must be a float tensor (N, k) of targets for loss 'mse'; got "
-                                    f"{getattr(y, 'dtype', type(y).__name__)} {tuple(getattr(y, 'shape', ()))}")
+                    raise UserError(
+                        f"data.y_{split} must be a float tensor (N, k) of targets for loss 'mse'; got "
+                        f"{getattr(y, 'dtype', type(y).__name__)} {tuple(getattr(y, 'shape', ()))}"
+                    )
             elif not isinstance(y, torch.Tensor) or y.dtype != torch.int64 or y.dim() not in (1, 2):
-                raise UserError(f"data.y_{split} must be an int64 tensor (N,) of class indices (or (N, T) per "
-                                f"position); got {getattr(y, 'dtype', type(y).__name__)} {tuple(getattr(y, 'shape', ()))}")
+                raise UserError(
+                    f"data.y_{split} must be an int64 tensor (N,) of class indices (or (N, T) per "
+                    f"position); got {getattr(y, 'dtype', type(y).__name__)} {tuple(getattr(y, 'shape', ()))}"
+                )
             if x.shape[0] != y.shape[0]:
                 raise UserError(f"data.x_{split} has {x.shape[0]} samples but data.y_{split} has {y.shape[0]}")
             if loss != "mse" and y.numel() and int(y.min()) < 0:
@@ -88,8 +103,10 @@ class _Data:
         if data.x_train.shape[0] == 0:
             raise UserError("data.x_train is empty: nothing to train on")
         if data.x_test.shape[1:] != data.x_train.shape[1:]:
-            raise UserError(f"data.x_test samples have shape {tuple(data.x_test.shape[1:])}, "
-                            f"data.x_train samples {tuple(data.x_train.shape[1:])}")
+            raise UserError(
+                f"data.x_test samples have shape {tuple(data.x_test.shape[1:])}, "
+                f"data.x_train samples {tuple(data.x_train.shape[1:])}"
+            )
         self.x_train, self.y_train = data.x_train, data.y_train
         self.x_test, self.y_test = data.x_test, data.y_test
         self.loss = loss
@@ -97,10 +114,13 @@ class _Data:
         self.x_val, self.y_val = getattr(data, "x_val", None), getattr(data, "y_val", None)
         if (self.x_val is None) != (self.y_val is None):
             raise UserError("data has only one of x_val and y_val; give both or neither")
-        if self.x_val is not None and (self.x_val.shape[1:] != self.x_train.shape[1:]
-                                       or self.x_val.shape[0] != self.y_val.shape[0]):
-            raise UserError(f"data.x_val {tuple(self.x_val.shape)} and data.y_val {tuple(self.y_val.shape)} do not "
-                            f"match the training samples {tuple(self.x_train.shape[1:])}")
+        if self.x_val is not None and (
+            self.x_val.shape[1:] != self.x_train.shape[1:] or self.x_val.shape[0] != self.y_val.shape[0]
+        ):
+            raise UserError(
+                f"data.x_val {tuple(self.x_val.shape)} and data.y_val {tuple(self.y_val.shape)} do not "
+                f"match the training samples {tuple(self.x_train.shape[1:])}"
+            )
         if loss == "mse":
             for name in ("y_train", "y_test", "y_val"):
                 y = getattr(self, name)
@@ -145,14 +165,25 @@ def load_member(model_factory: Callable[[], nn.Module], state: dict[str, Any], i
     return model
 
 
-def _choose_backend(requested: str, template: nn.Module, data: _Data, params, buffers, trainable,
-                    members: Sequence[Member], *, autocast: str | None = None) -> tuple[Backend, str]:
+def _choose_backend(
+    requested: str,
+    template: nn.Module,
+    data: _Data,
+    params,
+    buffers,
+    trainable,
+    members: Sequence[Member],
+    *,
+    autocast: str | None = None,
+) -> tuple[Backend, str]:
     """The backend and why it was chosen (for ``auto``: why the faster ones could not run)."""
     if requested not in BACKENDS:
         raise UserError(f"backend must be one of {', '.join(BACKENDS)}; got {requested!r}")
     if requested == "mlp" and autocast is not None:
-        raise UserError(f"backend 'mlp' computes its gradients by hand in the parameters' dtype; autocast="
-                        f"{autocast!r} needs 'grouped', 'vmap' or 'loop' (or 'auto')")
+        raise UserError(
+            f"backend 'mlp' computes its gradients by hand in the parameters' dtype; autocast="
+            f"{autocast!r} needs 'grouped', 'vmap' or 'loop' (or 'auto')"
+        )
     names = list(params)
     reasons = []
     if requested in ("auto", "mlp") and autocast is None:
@@ -178,10 +209,14 @@ def _choose_backend(requested: str, template: nn.Module, data: _Data, params, bu
             _probe(backend, params, buffers, data)
         except Exception as exc:  # noqa: BLE001  (what it cannot run, vmap or the loop can)
             if requested == "grouped":
-                raise UserError(f"backend 'grouped' cannot run this model ({type(exc).__name__}: "
-                                f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}); "
-                                f"use 'vmap' or 'loop'") from exc
-            reasons.append(f"not grouped ({str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__})")
+                raise UserError(
+                    f"backend 'grouped' cannot run this model ({type(exc).__name__}: "
+                    f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}); "
+                    f"use 'vmap' or 'loop'"
+                ) from exc
+            reasons.append(
+                f"not grouped ({str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__})"
+            )
         else:
             return backend, "requested" if requested == "grouped" else "convolutions: members as groups"
     args = (template, data.x_train, data.y_train, names, trainable, [m.seed for m in members], data.loss)
@@ -192,8 +227,9 @@ def _choose_backend(requested: str, template: nn.Module, data: _Data, params, bu
         except Exception as exc:  # noqa: BLE001  (whatever vmap rejects, the loop handles)
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             if requested == "vmap":
-                raise UserError(f"backend 'vmap' cannot run this model ({type(exc).__name__}: {first}); "
-                                f"use 'loop'") from exc
+                raise UserError(
+                    f"backend 'vmap' cannot run this model ({type(exc).__name__}: {first}); use 'loop'"
+                ) from exc
             reasons.append(f"torch.func.vmap cannot stack it ({type(exc).__name__}: {first[:160]})")
         else:
             return backend, "requested" if requested == "vmap" else "; ".join(reasons + ["vmap runs it"])
@@ -217,8 +253,16 @@ def _accumulator_dtype(device: torch.device) -> torch.dtype:
 
 
 @torch.no_grad()
-def _evaluate(backend: Backend, params, buffers, x: torch.Tensor, y: torch.Tensor, batch: int,
-              loss: str = "cross_entropy", keep: bool = False) -> tuple[list[float], list[float], torch.Tensor | None]:
+def _evaluate(
+    backend: Backend,
+    params,
+    buffers,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    batch: int,
+    loss: str = "cross_entropy",
+    keep: bool = False,
+) -> tuple[list[float], list[float], torch.Tensor | None]:
     """Mean loss and accuracy per member over the whole of ``(x, y)`` (accuracy NaN for mse); with
     ``keep``, also the per-example correctness ``(E, n)`` bool on CPU (classification: for paired
     bootstraps over test examples)."""
@@ -232,7 +276,7 @@ def _evaluate(backend: Backend, params, buffers, x: torch.Tensor, y: torch.Tenso
     hits = []
     with isolated_global_rng(x.device):
         for start in range(0, n, batch):
-            xb, yb = x[start:start + batch], y[start:start + batch]
+            xb, yb = x[start : start + batch], y[start : start + batch]
             logits = backend.logits(params, buffers, xb)
             sums, right = summed_loss(logits, yb, loss)
             loss_sum += sums.to(acc)
@@ -244,8 +288,9 @@ def _evaluate(backend: Backend, params, buffers, x: torch.Tensor, y: torch.Tenso
     return (loss_sum / n).tolist(), accuracy, torch.cat(hits, dim=1) if keep else None
 
 
-def _check_resume(state: dict[str, Any], config: TrainConfig, members: Sequence[Member],
-                  params_shapes: dict[str, tuple[int, ...]]) -> None:
+def _check_resume(
+    state: dict[str, Any], config: TrainConfig, members: Sequence[Member], params_shapes: dict[str, tuple[int, ...]]
+) -> None:
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise UserError(f"resume_state is not an initlab engine checkpoint (format {CHECKPOINT_FORMAT!r})")
     saved, now = dict(state["config"]), config.to_dict()
@@ -259,8 +304,10 @@ def _check_resume(state: dict[str, Any], config: TrainConfig, members: Sequence[
         raise UserError(f"resume_state has {state['epoch']} epochs done; config.epochs={config.epochs} is fewer")
     now_members = [m.to_dict() for m in members]
     if state["members"] != now_members:
-        raise UserError(f"resume_state was written for other members: {[(m['label'], m['seed']) for m in state['members']]}"
-                        f", now {[(m['label'], m['seed']) for m in now_members]}")
+        raise UserError(
+            f"resume_state was written for other members: {[(m['label'], m['seed']) for m in state['members']]}"
+            f", now {[(m['label'], m['seed']) for m in now_members]}"
+        )
     shapes = {n: tuple(t.shape[1:]) for n, t in state["params"].items()}
     if shapes != params_shapes:
         raise UserError("resume_state parameters do not match the model from model_factory")
@@ -353,8 +400,10 @@ def train(
         out_shape = tuple(template.eval()(data.x_train[:1].clone()).shape)  # clone: in-place modules
     if config.loss == "mse":
         if math.prod(out_shape[1:]) != math.prod(data.y_train.shape[1:]):
-            raise UserError(f"the model outputs {out_shape[1:]} per sample but the targets have shape "
-                            f"{tuple(data.y_train.shape[1:])}")
+            raise UserError(
+                f"the model outputs {out_shape[1:]} per sample but the targets have shape "
+                f"{tuple(data.y_train.shape[1:])}"
+            )
     elif data.max_label >= out_shape[-1]:
         raise UserError(f"the model outputs {out_shape[-1]} classes but the data has label {data.max_label}")
 
@@ -368,18 +417,22 @@ def train(
         elif backend != resume_state["backend"]:
             raise UserError(f"resume_state was trained with backend {resume_state['backend']!r}; got {backend!r}")
         if resume_state.get("autocast") != autocast:
-            raise UserError(f"resume_state was trained with autocast={resume_state.get('autocast')!r}; got {autocast!r}")
+            raise UserError(
+                f"resume_state was trained with autocast={resume_state.get('autocast')!r}; got {autocast!r}"
+            )
     else:
-        params, buffers = initial_state(model_factory, members, bias_init=config.bias_init, device=device,
-                                        dtype=dtype)
-    impl, backend_reason = _choose_backend(backend, template, data, params, buffers, trainable, members,
-                                           autocast=autocast)
+        params, buffers = initial_state(model_factory, members, bias_init=config.bias_init, device=device, dtype=dtype)
+    impl, backend_reason = _choose_backend(
+        backend, template, data, params, buffers, trainable, members, autocast=autocast
+    )
     if resume_state is not None:  # a resumed run keeps the reason its first part chose the backend for
         backend_reason = resume_state.get("backend_reason", backend_reason)
-    optimizer = make_optimizer([params[n] for n in trainable], config, lrs=[m.lr for m in members]
-                               if any(m.lr is not None for m in members) else None,
-                               weight_decays=[m.weight_decay for m in members]
-                               if any(m.weight_decay is not None for m in members) else None)
+    optimizer = make_optimizer(
+        [params[n] for n in trainable],
+        config,
+        lrs=[m.lr for m in members] if any(m.lr is not None for m in members) else None,
+        weight_decays=[m.weight_decay for m in members] if any(m.weight_decay is not None for m in members) else None,
+    )
 
     records: list[list[EpochRecord]] = [[] for _ in members]
     kept: dict[int, torch.Tensor] = {}  # epoch -> (E, n_test) per-example test correctness
@@ -426,26 +479,34 @@ def train(
 
     def make_state(epoch: int, wall: float) -> dict[str, Any]:
         return {
-            "format": CHECKPOINT_FORMAT, "epoch": epoch, "step": global_step, "backend": impl.name,
+            "format": CHECKPOINT_FORMAT,
+            "epoch": epoch,
+            "step": global_step,
+            "backend": impl.name,
             "backend_reason": backend_reason,
-            "config": config.to_dict(), "members": [m.to_dict() for m in members],
+            "config": config.to_dict(),
+            "members": [m.to_dict() for m in members],
             "params": {n: t.detach().to("cpu", copy=True) for n, t in params.items()},
             "buffers": {n: t.detach().to("cpu", copy=True) for n, t in buffers.items()},
-            "optimizer": _cpu(optimizer.state_dict()), "diverged_step": list(diverged_step),
-            "records": [[r.to_dict() for r in recs] for recs in records], "wall_time": wall,
+            "optimizer": _cpu(optimizer.state_dict()),
+            "diverged_step": list(diverged_step),
+            "records": [[r.to_dict() for r in recs] for recs in records],
+            "wall_time": wall,
             "correct": {int(k): v.clone() for k, v in kept.items()},
-            "torch_version": str(torch.__version__), "device": str(device), "autocast": autocast,
+            "torch_version": str(torch.__version__),
+            "device": str(device),
+            "autocast": autocast,
         }
 
     for epoch in range(start_epoch + 1, config.epochs + 1):
-        order = torch.stack([
-            torch.randperm(n_train, generator=derive_generator(m.seed, "data", epoch)) for m in members
-        ]).to(device)
+        order = torch.stack(
+            [torch.randperm(n_train, generator=derive_generator(m.seed, "data", epoch)) for m in members]
+        ).to(device)
         loss_sum = torch.zeros(n_members, dtype=_accumulator_dtype(device), device=device)
         correct_sum = torch.zeros(n_members, dtype=torch.int64, device=device)
         seen = torch.zeros(n_members, dtype=torch.int64, device=device)
         for k in range(steps_per_epoch):
-            idx = order[:, k * batch:(k + 1) * batch]
+            idx = order[:, k * batch : (k + 1) * batch]
             size = idx.shape[1]
             buffers_before = {n: t.clone() for n, t in buffers.items()} if buffers else None
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast is not None):
@@ -480,22 +541,33 @@ def train(
                 progress(global_step, total_steps)
 
         keep = epoch in keep_correct and config.loss != "mse" and data.y_test.dim() == 1
-        test_loss, test_acc, hits = _evaluate(impl, params, buffers, data.x_test, data.y_test,
-                                              config.eval_batch_size, config.loss, keep=keep)
+        test_loss, test_acc, hits = _evaluate(
+            impl, params, buffers, data.x_test, data.y_test, config.eval_batch_size, config.loss, keep=keep
+        )
         if hits is not None:
             kept[epoch] = hits
         val_loss = val_acc = [math.nan] * n_members
         if data.x_val is not None:
-            val_loss, val_acc, _ = _evaluate(impl, params, buffers, data.x_val, data.y_val, config.eval_batch_size,
-                                             config.loss)
+            val_loss, val_acc, _ = _evaluate(
+                impl, params, buffers, data.x_val, data.y_val, config.eval_batch_size, config.loss
+            )
         seen_list = seen.tolist()
         train_loss = [s * per_sample / c if c else math.nan for s, c in zip(loss_sum.tolist(), seen_list)]
         train_acc = [s / c if c and config.loss != "mse" else math.nan for s, c in zip(correct_sum.tolist(), seen_list)]
         wall = time_before + time.perf_counter() - started
         epoch_records = []
         for e in range(n_members):
-            record = EpochRecord(epoch, global_step, train_loss[e], train_acc[e], test_loss[e], test_acc[e], wall,
-                                 val_loss[e], val_acc[e])
+            record = EpochRecord(
+                epoch,
+                global_step,
+                train_loss[e],
+                train_acc[e],
+                test_loss[e],
+                test_acc[e],
+                wall,
+                val_loss[e],
+                val_acc[e],
+            )
             records[e].append(record)
             epoch_records.append(record)
         if checkpoint is not None or epoch == config.epochs:
@@ -510,15 +582,22 @@ def train(
     return EnsembleResult(
         members=tuple(
             MemberResult(
-                member=m, records=tuple(records[e]),
-                status="ok" if diverged_step[e] is None else "diverged", diverged_step=diverged_step[e],
+                member=m,
+                records=tuple(records[e]),
+                status="ok" if diverged_step[e] is None else "diverged",
+                diverged_step=diverged_step[e],
                 steps_to_target=_steps_to_target(records[e], config.target),
                 test_correct={k: v[e] for k, v in sorted(kept.items())},
             )
             for e, m in enumerate(members)
         ),
-        config=config, backend=impl.name, backend_reason=backend_reason, wall_time=final_state["wall_time"], steps_per_epoch=steps_per_epoch,
-        resumed_from_epoch=start_epoch if resume_state is not None else None, state=final_state,
+        config=config,
+        backend=impl.name,
+        backend_reason=backend_reason,
+        wall_time=final_state["wall_time"],
+        steps_per_epoch=steps_per_epoch,
+        resumed_from_epoch=start_epoch if resume_state is not None else None,
+        state=final_state,
     )
 
 

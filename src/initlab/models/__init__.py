@@ -11,6 +11,18 @@ from initlab.models.build import FACTORY_ARGS, architectures, build, default_ini
 from initlab.models.nets import CNN, MLP, NORMS, ResCNN, ResidualBlock, ResMLP, cnn, mlp, rescnn, resmlp
 
 __all__ = [
-    "CNN", "FACTORY_ARGS", "MLP", "NORMS", "ResCNN", "ResMLP", "ResidualBlock", "architectures", "build",
-    "cnn", "default_init_", "mlp", "rescnn", "resmlp",
+    "CNN",
+    "FACTORY_ARGS",
+    "MLP",
+    "NORMS",
+    "ResCNN",
+    "ResMLP",
+    "ResidualBlock",
+    "architectures",
+    "build",
+    "cnn",
+    "default_init_",
+    "mlp",
+    "rescnn",
+    "resmlp",
 ]

@@ -77,7 +77,9 @@ def default_init_(model: nn.Module, *, seed: int = 0) -> nn.Module:
     return fill_model_(model, samplers, seed=seed)
 
 
-def _call_factory(factory: Callable[..., Any], label: str, available: dict[str, Any], extra: dict[str, Any]) -> nn.Module:
+def _call_factory(
+    factory: Callable[..., Any], label: str, available: dict[str, Any], extra: dict[str, Any]
+) -> nn.Module:
     try:
         signature = inspect.signature(factory)
     except (TypeError, ValueError):
@@ -96,7 +98,8 @@ def _call_factory(factory: Callable[..., Any], label: str, available: dict[str, 
             )
         kwargs.update(extra)
         missing = [
-            n for n, p in params.items()
+            n
+            for n, p in params.items()
             if p.default is inspect.Parameter.empty
             and p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
             and n not in kwargs
@@ -168,9 +171,7 @@ def build(
             make, defaults, extras = _ARCHS[builtin]
             bad = sorted(set(kwargs) - set(extras))
             if bad:
-                raise UserError(
-                    f"model {builtin!r} takes no parameter {bad[0]!r}; allowed extras: {', '.join(extras)}"
-                )
+                raise UserError(f"model {builtin!r} takes no parameter {bad[0]!r}; allowed extras: {', '.join(extras)}")
             w = defaults["width"] if width is None else width
             d = defaults["depth"] if depth is None else depth
             if builtin in ("mlp", "resmlp"):

@@ -59,8 +59,13 @@ class MLP(nn.Sequential):
     """
 
     def __init__(
-        self, in_features: int, out_features: int, width: int, depth: int,
-        activation: str = "relu", bias: bool = True,
+        self,
+        in_features: int,
+        out_features: int,
+        width: int,
+        depth: int,
+        activation: str = "relu",
+        bias: bool = True,
     ) -> None:
         in_features, out_features = _int("in_features", in_features, 1), _int("out_features", out_features, 1)
         width, depth = _int("width", width, 1), _int("depth", depth, 0)
@@ -75,8 +80,15 @@ class MLP(nn.Sequential):
         super().__init__(layers)
         self.activation = act
         self.widths = (in_features,) + (width,) * depth + (out_features,)
-        self.spec = {"arch": "mlp", "in_features": in_features, "out_features": out_features,
-                     "width": width, "depth": depth, "activation": act, "bias": bool(bias)}
+        self.spec = {
+            "arch": "mlp",
+            "in_features": in_features,
+            "out_features": out_features,
+            "width": width,
+            "depth": depth,
+            "activation": act,
+            "bias": bool(bias),
+        }
 
     def linears(self) -> list[nn.Linear]:
         """The Linear layers in order, hidden then output."""
@@ -84,7 +96,12 @@ class MLP(nn.Sequential):
 
 
 def mlp(
-    in_features: int, out_features: int, width: int, depth: int, activation: str = "relu", bias: bool = True,
+    in_features: int,
+    out_features: int,
+    width: int,
+    depth: int,
+    activation: str = "relu",
+    bias: bool = True,
 ) -> MLP:
     """A multilayer perceptron with ``depth`` hidden layers; see ``MLP``."""
     return MLP(in_features, out_features, width, depth, activation, bias)
@@ -114,11 +131,20 @@ class CNN(nn.Sequential):
     """
 
     def __init__(
-        self, input_shape: Sequence[int], num_classes: int, width: int = 32, depth: int = 2,
-        activation: str = "relu", bias: bool = True,
+        self,
+        input_shape: Sequence[int],
+        num_classes: int,
+        width: int = 32,
+        depth: int = 2,
+        activation: str = "relu",
+        bias: bool = True,
     ) -> None:
         shape = _shape(input_shape)
-        num_classes, width, depth = _int("num_classes", num_classes, 1), _int("width", width, 1), _int("depth", depth, 1)
+        num_classes, width, depth = (
+            _int("num_classes", num_classes, 1),
+            _int("width", width, 1),
+            _int("depth", depth, 1),
+        )
         act = canonical(activation)
         channels, size, conv, pool, _, prefix = _conv_parts(shape)
         layers: OrderedDict[str, nn.Module] = OrderedDict()
@@ -135,12 +161,23 @@ class CNN(nn.Sequential):
         layers["out"] = nn.Linear(width * math.prod(size), num_classes, bias=bool(bias))
         super().__init__(layers)
         self.activation = act
-        self.spec = {"arch": "cnn", "input_shape": list(shape), "num_classes": num_classes, "width": width,
-                     "depth": depth, "activation": act, "bias": bool(bias)}
+        self.spec = {
+            "arch": "cnn",
+            "input_shape": list(shape),
+            "num_classes": num_classes,
+            "width": width,
+            "depth": depth,
+            "activation": act,
+            "bias": bool(bias),
+        }
 
 
 def cnn(
-    input_shape: Sequence[int], num_classes: int, width: int = 32, depth: int = 2, activation: str = "relu",
+    input_shape: Sequence[int],
+    num_classes: int,
+    width: int = 32,
+    depth: int = 2,
+    activation: str = "relu",
     bias: bool = True,
 ) -> CNN:
     """A small CNN of ``depth`` conv-activation-pool blocks; see ``CNN``."""
@@ -199,8 +236,14 @@ class ResMLP(nn.Sequential):
     """
 
     def __init__(
-        self, in_features: int, out_features: int, width: int, depth: int, activation: str = "relu",
-        norm: str | None = None, bias: bool = True,
+        self,
+        in_features: int,
+        out_features: int,
+        width: int,
+        depth: int,
+        activation: str = "relu",
+        norm: str | None = None,
+        bias: bool = True,
     ) -> None:
         in_features, out_features = _int("in_features", in_features, 1), _int("out_features", out_features, 1)
         width, depth = _int("width", width, 1), _int("depth", depth, 0)
@@ -217,13 +260,26 @@ class ResMLP(nn.Sequential):
         layers["out"] = nn.Linear(width, out_features, bias=bool(bias))
         super().__init__(layers)
         self.activation = act
-        self.spec = {"arch": "resmlp", "in_features": in_features, "out_features": out_features, "width": width,
-                     "depth": depth, "activation": act, "norm": norm, "bias": bool(bias)}
+        self.spec = {
+            "arch": "resmlp",
+            "in_features": in_features,
+            "out_features": out_features,
+            "width": width,
+            "depth": depth,
+            "activation": act,
+            "norm": norm,
+            "bias": bool(bias),
+        }
 
 
 def resmlp(
-    in_features: int, out_features: int, width: int, depth: int, activation: str = "relu",
-    norm: str | None = None, bias: bool = True,
+    in_features: int,
+    out_features: int,
+    width: int,
+    depth: int,
+    activation: str = "relu",
+    norm: str | None = None,
+    bias: bool = True,
 ) -> ResMLP:
     """A pre-activation residual MLP with ``depth`` two-layer blocks; see ``ResMLP``."""
     return ResMLP(in_features, out_features, width, depth, activation, norm, bias)
@@ -239,11 +295,21 @@ class ResCNN(nn.Sequential):
     """
 
     def __init__(
-        self, input_shape: Sequence[int], num_classes: int, width: int = 32, depth: int = 2,
-        activation: str = "relu", norm: str | None = None, bias: bool = True,
+        self,
+        input_shape: Sequence[int],
+        num_classes: int,
+        width: int = 32,
+        depth: int = 2,
+        activation: str = "relu",
+        norm: str | None = None,
+        bias: bool = True,
     ) -> None:
         shape = _shape(input_shape)
-        num_classes, width, depth = _int("num_classes", num_classes, 1), _int("width", width, 1), _int("depth", depth, 0)
+        num_classes, width, depth = (
+            _int("num_classes", num_classes, 1),
+            _int("width", width, 1),
+            _int("depth", depth, 0),
+        )
         act, norm = canonical(activation), _norm_name(norm)
         channels, size, conv, pool, batch_norm, prefix = _conv_parts(shape)
         make_norm = _conv_norm(norm, width, batch_norm)
@@ -265,13 +331,26 @@ class ResCNN(nn.Sequential):
         layers["out"] = nn.Linear(width * math.prod(size), num_classes, bias=bool(bias))
         super().__init__(layers)
         self.activation = act
-        self.spec = {"arch": "rescnn", "input_shape": list(shape), "num_classes": num_classes, "width": width,
-                     "depth": depth, "activation": act, "norm": norm, "bias": bool(bias)}
+        self.spec = {
+            "arch": "rescnn",
+            "input_shape": list(shape),
+            "num_classes": num_classes,
+            "width": width,
+            "depth": depth,
+            "activation": act,
+            "norm": norm,
+            "bias": bool(bias),
+        }
 
 
 def rescnn(
-    input_shape: Sequence[int], num_classes: int, width: int = 32, depth: int = 2, activation: str = "relu",
-    norm: str | None = None, bias: bool = True,
+    input_shape: Sequence[int],
+    num_classes: int,
+    width: int = 32,
+    depth: int = 2,
+    activation: str = "relu",
+    norm: str | None = None,
+    bias: bool = True,
 ) -> ResCNN:
     """A pre-activation residual CNN with ``depth`` blocks; see ``ResCNN``."""
     return ResCNN(input_shape, num_classes, width, depth, activation, norm, bias)

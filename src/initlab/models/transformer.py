@@ -51,7 +51,9 @@ class Block(nn.Module):
         self.ln1 = nn.LayerNorm(width)
         self.attn = CausalSelfAttention(width, heads)
         self.ln2 = nn.LayerNorm(width)
-        self.mlp = nn.Sequential(nn.Linear(width, 4 * width), activation_module(activation), nn.Linear(4 * width, width))
+        self.mlp = nn.Sequential(
+            nn.Linear(width, 4 * width), activation_module(activation), nn.Linear(4 * width, width)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.attn(self.ln1(x))
@@ -61,16 +63,24 @@ class Block(nn.Module):
 class Transformer(nn.Module):
     """Decoder-only language model over ``vocab`` tokens and windows of ``context`` tokens."""
 
-    def __init__(self, vocab: int, context: int, width: int = 128, depth: int = 2, heads: int = 4,
-                 activation: str = "gelu") -> None:
+    def __init__(
+        self, vocab: int, context: int, width: int = 128, depth: int = 2, heads: int = 4, activation: str = "gelu"
+    ) -> None:
         super().__init__()
-        for name, value, low in (("vocab", vocab, 1), ("context", context, 1), ("width", width, 1),
-                                 ("depth", depth, 0), ("heads", heads, 1)):
+        for name, value, low in (
+            ("vocab", vocab, 1),
+            ("context", context, 1),
+            ("width", width, 1),
+            ("depth", depth, 0),
+            ("heads", heads, 1),
+        ):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise UserError(f"transformer: {name}={value!r} is invalid; allowed: an integer >= {low}")
         if width % heads:
-            raise UserError(f"transformer: width {width} is not divisible by heads {heads}; allowed: a width "
-                            f"that is a multiple of --heads")
+            raise UserError(
+                f"transformer: width {width} is not divisible by heads {heads}; allowed: a width "
+                f"that is a multiple of --heads"
+            )
         act = canonical(activation)
         self.context = context
         self.tok = nn.Embedding(vocab, width)
@@ -78,8 +88,15 @@ class Transformer(nn.Module):
         self.blocks = nn.Sequential(*(Block(width, heads, act) for _ in range(depth)))
         self.ln_f = nn.LayerNorm(width)
         self.head = nn.Linear(width, vocab)
-        self.spec = {"arch": "transformer", "vocab": vocab, "context": context, "width": width, "depth": depth,
-                     "heads": heads, "activation": act}
+        self.spec = {
+            "arch": "transformer",
+            "vocab": vocab,
+            "context": context,
+            "width": width,
+            "depth": depth,
+            "heads": heads,
+            "activation": act,
+        }
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         tokens = x.long()
@@ -89,10 +106,13 @@ class Transformer(nn.Module):
         return self.head(self.ln_f(self.blocks(h)))
 
 
-def transformer(input_shape: tuple[int, ...], num_classes: int, width: int, depth: int,
-                activation: str = "gelu", heads: int = 4) -> Transformer:
+def transformer(
+    input_shape: tuple[int, ...], num_classes: int, width: int, depth: int, activation: str = "gelu", heads: int = 4
+) -> Transformer:
     """``Transformer(vocab=num_classes, context=input_shape[-1], ...)`` for ``build``."""
     if len(input_shape) != 1:
-        raise UserError(f"model 'transformer' reads token windows (context,); got input shape {tuple(input_shape)} "
-                        f"(use it with --task lm)")
+        raise UserError(
+            f"model 'transformer' reads token windows (context,); got input shape {tuple(input_shape)} "
+            f"(use it with --task lm)"
+        )
     return Transformer(num_classes, input_shape[0], width, depth, heads, activation)

@@ -63,40 +63,75 @@ def _quiet_transformers() -> Any:
 def gpt2(vocab: int = 128, width: int = 64, depth: int = 2, heads: int = 4, context: int = 64) -> nn.Module:
     """``GPT2LMHeadModel`` (tied head, Conv1D layers, fused qkv ``c_attn``), dropout off."""
     tf = _quiet_transformers()
-    cfg = tf.GPT2Config(vocab_size=vocab, n_embd=width, n_layer=depth, n_head=heads, n_positions=context,
-                        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=0, eos_token_id=0)
+    cfg = tf.GPT2Config(
+        vocab_size=vocab,
+        n_embd=width,
+        n_layer=depth,
+        n_head=heads,
+        n_positions=context,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        bos_token_id=0,
+        eos_token_id=0,
+    )
     return tf.GPT2LMHeadModel(cfg)
 
 
 def bert(vocab: int = 128, width: int = 64, depth: int = 2, heads: int = 4, context: int = 64) -> nn.Module:
     """``BertForMaskedLM`` (post-LN, tied decoder), dropout off."""
     tf = _quiet_transformers()
-    cfg = tf.BertConfig(vocab_size=vocab, hidden_size=width, num_hidden_layers=depth, num_attention_heads=heads,
-                        intermediate_size=4 * width, max_position_embeddings=context,
-                        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    cfg = tf.BertConfig(
+        vocab_size=vocab,
+        hidden_size=width,
+        num_hidden_layers=depth,
+        num_attention_heads=heads,
+        intermediate_size=4 * width,
+        max_position_embeddings=context,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )
     return tf.BertForMaskedLM(cfg)
 
 
 def llama(vocab: int = 128, width: int = 64, depth: int = 2, heads: int = 4, context: int = 64) -> nn.Module:
     """``LlamaForCausalLM`` (RMSNorm, SiLU-gated MLP, untied head)."""
     tf = _quiet_transformers()
-    cfg = tf.LlamaConfig(vocab_size=vocab, hidden_size=width, num_hidden_layers=depth, num_attention_heads=heads,
-                         num_key_value_heads=heads, intermediate_size=2 * width, max_position_embeddings=context,
-                         bos_token_id=0, eos_token_id=0)
+    cfg = tf.LlamaConfig(
+        vocab_size=vocab,
+        hidden_size=width,
+        num_hidden_layers=depth,
+        num_attention_heads=heads,
+        num_key_value_heads=heads,
+        intermediate_size=2 * width,
+        max_position_embeddings=context,
+        bos_token_id=0,
+        eos_token_id=0,
+    )
     return tf.LlamaForCausalLM(cfg)
 
 
-def vit(num_classes: int = 10, image: int = 32, patch: int = 8, width: int = 64, depth: int = 2,
-        in_chans: int = 3) -> nn.Module:
+def vit(
+    num_classes: int = 10, image: int = 32, patch: int = 8, width: int = 64, depth: int = 2, in_chans: int = 3
+) -> nn.Module:
     """timm ``VisionTransformer`` with a class token, LayerNorm pre-norm blocks, fused qkv."""
     timm = import_timm()
     return timm.models.vision_transformer.VisionTransformer(
-        img_size=image, patch_size=patch, in_chans=in_chans, num_classes=num_classes, embed_dim=width,
-        depth=depth, num_heads=4, class_token=True, global_pool="token")
+        img_size=image,
+        patch_size=patch,
+        in_chans=in_chans,
+        num_classes=num_classes,
+        embed_dim=width,
+        depth=depth,
+        num_heads=4,
+        class_token=True,
+        global_pool="token",
+    )
 
 
-def resnet(num_classes: int = 10, layers: tuple[int, ...] = (1, 1, 1, 1), in_chans: int = 3,
-           norm: bool = True, width: int = 16) -> nn.Module:
+def resnet(
+    num_classes: int = 10, layers: tuple[int, ...] = (1, 1, 1, 1), in_chans: int = 3, norm: bool = True, width: int = 16
+) -> nn.Module:
     """timm ``ResNet`` of BasicBlocks with channels (w, 2w, 4w, 8w); ``norm=False`` swaps every
     BatchNorm for an identity (a normalization-free ResNet, the model Fixup is for)."""
     import_timm()
@@ -104,8 +139,15 @@ def resnet(num_classes: int = 10, layers: tuple[int, ...] = (1, 1, 1, 1), in_cha
 
     kwargs = {} if norm else {"norm_layer": _NoNorm}
     channels = tuple(width * 2**i for i in range(len(layers)))
-    return ResNet(BasicBlock, list(layers), num_classes=num_classes, in_chans=in_chans, stem_width=width,
-                  channels=channels, **kwargs)
+    return ResNet(
+        BasicBlock,
+        list(layers),
+        num_classes=num_classes,
+        in_chans=in_chans,
+        stem_width=width,
+        channels=channels,
+        **kwargs,
+    )
 
 
 class _NoNorm(nn.Identity):
@@ -116,13 +158,23 @@ class _NoNorm(nn.Identity):
 
 
 ZOO: dict[str, Callable[..., nn.Module]] = {
-    "gpt2": gpt2, "bert": bert, "llama": llama, "vit": vit, "resnet": resnet,
+    "gpt2": gpt2,
+    "bert": bert,
+    "llama": llama,
+    "vit": vit,
+    "resnet": resnet,
     "resnet_nonorm": lambda **kw: resnet(norm=False, **kw),
 }
 
 
-def example_input(name: str, batch: int = 4, length: int = 16, vocab: int = 128, image: int = 32,
-                  generator: torch.Generator | None = None) -> torch.Tensor:
+def example_input(
+    name: str,
+    batch: int = 4,
+    length: int = 16,
+    vocab: int = 128,
+    image: int = 32,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """A batch the zoo model ``name`` accepts: token ids (B, T) or images (B, 3, H, W)."""
     g = generator or torch.Generator().manual_seed(0)
     if name in ("gpt2", "bert", "llama"):

@@ -38,8 +38,10 @@ def check_widths(widths: Any) -> list[int]:
     if any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in values):
         raise UserError(f"widths must be positive integers; got {widths!r}")
     if len(values) < 3 or any(b <= a for a, b in pairwise(values)):
-        raise UserError(f"widths must be at least three strictly increasing integers (e.g. 64,128,256,512); "
-                        f"got {','.join(str(w) for w in values)}")
+        raise UserError(
+            f"widths must be at least three strictly increasing integers (e.g. 64,128,256,512); "
+            f"got {','.join(str(w) for w in values)}"
+        )
     return values
 
 
@@ -69,20 +71,32 @@ class CoordCheck:
     def slopes(self, step: int | None = None) -> dict[str, tuple[float, float]]:
         """layer -> (slope of mean |h|, slope of mean |Δh|) against width at ``step`` (default last)."""
         t = self.steps if step is None else step
-        return {layer: (fit_slope(self.widths, self.act[layer][t]), fit_slope(self.widths, self.delta[layer][t]))
-                for layer in self.layers}
+        return {
+            layer: (fit_slope(self.widths, self.act[layer][t]), fit_slope(self.widths, self.delta[layer][t]))
+            for layer in self.layers
+        }
 
     def flagged(self) -> list[str]:
         """Layers whose |slope| of |h| or |Δh| at the last step exceeds the tolerance."""
-        return [layer for layer, (a, d) in self.slopes().items()
-                if any(math.isfinite(s) and abs(s) > SLOPE_TOLERANCE for s in (a, d))]
+        return [
+            layer
+            for layer, (a, d) in self.slopes().items()
+            if any(math.isfinite(s) and abs(s) > SLOPE_TOLERANCE for s in (a, d))
+        ]
 
     def rows(self) -> list[list[str]]:
         out = []
         for layer, (a, d) in self.slopes().items():
             last = self.steps
-            out.append([layer, *(f"{v:.3g}" for v in self.delta[layer][last]), f"{a:+.2f}", f"{d:+.2f}",
-                        "FLAT" if layer not in self.flagged() else "GROWS" if max(a, d) > 0 else "SHRINKS"])
+            out.append(
+                [
+                    layer,
+                    *(f"{v:.3g}" for v in self.delta[layer][last]),
+                    f"{a:+.2f}",
+                    f"{d:+.2f}",
+                    "FLAT" if layer not in self.flagged() else "GROWS" if max(a, d) > 0 else "SHRINKS",
+                ]
+            )
         return out
 
     def header(self) -> list[str]:
@@ -92,15 +106,26 @@ class CoordCheck:
         from initlab.report.tables import markdown
 
         flagged = self.flagged()
-        head = (f"coordinate check, {self.policy}, {self.optimizer} lr={self.lr:g}, {self.steps} step(s): "
-                f"{len(flagged)} of {len(self.layers)} layer(s) not flat (|slope| > {SLOPE_TOLERANCE})")
+        head = (
+            f"coordinate check, {self.policy}, {self.optimizer} lr={self.lr:g}, {self.steps} step(s): "
+            f"{len(flagged)} of {len(self.layers)} layer(s) not flat (|slope| > {SLOPE_TOLERANCE})"
+        )
         return head + "\n" + markdown(self.header(), self.rows())
 
     def to_dict(self) -> dict[str, Any]:
-        return {"policy": self.policy, "widths": self.widths, "steps": self.steps, "optimizer": self.optimizer,
-                "lr": self.lr, "layers": self.layers, "act": self.act, "delta": self.delta,
-                "slopes": {k: {"act": a, "delta": d} for k, (a, d) in self.slopes().items()},
-                "flagged": self.flagged(), "tolerance": SLOPE_TOLERANCE}
+        return {
+            "policy": self.policy,
+            "widths": self.widths,
+            "steps": self.steps,
+            "optimizer": self.optimizer,
+            "lr": self.lr,
+            "layers": self.layers,
+            "act": self.act,
+            "delta": self.delta,
+            "slopes": {k: {"act": a, "delta": d} for k, (a, d) in self.slopes().items()},
+            "flagged": self.flagged(),
+            "tolerance": SLOPE_TOLERANCE,
+        }
 
     def plot(self, path: str | Path, title: str | None = None) -> Path:
         return plot_coord_checks([self], path, title=title)
@@ -147,14 +172,19 @@ def _default_data(model: nn.Module, seed: int, batch: int) -> tuple[torch.Tensor
 
 
 def _leaf_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    return [(n, m) for n, m in model.named_modules()
-            if n and not list(m.children()) and any(True for _ in m.parameters(recurse=False))]
+    return [
+        (n, m)
+        for n, m in model.named_modules()
+        if n and not list(m.children()) and any(True for _ in m.parameters(recurse=False))
+    ]
 
 
 def _activations(model: nn.Module, layers, x: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     seen: dict[str, torch.Tensor] = {}
-    hooks = [m.register_forward_hook(lambda _m, _i, out, name=n: seen.__setitem__(name, out.detach().float()))
-             for n, m in layers]
+    hooks = [
+        m.register_forward_hook(lambda _m, _i, out, name=n: seen.__setitem__(name, out.detach().float()))
+        for n, m in layers
+    ]
     try:
         with torch.no_grad():
             logits = model(x)
@@ -173,9 +203,19 @@ def _optimizer(model: nn.Module, plan: Any, mup: bool, optimizer: str, lr: float
     return torch.optim.SGD(groups, lr=lr)
 
 
-def coord_check(factory: Callable[[int], nn.Module], widths: Sequence[int], *, policy: str = "mup",
-                base_width: int | None = None, steps: int = 3, data: tuple[torch.Tensor, torch.Tensor] | None = None,
-                lr: float = 1e-2, optimizer: str = "adam", seed: int = 0, batch: int = 64) -> CoordCheck:
+def coord_check(
+    factory: Callable[[int], nn.Module],
+    widths: Sequence[int],
+    *,
+    policy: str = "mup",
+    base_width: int | None = None,
+    steps: int = 3,
+    data: tuple[torch.Tensor, torch.Tensor] | None = None,
+    lr: float = 1e-2,
+    optimizer: str = "adam",
+    seed: int = 0,
+    batch: int = 64,
+) -> CoordCheck:
     """Run the coordinate check of ``factory(width)`` for each width (see the module docstring).
 
     Args:
@@ -203,8 +243,9 @@ def coord_check(factory: Callable[[int], nn.Module], widths: Sequence[int], *, p
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             model = factory(width)
-        plan = initialize(model, policy if mup else "auto", seed=seed,
-                          base_width=(base_width or widths[0]) if mup else None)
+        plan = initialize(
+            model, policy if mup else "auto", seed=seed, base_width=(base_width or widths[0]) if mup else None
+        )
         x, y = data if data is not None else _default_data(model, seed, batch)
         layers = _leaf_layers(model)
         if result is None:

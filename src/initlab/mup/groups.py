@@ -31,18 +31,23 @@ def param_groups(model: nn.Module, plan: Any, lr: float, optimizer: str = "adam"
     params = dict(model.named_parameters())
     entries = {e.param: e for e in getattr(plan, "entries", ())}
     if not entries or all(e.mup is None for e in entries.values()):
-        raise UserError("param_groups needs a μP plan: plan = initlab.initialize(model, 'mup', base_width=...) "
-                        "(or 'auto+mup')")
+        raise UserError(
+            "param_groups needs a μP plan: plan = initlab.initialize(model, 'mup', base_width=...) (or 'auto+mup')"
+        )
     missing = [n for n in params if n not in entries or entries[n].mup is None]
     if missing:
-        raise UserError(f"the plan has no μP record for {len(missing)} parameter(s) of the model "
-                        f"({', '.join(missing[:5])}); is it the plan of this model?")
+        raise UserError(
+            f"the plan has no μP record for {len(missing)} parameter(s) of the model "
+            f"({', '.join(missing[:5])}); is it the plan of this model?"
+        )
     groups: dict[tuple[float, str], dict[str, Any]] = {}
     for name, p in params.items():
         record = MupRecord.from_dict(entries[name].mup)
         mult = record.lr_mult(optimizer)
-        group = groups.setdefault((mult, record.klass), {"params": [], "names": [], "lr": lr * mult,
-                                                          "mup_class": record.klass, "lr_mult": mult})
+        group = groups.setdefault(
+            (mult, record.klass),
+            {"params": [], "names": [], "lr": lr * mult, "mup_class": record.klass, "lr_mult": mult},
+        )
         group["params"].append(p)
         group["names"].append(name)
     return list(groups.values())

@@ -25,8 +25,15 @@ class MupMLP(nn.Module):
     """``depth`` hidden layers of ``width`` units, no biases; layer ``i`` computes
     ``linear_i(multipliers[i] · h)`` (= ``multipliers[i] · W_i h``)."""
 
-    def __init__(self, in_features: int, width: int, num_classes: int, depth: int = 2,
-                 activation: str = "relu", multipliers: Sequence[float] | None = None) -> None:
+    def __init__(
+        self,
+        in_features: int,
+        width: int,
+        num_classes: int,
+        depth: int = 2,
+        activation: str = "relu",
+        multipliers: Sequence[float] | None = None,
+    ) -> None:
         super().__init__()
         sizes = [in_features] + [width] * depth + [num_classes]
         self.layers = nn.ModuleList(nn.Linear(a, b, bias=False) for a, b in pairwise(sizes))

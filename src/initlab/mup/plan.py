@@ -32,8 +32,13 @@ PLAIN_BASE = {"scheme": "variance_scaling", "params": {"scale": 1.0, "mode": "fa
 def _plain_base(entry):
     if len(entry.shape) < 2 or entry.keeps or entry.kind == "norm" or entry.scheme == "zeros":
         return entry
-    return replace(entry, scheme=PLAIN_BASE["scheme"], params=dict(PLAIN_BASE["params"]),
-                   reason="μP base (Yang et al. 2022, Table 3): N(0, 1/fan_in)", source="policy")
+    return replace(
+        entry,
+        scheme=PLAIN_BASE["scheme"],
+        params=dict(PLAIN_BASE["params"]),
+        reason="μP base (Yang et al. 2022, Table 3): N(0, 1/fan_in)",
+        source="policy",
+    )
 
 
 def _tied_params(model: nn.Module) -> set[str]:
@@ -75,8 +80,10 @@ def _record(entry, dims, layers: dict, tied: bool) -> tuple[MupRecord, bool]:
     output_mult = 1.0
     if tied:
         output_mult = 1.0 / (out_mult if embedding else in_mult)
-        why += f"; tied to the readout: one tensor of class {klass}, multiply the logits by {output_mult:.4g} " \
-               "on the forward (mup's MuSharedReadout)"
+        why += (
+            f"; tied to the readout: one tensor of class {klass}, multiply the logits by {output_mult:.4g} "
+            "on the forward (mup's MuSharedReadout)"
+        )
     if guessed:
         why += " (class guessed from its shape: the model's graph does not place it)"
     why += " (Yang et al. 2022, Table 3)"
@@ -85,15 +92,24 @@ def _record(entry, dims, layers: dict, tied: bool) -> tuple[MupRecord, bool]:
     return MupRecord(klass, out_mult, in_mult, std_mult, adam, sgd, output_mult, why), guessed
 
 
-def mup_plan(model: nn.Module, policy: str, *, base_width: int | None = None, base_model: nn.Module | None = None,
-             example_input: Any = None, stacklevel: int = 3):
+def mup_plan(
+    model: nn.Module,
+    policy: str,
+    *,
+    base_width: int | None = None,
+    base_model: nn.Module | None = None,
+    example_input: Any = None,
+    stacklevel: int = 3,
+):
     """The μP plan of ``model`` (see the module docstring). ``policy``: ``"mup"`` or ``"auto+mup"``."""
     from initlab.policy.introspect import introspect
     from initlab.policy.policies import plan as make_plan
 
     if base_width is None and base_model is None:
-        raise UserError(f"policy {policy!r} needs the base shapes: pass base_width=<the width the hyperparameters "
-                        "were tuned at> (e.g. base_width=64) or base_model=<the same model at that width> (CLI: --base-width)")
+        raise UserError(
+            f"policy {policy!r} needs the base shapes: pass base_width=<the width the hyperparameters "
+            "were tuned at> (e.g. base_width=64) or base_model=<the same model at that width> (CLI: --base-width)"
+        )
     base = make_plan(model, "auto", example_input=example_input)
     entries = list(base.entries) if policy == "auto+mup" else [_plain_base(e) for e in base.entries]
     graph = introspect(model, example_input)
@@ -107,8 +123,11 @@ def mup_plan(model: nn.Module, policy: str, *, base_width: int | None = None, ba
             guessed.append(f"{e.param!r} (placed as {record.klass})")
         out.append(replace(e, mup=record.to_dict()))
     if guessed:
-        warnings.warn(f"μP could not place {len(guessed)} parameter(s) from the model's graph and classed them by "
-                      f"shape: {', '.join(guessed[:6])}; pass base_model= to fix the base shapes", stacklevel=stacklevel)
+        warnings.warn(
+            f"μP could not place {len(guessed)} parameter(s) from the model's graph and classed them by "
+            f"shape: {', '.join(guessed[:6])}; pass base_model= to fix the base shapes",
+            stacklevel=stacklevel,
+        )
     notes = list(base.notes) + [f"μP (Yang et al. 2022): {how}"]
     return base.with_(entries=tuple(out), policy=policy, notes=tuple(notes))
 

@@ -46,9 +46,17 @@ MUP_POLICIES = ("mup", "auto+mup")
 CLASSES = ("input", "hidden", "output", "fixed")
 # How each base scheme's variance scales with the tensor's shape (the fan it divides by).
 _FAN_OF_SCHEME = {
-    "xavier_uniform": "fan_avg", "xavier_normal": "fan_avg", "lecun_normal": "fan_in", "lecun_uniform": "fan_in",
-    "uniform_fan": "fan_in", "torch_default": "fan_in", "positive": "fan_in", "sparse": "fan_in",
-    "sparse_martens": "fan_in", "orthogonal": "fan_max", "delta_orthogonal": "fan_max",
+    "xavier_uniform": "fan_avg",
+    "xavier_normal": "fan_avg",
+    "lecun_normal": "fan_in",
+    "lecun_uniform": "fan_in",
+    "uniform_fan": "fan_in",
+    "torch_default": "fan_in",
+    "positive": "fan_in",
+    "sparse": "fan_in",
+    "sparse_martens": "fan_in",
+    "orthogonal": "fan_max",
+    "delta_orthogonal": "fan_max",
 }
 _FIXED_VARIANCE = {"random_uniform", "random_normal", "uniform", "normal", "trunc_normal"}
 _NO_VARIANCE = {"zeros", "ones", "constant", "identity", "dirac", "keep"}
@@ -69,19 +77,35 @@ class MupRecord:
     reason: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"class": self.klass, "fan_out_mult": self.fan_out_mult, "fan_in_mult": self.fan_in_mult,
-                "init_std_mult": self.init_std_mult, "lr_mult_adam": self.lr_mult_adam,
-                "lr_mult_sgd": self.lr_mult_sgd, "output_mult": self.output_mult, "reason": self.reason}
+        return {
+            "class": self.klass,
+            "fan_out_mult": self.fan_out_mult,
+            "fan_in_mult": self.fan_in_mult,
+            "init_std_mult": self.init_std_mult,
+            "lr_mult_adam": self.lr_mult_adam,
+            "lr_mult_sgd": self.lr_mult_sgd,
+            "output_mult": self.output_mult,
+            "reason": self.reason,
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> MupRecord:
         try:
-            return cls(str(d["class"]), float(d["fan_out_mult"]), float(d["fan_in_mult"]), float(d["init_std_mult"]),
-                       float(d["lr_mult_adam"]), float(d["lr_mult_sgd"]), float(d.get("output_mult", 1.0)),
-                       str(d.get("reason", "")))
+            return cls(
+                str(d["class"]),
+                float(d["fan_out_mult"]),
+                float(d["fan_in_mult"]),
+                float(d["init_std_mult"]),
+                float(d["lr_mult_adam"]),
+                float(d["lr_mult_sgd"]),
+                float(d.get("output_mult", 1.0)),
+                str(d.get("reason", "")),
+            )
         except (KeyError, TypeError, ValueError) as exc:
-            raise UserError(f"a μP record needs class, fan_out_mult, fan_in_mult, init_std_mult, lr_mult_adam, "
-                            f"lr_mult_sgd; got {d!r} ({exc})") from None
+            raise UserError(
+                f"a μP record needs class, fan_out_mult, fan_in_mult, init_std_mult, lr_mult_adam, "
+                f"lr_mult_sgd; got {d!r} ({exc})"
+            ) from None
 
     def lr_mult(self, optimizer: str) -> float:
         return self.lr_mult_adam if optimizer == "adam" else self.lr_mult_sgd
@@ -118,8 +142,9 @@ def fans(shape: tuple[int, ...], embedding: bool, transposed: bool) -> tuple[int
     return out * receptive, inp * receptive
 
 
-def base_variance_correction(scheme: str, params: dict[str, Any], shape: tuple, base_shape: tuple,
-                             embedding: bool, transposed: bool) -> float:
+def base_variance_correction(
+    scheme: str, params: dict[str, Any], shape: tuple, base_shape: tuple, embedding: bool, transposed: bool
+) -> float:
     """Factor that makes the base scheme's variance scale as 1/fan_in from base_shape to shape.
 
     A fan_in scheme already does (factor 1); a fan_avg (Xavier), fan_out or max-fan (orthogonal)
@@ -129,8 +154,13 @@ def base_variance_correction(scheme: str, params: dict[str, Any], shape: tuple, 
     out, inp = fans(shape, embedding, transposed)
     out0, inp0 = fans(base_shape, embedding, transposed)
     mode = params.get("mode", _FAN_OF_SCHEME.get(scheme, "fixed" if scheme in _FIXED_VARIANCE else "fan_in"))
-    own = {"fan_in": (inp, inp0), "fan_out": (out, out0), "fan_avg": (out + inp, out0 + inp0),
-           "fan_max": (max(out, inp), max(out0, inp0)), "fixed": (1, 1)}[mode]
+    own = {
+        "fan_in": (inp, inp0),
+        "fan_out": (out, out0),
+        "fan_avg": (out + inp, out0 + inp0),
+        "fan_max": (max(out, inp), max(out0, inp0)),
+        "fixed": (1, 1),
+    }[mode]
     return (own[0] / own[1]) * (inp0 / inp)
 
 
@@ -146,8 +176,15 @@ def _shape_mults(shape, growing: list[int], ratio: float) -> DimMults:
     return tuple(ratio if i in growing else None for i in range(len(shape)))
 
 
-def width_mults(model: nn.Module, entries, graph_layers: dict, *, base_width: int | None,
-                base_model: nn.Module | None, order: list[str] | None = None) -> tuple[dict[str, DimMults], str]:
+def width_mults(
+    model: nn.Module,
+    entries,
+    graph_layers: dict,
+    *,
+    base_width: int | None,
+    base_model: nn.Module | None,
+    order: list[str] | None = None,
+) -> tuple[dict[str, DimMults], str]:
     """Per parameter, the width multiplier of each dim; the model's width; a note on how."""
     params = dict(model.named_parameters())
     if base_model is not None:
@@ -157,16 +194,20 @@ def width_mults(model: nn.Module, entries, graph_layers: dict, *, base_width: in
         out: dict[str, DimMults] = {}
         for e in entries:
             if e.param not in base or base[e.param].dim() != params[e.param].dim():
-                raise UserError(f"base_model has no parameter {e.param!r} of the same rank; it must be the same "
-                                "architecture at the base width")
+                raise UserError(
+                    f"base_model has no parameter {e.param!r} of the same rank; it must be the same "
+                    "architecture at the base width"
+                )
             out[e.param] = tuple(None if s == b else s / b for s, b in zip(params[e.param].shape, base[e.param].shape))
         if any(m is not None for mults in out.values() for m in mults):
             return out, "base shapes from base_model: the dims whose size differs grow (mup.set_base_shapes)"
         base_width = None  # same shapes: which dims grow is read from the model's width below
 
     if base_width is None and base_model is None:
-        raise UserError("policy 'mup' needs the base shapes: pass base_width=<the width the hyperparameters were "
-                        "tuned at> (e.g. base_width=64) or base_model=<the same model at that width> (CLI: --base-width)")
+        raise UserError(
+            "policy 'mup' needs the base shapes: pass base_width=<the width the hyperparameters were "
+            "tuned at> (e.g. base_width=64) or base_model=<the same model at that width> (CLI: --base-width)"
+        )
     if base_width is not None and (isinstance(base_width, bool) or not isinstance(base_width, int) or base_width < 1):
         raise UserError(f"base_width must be a positive integer; got {base_width!r}")
     weights = [e for e in entries if len(e.shape) >= 2]
@@ -179,8 +220,11 @@ def width_mults(model: nn.Module, entries, graph_layers: dict, *, base_width: in
     width = fans(first.shape, embedding, transposed)[0] // (math.prod(first.shape[2:]) if len(first.shape) > 2 else 1)
     base_width = width if base_width is None else base_width
     if width % base_width and base_width % width:
-        warnings.warn(f"the model's width {width} (the fan-out of {first.param!r}) is not a multiple of base_width "
-                      f"{base_width}: the multipliers use the ratio {width / base_width:.4g}", stacklevel=4)
+        warnings.warn(
+            f"the model's width {width} (the fan-out of {first.param!r}) is not a multiple of base_width "
+            f"{base_width}: the multipliers use the ratio {width / base_width:.4g}",
+            stacklevel=4,
+        )
     ratio = width / base_width
     out = {}
     readouts = {e.param for e in entries if e.role == "output" and len(e.shape) >= 2}

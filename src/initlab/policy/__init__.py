@@ -14,6 +14,17 @@ from initlab.policy.records import LayerInfo, ModelGraph
 from initlab.policy.rules import depth_critical_gain
 
 __all__ = [
-    "KEEP", "POLICY_NAMES", "LayerInfo", "LsuvRecord", "ModelGraph", "Plan", "PlanEntry", "RowBlock",
-    "apply_plan", "depth_critical_gain", "initialize", "introspect", "plan",
+    "KEEP",
+    "POLICY_NAMES",
+    "LayerInfo",
+    "LsuvRecord",
+    "ModelGraph",
+    "Plan",
+    "PlanEntry",
+    "RowBlock",
+    "apply_plan",
+    "depth_critical_gain",
+    "initialize",
+    "introspect",
+    "plan",
 ]

@@ -40,7 +40,7 @@ def draw(entry: PlanEntry, shape: tuple[int, ...], dtype: torch.dtype, generator
         if block.stop > shape[0]:
             raise UserError(f"{entry.param}: row block {block.start}:{block.stop} exceeds {shape[0]} rows")
         fill = get_scheme(block.scheme, **block.params)
-        values[block.start:block.stop] = fill.sample(
+        values[block.start : block.stop] = fill.sample(
             (block.stop - block.start, *shape[1:]), generator=generator, dtype=dtype
         )
     if entry.mup is not None and entry.mup.get("init_std_mult", 1.0) != 1.0:
@@ -85,7 +85,8 @@ def _needs_data(policy: Any) -> bool:
 def lsuv_layers(plan: Plan) -> list[str]:
     """Layers LSUV rescales: Linear/Conv weights the plan fills with a non-zero scheme."""
     return [
-        e.layer for e in plan.entries
+        e.layer
+        for e in plan.entries
         if e.kind in SCALED_KINDS and e.param.rpartition(".")[2] == "weight" and e.scheme not in ("zeros", "keep")
     ]
 

@@ -60,8 +60,12 @@ def _interp(log_q: np.ndarray, tables: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 
 def log_gradient_gains(
-    activation: str, param: float | None, depth: int, sigmas: np.ndarray,
-    input_variance: float = 1.0, bias_variance: float = 0.0,
+    activation: str,
+    param: float | None,
+    depth: int,
+    sigmas: np.ndarray,
+    input_variance: float = 1.0,
+    bias_variance: float = 0.0,
 ) -> np.ndarray:
     """sum_{l<depth} log chi_l for each sigma: the log of the mean-field gradient gain over ``depth`` layers.
 
@@ -84,8 +88,11 @@ def log_gradient_gains(
 
 
 def depth_critical_gain(
-    activation: str, param: float | None = None, depth: int = 10,
-    input_variance: float = 1.0, bias_variance: float = 0.0,
+    activation: str,
+    param: float | None = None,
+    depth: int = 10,
+    input_variance: float = 1.0,
+    bias_variance: float = 0.0,
 ) -> float | None:
     """The sigma in [0.25, 8] with ``log_gradient_gains(...) == 0``, or None when there is none.
 

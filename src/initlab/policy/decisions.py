@@ -50,8 +50,9 @@ class RuleContext:
     looks_linear: dict[str, str] = field(default_factory=dict)
 
 
-def context(graph: ModelGraph, *, tied_width: int | None = None, class_token: str | None = None,
-            scaled_ends: bool = False) -> RuleContext:
+def context(
+    graph: ModelGraph, *, tied_width: int | None = None, class_token: str | None = None, scaled_ends: bool = False
+) -> RuleContext:
     """``plain``: traced by fx, no residual add, no normalization, recurrent or attention layer."""
     kinds = {info.kind for info in graph.layers.values()}
     plain = graph.method == "fx" and graph.residual_adds == 0 and not kinds & {"norm", "rnn", "attention"}
@@ -61,9 +62,15 @@ def context(graph: ModelGraph, *, tied_width: int | None = None, class_token: st
             depth[info.activation] = depth.get(info.activation, 0) + 1
     branch_of = {name: (len(b.layers), i) for name, (b, i) in branch_positions(graph).items()}
     return RuleContext(
-        plain=plain, depth=depth, method=graph.method, branches=graph.residual_adds,
-        norm_free="norm" not in kinds, branch_of=branch_of, tied_width=tied_width,
-        class_token=class_token, scaled_ends=scaled_ends,
+        plain=plain,
+        depth=depth,
+        method=graph.method,
+        branches=graph.residual_adds,
+        norm_free="norm" not in kinds,
+        branch_of=branch_of,
+        tied_width=tied_width,
+        class_token=class_token,
+        scaled_ends=scaled_ends,
         looks_linear=looks_linear_chain(graph) if plain else {},
     )
 

@@ -81,34 +81,111 @@ def _functional_activations() -> dict[Callable, tuple[str, int | None, str | Non
 
 FUNCTIONAL_ACTIVATIONS = _functional_activations()
 METHOD_ACTIVATIONS = {
-    "relu": "relu", "relu_": "relu", "tanh": "tanh", "tanh_": "tanh",
-    "sigmoid": "sigmoid", "sigmoid_": "sigmoid", "sin": "sin",
+    "relu": "relu",
+    "relu_": "relu",
+    "tanh": "tanh",
+    "tanh_": "tanh",
+    "sigmoid": "sigmoid",
+    "sigmoid_": "sigmoid",
+    "sin": "sin",
 }
 ADD_FUNCTIONS = {operator.add, operator.iadd, torch.add}
 SCALE_FUNCTIONS = {operator.mul, operator.imul, operator.truediv, operator.itruediv, torch.mul, operator.neg}
 TRANSPARENT_FUNCTIONS = {
-    operator.getitem, torch.flatten, torch.reshape, torch.squeeze, torch.unsqueeze, torch.transpose,
-    torch.permute, torch.cat, torch.mean, F.dropout, F.dropout1d, F.dropout2d, F.dropout3d,
-    F.alpha_dropout, F.max_pool1d, F.max_pool2d, F.max_pool3d, F.avg_pool1d, F.avg_pool2d,
-    F.avg_pool3d, F.adaptive_avg_pool1d, F.adaptive_avg_pool2d, F.adaptive_avg_pool3d,
-    F.adaptive_max_pool1d, F.adaptive_max_pool2d, F.adaptive_max_pool3d, F.softmax, F.log_softmax,
-    F.pad, F.interpolate, F.layer_norm, F.batch_norm, F.group_norm, F.normalize, torch.clone,
+    operator.getitem,
+    torch.flatten,
+    torch.reshape,
+    torch.squeeze,
+    torch.unsqueeze,
+    torch.transpose,
+    torch.permute,
+    torch.cat,
+    torch.mean,
+    F.dropout,
+    F.dropout1d,
+    F.dropout2d,
+    F.dropout3d,
+    F.alpha_dropout,
+    F.max_pool1d,
+    F.max_pool2d,
+    F.max_pool3d,
+    F.avg_pool1d,
+    F.avg_pool2d,
+    F.avg_pool3d,
+    F.adaptive_avg_pool1d,
+    F.adaptive_avg_pool2d,
+    F.adaptive_avg_pool3d,
+    F.adaptive_max_pool1d,
+    F.adaptive_max_pool2d,
+    F.adaptive_max_pool3d,
+    F.softmax,
+    F.log_softmax,
+    F.pad,
+    F.interpolate,
+    F.layer_norm,
+    F.batch_norm,
+    F.group_norm,
+    F.normalize,
+    torch.clone,
 }
 TRANSPARENT_METHODS = {
-    "view", "reshape", "flatten", "permute", "transpose", "contiguous", "squeeze", "unsqueeze",
-    "mean", "softmax", "log_softmax", "clone", "to", "float", "double", "half", "type_as", "view_as",
-    "reshape_as", "t", "unflatten", "movedim", "swapaxes",
+    "view",
+    "reshape",
+    "flatten",
+    "permute",
+    "transpose",
+    "contiguous",
+    "squeeze",
+    "unsqueeze",
+    "mean",
+    "softmax",
+    "log_softmax",
+    "clone",
+    "to",
+    "float",
+    "double",
+    "half",
+    "type_as",
+    "view_as",
+    "reshape_as",
+    "t",
+    "unflatten",
+    "movedim",
+    "swapaxes",
 }
 ADD_METHODS = {"add", "add_"}
 SCALE_METHODS = {"mul", "mul_", "div", "div_", "neg"}
 NON_TENSOR_METHODS = {"size", "dim", "numel", "ndimension", "type", "element_size", "nelement"}
 _ZERO_PRESERVING_FUNCTIONS = {
-    operator.getitem, torch.flatten, torch.reshape, torch.squeeze, torch.unsqueeze, torch.transpose,
-    torch.permute, F.dropout, F.dropout1d, F.dropout2d, F.dropout3d, torch.clone,
+    operator.getitem,
+    torch.flatten,
+    torch.reshape,
+    torch.squeeze,
+    torch.unsqueeze,
+    torch.transpose,
+    torch.permute,
+    F.dropout,
+    F.dropout1d,
+    F.dropout2d,
+    F.dropout3d,
+    torch.clone,
 }
 _ZERO_PRESERVING_METHODS = {
-    "view", "reshape", "flatten", "permute", "transpose", "contiguous", "squeeze", "unsqueeze", "clone",
-    "to", "float", "double", "half", "view_as", "reshape_as",
+    "view",
+    "reshape",
+    "flatten",
+    "permute",
+    "transpose",
+    "contiguous",
+    "squeeze",
+    "unsqueeze",
+    "clone",
+    "to",
+    "float",
+    "double",
+    "half",
+    "view_as",
+    "reshape_as",
 }
 
 
@@ -317,7 +394,9 @@ def _branch_end(node: fx.Node, modules: dict[str, nn.Module]) -> tuple[str | Non
     return None, None
 
 
-def _split_add(u: fx.Node, v: fx.Node, anc: dict, index: dict, nodes: list, layer_mask: int) -> tuple[fx.Node, int] | None:
+def _split_add(
+    u: fx.Node, v: fx.Node, anc: dict, index: dict, nodes: list, layer_mask: int
+) -> tuple[fx.Node, int] | None:
     """(branch operand, mask of its own layer nodes) when ``u + v`` is residual, else None."""
     bu, bv = 1 << index[u], 1 << index[v]
     upto_u, upto_v = anc[u] | bu, anc[v] | bv

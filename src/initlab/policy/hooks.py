@@ -65,9 +65,11 @@ def record_calls(model: nn.Module, example_input: Any) -> tuple[list[Call], Any]
     calls: list[Call] = []
     handles = []
     for name, module in leaf_modules(model):
+
         def hook(mod, args, kwargs, output, _name=name):
             inp = first_tensor(args) if args else first_tensor(list(kwargs.values()))
             calls.append(Call(_name, mod, inp, first_tensor(output)))
+
         handles.append(module.register_forward_hook(hook, with_kwargs=True))
     try:
         with eval_mode(model), torch.no_grad():
@@ -98,8 +100,21 @@ def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
 
 
 _MATCH_CANDIDATES = (
-    "relu", "tanh", "sigmoid", "gelu", "silu", "selu", "elu", "mish", "softplus", "softsign",
-    "relu6", "hardtanh", "hardswish", "hardsigmoid", "sin",
+    "relu",
+    "tanh",
+    "sigmoid",
+    "gelu",
+    "silu",
+    "selu",
+    "elu",
+    "mish",
+    "softplus",
+    "softsign",
+    "relu6",
+    "hardtanh",
+    "hardswish",
+    "hardsigmoid",
+    "sin",
 )
 
 
@@ -122,7 +137,9 @@ def match_activation(before: torch.Tensor, after: torch.Tensor) -> tuple[str, fl
     return None
 
 
-def _next_consumer(items: list[Call], i: int, info: LayerInfo, final: torch.Tensor | None, use_values: bool) -> Consumer:
+def _next_consumer(
+    items: list[Call], i: int, info: LayerInfo, final: torch.Tensor | None, use_values: bool
+) -> Consumer:
     """What follows the layer call ``items[i]``: the first activation, layer or other module."""
     current = items[i].out
     passed: list[str] = []
@@ -149,7 +166,9 @@ def _next_consumer(items: list[Call], i: int, info: LayerInfo, final: torch.Tens
             continue
         if nkind in FLOW_LAYER_KINDS:
             if not use_values:
-                return Consumer("linear", None, f"unknown: registration order only (the next registered layer is '{nxt.name}')")
+                return Consumer(
+                    "linear", None, f"unknown: registration order only (the next registered layer is '{nxt.name}')"
+                )
             return Consumer("linear", None, f"next layer '{nxt.name}' (no activation between)")
         if use_values and nxt.inp is not None and nxt.out is not None:
             act = match_activation(nxt.inp, nxt.out)
@@ -266,7 +285,9 @@ def _mark_post_norms(
     default = bool(known) and all(known)
     out = list(found)
     for (b, m), verdict in zip(sums, verdicts):
-        is_post = verdict if verdict is not None else default and m < len(items) and module_kind(items[m].module) == "norm"
+        is_post = (
+            verdict if verdict is not None else default and m < len(items) and module_kind(items[m].module) == "norm"
+        )
         if is_post:
             branch = out[b]
             out[b] = ResidualBranch(branch.end, branch.layers, branch.norm, items[m].name)

@@ -52,7 +52,11 @@ def _base_records(model: nn.Module) -> tuple[dict[str, LayerInfo], dict[str, nn.
         unit = next((u for u in units if u != name and (name.startswith(u + ".") or u == "")), None)
         kind = module_kind(modules[unit]) if unit is not None else module_kind(module)
         layers[name] = LayerInfo(
-            name=name, kind=kind, type_name=type(module).__name__, module=module, parent=unit,
+            name=name,
+            kind=kind,
+            type_name=type(module).__name__,
+            module=module,
+            parent=unit,
             has_reset_parameters=callable(getattr(type(module), "reset_parameters", None)),
             transposed=is_transposed_linear(module),
         )
@@ -135,8 +139,9 @@ def introspect(model: nn.Module, example_input: Any = None) -> ModelGraph:
     if is_leaf(model):
         return _single_layer(model, layers)
     if _is_plain_sequential(model):
-        order = hooks.scan([hooks.Call(n, m, None, None) for n, m in model.named_children()], layers, None,
-                           use_values=True)
+        order = hooks.scan(
+            [hooks.Call(n, m, None, None) for n, m in model.named_children()], layers, None, use_values=True
+        )
         _fold_units(layers)
         return ModelGraph(method="fx", layers=layers, notes=[], order=order)
     try:

@@ -30,7 +30,8 @@ def norm_rule(info: LayerInfo, local: str) -> Decision:
     if local == "weight":
         if info.ends_residual_branch:
             return Decision(
-                "zeros", {},
+                "zeros",
+                {},
                 "normalization scale ending a residual branch: zeros, the block starts as the identity (Goyal et al. 2017)",
                 "residual_last",
             )
@@ -67,22 +68,32 @@ def recurrent_rule(info: LayerInfo, local: str, shape: tuple[int, ...]) -> Decis
         if is_lstm and which == "ih":
             block = RowBlock(hidden, 2 * hidden, "constant", {"val": 1.0}, "LSTM forget gate")
             return Decision(
-                "zeros", {}, "LSTM input bias: zeros, forget-gate rows = 1 (Jozefowicz et al. 2015)",
-                "forget_gate_bias", 1, (block,),
+                "zeros",
+                {},
+                "LSTM input bias: zeros, forget-gate rows = 1 (Jozefowicz et al. 2015)",
+                "forget_gate_bias",
+                1,
+                (block,),
             )
         return Decision("zeros", {}, "recurrent bias: zeros", "bias")
     if which == "hh":
         return Decision(
-            "orthogonal", {"gain": 1.0},
+            "orthogonal",
+            {"gain": 1.0},
             f"hidden-to-hidden: orthogonal per gate ({gates} blocks), keeps the state's norm through time (Saxe et al. 2014)",
-            "hidden_to_hidden", gates,
+            "hidden_to_hidden",
+            gates,
         )
     if which == "hr":
-        return Decision("xavier_uniform", {"gain": 1.0}, "LSTM projection: Xavier uniform (Glorot & Bengio 2010)", "projection")
+        return Decision(
+            "xavier_uniform", {"gain": 1.0}, "LSTM projection: Xavier uniform (Glorot & Bengio 2010)", "projection"
+        )
     return Decision(
-        "xavier_uniform", {"gain": 1.0},
+        "xavier_uniform",
+        {"gain": 1.0},
         f"input-to-hidden: Xavier uniform per gate ({gates} blocks) (Glorot & Bengio 2010)",
-        "input_to_hidden", gates,
+        "input_to_hidden",
+        gates,
     )
 
 
@@ -100,14 +111,40 @@ def attention_rule(info: LayerInfo, local: str, shape: tuple[int, ...]) -> Decis
         if local == "bias":
             return bias_rule(info)
         if info.residual_last:
-            return Decision("zeros", {}, "attention output projection ending a residual branch: zeros (Fixup / SkipInit)", "residual_last")
-        return Decision("xavier_uniform", {"gain": 1.0}, "attention output projection: Xavier uniform (Vaswani et al. 2017)", "attention_out")
+            return Decision(
+                "zeros",
+                {},
+                "attention output projection ending a residual branch: zeros (Fixup / SkipInit)",
+                "residual_last",
+            )
+        return Decision(
+            "xavier_uniform",
+            {"gain": 1.0},
+            "attention output projection: Xavier uniform (Vaswani et al. 2017)",
+            "attention_out",
+        )
     if local == "in_proj_weight":
-        return Decision("xavier_uniform", {"gain": 1.0}, "attention q/k/v projections: Xavier uniform per projection (3 blocks) (Vaswani et al. 2017)", "attention_in", 3)
+        return Decision(
+            "xavier_uniform",
+            {"gain": 1.0},
+            "attention q/k/v projections: Xavier uniform per projection (3 blocks) (Vaswani et al. 2017)",
+            "attention_in",
+            3,
+        )
     if local in ("q_proj_weight", "k_proj_weight", "v_proj_weight"):
-        return Decision("xavier_uniform", {"gain": 1.0}, f"attention {local[0]} projection: Xavier uniform (Vaswani et al. 2017)", "attention_in")
+        return Decision(
+            "xavier_uniform",
+            {"gain": 1.0},
+            f"attention {local[0]} projection: Xavier uniform (Vaswani et al. 2017)",
+            "attention_in",
+        )
     if local in ("bias_k", "bias_v"):
-        return Decision("xavier_normal", {"gain": 1.0}, f"attention {local}: Xavier normal (as torch.nn.MultiheadAttention)", "attention_bias")
+        return Decision(
+            "xavier_normal",
+            {"gain": 1.0},
+            f"attention {local}: Xavier normal (as torch.nn.MultiheadAttention)",
+            "attention_bias",
+        )
     if local == "in_proj_bias":
         return bias_rule(info)
     return None
@@ -166,7 +203,9 @@ def fused_qkv_rule(info: LayerInfo, shape: tuple[int, ...]) -> Decision | None:
         return None
     reason = f"fused q/k/v projection '{local}' ({in_dim} -> 3 x {in_dim}): Xavier uniform per block, Var = 1/{in_dim} (Vaswani et al. 2017)"
     if info.transposed:
-        return Decision("variance_scaling", {"scale": 1.0, "mode": "fan_out", "distribution": "uniform"}, reason, "attention_in")
+        return Decision(
+            "variance_scaling", {"scale": 1.0, "mode": "fan_out", "distribution": "uniform"}, reason, "attention_in"
+        )
     return Decision("xavier_uniform", {"gain": 1.0}, reason, "attention_in", 3)
 
 
@@ -191,17 +230,32 @@ def free_parameter_rule(info: LayerInfo, local: str, shape: tuple[int, ...]) -> 
         values = info.module._parameters[local].detach()
         if values.numel() and bool((values == values.reshape(-1)[0]).all()):
             val = float(values.reshape(-1)[0])
-            return Decision("constant", {"val": val}, f"layer scale: constant {_g(val)}, its constructed value (Touvron et al. 2021)", "layer_scale")
+            return Decision(
+                "constant",
+                {"val": val},
+                f"layer scale: constant {_g(val)}, its constructed value (Touvron et al. 2021)",
+                "layer_scale",
+            )
         return None
     key = local.lower()
     if TOKEN_PATTERN.match(key) or _POSITION.match(key):
         what = "learned token" if TOKEN_PATTERN.match(key) else "position embedding"
-        return Decision("normal", {"mean": 0.0, "std": 0.02}, f"{what}: N(0, 0.02^2), the ViT/BERT recipe (Dosovitskiy et al. 2021)", "embedding")
+        return Decision(
+            "normal",
+            {"mean": 0.0, "std": 0.02},
+            f"{what}: N(0, 0.02^2), the ViT/BERT recipe (Dosovitskiy et al. 2021)",
+            "embedding",
+        )
     if len(shape) == 1 and (key == "bias" or key.endswith("_bias")):
         return bias_rule(info)
     if math.prod(shape) == 1:
         if _SCALAR_ONES.search(key):
             return Decision("ones", {}, "scalar multiplier: 1 (Fixup, Zhang et al. 2019)", "scalar")
         if _SCALAR_ZEROS.search(key):
-            return Decision("zeros", {}, "scalar bias or residual gate: 0, the block starts as the identity (Fixup; ReZero, Bachlechner et al. 2020)", "scalar")
+            return Decision(
+                "zeros",
+                {},
+                "scalar bias or residual gate: 0, the block starts as the identity (Fixup; ReZero, Bachlechner et al. 2020)",
+                "scalar",
+            )
     return None

@@ -37,7 +37,9 @@ class _Captured(Exception):
 
 def check_data(data: Any) -> None:
     """A batch: a floating tensor (or a tuple/list/dict of tensors) with at least 2 samples."""
-    tensors = list(data.values()) if isinstance(data, dict) else list(data) if isinstance(data, (tuple, list)) else [data]
+    tensors = (
+        list(data.values()) if isinstance(data, dict) else list(data) if isinstance(data, (tuple, list)) else [data]
+    )
     if not tensors or not all(isinstance(t, torch.Tensor) for t in tensors):
         raise UserError(
             f"data must be a batch tensor (or a tuple/dict of tensors) for the model's forward; got {type(data).__name__}"
@@ -73,8 +75,10 @@ def execution_order(model: nn.Module, names: Sequence[str], data: Any) -> list[s
     first_call: dict[str, int] = {}
     handles = []
     for name in names:
+
         def hook(mod: nn.Module, args: Any, output: Any, _name: str = name) -> None:
             first_call.setdefault(_name, len(first_call))
+
         handles.append(modules[name].register_forward_hook(hook))
     try:
         with eval_mode(model), torch.no_grad():

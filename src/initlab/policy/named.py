@@ -92,7 +92,9 @@ def _gained(scheme: str, shape: tuple[int, ...], kind: str, gain: float, info: A
     if kind == "qkv" and not getattr(info, "transposed", False) and shape[0] % 3 == 0:
         d = shape[0] // 3
         block = RowBlock(2 * d, 3 * d, scheme, {"gain": gain}, "value rows")
-        return Decision(scheme, {"gain": 1.0}, reason + f": q, k gain 1, v rows gain {_g(gain)}", "attention_in", 3, (block,))
+        return Decision(
+            scheme, {"gain": 1.0}, reason + f": q, k gain 1, v rows gain {_g(gain)}", "attention_in", 3, (block,)
+        )
     return Decision(scheme, {"gain": gain}, reason + f": gain {_g(gain)}", "hidden")
 
 
@@ -115,7 +117,9 @@ def fixup(entries: list[Entry], graph: ModelGraph, model: nn.Module) -> list[Ent
 def t_fixup(entries: list[Entry], graph: ModelGraph, model: nn.Module) -> list[Entry]:
     _need_branches("t-fixup", graph)
     if not _is_attention_model(model, graph):
-        raise UserError("policy 't-fixup' is for transformers (Huang et al. 2020); this model has no attention layer; allowed: 'fixup' or 'auto'")
+        raise UserError(
+            "policy 't-fixup' is for transformers (Huang et al. 2020); this model has no attention layer; allowed: 'fixup' or 'auto'"
+        )
     norms = _norm_layers(graph)
     if norms:
         raise UserError(
@@ -124,7 +128,7 @@ def t_fixup(entries: list[Entry], graph: ModelGraph, model: nn.Module) -> list[E
         )
     n = _blocks(graph)
     decoder = _is_decoder(model)
-    factor = (9 * n) ** -0.25 if decoder else 0.67 * n ** -0.25
+    factor = (9 * n) ** -0.25 if decoder else 0.67 * n**-0.25
     where = f"T-Fixup, Huang et al. 2020; {'decoder (9N)^(-1/4)' if decoder else 'encoder 0.67 N^(-1/4)'}, N = {n}"
     members = set(branch_positions(graph))
     out = []
@@ -132,9 +136,21 @@ def t_fixup(entries: list[Entry], graph: ModelGraph, model: nn.Module) -> list[E
         local = name.rpartition(".")[2]
         if info is not None and info.kind == "embedding" and local == "weight":
             std = shape[1] ** -0.5 * factor
-            d = Decision("normal", {"mean": 0.0, "std": std}, f"input embedding: N(0, d^(-1/2)) x {_g(factor)}, std {_g(std)} ({where})", "embedding")
+            d = Decision(
+                "normal",
+                {"mean": 0.0, "std": std},
+                f"input embedding: N(0, d^(-1/2)) x {_g(factor)}, std {_g(std)} ({where})",
+                "embedding",
+            )
         elif _in_branch(name, info, members) and len(shape) >= 2 and "weight" in local:
-            d = _gained("xavier_uniform", shape, _projection(name), factor, info, f"Xavier uniform in a residual branch ({where})")
+            d = _gained(
+                "xavier_uniform",
+                shape,
+                _projection(name),
+                factor,
+                info,
+                f"Xavier uniform in a residual branch ({where})",
+            )
         out.append((name, shape, info, d))
     return out
 
@@ -156,7 +172,9 @@ def deepnorm(entries: list[Entry], graph: ModelGraph, model: nn.Module) -> list[
     for name, shape, info, d in entries:
         local = name.rpartition(".")[2]
         if _in_branch(name, info, members) and len(shape) >= 2 and "weight" in local:
-            d = _gained("xavier_normal", shape, _projection(name), beta, info, f"Xavier normal in a residual branch ({where})")
+            d = _gained(
+                "xavier_normal", shape, _projection(name), beta, info, f"Xavier normal in a residual branch ({where})"
+            )
         out.append((name, shape, info, d))
     return out
 
@@ -173,5 +191,3 @@ def apply_named(policy: str, entries: list[Entry], graph: ModelGraph, model: nn.
     """The entries of a named policy (``NAMED_POLICIES``), built on the auto entries."""
     table = {"fixup": fixup, "t-fixup": t_fixup, "deepnorm": deepnorm}
     return table[policy](entries, graph, model)
-
-

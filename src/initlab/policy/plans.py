@@ -111,15 +111,25 @@ class PlanEntry:
         for b in self.blocks:
             text += f"; rows {b.start}:{b.stop} {_scheme_call(b.scheme, b.params)}"
         if self.mup is not None:
-            text += f" x{self.mup['init_std_mult']:.4g} [μP {self.mup['class']}, Adam lr x{self.mup['lr_mult_adam']:.4g}]"
+            text += (
+                f" x{self.mup['init_std_mult']:.4g} [μP {self.mup['class']}, Adam lr x{self.mup['lr_mult_adam']:.4g}]"
+            )
         return text
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
-            "param": self.param, "scheme": self.scheme, "params": dict(self.params),
-            "reason": self.reason, "layer": self.layer, "kind": self.kind,
-            "activation": self.activation, "role": self.role, "shape": list(self.shape),
-            "chunks": self.chunks, "blocks": [b.to_dict() for b in self.blocks], "source": self.source,
+            "param": self.param,
+            "scheme": self.scheme,
+            "params": dict(self.params),
+            "reason": self.reason,
+            "layer": self.layer,
+            "kind": self.kind,
+            "activation": self.activation,
+            "role": self.role,
+            "shape": list(self.shape),
+            "chunks": self.chunks,
+            "blocks": [b.to_dict() for b in self.blocks],
+            "source": self.source,
         }
         if self.mup is not None:
             d["mup"] = dict(self.mup)
@@ -129,17 +139,38 @@ class PlanEntry:
     def from_dict(cls, d: dict[str, Any]) -> PlanEntry:
         if not isinstance(d, dict) or "param" not in d or "scheme" not in d:
             raise UserError(f"a plan entry is a dict with at least 'param' and 'scheme'; got {d!r}")
-        known = {"param", "scheme", "params", "reason", "layer", "kind", "activation", "role", "shape",
-                 "chunks", "blocks", "source", "mup"}
+        known = {
+            "param",
+            "scheme",
+            "params",
+            "reason",
+            "layer",
+            "kind",
+            "activation",
+            "role",
+            "shape",
+            "chunks",
+            "blocks",
+            "source",
+            "mup",
+        }
         extra = sorted(set(d) - known)
         if extra:
             raise UserError(f"unexpected keys in plan entry {d['param']!r}: {extra}; allowed: {sorted(known)}")
         return cls(
-            param=d["param"], scheme=d["scheme"], params=dict(d.get("params") or {}),
-            reason=d.get("reason", ""), layer=d.get("layer", ""), kind=d.get("kind", ""),
-            activation=d.get("activation"), role=d.get("role", ""), shape=tuple(d.get("shape") or ()),
-            chunks=int(d.get("chunks", 1)), blocks=tuple(RowBlock.from_dict(b) for b in d.get("blocks") or ()),
-            source=d.get("source", "auto"), mup=d.get("mup"),
+            param=d["param"],
+            scheme=d["scheme"],
+            params=dict(d.get("params") or {}),
+            reason=d.get("reason", ""),
+            layer=d.get("layer", ""),
+            kind=d.get("kind", ""),
+            activation=d.get("activation"),
+            role=d.get("role", ""),
+            shape=tuple(d.get("shape") or ()),
+            chunks=int(d.get("chunks", 1)),
+            blocks=tuple(RowBlock.from_dict(b) for b in d.get("blocks") or ()),
+            source=d.get("source", "auto"),
+            mup=d.get("mup"),
         )
 
 
@@ -172,17 +203,25 @@ class LsuvRecord:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "layer": self.layer, "scale": self.scale, "iterations": self.iterations,
-            "variance_before": self.variance_before, "variance_after": self.variance_after,
-            "converged": self.converged, "note": self.note,
+            "layer": self.layer,
+            "scale": self.scale,
+            "iterations": self.iterations,
+            "variance_before": self.variance_before,
+            "variance_after": self.variance_after,
+            "converged": self.converged,
+            "note": self.note,
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> LsuvRecord:
         return cls(
-            layer=d["layer"], scale=float(d["scale"]), iterations=int(d["iterations"]),
-            variance_before=_opt_float(d["variance_before"]), variance_after=_opt_float(d["variance_after"]),
-            converged=bool(d["converged"]), note=d.get("note", ""),
+            layer=d["layer"],
+            scale=float(d["scale"]),
+            iterations=int(d["iterations"]),
+            variance_before=_opt_float(d["variance_before"]),
+            variance_after=_opt_float(d["variance_after"]),
+            converged=bool(d["converged"]),
+            note=d.get("note", ""),
         )
 
 
@@ -254,8 +293,12 @@ class Plan:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict; ``Plan.from_dict`` inverts it."""
         return {
-            "format": PLAN_FORMAT, "policy": self.policy, "method": self.method,
-            "notes": list(self.notes), "refine": self.refine, "seed": self.seed,
+            "format": PLAN_FORMAT,
+            "policy": self.policy,
+            "method": self.method,
+            "notes": list(self.notes),
+            "refine": self.refine,
+            "seed": self.seed,
             "entries": [e.to_dict() for e in self.entries],
             "lsuv": [r.to_dict() for r in self.lsuv],
         }
@@ -271,21 +314,23 @@ class Plan:
         if not isinstance(d, dict) or "entries" not in d:
             raise UserError(f"a plan dict has an 'entries' list; got keys {sorted(d) if isinstance(d, dict) else d!r}")
         if d.get("format", PLAN_FORMAT) != PLAN_FORMAT:
-            raise UserError(f"plan format {d.get('format')!r} is not supported; this initlab reads format {PLAN_FORMAT}")
+            raise UserError(
+                f"plan format {d.get('format')!r} is not supported; this initlab reads format {PLAN_FORMAT}"
+            )
         return cls(
             entries=tuple(PlanEntry.from_dict(e) for e in d["entries"]),
-            policy=d.get("policy", "auto"), method=d.get("method", ""),
-            notes=tuple(d.get("notes") or ()), refine=d.get("refine"),
-            lsuv=tuple(LsuvRecord.from_dict(r) for r in d.get("lsuv") or ()), seed=d.get("seed"),
+            policy=d.get("policy", "auto"),
+            method=d.get("method", ""),
+            notes=tuple(d.get("notes") or ()),
+            refine=d.get("refine"),
+            lsuv=tuple(LsuvRecord.from_dict(r) for r in d.get("lsuv") or ()),
+            seed=d.get("seed"),
         )
 
     # --- display --------------------------------------------------------------------------------
 
     def rows(self) -> list[tuple[str, str, str, str]]:
-        return [
-            (e.param, "x".join(str(s) for s in e.shape) or "-", e.scheme_text(), e.reason)
-            for e in self.entries
-        ]
+        return [(e.param, "x".join(str(s) for s in e.shape) or "-", e.scheme_text(), e.reason) for e in self.entries]
 
     def header(self) -> str:
         text = f"Plan: policy={self.policy}, introspection={self.method or '-'}, {len(self.entries)} parameters"
@@ -306,8 +351,14 @@ class Plan:
 
     def lsuv_rows(self) -> list[tuple[str, ...]]:
         return [
-            (r.layer, _fmt_var(r.variance_before), _fmt_var(r.variance_after), f"{r.scale:.4g}",
-             str(r.iterations), "yes" if r.converged else f"no{': ' + r.note if r.note else ''}")
+            (
+                r.layer,
+                _fmt_var(r.variance_before),
+                _fmt_var(r.variance_after),
+                f"{r.scale:.4g}",
+                str(r.iterations),
+                "yes" if r.converged else f"no{': ' + r.note if r.note else ''}",
+            )
             for r in self.lsuv
         ]
 
@@ -338,9 +389,11 @@ def _text_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
         # The last column (the reason) is not padded: it may be long.
         for i, cell in enumerate(row[:-1]):
             widths[i] = max(widths[i], len(cell))
+
     def line(cells: Sequence[str]) -> str:
         head = "  ".join(c.ljust(widths[i]) for i, c in enumerate(cells[:-1]))
         return f"  {head}  {cells[-1]}".rstrip()
+
     out = [line(headers), line(["-" * w for w in widths[:-1]] + ["-" * widths[-1]])]
     out += [line(r) for r in rows]
     return "\n".join(out)

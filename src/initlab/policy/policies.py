@@ -44,9 +44,7 @@ def _check_model(model: Any) -> list[tuple[str, nn.Parameter]]:
     params = list(model.named_parameters())
     for name, p in params:
         if isinstance(p, nn.parameter.UninitializedParameter):
-            raise UserError(
-                f"parameter {name!r} is not materialized yet (a lazy module); run one forward pass first"
-            )
+            raise UserError(f"parameter {name!r} is not materialized yet (a lazy module); run one forward pass first")
     return params
 
 
@@ -81,10 +79,18 @@ def _is_pattern(key: str) -> bool:
 
 def _entry(name: str, shape: tuple[int, ...], info: Any, decision: rules.Decision, source: str) -> PlanEntry:
     return PlanEntry(
-        param=name, scheme=decision.scheme, params=dict(decision.params), reason=decision.reason,
+        param=name,
+        scheme=decision.scheme,
+        params=dict(decision.params),
+        reason=decision.reason,
         layer=info.name if info is not None else name.rpartition(".")[0],
-        kind=info.kind if info is not None else "", activation=info.activation if info is not None else None,
-        role=decision.role, shape=shape, chunks=decision.chunks, blocks=decision.blocks, source=source,
+        kind=info.kind if info is not None else "",
+        activation=info.activation if info is not None else None,
+        role=decision.role,
+        shape=shape,
+        chunks=decision.chunks,
+        blocks=decision.blocks,
+        source=source,
     )
 
 
@@ -119,7 +125,10 @@ def _auto_entries(
     params: list[tuple[str, nn.Parameter]], graph: ModelGraph, model: nn.Module, scaled_ends: bool = False
 ) -> list[tuple[str, tuple[int, ...], Any, rules.Decision]]:
     ctx = rules.context(
-        graph, tied_width=_tied_readout_width(model, graph), class_token=_class_token(params), scaled_ends=scaled_ends,
+        graph,
+        tied_width=_tied_readout_width(model, graph),
+        class_token=_class_token(params),
+        scaled_ends=scaled_ends,
     )
     out = []
     for name, p in params:
@@ -154,8 +163,14 @@ def _validate_plan(plan: Plan, params: list[tuple[str, nn.Parameter]]) -> Plan:
     return plan
 
 
-def plan(model: nn.Module, policy: Any = "auto", example_input: Any = None, *,
-         base_width: int | None = None, base_model: nn.Module | None = None) -> Plan:
+def plan(
+    model: nn.Module,
+    policy: Any = "auto",
+    example_input: Any = None,
+    *,
+    base_width: int | None = None,
+    base_model: nn.Module | None = None,
+) -> Plan:
     """The per-parameter initialization ``policy`` gives for ``model``, with reasons. Touches no weight.
 
     Args:
@@ -236,10 +251,16 @@ def plan(model: nn.Module, policy: Any = "auto", example_input: Any = None, *,
     for name, shape, info, decision in decided:
         source = "auto"
         local = name.rpartition(".")[2]
-        if base == "lsuv" and info is not None and info.kind in SCALED_KINDS and local == "weight" \
-                and decision.role != "residual_last":
+        if (
+            base == "lsuv"
+            and info is not None
+            and info.kind in SCALED_KINDS
+            and local == "weight"
+            and decision.role != "residual_last"
+        ):
             decision = rules.Decision(
-                "orthogonal", {"gain": 1.0},
+                "orthogonal",
+                {"gain": 1.0},
                 "LSUV pre-init: orthogonal, gain 1 (Saxe et al. 2014); rescaled to unit output variance on "
                 "data by initialize (Mishkin & Matas 2016)",
                 "lsuv",
@@ -250,8 +271,10 @@ def plan(model: nn.Module, policy: Any = "auto", example_input: Any = None, *,
             if len(shape) >= 2 and source == "auto" and not (info is not None and info.kind == "norm"):
                 unfit.setdefault("", []).append(name)
         if overrides:
-            key = name if name in overrides else next(
-                (k for k in overrides if _is_pattern(k) and fnmatch.fnmatchcase(name, k)), None
+            key = (
+                name
+                if name in overrides
+                else next((k for k in overrides if _is_pattern(k) and fnmatch.fnmatchcase(name, k)), None)
             )
             if key is not None:
                 matched[key] += 1
@@ -266,8 +289,13 @@ def plan(model: nn.Module, policy: Any = "auto", example_input: Any = None, *,
                         value.check_shape(shape)  # raises, naming the scheme and the shape
                     else:
                         unfit.setdefault(key, []).append(name)
-        if refine == "lsuv" and info is not None and info.kind in SCALED_KINDS and local == "weight" \
-                and decision.scheme not in ("zeros", KEEP):
+        if (
+            refine == "lsuv"
+            and info is not None
+            and info.kind in SCALED_KINDS
+            and local == "weight"
+            and decision.scheme not in ("zeros", KEEP)
+        ):
             lsuv_layers += 1
         entries.append(_entry(name, shape, info, decision, source))
 
@@ -321,7 +349,9 @@ def _tied_notes(model: nn.Module) -> list[str]:
     notes = []
     for name, p in model.named_parameters(remove_duplicate=False):
         if id(p) in first:
-            notes.append(f"'{name}' is the same tensor as '{first[id(p)]}' (tied): one entry, the rule of its first owner")
+            notes.append(
+                f"'{name}' is the same tensor as '{first[id(p)]}' (tied): one entry, the rule of its first owner"
+            )
         else:
             first[id(p)] = name
     return notes
@@ -338,7 +368,9 @@ def _uniform_decision(
     if len(shape) >= 2 and spec.fits(shape):
         role = auto.role if auto.role != KEEP else "weight"
         blocks = auto.blocks if auto.role == "embedding" else ()  # the padding row stays zero
-        return rules.Decision(spec.name, dict(spec.params), f"policy {spec.name}: every weight", role, 1, blocks), "policy"
+        return rules.Decision(
+            spec.name, dict(spec.params), f"policy {spec.name}: every weight", role, 1, blocks
+        ), "policy"
     if len(shape) >= 2:
         reason = auto.reason + f" ({spec.name} cannot fill shape {shape}: auto rule used)"
         return rules.Decision(auto.scheme, auto.params, reason, auto.role, auto.chunks, auto.blocks), "auto"

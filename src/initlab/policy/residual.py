@@ -71,8 +71,9 @@ def _variance_form(scheme: str, params: dict) -> tuple[float, str, str] | None:
     return float(p.get("scale", 1.0)), str(p.get("mode", "fan_in")), str(p.get("distribution", "truncated_normal"))
 
 
-def grouped_fans(scheme: str, params: dict, torch_fans: tuple[int, int], true_fans: tuple[int, int]
-                 ) -> tuple[str, dict] | None:
+def grouped_fans(
+    scheme: str, params: dict, torch_fans: tuple[int, int], true_fans: tuple[int, int]
+) -> tuple[str, dict] | None:
     """The same variance with a grouped layer's true fans instead of torch's.
 
     torch's ``fan_out`` of a grouped convolution counts every output channel (``out * k``),
@@ -88,7 +89,11 @@ def grouped_fans(scheme: str, params: dict, torch_fans: tuple[int, int], true_fa
     pick = {"fan_in": lambda f: f[0], "fan_out": lambda f: f[1], "fan_avg": lambda f: (f[0] + f[1]) / 2}[mode]
     if pick(torch_fans) == pick(true_fans):
         return None
-    return "variance_scaling", {"scale": scale * torch_fans[0] / pick(true_fans), "mode": "fan_in", "distribution": dist}
+    return "variance_scaling", {
+        "scale": scale * torch_fans[0] / pick(true_fans),
+        "mode": "fan_in",
+        "distribution": dist,
+    }
 
 
 def branch_positions(graph: ModelGraph) -> dict[str, tuple[ResidualBranch, int]]:

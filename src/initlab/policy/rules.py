@@ -91,7 +91,10 @@ def xavier_rule(info: LayerInfo) -> Decision:
 
 @lru_cache(maxsize=64)
 def depth_critical_gain(
-    activation: str, param: float | None = None, depth: int = 10, input_variance: float = 1.0,
+    activation: str,
+    param: float | None = None,
+    depth: int = 10,
+    input_variance: float = 1.0,
     bias_variance: float = 0.0,
 ) -> float | None:
     """The weight scale sigma at which the mean-field gradient gain over ``depth`` layers is 1.
@@ -177,9 +180,13 @@ def selu_rule(info: LayerInfo) -> Decision:
     Source: Klambauer, Unterthiner, Mayr & Hochreiter (2017), Self-normalizing neural networks
     (the fixed point mean 0, variance 1 needs sum of w = 0 and sum of w^2 = 1 per unit).
     """
-    reason = f"{_after(info)}: LeCun normal, Var = 1/fan_in, the init SELU's fixed point assumes (Klambauer et al. 2017)"
+    reason = (
+        f"{_after(info)}: LeCun normal, Var = 1/fan_in, the init SELU's fixed point assumes (Klambauer et al. 2017)"
+    )
     if fan_in_mode(info) == "fan_out":
-        return Decision("variance_scaling", {"scale": 1.0, "mode": "fan_out", "distribution": "truncated_normal"}, reason, "hidden")
+        return Decision(
+            "variance_scaling", {"scale": 1.0, "mode": "fan_out", "distribution": "truncated_normal"}, reason, "hidden"
+        )
     return Decision("lecun_normal", {}, reason, "hidden")
 
 
@@ -191,7 +198,9 @@ def linear_rule(info: LayerInfo) -> Decision:
     """
     reason = f"{_after(info)}: no activation, LeCun normal (gain 1, LeCun et al. 1998)"
     if fan_in_mode(info) == "fan_out":
-        return Decision("variance_scaling", {"scale": 1.0, "mode": "fan_out", "distribution": "truncated_normal"}, reason, "hidden")
+        return Decision(
+            "variance_scaling", {"scale": 1.0, "mode": "fan_out", "distribution": "truncated_normal"}, reason, "hidden"
+        )
     return Decision("lecun_normal", {}, reason, "hidden")
 
 
@@ -225,7 +234,9 @@ def residual_last_rule(info: LayerInfo, ctx: RuleContext | None = None) -> Decis
         scheme, params = scale_variance(base.scheme, base.params, 1.0 / n) or (base.scheme, base.params)
         why = (
             f"the class token '{ctx.class_token}' would make the output independent of the input if every block "
-            "started as the identity" if ctx.class_token and not ctx.scaled_ends else "auto+gpt2"
+            "started as the identity"
+            if ctx.class_token and not ctx.scaled_ends
+            else "auto+gpt2"
         )
         reason = (
             f"last layer of a residual branch: LeCun normal x 1/sqrt(L), L = {n} branches, not zeros ({why}; "
@@ -250,8 +261,14 @@ def _fixup_scaled(decision: Decision, info: LayerInfo, ctx: RuleContext) -> Deci
     scaled = scale_variance(decision.scheme, decision.params, fixup_factor(ctx.branches, m))
     if scaled is None:
         return decision
-    return Decision(scaled[0], scaled[1], decision.reason + "; " + fixup_text(ctx.branches, m), decision.role,
-                    decision.chunks, decision.blocks)
+    return Decision(
+        scaled[0],
+        scaled[1],
+        decision.reason + "; " + fixup_text(ctx.branches, m),
+        decision.role,
+        decision.chunks,
+        decision.blocks,
+    )
 
 
 def weight_layer_rule(info: LayerInfo, shape: tuple[int, ...], ctx: RuleContext) -> Decision:
@@ -278,9 +295,12 @@ def weight_layer_rule(info: LayerInfo, shape: tuple[int, ...], ctx: RuleContext)
             decision = xavier_rule(info) if act in SATURATING else he_rule(info)
     if info.residual_norm:
         decision = Decision(
-            decision.scheme, decision.params,
+            decision.scheme,
+            decision.params,
             decision.reason + f"; its residual branch ends in '{info.residual_norm}', which starts at zero",
-            decision.role, decision.chunks, decision.blocks,
+            decision.role,
+            decision.chunks,
+            decision.blocks,
         )
     return _fixup_scaled(_grouped(decision, info, shape), info, ctx)
 
@@ -297,7 +317,10 @@ def _grouped(decision: Decision, info: LayerInfo, shape: tuple[int, ...]) -> Dec
     fixed = grouped_fans(decision.scheme, decision.params, compute_fans(shape), slots)
     if fixed is None:
         return decision
-    reason = decision.reason + f"; fans of a {groups}-group conv: fan_in {true_fans[0]}, fan_out {true_fans[1]} (torch's fan_out ignores groups)"
+    reason = (
+        decision.reason
+        + f"; fans of a {groups}-group conv: fan_in {true_fans[0]}, fan_out {true_fans[1]} (torch's fan_out ignores groups)"
+    )
     return Decision(fixed[0], fixed[1], reason, decision.role, decision.chunks, decision.blocks)
 
 
@@ -305,6 +328,7 @@ def _grouped(decision: Decision, info: LayerInfo, shape: tuple[int, ...]) -> Dec
 
 
 # --- dispatch ----------------------------------------------------------------------------------
+
 
 def keep_rule(info: LayerInfo | None, local: str) -> Decision:
     """No rule: the parameter keeps the values it has (its module's own ``reset_parameters``,

@@ -56,8 +56,7 @@ class Run:
     backend_reason: str | None = None
 
     @classmethod
-    def from_record(cls, record: Any, epochs: Sequence[Mapping], *, target: float | None,
-                    metric: Any = None) -> Run:
+    def from_record(cls, record: Any, epochs: Sequence[Mapping], *, target: float | None, metric: Any = None) -> Run:
         """``metric`` (``initlab.tasks.Metric``; None: accuracy) says which epoch field the curve
         and steps to target read, and which way is better."""
         r = asdict(record) if is_dataclass(record) else dict(record)
@@ -67,17 +66,33 @@ class Run:
         reached = extra.get("steps_to_target", "absent")
         # the engine tracks an accuracy target only; other metrics' targets are the report's
         if reached == "absent" or key != "test_acc":  # absent: stored before it was kept with the run
-            reached = stats.steps_to_target([c[1] for c in curve], [c[2] for c in curve], target,
-                                            True if metric is None else metric.higher_is_better)
+            reached = stats.steps_to_target(
+                [c[1] for c in curve],
+                [c[2] for c in curve],
+                target,
+                True if metric is None else metric.higher_is_better,
+            )
         val = tuple(math.nan if v is None else float(v) for v in extra.get("val_acc", ()))
         return cls(
-            label=r["scheme"], scheme=extra.get("scheme", r["scheme"]), lr=extra.get("lr"), seed=int(r["seed"]),
-            status=r["status"], test_acc=float(r["test_acc"]), test_loss=float(r["test_loss"]),
-            train_acc=float(r["train_acc"]), train_loss=float(r["train_loss"]), diverged_step=r.get("diverged_step"),
-            wall_time=float(r.get("wall_time", math.nan)), steps_to_target=reached, val_acc=val,
+            label=r["scheme"],
+            scheme=extra.get("scheme", r["scheme"]),
+            lr=extra.get("lr"),
+            seed=int(r["seed"]),
+            status=r["status"],
+            test_acc=float(r["test_acc"]),
+            test_loss=float(r["test_loss"]),
+            train_acc=float(r["train_acc"]),
+            train_loss=float(r["train_loss"]),
+            diverged_step=r.get("diverged_step"),
+            wall_time=float(r.get("wall_time", math.nan)),
+            steps_to_target=reached,
+            val_acc=val,
             test_curve={c[0]: c[2] for c in curve},
-            correct={int(k): v for k, v in (extra.get("correct") or {}).items()}, n_test=int(extra.get("n_test", 0)),
-            r2=extra.get("r2"), backend=extra.get("backend"), backend_reason=extra.get("backend_reason"),
+            correct={int(k): v for k, v in (extra.get("correct") or {}).items()},
+            n_test=int(extra.get("n_test", 0)),
+            r2=extra.get("r2"),
+            backend=extra.get("backend"),
+            backend_reason=extra.get("backend_reason"),
         )
 
     def val_at(self, epoch: int) -> float:
@@ -94,9 +109,19 @@ class Run:
 
     def to_row(self) -> dict[str, Any]:
         """The run as the plain dict the tables, plots and studies read."""
-        return dict(scheme=self.scheme, seed=self.seed, lr=self.lr, status=self.status, test_acc=self.test_acc,
-                    test_loss=self.test_loss, train_acc=self.train_acc, train_loss=self.train_loss,
-                    diverged_step=self.diverged_step, steps_to_target=self.steps_to_target, wall_time=self.wall_time)
+        return dict(
+            scheme=self.scheme,
+            seed=self.seed,
+            lr=self.lr,
+            status=self.status,
+            test_acc=self.test_acc,
+            test_loss=self.test_loss,
+            train_acc=self.train_acc,
+            train_loss=self.train_loss,
+            diverged_step=self.diverged_step,
+            steps_to_target=self.steps_to_target,
+            wall_time=self.wall_time,
+        )
 
 
 @dataclass(frozen=True)
@@ -147,15 +172,22 @@ def select_lr(runs: Sequence[Run], epoch: int) -> tuple[float | None, dict[str, 
     by_lr: dict[float | None, list[float]] = defaultdict(list)
     for r in runs:
         by_lr[r.lr].append(r.val_at(epoch))
-    means = {lr: float(np.mean(v)) if v and all(math.isfinite(x) for x in v) else math.nan
-             for lr, v in by_lr.items()}
-    order = sorted(means, key=lambda lr: (-(means[lr] if math.isfinite(means[lr]) else -1.0),
-                                          -math.inf if lr is None else lr))
+    means = {lr: float(np.mean(v)) if v and all(math.isfinite(x) for x in v) else math.nan for lr, v in by_lr.items()}
+    order = sorted(
+        means, key=lambda lr: (-(means[lr] if math.isfinite(means[lr]) else -1.0), -math.inf if lr is None else lr)
+    )
     return order[0], {lr_key(lr): means[lr] for lr in sorted(means, key=lambda x: -1.0 if x is None else x)}
 
 
-def analyze(runs: Sequence[Run], *, schemes: Sequence[str], reference: str | None, budgets: Sequence[int],
-            margin: float, bounds: tuple[float, float] = (0.0, 1.0)) -> Analysis:
+def analyze(
+    runs: Sequence[Run],
+    *,
+    schemes: Sequence[str],
+    reference: str | None,
+    budgets: Sequence[int],
+    margin: float,
+    bounds: tuple[float, float] = (0.0, 1.0),
+) -> Analysis:
     """Select rates, summarize each budget, and compare every scheme with ``reference``.
 
     ``bounds``: the range of the curve's metric (an accuracy by default) its CIs are clipped to."""
@@ -199,5 +231,11 @@ def _versus(row: BudgetRow, runs: Sequence[Run], reference: Sequence[Run], epoch
     if not seeds:
         return row
     result = stats.compare_paired(np.stack([mine[s] for s in seeds]), np.stack([ref[s] for s in seeds]), margin)
-    return BudgetRow(**{**asdict(row), "diff": result.diff, "diff_ci": (result.ci_low, result.ci_high),
-                        "vs_reference": result.verdict})
+    return BudgetRow(
+        **{
+            **asdict(row),
+            "diff": result.diff,
+            "diff_ci": (result.ci_low, result.ci_high),
+            "vs_reference": result.verdict,
+        }
+    )

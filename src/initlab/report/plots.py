@@ -35,20 +35,36 @@ def plot_accuracy(runs: Sequence[Mapping], order: Sequence[str], path: Path, met
     is_acc = metric is None or metric.name == "accuracy"
     key, scale = ("test_acc", 100) if is_acc else (metric.run_key, 1)
     data = [[scale * r[key] for r in runs if r["scheme"] == s and math.isfinite(r[key])] for s in order]
-    ax.boxplot(data, positions=range(len(order)), widths=0.55, showfliers=False,
-               medianprops={"color": "black"}, boxprops={"color": "0.5"}, whiskerprops={"color": "0.5"},
-               capprops={"color": "0.5"})
+    ax.boxplot(
+        data,
+        positions=range(len(order)),
+        widths=0.55,
+        showfliers=False,
+        medianprops={"color": "black"},
+        boxprops={"color": "0.5"},
+        whiskerprops={"color": "0.5"},
+        capprops={"color": "0.5"},
+    )
     for i, s in enumerate(order):
         pts = [r for r in runs if r["scheme"] == s]
         for j, r in enumerate(sorted(pts, key=lambda r: r["seed"])):
             x = i + (j - (len(pts) - 1) / 2) * (0.5 / max(len(pts), 1))
             y = scale * r[key] if math.isfinite(r[key]) else (0.0 if is_acc else math.nan)
-            ax.scatter(x, y, color=colors[s], s=18, zorder=3,
-                       marker="x" if r["status"] == "diverged" else "o", alpha=0.85)
+            ax.scatter(
+                x, y, color=colors[s], s=18, zorder=3, marker="x" if r["status"] == "diverged" else "o", alpha=0.85
+            )
         claim = claimed_mean(s) if is_acc and claims else None
         if claim is not None:
-            ax.scatter(i, 100 * claim, marker="D", facecolors="none", edgecolors="black", s=40, zorder=4,
-                       label="article's claimed mean (unsourced)" if i == 0 or not ax.get_legend_handles_labels()[0] else None)
+            ax.scatter(
+                i,
+                100 * claim,
+                marker="D",
+                facecolors="none",
+                edgecolors="black",
+                s=40,
+                zorder=4,
+                label="article's claimed mean (unsourced)" if i == 0 or not ax.get_legend_handles_labels()[0] else None,
+            )
     ax.set_xticks(range(len(order)), order, rotation=35, ha="right")
     if is_acc:
         ax.set_ylabel("final test accuracy (%)")
@@ -109,8 +125,14 @@ def plot_curves(epochs: Sequence[Mapping], order: Sequence[str], path: Path, met
     return path
 
 
-def plot_convergence(steps: Mapping[str, Sequence[int | None]], order: Sequence[str], target: float,
-                     total_steps: int, path: Path, metric=None) -> Path:
+def plot_convergence(
+    steps: Mapping[str, Sequence[int | None]],
+    order: Sequence[str],
+    target: float,
+    total_steps: int,
+    path: Path,
+    metric=None,
+) -> Path:
     """Convergence speed: the fraction of seeds that reached the target accuracy by each step."""
     plt = _plt()
     colors = _colors(order)
@@ -152,14 +174,22 @@ def plot_signal(signal: Mapping[str, Sequence[Mapping]], order: Sequence[str], p
     fig, (ax_f, ax_b) = plt.subplots(1, 2, figsize=(11, 4.2))
     names: list[str] = []
     for ax, key in ((ax_f, "out_var"), (ax_b, "grad_var")):
-        values = [float(layer[key]) for s in order for layer in signal.get(s, [])
-                  if layer.get(key) is not None and math.isfinite(layer[key]) and layer[key] > 0]
+        values = [
+            float(layer[key])
+            for s in order
+            for layer in signal.get(s, [])
+            if layer.get(key) is not None and math.isfinite(layer[key]) and layer[key] > 0
+        ]
         floor = min(values) / 10 if values else 1e-12
         for s in order:
             layers = signal.get(s)
             if not layers:
                 continue
-            names = names if len(names) >= len(layers) else [layer.get("name", str(i + 1)) for i, layer in enumerate(layers)]
+            names = (
+                names
+                if len(names) >= len(layers)
+                else [layer.get("name", str(i + 1)) for i, layer in enumerate(layers)]
+            )
             xs = list(range(1, len(layers) + 1))
             ys = [layer.get(key) for layer in layers]
             shown = [y if y is not None and math.isfinite(y) and y > 0 else float("nan") for y in ys]
@@ -169,8 +199,7 @@ def plot_signal(signal: Mapping[str, Sequence[Mapping]], order: Sequence[str], p
                 ax.scatter(zero_x, [floor] * len(zero_x), marker="v", color=colors[s], s=30, zorder=3)
         ax.set_yscale("log")
         ax.set_ylim(bottom=floor / 2)
-    for ax, title in ((ax_f, "forward: E[output²] per layer"),
-                      (ax_b, "backward: E[(∂loss/∂output)²] per layer")):
+    for ax, title in ((ax_f, "forward: E[output²] per layer"), (ax_b, "backward: E[(∂loss/∂output)²] per layer")):
         ax.set_xticks(range(1, len(names) + 1), names, rotation=30, ha="right", fontsize=8)
         ax.set_title(title)
         ax.grid(alpha=0.3)
@@ -201,8 +230,9 @@ def plot_sensitivity(runs: Sequence, order: Sequence[str], epoch: int, path: Pat
         rates = sorted(by_lr)
         mean = [float(np.nanmean(by_lr[lr])) for lr in rates]
         ax.plot(rates, mean, marker="o", color=colors[s], label=s, lw=1.5, ms=4)
-        ax.fill_between(rates, [min(by_lr[lr]) for lr in rates], [max(by_lr[lr]) for lr in rates],
-                        color=colors[s], alpha=0.12, lw=0)
+        ax.fill_between(
+            rates, [min(by_lr[lr]) for lr in rates], [max(by_lr[lr]) for lr in rates], color=colors[s], alpha=0.12, lw=0
+        )
         best = int(np.nanargmax(mean)) if any(math.isfinite(m) for m in mean) else None
         if best is not None:
             ax.scatter([rates[best]], [mean[best]], s=90, facecolors="none", edgecolors=colors[s], zorder=4)

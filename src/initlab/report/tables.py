@@ -56,8 +56,19 @@ def run_table(runs: Sequence[Mapping], order: Sequence[str], metric=None) -> tup
 
 
 SUMMARY_HEADER = [
-    "rank", "scheme", "n", "mean ± std %", "95% CI %", "median", "min", "max", "diverged",
-    "steps to target", "Δ vs ref (pp)", "p (Holm)", "article claims %",
+    "rank",
+    "scheme",
+    "n",
+    "mean ± std %",
+    "95% CI %",
+    "median",
+    "min",
+    "max",
+    "diverged",
+    "steps to target",
+    "Δ vs ref (pp)",
+    "p (Holm)",
+    "article claims %",
 ]
 
 
@@ -65,11 +76,26 @@ def summary_header(metric=None) -> list[str]:
     """``SUMMARY_HEADER``, in the units of ``metric`` when it is not an accuracy."""
     if metric is None or metric.name == "accuracy":
         return list(SUMMARY_HEADER)
-    return ["rank", "scheme", "n", f"mean ± std ({metric.name})", "95% CI", "median", "min", "max", "diverged",
-            "steps to target", "Δ vs ref", "p (Holm)", "article claims %"]
+    return [
+        "rank",
+        "scheme",
+        "n",
+        f"mean ± std ({metric.name})",
+        "95% CI",
+        "median",
+        "min",
+        "max",
+        "diverged",
+        "steps to target",
+        "Δ vs ref",
+        "p (Holm)",
+        "article claims %",
+    ]
 
 
-def summary_rows(summary: Sequence[Mapping], reference: str | None, metric=None, claims: bool = True) -> list[list[str]]:
+def summary_rows(
+    summary: Sequence[Mapping], reference: str | None, metric=None, claims: bool = True
+) -> list[list[str]]:
     """Rows of the summary table; ``claims=False`` leaves out the article's numbers (other data)."""
     pct = lambda x: value_text(x, metric)  # noqa: E731  (accuracies in %, MSE and loss as they are)
     rows = []
@@ -82,12 +108,23 @@ def summary_rows(summary: Sequence[Mapping], reference: str | None, metric=None,
             diff = "—" if d is None or not math.isfinite(d) else (f"{100 * d:+.2f}" if scale == 100 else f"{d:+.4g}")
             p = pval(r.get("p_holm"))
         claim = claimed_mean(r["scheme"]) if claims and (metric is None or metric.name == "accuracy") else None
-        rows.append([
-            f"{r['rank']:g}", r["scheme"], str(r["n"]),
-            f"{pct(r['mean'])} ± {pct(r['std'])}", f"[{pct(r['ci_low'])}, {pct(r['ci_high'])}]",
-            pct(r["median"]), pct(r["min"]), pct(r["max"]), str(r["diverged"]), steps_text(r),
-            diff, p, "—" if claim is None else f"{100 * claim:.2f}",
-        ])
+        rows.append(
+            [
+                f"{r['rank']:g}",
+                r["scheme"],
+                str(r["n"]),
+                f"{pct(r['mean'])} ± {pct(r['std'])}",
+                f"[{pct(r['ci_low'])}, {pct(r['ci_high'])}]",
+                pct(r["median"]),
+                pct(r["min"]),
+                pct(r["max"]),
+                str(r["diverged"]),
+                steps_text(r),
+                diff,
+                p,
+                "—" if claim is None else f"{100 * claim:.2f}",
+            ]
+        )
     return rows
 
 
@@ -121,8 +158,17 @@ def print_rich(title: str, header: Sequence[str], rows: Sequence[Sequence[str]],
     console(file).print(table)
 
 
-BUDGET_HEADER = ["epochs", "scheme", "lr", "n", "test mean %", "95% CI %", "Δ vs ref (pp)", "Δ 95% CI (pp)",
-                 "vs reference"]
+BUDGET_HEADER = [
+    "epochs",
+    "scheme",
+    "lr",
+    "n",
+    "test mean %",
+    "95% CI %",
+    "Δ vs ref (pp)",
+    "Δ 95% CI (pp)",
+    "vs reference",
+]
 
 
 def lr_text(lr: float | None) -> str:
@@ -146,8 +192,19 @@ def budget_rows(summary: Sequence[Mapping], reference: str | None) -> list[list[
                 diff = "—" if d is None or not math.isfinite(d) else f"{100 * d:+.2f}"
                 diff_ci = "—" if not ci else f"[{100 * ci[0]:+.2f}, {100 * ci[1]:+.2f}]"
                 verdict = b.get("vs_reference") or "—"
-            rows.append([str(epoch), r["scheme"], lr_text(b.get("lr")), str(b["n"]), pct(b["mean"]),
-                         f"[{pct(b['ci_low'])}, {pct(b['ci_high'])}]", diff, diff_ci, verdict])
+            rows.append(
+                [
+                    str(epoch),
+                    r["scheme"],
+                    lr_text(b.get("lr")),
+                    str(b["n"]),
+                    pct(b["mean"]),
+                    f"[{pct(b['ci_low'])}, {pct(b['ci_high'])}]",
+                    diff,
+                    diff_ci,
+                    verdict,
+                ]
+            )
     return rows
 
 

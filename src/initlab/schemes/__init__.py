@@ -26,15 +26,56 @@ from initlab.schemes.registry import (
 
 # The article's ten schemes, in its order: the default set of `initlab compare`.
 ARTICLE_SCHEMES = (
-    "random_uniform", "zeros", "random_normal", "xavier_uniform", "he_normal",
-    "orthogonal", "sparse", "uniform_fan", "constant", "positive",
+    "random_uniform",
+    "zeros",
+    "random_normal",
+    "xavier_uniform",
+    "he_normal",
+    "orthogonal",
+    "sparse",
+    "uniform_fan",
+    "constant",
+    "positive",
 )
 # The article's name for each.
-ARTICLE_NAMES = dict(zip(ARTICLE_SCHEMES, (
-    "random", "zero", "Gaussian", "Xavier", "He", "orthogonal", "sparse", "uniform", "constant", "positive",
-)))
+ARTICLE_NAMES = dict(
+    zip(
+        ARTICLE_SCHEMES,
+        (
+            "random",
+            "zero",
+            "Gaussian",
+            "Xavier",
+            "He",
+            "orthogonal",
+            "sparse",
+            "uniform",
+            "constant",
+            "positive",
+        ),
+    )
+)
 
 __all__ = [
-    "ARTICLE_NAMES", "ARTICLE_SCHEMES", "Param", "Scheme", "SchemeDef", "aliases", "compute_fans",
-    "canonical_spec", "definitions", "fan", "format_spec", "parse_spec", "parse_value", "scheme_from_spec", "split_specs", "gain", "get_scheme", "init_", "list_schemes", "moment_gain", "resolve",
+    "ARTICLE_NAMES",
+    "ARTICLE_SCHEMES",
+    "Param",
+    "Scheme",
+    "SchemeDef",
+    "aliases",
+    "compute_fans",
+    "canonical_spec",
+    "definitions",
+    "fan",
+    "format_spec",
+    "parse_spec",
+    "parse_value",
+    "scheme_from_spec",
+    "split_specs",
+    "gain",
+    "get_scheme",
+    "init_",
+    "list_schemes",
+    "moment_gain",
+    "resolve",
 ]

@@ -46,12 +46,16 @@ MODE = Param("mode", "fan_in", lambda m: m in FAN_MODES, " | ".join(FAN_MODES), 
 HE_MODE = Param("mode", "fan_in", lambda m: m in FAN_MODES[:2], "fan_in | fan_out", kind=str)
 NEG_SLOPE = Param("a", 0.0, _nonnegative, "a number >= 0 (leaky ReLU negative slope)")
 NONLINEARITY = Param(
-    "nonlinearity", "leaky_relu", _valid_nonlinearity,
-    "an activation name (relu, leaky_relu, tanh, gelu, ...)", kind=str,
+    "nonlinearity",
+    "leaky_relu",
+    _valid_nonlinearity,
+    "an activation name (relu, leaky_relu, tanh, gelu, ...)",
+    kind=str,
 )
 
 
 # --- elementary draws (compute dtype, generator's device) ------------------------------------
+
 
 def _empty(shape: Shape, generator: torch.Generator, dtype: torch.dtype) -> torch.Tensor:
     return torch.empty(shape, dtype=dtype, device=generator.device)
@@ -103,6 +107,7 @@ def draw_trunc_normal(
 
 # --- the core ---------------------------------------------------------------------------------
 
+
 @register(
     "variance_scaling",
     params=(
@@ -148,6 +153,7 @@ def variance_scaling(
 
 
 # --- Glorot / He / LeCun: specialisations -----------------------------------------------------
+
 
 @register(
     "xavier_uniform",
@@ -247,7 +253,9 @@ def he_uniform(
 
     Source: He et al. (2015). Equals ``torch.nn.init.kaiming_uniform_``.
     """
-    return variance_scaling(shape, generator, dtype, scale=_he_scale(a, nonlinearity), mode=mode, distribution="uniform")
+    return variance_scaling(
+        shape, generator, dtype, scale=_he_scale(a, nonlinearity), mode=mode, distribution="uniform"
+    )
 
 
 @register(
@@ -309,7 +317,8 @@ def uniform_fan(shape: Shape, generator: torch.Generator, dtype: torch.dtype) ->
     aliases=("default", "pytorch_default"),
     shape_constraint=lambda shape, p: (
         "a 1-D tensor (a bias) needs fan_in=<the fan-in of its layer's weight>"
-        if len(shape) == 1 and p["fan_in"] is None else None
+        if len(shape) == 1 and p["fan_in"] is None
+        else None
     ),
 )
 def torch_default(
@@ -357,6 +366,7 @@ def positive(
 
 
 # --- fixed-range and elementwise schemes (any shape, biases included) -------------------------
+
 
 @register(
     "random_uniform",

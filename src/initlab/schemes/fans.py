@@ -19,9 +19,7 @@ def compute_fans(shape: Sequence[int]) -> tuple[int, int]:
     """
     shape = tuple(int(s) for s in shape)
     if len(shape) < 2:
-        raise ValueError(
-            f"fans need a weight with at least 2 dimensions (out, in, *kernel); got shape {shape}"
-        )
+        raise ValueError(f"fans need a weight with at least 2 dimensions (out, in, *kernel); got shape {shape}")
     receptive = math.prod(shape[2:])
     return shape[1] * receptive, shape[0] * receptive
 

@@ -14,8 +14,18 @@ from initlab.quadrature import gaussian_expectation
 
 # The names torch.nn.init.calculate_gain knows; for these, method="torch" returns its values.
 TORCH_GAIN_NAMES = (
-    "linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
-    "conv_transpose3d", "sigmoid", "tanh", "relu", "leaky_relu", "selu",
+    "linear",
+    "conv1d",
+    "conv2d",
+    "conv3d",
+    "conv_transpose1d",
+    "conv_transpose2d",
+    "conv_transpose3d",
+    "sigmoid",
+    "tanh",
+    "relu",
+    "leaky_relu",
+    "selu",
 )
 GAIN_METHODS = ("torch", "moment")
 
@@ -100,8 +110,4 @@ def gain(
         return moment_gain(key, param)
     if isinstance(nonlinearity, nn.Module) or callable(nonlinearity):
         return moment_gain(nonlinearity, param)
-    raise ValueError(
-        f"nonlinearity must be an activation name, an nn.Module or a callable; got {nonlinearity!r}"
-    )
-
-
+    raise ValueError(f"nonlinearity must be an activation name, an nn.Module or a callable; got {nonlinearity!r}")

@@ -72,6 +72,10 @@ def delta_orthogonal(
     out, inp, *kernel = shape
     w = torch.zeros(shape, dtype=dtype, device=generator.device)
     centre = tuple(k // 2 for k in kernel)
-    centre_tap: tuple[slice | int, ...] = (slice(None), slice(None), *centre)  # a tuple, not w[*...]: Python 3.10 has no star in subscripts
+    centre_tap: tuple[slice | int, ...] = (
+        slice(None),
+        slice(None),
+        *centre,
+    )  # a tuple, not w[*...]: Python 3.10 has no star in subscripts
     w[centre_tap] = _orthogonal_matrix(out, inp, generator, dtype) * gain
     return w

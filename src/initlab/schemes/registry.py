@@ -111,9 +111,17 @@ def register(
             raise RuntimeError(f"scheme name {name!r} registered twice")
         summary = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
         _REGISTRY[name] = SchemeDef(
-            name=name, sample=fn, params=tuple(params), formula=formula, reference=reference,
-            min_dim=min_dim, max_dim=max_dim, aliases=tuple(aliases), summary=summary,
-            torch_equivalent=torch_equivalent, constraint=constraint,
+            name=name,
+            sample=fn,
+            params=tuple(params),
+            formula=formula,
+            reference=reference,
+            min_dim=min_dim,
+            max_dim=max_dim,
+            aliases=tuple(aliases),
+            summary=summary,
+            torch_equivalent=torch_equivalent,
+            constraint=constraint,
             shape_constraint=shape_constraint,
         )
         for alias in aliases:
@@ -164,12 +172,8 @@ class Scheme:
             allowed = ", ".join(definition.param_names) or "none"
             hint = closest(extra[0], definition.param_names)
             near = f" Did you mean {hint[0]!r}?" if hint else ""
-            raise UserError(
-                f"{definition.name}: unknown parameter {extra[0]!r}.{near} Allowed parameters: {allowed}."
-            )
-        resolved = {
-            p.name: p.validate(definition.name, params.get(p.name, p.default)) for p in definition.params
-        }
+            raise UserError(f"{definition.name}: unknown parameter {extra[0]!r}.{near} Allowed parameters: {allowed}.")
+        resolved = {p.name: p.validate(definition.name, params.get(p.name, p.default)) for p in definition.params}
         problem = definition.constraint(resolved) if definition.constraint else None
         if problem:
             raise UserError(f"{definition.name}: {problem}")
@@ -195,8 +199,7 @@ class Scheme:
             what = "a bias or other 1-D tensor" if ndim == 1 else f"a {ndim}-D tensor"
             raise UserError(
                 f"scheme {self.name!r} cannot fill {what} of shape {tuple(shape)}; "
-                f"it needs a {d.dims_text()} tensor"
-                + (" (out, in, *kernel)" if d.min_dim >= 2 else "")
+                f"it needs a {d.dims_text()} tensor" + (" (out, in, *kernel)" if d.min_dim >= 2 else "")
             )
         problem = d.shape_constraint(tuple(shape), self.params) if d.shape_constraint else None
         if problem:

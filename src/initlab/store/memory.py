@@ -33,9 +33,16 @@ class MemoryStore(Store):
         with self._lock:
             eid = new_experiment_id(digest, self._experiments.__contains__)
             self._experiments[eid] = ExperimentRecord(
-                id=eid, name=name, config=json.loads(config_json), config_hash=digest, created_at=created_at,
-                status="running", initlab_version=versions["initlab"], torch_version=versions["torch"],
-                python_version=versions["python"], extra={},
+                id=eid,
+                name=name,
+                config=json.loads(config_json),
+                config_hash=digest,
+                created_at=created_at,
+                status="running",
+                initlab_version=versions["initlab"],
+                torch_version=versions["torch"],
+                python_version=versions["python"],
+                extra={},
             )
             self._runs_by_cell[eid] = {}
             self._epochs_by_cell[eid] = {}
@@ -45,8 +52,11 @@ class MemoryStore(Store):
     @staticmethod
     def _copy(record: ExperimentRecord) -> ExperimentRecord:
         # Callers get their own dicts: mutating one must not reach the store.
-        return replace(record, config=json.loads(canonical_json(record.config)),
-                       extra=json.loads(canonical_json(record.extra, allow_nan=True)))
+        return replace(
+            record,
+            config=json.loads(canonical_json(record.config)),
+            extra=json.loads(canonical_json(record.extra, allow_nan=True)),
+        )
 
     def _experiment_ids(self) -> list[str]:
         with self._lock:
@@ -102,8 +112,10 @@ class MemoryStore(Store):
     def _runs(self, experiment_id: str) -> list[RunRecord]:
         with self._lock:
             # Rebuilt from scratch so callers' records share no dicts with the store.
-            return [replace(r, extra=json.loads(canonical_json(r.extra, allow_nan=True)))
-                    for _, r in sorted(self._runs_by_cell[experiment_id].items())]
+            return [
+                replace(r, extra=json.loads(canonical_json(r.extra, allow_nan=True)))
+                for _, r in sorted(self._runs_by_cell[experiment_id].items())
+            ]
 
     def _epochs(self, experiment_id: str) -> list[EpochRecord]:
         with self._lock:

@@ -52,6 +52,7 @@ APPLICATION = "initlab"
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _BUSY_TIMEOUT_S = 60.0  # a reader or second writer waits this long for a lock before failing
 
+
 def _not_a_store(path: Path, why: str) -> UserError:
     return UserError(f"{path} is not an initlab store ({why}); use a new path or an existing initlab store")
 
@@ -175,7 +176,9 @@ class SQLiteStore(Store):
                     rows = c.execute(f"SELECT seq, {_EXPERIMENT_COLUMNS} FROM experiments").fetchall()
                     c.executemany(
                         f"INSERT INTO experiments_v2 (seq, {_EXPERIMENT_COLUMNS}, checksum) "
-                        f"VALUES ({', '.join('?' * 12)})", [(*r, _digest(r[1:])) for r in rows])
+                        f"VALUES ({', '.join('?' * 12)})",
+                        [(*r, _digest(r[1:])) for r in rows],
+                    )
                     for table in ("runs", "epochs", "checkpoints"):  # older records stay unchecked (NULL)
                         c.execute(f"ALTER TABLE {table} ADD COLUMN checksum TEXT")
                     c.execute("DROP TABLE experiments")
@@ -306,14 +309,27 @@ class SQLiteStore(Store):
         self, config_json: str, digest: str, name: str | None, versions: dict[str, str], created_at: str
     ) -> ExperimentRecord:
         with self._write() as c:
+
             def taken(candidate: str) -> bool:
                 return c.execute("SELECT 1 FROM experiments WHERE id = ?", (candidate,)).fetchone() is not None
 
             eid = new_experiment_id(digest, taken)
-            row = (eid, name, config_json, digest, created_at, "running",
-                   versions["initlab"], versions["torch"], versions["python"], "{}")
-            c.execute(f"INSERT INTO experiments ({_EXPERIMENT_COLUMNS}, checksum) VALUES ({', '.join('?' * 11)})",
-                      (*row, _digest(row)))
+            row = (
+                eid,
+                name,
+                config_json,
+                digest,
+                created_at,
+                "running",
+                versions["initlab"],
+                versions["torch"],
+                versions["python"],
+                "{}",
+            )
+            c.execute(
+                f"INSERT INTO experiments ({_EXPERIMENT_COLUMNS}, checksum) VALUES ({', '.join('?' * 11)})",
+                (*row, _digest(row)),
+            )
         record = self._get_experiment(eid)
         assert record is not None
         return record
@@ -339,14 +355,17 @@ class SQLiteStore(Store):
     def _update_experiment(self, experiment_id: str, change) -> bool:
         """Read-modify-write of one experiment row in one transaction, checksum renewed."""
         with self._write() as c:
-            rows = c.execute(f"SELECT {_EXPERIMENT_COLUMNS}, checksum FROM experiments WHERE id = ?",
-                             (experiment_id,)).fetchall()
+            rows = c.execute(
+                f"SELECT {_EXPERIMENT_COLUMNS}, checksum FROM experiments WHERE id = ?", (experiment_id,)
+            ).fetchall()
             if not rows:
                 return False
             row = change(list(self._verified(rows, "experiment")[0]))
             status, extra_json = row[5], row[9]
-            c.execute("UPDATE experiments SET status = ?, extra_json = ?, checksum = ? WHERE id = ?",
-                      (status, extra_json, _digest(tuple(row)), experiment_id))
+            c.execute(
+                "UPDATE experiments SET status = ?, extra_json = ?, checksum = ? WHERE id = ?",
+                (status, extra_json, _digest(tuple(row)), experiment_id),
+            )
             return True
 
     def _set_status(self, experiment_id: str, status: str) -> bool:
@@ -378,8 +397,10 @@ class SQLiteStore(Store):
                 if not found:
                     # Written as we go: a later failure in this chunk must roll these back.
                     row = _run_row(run)
-                    c.execute(f"INSERT INTO runs ({_RUN_COLUMNS}, checksum) VALUES ({', '.join('?' * 12)})",
-                              (*row, _digest(row)))
+                    c.execute(
+                        f"INSERT INTO runs ({_RUN_COLUMNS}, checksum) VALUES ({', '.join('?' * 12)})",
+                        (*row, _digest(row)),
+                    )
                     c.executemany(
                         f"INSERT INTO epochs ({_EPOCH_COLUMNS}, checksum) VALUES ({', '.join('?' * 11)})",
                         [(*r, _digest(r)) for r in (_epoch_row(e) for _, e in sorted(epochs.items()))],
@@ -388,10 +409,14 @@ class SQLiteStore(Store):
                     continue
                 old_epochs = [
                     _epoch_record(r)
-                    for r in self._verified(c.execute(
-                        f"SELECT {_EPOCH_COLUMNS}, checksum FROM epochs WHERE experiment_id = ? AND scheme = ? "
-                        "AND seed = ?", (experiment_id, scheme, seed),
-                    ).fetchall(), "epoch")
+                    for r in self._verified(
+                        c.execute(
+                            f"SELECT {_EPOCH_COLUMNS}, checksum FROM epochs WHERE experiment_id = ? AND scheme = ? "
+                            "AND seed = ?",
+                            (experiment_id, scheme, seed),
+                        ).fetchall(),
+                        "epoch",
+                    )
                 ]
                 reason = recommit_difference(_run_record(self._verified(found, "run")[0]), old_epochs, run, epochs)
                 if reason:
@@ -444,9 +469,10 @@ class SQLiteStore(Store):
 
     def _delete_checkpoint(self, experiment_id: str, key: str) -> bool:
         with self._write() as c:
-            deleted = c.execute(
-                "DELETE FROM checkpoints WHERE experiment_id = ? AND key = ?", (experiment_id, key)
-            ).rowcount == 1
+            deleted = (
+                c.execute("DELETE FROM checkpoints WHERE experiment_id = ? AND key = ?", (experiment_id, key)).rowcount
+                == 1
+            )
         self._reclaim()
         return deleted
 

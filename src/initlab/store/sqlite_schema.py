@@ -83,8 +83,7 @@ _RUN_COLUMNS = (
 )
 _EPOCH_COLUMNS = "experiment_id, scheme, seed, epoch, step, train_loss, train_acc, test_loss, test_acc, wall_time"
 _EXPERIMENT_COLUMNS = (
-    "id, name, config_json, config_hash, created_at, status, initlab_version, torch_version, "
-    "python_version, extra_json"
+    "id, name, config_json, config_hash, created_at, status, initlab_version, torch_version, python_version, extra_json"
 )
 
 
@@ -109,8 +108,16 @@ def _metric(value: float | None) -> float:
 
 def _run_row(r: RunRecord) -> tuple[Any, ...]:
     return (
-        r.experiment_id, r.scheme, r.seed, r.status, _real(r.test_acc), _real(r.test_loss),
-        _real(r.train_loss), _real(r.train_acc), r.diverged_step, _real(r.wall_time),
+        r.experiment_id,
+        r.scheme,
+        r.seed,
+        r.status,
+        _real(r.test_acc),
+        _real(r.test_loss),
+        _real(r.train_loss),
+        _real(r.train_acc),
+        r.diverged_step,
+        _real(r.wall_time),
         canonical_json(r.extra, allow_nan=True),
     )
 
@@ -118,32 +125,63 @@ def _run_row(r: RunRecord) -> tuple[Any, ...]:
 def _run_record(row: tuple[Any, ...]) -> RunRecord:
     eid, scheme, seed, status, tea, tel, trl, tra, dstep, wall, extra = row
     return RunRecord(
-        experiment_id=eid, scheme=scheme, seed=seed, status=status, test_acc=_metric(tea),
-        test_loss=_metric(tel), train_loss=_metric(trl), train_acc=_metric(tra),
-        diverged_step=dstep, wall_time=_metric(wall), extra=json.loads(extra),
+        experiment_id=eid,
+        scheme=scheme,
+        seed=seed,
+        status=status,
+        test_acc=_metric(tea),
+        test_loss=_metric(tel),
+        train_loss=_metric(trl),
+        train_acc=_metric(tra),
+        diverged_step=dstep,
+        wall_time=_metric(wall),
+        extra=json.loads(extra),
     )
 
 
 def _epoch_row(e: EpochRecord) -> tuple[Any, ...]:
     return (
-        e.experiment_id, e.scheme, e.seed, e.epoch, e.step, _real(e.train_loss), _real(e.train_acc),
-        _real(e.test_loss), _real(e.test_acc), _real(e.wall_time),
+        e.experiment_id,
+        e.scheme,
+        e.seed,
+        e.epoch,
+        e.step,
+        _real(e.train_loss),
+        _real(e.train_acc),
+        _real(e.test_loss),
+        _real(e.test_acc),
+        _real(e.wall_time),
     )
 
 
 def _epoch_record(row: tuple[Any, ...]) -> EpochRecord:
     eid, scheme, seed, epoch, step, trl, tra, tel, tea, wall = row
     return EpochRecord(
-        experiment_id=eid, scheme=scheme, seed=seed, epoch=epoch, step=step, train_loss=_metric(trl),
-        train_acc=_metric(tra), test_loss=_metric(tel), test_acc=_metric(tea), wall_time=_metric(wall),
+        experiment_id=eid,
+        scheme=scheme,
+        seed=seed,
+        epoch=epoch,
+        step=step,
+        train_loss=_metric(trl),
+        train_acc=_metric(tra),
+        test_loss=_metric(tel),
+        test_acc=_metric(tea),
+        wall_time=_metric(wall),
     )
 
 
 def _experiment_record(row: tuple[Any, ...]) -> ExperimentRecord:
     eid, name, config, digest, created, status, v_initlab, v_torch, v_python, extra = row
     return ExperimentRecord(
-        id=eid, name=name, config=json.loads(config), config_hash=digest, created_at=created,
-        status=status, initlab_version=v_initlab, torch_version=v_torch, python_version=v_python,
+        id=eid,
+        name=name,
+        config=json.loads(config),
+        config_hash=digest,
+        created_at=created,
+        status=status,
+        initlab_version=v_initlab,
+        torch_version=v_torch,
+        python_version=v_python,
         extra=json.loads(extra),
     )
 

@@ -10,8 +10,18 @@ import importlib
 from initlab.studies.base import REGISTRY, StudyContext, StudyResult, get, register
 
 # Modules in the order of ``initlab study all``.
-STUDY_MODULES = ("symmetry", "scale", "depth", "activation_match", "per_layer", "bias", "criticality",
-                 "normalization", "depth_frontier", "lr_transfer")
+STUDY_MODULES = (
+    "symmetry",
+    "scale",
+    "depth",
+    "activation_match",
+    "per_layer",
+    "bias",
+    "criticality",
+    "normalization",
+    "depth_frontier",
+    "lr_transfer",
+)
 
 for _name in STUDY_MODULES:
     importlib.import_module(f"initlab.studies.{_name}")

@@ -46,14 +46,17 @@ from initlab.studies.grid import (
 )
 
 CLAIM = (
-    "\"Xavier initialization is effective for networks with sigmoid or hyperbolic tangent activation functions\"; "
-    "He initialization is \"an improved initialization technique for networks using the Rectified Linear Unit (ReLU)\" "
+    '"Xavier initialization is effective for networks with sigmoid or hyperbolic tangent activation functions"; '
+    'He initialization is "an improved initialization technique for networks using the Rectified Linear Unit (ReLU)" '
     "(the table: Xavier — Sigmoid, Tanh; He — ReLU)."
 )
 
 # The article's pairing: activation -> (recommended scheme, the alternative it is preferred to)
-RECOMMENDED = {"sigmoid": ("xavier_uniform", "he_normal"), "tanh": ("xavier_uniform", "he_normal"),
-               "relu": ("he_normal", "xavier_uniform")}
+RECOMMENDED = {
+    "sigmoid": ("xavier_uniform", "he_normal"),
+    "tanh": ("xavier_uniform", "he_normal"),
+    "relu": ("he_normal", "xavier_uniform"),
+}
 DEFAULTS: dict[str, Any] = {
     "dataset": "digits",
     "limit_train": None,  # training samples kept (None: all)
@@ -71,8 +74,12 @@ DEFAULTS: dict[str, Any] = {
     "margin": 0.005,  # equivalence margin on test accuracy (0.5 points)
 }
 FULL: dict[str, Any] = {"dataset": "fashion-mnist", "limit_train": 20000, "width": 256, "epochs": 8, "budgets": [2, 8]}
-OUTCOME_OF_VERDICT = {"worse": "supported", "better": "contradicted", "equivalent": "no difference",
-                      "inconclusive": "inconclusive"}
+OUTCOME_OF_VERDICT = {
+    "worse": "supported",
+    "better": "contradicted",
+    "equivalent": "no difference",
+    "inconclusive": "inconclusive",
+}
 
 
 @dataclass(frozen=True)
@@ -92,18 +99,21 @@ class Outcome:
 def judge(outcomes: Mapping[str, Sequence[Outcome]]) -> tuple[Judgement, dict[str, dict[str, str]]]:
     """Pure: setting label -> outcomes per named activation  ->  the study's judgement and, per
     setting, each activation's outcome (supported / contradicted / no difference / inconclusive)."""
-    per_activation = {label: {o.activation: OUTCOME_OF_VERDICT[o.vs_recommended] for o in outs}
-                      for label, outs in outcomes.items()}
+    per_activation = {
+        label: {o.activation: OUTCOME_OF_VERDICT[o.vs_recommended] for o in outs} for label, outs in outcomes.items()
+    }
     by_setting = {}
     for label, acts in per_activation.items():
         n_supported = sum(v == "supported" for v in acts.values())
-        by_setting[label] = ("supported" if n_supported == len(acts) else
-                             "not supported" if n_supported == 0 else "partly")
+        by_setting[label] = (
+            "supported" if n_supported == len(acts) else "not supported" if n_supported == 0 else "partly"
+        )
     return judge_across(by_setting), per_activation
 
 
-def measure(ctx: StudyContext, common: CommonSettings, activations: list[str], schemes: list[str],
-            width: int, depth: int) -> tuple[dict[str, list[Outcome]], dict[str, Any], list[str]]:
+def measure(
+    ctx: StudyContext, common: CommonSettings, activations: list[str], schemes: list[str], width: int, depth: int
+) -> tuple[dict[str, list[Outcome]], dict[str, Any], list[str]]:
     """Run (or reuse) one tuned comparison per (optimizer, activation); outcomes per setting label,
     the tuned accuracy tables, and the experiment ids."""
     outcomes: dict[str, list[Outcome]] = {s.label: [] for s in common.settings}
@@ -112,21 +122,38 @@ def measure(ctx: StudyContext, common: CommonSettings, activations: list[str], s
     for optimizer in common.optimizers:
         for act in activations:
             recommended, alternative = RECOMMENDED.get(act, ("he_normal", "xavier_uniform"))
-            data = ctx.compare(schemes=tuple(schemes), width=width, depth=depth, activation=act,
-                               reference=recommended, paired_test="t", **common.compare_kwargs(optimizer))
+            data = ctx.compare(
+                schemes=tuple(schemes),
+                width=width,
+                depth=depth,
+                activation=act,
+                reference=recommended,
+                paired_test="t",
+                **common.compare_kwargs(optimizer),
+            )
             experiments.append(data.experiment_id)
             for budget in common.budgets:
                 setting = Setting(optimizer, budget)
                 rows = budget_rows(data, budget)
                 accuracy.setdefault(setting.label, {})[act] = {
                     s: {"mean": rows[s]["mean"], "lr": rows[s]["lr"], "ci": [rows[s]["ci_low"], rows[s]["ci_high"]]}
-                    for s in schemes}
+                    for s in schemes
+                }
                 if act not in RECOMMENDED or rows[alternative].get("vs_reference") is None:
                     continue
                 alt = rows[alternative]
-                outcomes[setting.label].append(Outcome(
-                    act, recommended, alternative, rows[recommended]["mean"], alt["mean"], alt["diff"],
-                    tuple(alt["diff_ci"]), alt["vs_reference"]))
+                outcomes[setting.label].append(
+                    Outcome(
+                        act,
+                        recommended,
+                        alternative,
+                        rows[recommended]["mean"],
+                        alt["mean"],
+                        alt["diff"],
+                        tuple(alt["diff_ci"]),
+                        alt["vs_reference"],
+                    )
+                )
     return outcomes, accuracy, experiments
 
 
@@ -153,8 +180,17 @@ def run(ctx: StudyContext) -> StudyResult:
     return present(ctx, s, common, named, outcomes, accuracy, judgement, per_activation, experiments)
 
 
-def present(ctx: StudyContext, s: dict, common: CommonSettings, named: list[str], outcomes: dict[str, list[Outcome]],
-            accuracy: dict, judgement: Judgement, per_activation: dict, experiments: list[str]) -> StudyResult:
+def present(
+    ctx: StudyContext,
+    s: dict,
+    common: CommonSettings,
+    named: list[str],
+    outcomes: dict[str, list[Outcome]],
+    accuracy: dict,
+    judgement: Judgement,
+    per_activation: dict,
+    experiments: list[str],
+) -> StudyResult:
     """Tables, figure and summary of the judged measurements."""
     final = Setting(common.optimizers[0], common.budgets[-1]).label
     # Effect: not pooled over activations (one can dominate): the first named activation's
@@ -162,35 +198,88 @@ def present(ctx: StudyContext, s: dict, common: CommonSettings, named: list[str]
     headline = next((o for o in outcomes[final] if o.activation == named[0]), None)
     effect = -headline.diff if headline else math.nan
     lo, hi = (-headline.ci[1], -headline.ci[0]) if headline else (math.nan, math.nan)
-    rows = [[label, o.activation, o.recommended, f"{100 * o.recommended_acc:.1f}", o.alternative,
-             f"{100 * o.alternative_acc:.1f}", f"{100 * o.diff:+.2f} [{100 * o.ci[0]:+.2f}, {100 * o.ci[1]:+.2f}]",
-             o.vs_recommended, per_activation[label][o.activation]]
-            for label, outs in outcomes.items() for o in outs]
-    lr_rows = [[label, act, *(f"{100 * accuracy[label][act][x]['mean']:.1f} (lr {accuracy[label][act][x]['lr']:g})"
-                               for x in s["schemes"])]
-               for label in accuracy for act in accuracy[label]]
+    rows = [
+        [
+            label,
+            o.activation,
+            o.recommended,
+            f"{100 * o.recommended_acc:.1f}",
+            o.alternative,
+            f"{100 * o.alternative_acc:.1f}",
+            f"{100 * o.diff:+.2f} [{100 * o.ci[0]:+.2f}, {100 * o.ci[1]:+.2f}]",
+            o.vs_recommended,
+            per_activation[label][o.activation],
+        ]
+        for label, outs in outcomes.items()
+        for o in outs
+    ]
+    lr_rows = [
+        [
+            label,
+            act,
+            *(
+                f"{100 * accuracy[label][act][x]['mean']:.1f} (lr {accuracy[label][act][x]['lr']:g})"
+                for x in s["schemes"]
+            ),
+        ]
+        for label in accuracy
+        for act in accuracy[label]
+    ]
     flips = f" It flips in: {', '.join(judgement.flips)}." if judgement.flips else ""
-    summary = (f"Depth-{s['depth']} MLPs on {s['dataset']}, {len(common.seeds)} seeds, lr tuned per scheme on "
-               f"validation; verdict per setting: "
-               + "; ".join(f"{k}: {v}" for k, v in judgement.by_setting.items()) + "." + flips)
+    summary = (
+        f"Depth-{s['depth']} MLPs on {s['dataset']}, {len(common.seeds)} seeds, lr tuned per scheme on "
+        f"validation; verdict per setting: "
+        + "; ".join(f"{k}: {v}" for k, v in judgement.by_setting.items())
+        + "."
+        + flips
+    )
     figure = _plot(ctx.out / "activation_match.png", outcomes)
     return StudyResult(
-        study="activation-match", claim=CLAIM, verdict=judgement.verdict, effect=effect, ci=(lo, hi),
-        effect_label=(f"test accuracy {RECOMMENDED[named[0]][0]} − {RECOMMENDED[named[0]][1]}, {named[0]} ({final}; "
-                      "paired bootstrap over seeds and test examples; the other activations in the table)"),
+        study="activation-match",
+        claim=CLAIM,
+        verdict=judgement.verdict,
+        effect=effect,
+        ci=(lo, hi),
+        effect_label=(
+            f"test accuracy {RECOMMENDED[named[0]][0]} − {RECOMMENDED[named[0]][1]}, {named[0]} ({final}; "
+            "paired bootstrap over seeds and test examples; the other activations in the table)"
+        ),
         summary=summary,
-        evidence={"judgement": judgement.evidence(), "outcome": per_activation,
-                  "outcomes": {k: [asdict(o) for o in v] for k, v in outcomes.items()}, "accuracy": accuracy,
-                  "seeds": list(common.seeds), "lr_grids": {k: list(v) for k, v in common.lr_grids.items()}},
+        evidence={
+            "judgement": judgement.evidence(),
+            "outcome": per_activation,
+            "outcomes": {k: [asdict(o) for o in v] for k, v in outcomes.items()},
+            "accuracy": accuracy,
+            "seeds": list(common.seeds),
+            "lr_grids": {k: list(v) for k, v in common.lr_grids.items()},
+        },
         tables=[
-            ("The alternative vs the recommended scheme per setting: Δ accuracy pts (95% CI, paired bootstrap over "
-             "seeds and test examples), verdict with margin ±" f"{100 * common.margin:g} pts",
-             ["setting", "activation", "recommended", "%", "alternative", "%", "Δ pts (95% CI)", "alternative is",
-              "claim"], rows),
-            ("Tuned test accuracy % per setting (selected lr in brackets)", ["setting", "activation", *s["schemes"]],
-             lr_rows),
+            (
+                "The alternative vs the recommended scheme per setting: Δ accuracy pts (95% CI, paired bootstrap over "
+                "seeds and test examples), verdict with margin ±"
+                f"{100 * common.margin:g} pts",
+                [
+                    "setting",
+                    "activation",
+                    "recommended",
+                    "%",
+                    "alternative",
+                    "%",
+                    "Δ pts (95% CI)",
+                    "alternative is",
+                    "claim",
+                ],
+                rows,
+            ),
+            (
+                "Tuned test accuracy % per setting (selected lr in brackets)",
+                ["setting", "activation", *s["schemes"]],
+                lr_rows,
+            ),
         ],
-        figures=[figure], experiments=experiments, settings=s,
+        figures=[figure],
+        experiments=experiments,
+        settings=s,
     )
 
 
@@ -210,8 +299,15 @@ def _plot(path: Path, outcomes: Mapping[str, Sequence[Outcome]]) -> Path:
             if o is None:
                 continue
             x = i + (j - (len(acts) - 1) / 2) * width
-            ax.errorbar([x], [100 * o.diff], yerr=[[100 * (o.diff - o.ci[0])], [100 * (o.ci[1] - o.diff)]], fmt="o",
-                        color=colors[j % len(colors)], label=act if i == 0 else None, capsize=3)
+            ax.errorbar(
+                [x],
+                [100 * o.diff],
+                yerr=[[100 * (o.diff - o.ci[0])], [100 * (o.ci[1] - o.diff)]],
+                fmt="o",
+                color=colors[j % len(colors)],
+                label=act if i == 0 else None,
+                capsize=3,
+            )
     ax.axhline(0, color="black", lw=0.8)
     ax.set_xticks(range(len(labels)), labels, rotation=20, ha="right")
     ax.set_ylabel("alternative − recommended (pts, 95% CI)")

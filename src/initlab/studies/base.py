@@ -48,8 +48,7 @@ class StudyResult:
         if unit == "auto":
             unit = "pp" if "acc" in self.effect_label.lower() else ""
         if unit == "pp":
-            return (f"{self.effect_label} = {100 * self.effect:+.1f} pp "
-                    f"(95% CI [{100 * lo:+.1f}, {100 * hi:+.1f}])")
+            return f"{self.effect_label} = {100 * self.effect:+.1f} pp (95% CI [{100 * lo:+.1f}, {100 * hi:+.1f}])"
         return f"{self.effect_label} = {self.effect:.4g} (95% CI [{lo:.4g}, {hi:.4g}])"
 
     def __post_init__(self) -> None:
@@ -58,6 +57,7 @@ class StudyResult:
 
     def to_json(self) -> dict[str, Any]:
         """``{"study", "verdict", "claim", "evidence"}`` (+ effect, ci, summary): the --json contract."""
+
         def clean(x: Any) -> Any:
             if isinstance(x, float) and not math.isfinite(x):
                 return None
@@ -67,19 +67,35 @@ class StudyResult:
                 return [clean(v) for v in x]
             return x
 
-        return clean({
-            "study": self.study, "verdict": self.verdict, "claim": self.claim, "evidence": self.evidence,
-            "effect": self.effect, "ci": list(self.ci), "effect_label": self.effect_label,
-            "summary": self.summary, "experiments": self.experiments, "settings": self.settings,
-        })
+        return clean(
+            {
+                "study": self.study,
+                "verdict": self.verdict,
+                "claim": self.claim,
+                "evidence": self.evidence,
+                "effect": self.effect,
+                "ci": list(self.ci),
+                "effect_label": self.effect_label,
+                "summary": self.summary,
+                "experiments": self.experiments,
+                "settings": self.settings,
+            }
+        )
 
     def markdown(self, *, figure_dir: Path | None = None) -> str:
         from initlab.report.tables import markdown
 
         lo, hi = self.ci
-        lines = [f"## `{self.study}` — {self.verdict}", "", f"> {self.claim}", "",
-                 f"**Verdict: {self.verdict}.** {self.summary}", "",
-                 f"Effect: {self.effect_text()}.", ""]
+        lines = [
+            f"## `{self.study}` — {self.verdict}",
+            "",
+            f"> {self.claim}",
+            "",
+            f"**Verdict: {self.verdict}.** {self.summary}",
+            "",
+            f"Effect: {self.effect_text()}.",
+            "",
+        ]
         for title, header, rows in self.tables:
             lines += [f"**{title}**", "", markdown(header, rows), ""]
         for fig in self.figures:
@@ -154,7 +170,6 @@ def register(name: str, claim: str) -> Callable[[Callable[[StudyContext], StudyR
         return fn
 
     return deco
-
 
 
 def mean_ci(values: Sequence[float]) -> tuple[float, float, float]:

@@ -48,9 +48,11 @@ from initlab.studies.settings import accuracy_by_seed, fmt_ci, seed_list
 from initlab.studies.symmetry import distinct_units  # one definition of "distinct units" for both studies
 
 NAME = "bias"
-CLAIM = ("Random initialization for biases is recommended to ensure the model's ability to learn diverse "
-         "representations and capture complex patterns; randomly initializing biases helps avoid symmetry issues "
-         "(rather than setting them to a fixed value such as zero).")
+CLAIM = (
+    "Random initialization for biases is recommended to ensure the model's ability to learn diverse "
+    "representations and capture complex patterns; randomly initializing biases helps avoid symmetry issues "
+    "(rather than setting them to a fixed value such as zero)."
+)
 ZERO_BIAS = "zeros"
 ZERO_WEIGHTS = "zeros"
 
@@ -66,8 +68,13 @@ DEFAULTS: dict[str, Any] = {
     "batch_size": 32,
     "lr": 0.05,  # SGD, momentum 0.9
 }
-FULL: dict[str, Any] = {"dataset": "fashion-mnist", "data_options": {"limit_train": 10000}, "width": 128,
-                        "seeds": 10, "epochs": 10}
+FULL: dict[str, Any] = {
+    "dataset": "fashion-mnist",
+    "data_options": {"limit_train": 10000},
+    "width": 128,
+    "seeds": 10,
+    "epochs": 10,
+}
 
 
 def random_weights_for(activation: str) -> str:
@@ -83,13 +90,23 @@ def hidden_layer_units(state: dict[str, torch.Tensor], depth: int) -> list[dict[
     out = []
     for i in range(1, depth + 1):
         w, b = state[f"fc{i}.weight"], state.get(f"fc{i}.bias")
-        out.append({"distinct": distinct_units(w, b), "rank": int(torch.linalg.matrix_rank(w.double())),
-                    "width": int(w.shape[0])})
+        out.append(
+            {
+                "distinct": distinct_units(w, b),
+                "rank": int(torch.linalg.matrix_rank(w.double())),
+                "width": int(w.shape[0]),
+            }
+        )
     return out
 
 
-def zero_weight_units(s: dict[str, Any], activation: str, bias: str, seeds: tuple[int, ...], dataset: Any,
-                      ) -> tuple[list[list[dict[str, int]]], dict[int, float]]:
+def zero_weight_units(
+    s: dict[str, Any],
+    activation: str,
+    bias: str,
+    seeds: tuple[int, ...],
+    dataset: Any,
+) -> tuple[list[list[dict[str, int]]], dict[int, float]]:
     """Train the zero-weight members exactly as the comparison did and read their hidden layers.
 
     Returns the per-member hidden-layer records and the retrained test accuracy per seed (the
@@ -98,11 +115,19 @@ def zero_weight_units(s: dict[str, Any], activation: str, bias: str, seeds: tupl
     from initlab.models import build
     from initlab.schemes import scheme_from_spec
 
-    factory = functools.partial(build, "mlp", input_shape=tuple(dataset.input_shape), num_classes=dataset.num_classes,
-                                width=s["width"], depth=s["depth"], activation=activation)
+    factory = functools.partial(
+        build,
+        "mlp",
+        input_shape=tuple(dataset.input_shape),
+        num_classes=dataset.num_classes,
+        width=s["width"],
+        depth=s["depth"],
+        activation=activation,
+    )
     members = [Member(scheme_from_spec(ZERO_WEIGHTS), seed, name=ZERO_WEIGHTS) for seed in seeds]
-    config = TrainConfig(epochs=s["epochs"], batch_size=s["batch_size"], lr=s["lr"], momentum=0.9,
-                         bias_init=scheme_from_spec(bias))
+    config = TrainConfig(
+        epochs=s["epochs"], batch_size=s["batch_size"], lr=s["lr"], momentum=0.9, bias_init=scheme_from_spec(bias)
+    )
     result = train(factory, members, dataset, config)
     layers = [hidden_layer_units(member_state_dict(result.state, e), s["depth"]) for e in range(len(members))]
     return layers, {m.seed: m.test_acc for m in result.members}
@@ -137,8 +162,7 @@ def _figure(out, activations, biases, acc, units) -> Any:
         ys = [sum(u[0]["distinct"] for u in units[a][b]) / len(units[a][b]) for a in activations]
         ranks = [sum(u[0]["rank"] for u in units[a][b]) / len(units[a][b]) for a in activations]
         right.bar(xs, ys, width=bar, color=colors[b], label=f"bias {b}")
-        right.scatter(xs, ranks, marker="D", color="black", s=18, zorder=3,
-                      label="weight rank" if k == 0 else None)
+        right.scatter(xs, ranks, marker="D", color="black", s=18, zorder=3, label="weight rank" if k == 0 else None)
         for x, y in zip(xs, ys):
             right.annotate(f"{y:.0f}", (x, y), ha="center", va="bottom", fontsize=8)
     right.set_xticks(range(len(activations)), activations)
@@ -189,10 +213,20 @@ def run(ctx: StudyContext) -> StudyResult:
         units[a] = {}
         for b in biases:
             data = ctx.compare(
-                schemes=(weight_scheme[a], ZERO_WEIGHTS), seeds=seeds, dataset=s["dataset"],
-                data_options=s["data_options"], model="mlp", width=s["width"], depth=s["depth"], activation=a,
-                bias_init=b, epochs=s["epochs"], batch_size=s["batch_size"], lr=s["lr"],
-                reference=weight_scheme[a], chunk_size=2 * len(seeds),
+                schemes=(weight_scheme[a], ZERO_WEIGHTS),
+                seeds=seeds,
+                dataset=s["dataset"],
+                data_options=s["data_options"],
+                model="mlp",
+                width=s["width"],
+                depth=s["depth"],
+                activation=a,
+                bias_init=b,
+                epochs=s["epochs"],
+                batch_size=s["batch_size"],
+                lr=s["lr"],
+                reference=weight_scheme[a],
+                chunk_size=2 * len(seeds),
             )
             experiments.append(data.experiment_id)
             by_seed = accuracy_by_seed(data)
@@ -221,8 +255,10 @@ def run(ctx: StudyContext) -> StudyResult:
     else:
         verdict = "not supported"
 
-    acc_ci = {a: {w: {b: mean_ci(list(acc_seed[a][w][b].values())) for b in biases} for w in ("random", "zero")}
-              for a in activations}
+    acc_ci = {
+        a: {w: {b: mean_ci(list(acc_seed[a][w][b].values())) for b in biases} for w in ("random", "zero")}
+        for a in activations
+    }
     acc_rows, diff_rows, unit_rows = [], [], []
     evidence_acc: dict[str, Any] = {}
     for a in activations:
@@ -242,12 +278,22 @@ def run(ctx: StudyContext) -> StudyResult:
                 acc_rows.append([a, label, b, fmt_ci(m, lo, hi), str(diverged[a][w][b])])
         for b in biases:
             per_layer = [[u[i] for u in units[a][b]] for i in range(s["depth"])]
-            cells = [f"{min(x['distinct'] for x in layer)}–{max(x['distinct'] for x in layer)} / rank "
-                     f"{min(x['rank'] for x in layer)}–{max(x['rank'] for x in layer)}" for layer in per_layer]
+            cells = [
+                f"{min(x['distinct'] for x in layer)}–{max(x['distinct'] for x in layer)} / rank "
+                f"{min(x['rank'] for x in layer)}–{max(x['rank'] for x in layer)}"
+                for layer in per_layer
+            ]
             unit_rows.append([a, b, *cells])
-    zero_units = {a: {b: {"distinct_per_layer": [[u[i]["distinct"] for u in units[a][b]] for i in range(s["depth"])],
-                          "rank_per_layer": [[u[i]["rank"] for u in units[a][b]] for i in range(s["depth"])]}
-                      for b in biases} for a in activations}
+    zero_units = {
+        a: {
+            b: {
+                "distinct_per_layer": [[u[i]["distinct"] for u in units[a][b]] for i in range(s["depth"])],
+                "rank_per_layer": [[u[i]["rank"] for u in units[a][b]] for i in range(s["depth"])],
+            }
+            for b in biases
+        }
+        for a in activations
+    }
     figure = _figure(ctx.out, activations, biases, acc_ci, units)
 
     def units_text(b: str) -> str:
@@ -263,22 +309,41 @@ def run(ctx: StudyContext) -> StudyResult:
         f"{units_text(random_bias)}."
     )
     return StudyResult(
-        study=NAME, claim=CLAIM, verdict=verdict, effect=effect, ci=(lo, hi),
+        study=NAME,
+        claim=CLAIM,
+        verdict=verdict,
+        effect=effect,
+        ci=(lo, hi),
         effect_label=f"acc({random_bias} bias) − acc(zero bias), random weights",
         summary=summary,
-        evidence={"random_bias": random_bias, "random_weights": weight_scheme,
-                  "random_weights_effect": {"mean": effect, "ci": [lo, hi]},
-                  "zero_weights_effect": {"mean": zero_effect[0], "ci": [zero_effect[1], zero_effect[2]]},
-                  "accuracy": evidence_acc, "zero_weight_units": zero_units, "width": s["width"],
-                  "retrained_accuracy_max_gap": retrain_gap},
+        evidence={
+            "random_bias": random_bias,
+            "random_weights": weight_scheme,
+            "random_weights_effect": {"mean": effect, "ci": [lo, hi]},
+            "zero_weights_effect": {"mean": zero_effect[0], "ci": [zero_effect[1], zero_effect[2]]},
+            "accuracy": evidence_acc,
+            "zero_weight_units": zero_units,
+            "width": s["width"],
+            "retrained_accuracy_max_gap": retrain_gap,
+        },
         tables=[
-            ("Final test accuracy (mean [95% CI])",
-             ["activation", "weights", "bias", "accuracy", "diverged"], acc_rows),
-            ("Paired difference to zero biases (same seeds)",
-             ["activation", "weights", "bias", "acc − acc(zero bias)"], diff_rows),
-            ("Zero weights after training: distinct units / weight rank per hidden layer (min–max over seeds)",
-             ["activation", "bias", *[f"layer {i + 1}" for i in range(s["depth"])]], unit_rows),
+            (
+                "Final test accuracy (mean [95% CI])",
+                ["activation", "weights", "bias", "accuracy", "diverged"],
+                acc_rows,
+            ),
+            (
+                "Paired difference to zero biases (same seeds)",
+                ["activation", "weights", "bias", "acc − acc(zero bias)"],
+                diff_rows,
+            ),
+            (
+                "Zero weights after training: distinct units / weight rank per hidden layer (min–max over seeds)",
+                ["activation", "bias", *[f"layer {i + 1}" for i in range(s["depth"])]],
+                unit_rows,
+            ),
         ],
-        figures=[figure], experiments=experiments,
+        figures=[figure],
+        experiments=experiments,
         settings={**s, "seeds": list(seeds), "biases": biases, "activations": activations},
     )

@@ -40,8 +40,10 @@ from initlab.studies.base import StudyContext, StudyResult, mean_ci, register
 from initlab.studies.settings import accuracy_by_seed, int_list, positive_list, seed_list
 
 NAME = "criticality"
-CLAIM = ("If weights are set too large or too small, the network may struggle to learn and take longer to converge. "
-         "Optimal weight initialization can prevent issues such as vanishing or exploding gradients.")
+CLAIM = (
+    "If weights are set too large or too small, the network may struggle to learn and take longer to converge. "
+    "Optimal weight initialization can prevent issues such as vanishing or exploding gradients."
+)
 ACTIVATION = "tanh"
 TRAINABLE_DEPTH_FACTOR = 6.0  # Schoenholz et al. 2017: trainable up to about 6 xi_c layers
 
@@ -59,9 +61,13 @@ DEFAULTS: dict[str, Any] = {
     "curve_points": 25,  # sigma_w2 values at which the 6 xi_c line of the figure is computed
 }
 FULL: dict[str, Any] = {
-    "dataset": "fashion-mnist", "data_options": {"limit_train": 10000}, "width": 128,
-    "depths": [4, 8, 16, 32, 64, 128], "sigma_w2": [0.5, 1.0, 1.25, 1.5, 1.76, 2.0, 2.5, 3.0, 4.0, 6.0, 8.0],
-    "seeds": 5, "epochs": 5,
+    "dataset": "fashion-mnist",
+    "data_options": {"limit_train": 10000},
+    "width": 128,
+    "depths": [4, 8, 16, 32, 64, 128],
+    "sigma_w2": [0.5, 1.0, 1.25, 1.5, 1.76, 2.0, 2.5, 3.0, 4.0, 6.0, 8.0],
+    "seeds": 5,
+    "epochs": 5,
 }
 
 
@@ -103,8 +109,9 @@ def _num(x: float) -> str:
     return f"{100 * x:.1f}%" if math.isfinite(x) else "n/a (no such cell)"
 
 
-def depth_matched_effect(acc: dict[int, dict[float, dict[int, float]]], inside: dict[int, dict[float, bool]],
-                         seeds: tuple[int, ...]) -> tuple[list[float], list[int]]:
+def depth_matched_effect(
+    acc: dict[int, dict[float, dict[int, float]]], inside: dict[int, dict[float, bool]], seeds: tuple[int, ...]
+) -> tuple[list[float], list[int]]:
     """Per seed: mean over the depths with cells on both sides of mean(inside) − mean(outside).
 
     ``acc[depth][σ_w²][seed]``, ``inside[depth][σ_w²]``. Returns the per-seed values and the depths used.
@@ -148,15 +155,34 @@ def _figure(out, sigmas, depths, mean_acc, curve, critical, chance, sigma_b2) ->
 
     grid = np.array([[mean_acc[d][sw] for sw in sigmas] for d in depths])
     fig, ax = plt.subplots(figsize=(8.5, 5.6))
-    mesh = ax.imshow(grid, origin="lower", aspect="auto", cmap="viridis", vmin=chance, vmax=1.0,
-                     extent=(-0.5, len(sigmas) - 0.5, -0.5, len(depths) - 0.5))
+    mesh = ax.imshow(
+        grid,
+        origin="lower",
+        aspect="auto",
+        cmap="viridis",
+        vmin=chance,
+        vmax=1.0,
+        extent=(-0.5, len(sigmas) - 0.5, -0.5, len(depths) - 0.5),
+    )
     for i in range(len(depths)):
         for j in range(len(sigmas)):
             value = grid[i, j]
-            ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=8,
-                    color="white" if value < (chance + 1) / 2 else "black")
-    ax.plot([x_of(x) for x, _ in curve], [y_of(y) for _, y in curve], color="red", lw=2.5,
-            label=r"$6\,\xi_c$: mean-field trainable depth (cells below it: inside)")
+            ax.text(
+                j,
+                i,
+                f"{value:.2f}",
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white" if value < (chance + 1) / 2 else "black",
+            )
+    ax.plot(
+        [x_of(x) for x, _ in curve],
+        [y_of(y) for _, y in curve],
+        color="red",
+        lw=2.5,
+        label=r"$6\,\xi_c$: mean-field trainable depth (cells below it: inside)",
+    )
     if sigmas[0] <= critical <= sigmas[-1]:
         ax.axvline(x_of(critical), color="red", ls="--", lw=1, label=rf"critical $\sigma_w^2$ = {critical:.3g}")
     ax.set_xticks(range(len(sigmas)), [f"{s:g}" for s in sigmas])
@@ -199,7 +225,8 @@ def run(ctx: StudyContext) -> StudyResult:
     if not any(any(v.values()) and not all(v.values()) for v in inside.values()):
         raise UserError(
             f"no depth in {depths} has sigma_w2 values on both sides of 6 xi_c "
-            f"({', '.join(f'{sw:g}: {bound[sw]:.3g}' for sw in sigmas)}); widen depths or sigma_w2")
+            f"({', '.join(f'{sw:g}: {bound[sw]:.3g}' for sw in sigmas)}); widen depths or sigma_w2"
+        )
     critical = theory.critical_sigma_w2(ACTIVATION, sigma_b2) if sigma_b2 > 0 else 1.0
     specs = {sw: weight_scheme(sw) for sw in sigmas}
     reference = specs[min(sigmas, key=lambda sw: abs(math.log(sw / critical)))]
@@ -210,10 +237,20 @@ def run(ctx: StudyContext) -> StudyResult:
     experiments = []
     for d in depths:
         data = ctx.compare(
-            schemes=tuple(specs[sw] for sw in sigmas), seeds=seeds, dataset=s["dataset"],
-            data_options=s["data_options"], model="mlp", activation=ACTIVATION, width=s["width"], depth=d,
-            bias_init=bias_scheme(sigma_b2), epochs=s["epochs"], batch_size=s["batch_size"], lr=s["lr"],
-            reference=reference, chunk_size=len(sigmas) * len(seeds),
+            schemes=tuple(specs[sw] for sw in sigmas),
+            seeds=seeds,
+            dataset=s["dataset"],
+            data_options=s["data_options"],
+            model="mlp",
+            activation=ACTIVATION,
+            width=s["width"],
+            depth=d,
+            bias_init=bias_scheme(sigma_b2),
+            epochs=s["epochs"],
+            batch_size=s["batch_size"],
+            lr=s["lr"],
+            reference=reference,
+            chunk_size=len(sigmas) * len(seeds),
         )
         experiments.append(data.experiment_id)
         by_seed = accuracy_by_seed(data)
@@ -239,15 +276,24 @@ def run(ctx: StudyContext) -> StudyResult:
     outside_small, outside_large = side_mean(lambda sw: sw < critical), side_mean(lambda sw: sw > critical)
     inside_mean = float(np.mean([mean_acc[d][sw] for d, sw in cells if inside[d][sw]]))
 
-    curve_x = sorted(set(np.geomspace(min(sigmas), max(sigmas), curve_points).tolist()) | set(sigmas)
-                     | ({critical} if min(sigmas) < critical < max(sigmas) else set()))
+    curve_x = sorted(
+        set(np.geomspace(min(sigmas), max(sigmas), curve_points).tolist())
+        | set(sigmas)
+        | ({critical} if min(sigmas) < critical < max(sigmas) else set())
+    )
     curve = [(x, trainable_depth(x, sigma_b2, cache) if x != critical else math.inf) for x in curve_x]
     figure = _figure(ctx.out, sigmas, depths, mean_acc, curve, critical, chance, sigma_b2)
 
     header = ["depth"] + [f"σw²={sw:g} (6ξc={bound[sw]:.3g})" for sw in sigmas]
-    acc_rows = [[str(d)] + [f"{mean_acc[d][sw]:.3f}{'' if inside[d][sw] else ' ✗'}"
-                            + (f" ({diverged[d][sw]} div)" if diverged[d][sw] else "") for sw in sigmas]
-                for d in depths]
+    acc_rows = [
+        [str(d)]
+        + [
+            f"{mean_acc[d][sw]:.3f}{'' if inside[d][sw] else ' ✗'}"
+            + (f" ({diverged[d][sw]} div)" if diverged[d][sw] else "")
+            for sw in sigmas
+        ]
+        for d in depths
+    ]
     theory_rows = []
     for sw in sigmas:
         xi_c = bound[sw] / TRAINABLE_DEPTH_FACTOR
@@ -262,21 +308,33 @@ def run(ctx: StudyContext) -> StudyResult:
         f"trains (accuracy ≥ {trains_at:.2f}) for {agree:.0%} of the {len(cells)} cells."
     )
     return StudyResult(
-        study=NAME, claim=CLAIM, verdict=verdict, effect=effect, ci=(lo, hi),
+        study=NAME,
+        claim=CLAIM,
+        verdict=verdict,
+        effect=effect,
+        ci=(lo, hi),
         effect_label="acc inside 6ξc − acc outside (equal depth)",
         summary=summary,
-        evidence={"critical_sigma_w2": critical, "sigma_b2": sigma_b2,
-                  "trainable_depth": {f"{sw:g}": bound[sw] for sw in sigmas},
-                  "mean_accuracy": {str(d): {f"{sw:g}": mean_acc[d][sw] for sw in sigmas} for d in depths},
-                  "inside": {str(d): {f"{sw:g}": inside[d][sw] for sw in sigmas} for d in depths},
-                  "effect_per_seed": per_seed, "matched_depths": matched,
-                  "inside_mean": inside_mean, "outside_small_weights_mean": outside_small,
-                  "outside_large_weights_mean": outside_large, "trains_threshold": trains_at,
-                  "prediction_agreement": agree, "steps": steps},
+        evidence={
+            "critical_sigma_w2": critical,
+            "sigma_b2": sigma_b2,
+            "trainable_depth": {f"{sw:g}": bound[sw] for sw in sigmas},
+            "mean_accuracy": {str(d): {f"{sw:g}": mean_acc[d][sw] for sw in sigmas} for d in depths},
+            "inside": {str(d): {f"{sw:g}": inside[d][sw] for sw in sigmas} for d in depths},
+            "effect_per_seed": per_seed,
+            "matched_depths": matched,
+            "inside_mean": inside_mean,
+            "outside_small_weights_mean": outside_small,
+            "outside_large_weights_mean": outside_large,
+            "trains_threshold": trains_at,
+            "prediction_agreement": agree,
+            "steps": steps,
+        },
         tables=[
             ("Mean test accuracy per (depth, σw²); ✗ = beyond 6ξc", header, acc_rows),
             (f"Mean-field theory for tanh at σb² = {sigma_b2:g}", ["σw²", "χ1", "ξc", "6ξc", "phase"], theory_rows),
         ],
-        figures=[figure], experiments=experiments,
+        figures=[figure],
+        experiments=experiments,
         settings={**s, "seeds": list(seeds), "depths": depths, "sigma_w2": sigmas},
     )

@@ -47,8 +47,8 @@ from initlab.studies.base import StudyContext, StudyResult, mean_ci, register
 from initlab.studies.grid import judge_across
 
 CLAIM = (
-    "He initialization \"performs better than Xavier initialization in deeper networks with ReLU\" "
-    "(the article's table: He — ReLU — \"Performs well in deeper networks\")."
+    'He initialization "performs better than Xavier initialization in deeper networks with ReLU" '
+    '(the article\'s table: He — ReLU — "Performs well in deeper networks").'
 )
 
 SCHEMES = ("xavier_uniform", "he_normal")
@@ -65,8 +65,13 @@ DEFAULTS: dict[str, Any] = {
     "optimizers": ["sgd", "adam"],  # sgd first (the main protocol); adam repeats the ReLU comparisons
     "adam_lr": 0.001,
 }
-FULL: dict[str, Any] = {"dataset": "fashion-mnist", "limit_train": 10000, "depths": [2, 5, 10, 20, 30, 50],
-                        "width": 128, "epochs": 5}
+FULL: dict[str, Any] = {
+    "dataset": "fashion-mnist",
+    "limit_train": 10000,
+    "depths": [2, 5, 10, 20, 30, 50],
+    "width": 128,
+    "epochs": 5,
+}
 
 
 def judge_gaps(deep_gap: list[float], growth: list[float] | None) -> str:
@@ -166,9 +171,20 @@ def run(ctx: StudyContext) -> StudyResult:
     for act in activations:
         accuracy[act], profiles[act] = {}, {}
         for depth in depths:
-            data = ctx.compare(schemes=SCHEMES, seeds=seeds, dataset=s["dataset"], width=s["width"], depth=depth,
-                               activation=act, epochs=s["epochs"], lr=s["lr"], batch_size=s["batch_size"],
-                               reference="he_normal", paired_test="t", data_options=data_options)
+            data = ctx.compare(
+                schemes=SCHEMES,
+                seeds=seeds,
+                dataset=s["dataset"],
+                width=s["width"],
+                depth=depth,
+                activation=act,
+                epochs=s["epochs"],
+                lr=s["lr"],
+                batch_size=s["batch_size"],
+                reference="he_normal",
+                paired_test="t",
+                data_options=data_options,
+            )
             experiments.append(data.experiment_id)
             by_seed = data.accuracy_by_seed()
             accuracy[act][depth] = {sch: [by_seed[sch][k] for k in seeds] for sch in SCHEMES}
@@ -195,17 +211,29 @@ def run(ctx: StudyContext) -> StudyResult:
     adam_gaps: dict[int, list[float]] = {}
     if "adam" in optimizers:
         for depth in depths:
-            data = ctx.compare(schemes=SCHEMES, seeds=seeds, dataset=s["dataset"], width=s["width"], depth=depth,
-                               activation="relu", epochs=s["epochs"], optimizer="adam", lr=s["adam_lr"],
-                               batch_size=s["batch_size"], reference="he_normal", paired_test="t",
-                               data_options=data_options)
+            data = ctx.compare(
+                schemes=SCHEMES,
+                seeds=seeds,
+                dataset=s["dataset"],
+                width=s["width"],
+                depth=depth,
+                activation="relu",
+                epochs=s["epochs"],
+                optimizer="adam",
+                lr=s["adam_lr"],
+                batch_size=s["batch_size"],
+                reference="he_normal",
+                paired_test="t",
+                data_options=data_options,
+            )
             experiments.append(data.experiment_id)
             by_seed = data.accuracy_by_seed()
             adam_gaps[depth] = [by_seed["he_normal"][k] - by_seed["xavier_uniform"][k] for k in seeds]
         adam_growth = [d - g for d, g in zip(adam_gaps[deepest], adam_gaps[shallowest])] if len(depths) > 1 else None
         by_optimizer["adam"] = judge_gaps(adam_gaps[deepest], adam_growth)
-    judgement = judge_across({f"{o} (lr {s['lr'] if o == 'sgd' else s['adam_lr']:g})": v
-                              for o, v in by_optimizer.items()})
+    judgement = judge_across(
+        {f"{o} (lr {s['lr'] if o == 'sgd' else s['adam_lr']:g})": v for o, v in by_optimizer.items()}
+    )
     verdict = judgement.verdict
 
     def ratio(act: str, depth: int, sch: str) -> float:
@@ -221,15 +249,25 @@ def run(ctx: StudyContext) -> StudyResult:
     evidence = {
         "depths": depths,
         "accuracy": {act: {str(d): accuracy[act][d] for d in depths} for act in activations},
-        "gap_he_minus_xavier": {act: {str(d): dict(zip(("mean", "ci_low", "ci_high"), mean_ci(gap(act, d))))
-                                      for d in depths} for act in activations},
-        "trained_runs": {act: {str(d): {sch: trained(accuracy[act][d][sch]) for sch in SCHEMES} for d in depths}
-                         for act in activations},
-        "log10_grad_ratio_first_over_last": {act: {str(d): {sch: ratio(act, d, sch) for sch in SCHEMES}
-                                                   for d in depths} for act in activations},
+        "gap_he_minus_xavier": {
+            act: {str(d): dict(zip(("mean", "ci_low", "ci_high"), mean_ci(gap(act, d)))) for d in depths}
+            for act in activations
+        },
+        "trained_runs": {
+            act: {str(d): {sch: trained(accuracy[act][d][sch]) for sch in SCHEMES} for d in depths}
+            for act in activations
+        },
+        "log10_grad_ratio_first_over_last": {
+            act: {str(d): {sch: ratio(act, d, sch) for sch in SCHEMES} for d in depths} for act in activations
+        },
         "relu_deepest_gap": {"depth": deepest, "mean": effect, "ci": [lo, hi], "holds": deep_holds},
-        "relu_gap_growth": {"from_depth": shallowest, "to_depth": deepest, "mean": growth_mean,
-                            "ci": [growth_lo, growth_hi], "holds": grows},
+        "relu_gap_growth": {
+            "from_depth": shallowest,
+            "to_depth": deepest,
+            "mean": growth_mean,
+            "ci": [growth_lo, growth_hi],
+            "holds": grows,
+        },
         "chance": chance,
         "seeds": list(seeds),
         "judgement": judgement.evidence(),
@@ -239,34 +277,68 @@ def run(ctx: StudyContext) -> StudyResult:
     for act in activations:
         for d in depths:
             acc = accuracy[act][d]
-            rows.append([act, str(d), _ci_text(acc["xavier_uniform"]), _ci_text(acc["he_normal"]),
-                         _ci_text(gap(act, d), signed=True),
-                         f"{trained(acc['xavier_uniform'])}/{len(seeds)} | {trained(acc['he_normal'])}/{len(seeds)}",
-                         f"{ratio(act, d, 'xavier_uniform'):+.1f} | {ratio(act, d, 'he_normal'):+.1f}"])
+            rows.append(
+                [
+                    act,
+                    str(d),
+                    _ci_text(acc["xavier_uniform"]),
+                    _ci_text(acc["he_normal"]),
+                    _ci_text(gap(act, d), signed=True),
+                    f"{trained(acc['xavier_uniform'])}/{len(seeds)} | {trained(acc['he_normal'])}/{len(seeds)}",
+                    f"{ratio(act, d, 'xavier_uniform'):+.1f} | {ratio(act, d, 'he_normal'):+.1f}",
+                ]
+            )
     figure = _plot(ctx.out / "depth.png", depths, activations, accuracy, profiles)
     tanh_note = ""
     if "tanh" in activations:
         t_mean, t_lo, t_hi = mean_ci(gap("tanh", deepest))
-        tanh_note = (f" With tanh at depth {deepest}, He − Xavier = {100 * t_mean:+.1f} pts "
-                     f"[{100 * t_lo:+.1f}, {100 * t_hi:+.1f}].")
+        tanh_note = (
+            f" With tanh at depth {deepest}, He − Xavier = {100 * t_mean:+.1f} pts "
+            f"[{100 * t_lo:+.1f}, {100 * t_hi:+.1f}]."
+        )
     summary = (
         f"At depth {deepest} with ReLU, Xavier reaches {100 * mean_acc('relu', deepest, 'xavier_uniform'):.1f}% "
         f"and He {100 * mean_acc('relu', deepest, 'he_normal'):.1f}% after {s['epochs']} epochs "
         f"(log10 gradient ratio first/last hidden layer at init: {ratio('relu', deepest, 'xavier_uniform'):+.1f} vs "
         f"{ratio('relu', deepest, 'he_normal'):+.1f}); at depth {shallowest} the gap is "
-        f"{100 * mean_ci(gap('relu', shallowest))[0]:+.1f} pts." + tanh_note
-        + (f" With Adam (lr {s['adam_lr']:g}), He − Xavier at depth {deepest} = "
-           f"{100 * mean_ci(adam_gaps[deepest])[0]:+.1f} pts [{100 * mean_ci(adam_gaps[deepest])[1]:+.1f}, "
-           f"{100 * mean_ci(adam_gaps[deepest])[2]:+.1f}]; verdict per optimizer: "
-           + ", ".join(f"{k}: {v}" for k, v in judgement.by_setting.items()) + "." if adam_gaps else "")
+        f"{100 * mean_ci(gap('relu', shallowest))[0]:+.1f} pts."
+        + tanh_note
+        + (
+            f" With Adam (lr {s['adam_lr']:g}), He − Xavier at depth {deepest} = "
+            f"{100 * mean_ci(adam_gaps[deepest])[0]:+.1f} pts [{100 * mean_ci(adam_gaps[deepest])[1]:+.1f}, "
+            f"{100 * mean_ci(adam_gaps[deepest])[2]:+.1f}]; verdict per optimizer: "
+            + ", ".join(f"{k}: {v}" for k, v in judgement.by_setting.items())
+            + "."
+            if adam_gaps
+            else ""
+        )
     )
     return StudyResult(
-        study="depth", claim=CLAIM, verdict=verdict, effect=effect, ci=(lo, hi),
-        effect_label=f"test accuracy He − Xavier, ReLU, depth {deepest} (paired by seed)", summary=summary,
+        study="depth",
+        claim=CLAIM,
+        verdict=verdict,
+        effect=effect,
+        ci=(lo, hi),
+        effect_label=f"test accuracy He − Xavier, ReLU, depth {deepest} (paired by seed)",
+        summary=summary,
         evidence=evidence,
-        tables=[(f"Test accuracy % after {s['epochs']} epochs (mean, 95% CI over {len(seeds)} seeds), runs above "
-                 "2x chance, and log10 of the gradient ratio first/last hidden layer at init (Xavier | He)",
-                 ["activation", "depth", "xavier_uniform", "he_normal", "He − Xavier (pts)", "trained X | He",
-                  "log10 grad ratio X | He"], rows)],
-        figures=[figure], experiments=experiments, settings=s,
+        tables=[
+            (
+                f"Test accuracy % after {s['epochs']} epochs (mean, 95% CI over {len(seeds)} seeds), runs above "
+                "2x chance, and log10 of the gradient ratio first/last hidden layer at init (Xavier | He)",
+                [
+                    "activation",
+                    "depth",
+                    "xavier_uniform",
+                    "he_normal",
+                    "He − Xavier (pts)",
+                    "trained X | He",
+                    "log10 grad ratio X | He",
+                ],
+                rows,
+            )
+        ],
+        figures=[figure],
+        experiments=experiments,
+        settings=s,
     )

@@ -46,8 +46,8 @@ from typing import Any
 from initlab.studies.base import StudyContext, StudyResult, register
 
 CLAIM = (
-    "\"Optimal weight initialization can prevent issues such as vanishing or exploding gradients, "
-    "which can hinder training progress.\" (the article, on why initialization matters)"
+    '"Optimal weight initialization can prevent issues such as vanishing or exploding gradients, '
+    'which can hinder training progress." (the article, on why initialization matters)'
 )
 SCHEMES = {
     "tanh": ["torch_default", "xavier_uniform", "orthogonal", "auto"],
@@ -66,9 +66,15 @@ DEFAULTS: dict[str, Any] = {
     "lr_steps": None,  # suggest_lr's budget (None: 3 epochs of its training part)
     "seeds": 1,
 }
-QUICK = {"depths": [10, 30, 100], "width": 32, "limit_train": 600, "epochs": 2,
-         "lr_grid": [1e-4, 1e-3, 1e-2], "lr_steps": 10,
-         "schemes": {"tanh": ["torch_default", "xavier_uniform", "auto"], "relu": ["he_normal", "looks_linear"]}}
+QUICK = {
+    "depths": [10, 30, 100],
+    "width": 32,
+    "limit_train": 600,
+    "epochs": 2,
+    "lr_grid": [1e-4, 1e-3, 1e-2],
+    "lr_steps": 10,
+    "schemes": {"tanh": ["torch_default", "xavier_uniform", "auto"], "relu": ["he_normal", "looks_linear"]},
+}
 FULL = {"depths": [10, 30, 100, 300, 1000, 3000, 10000], "seeds": 2}
 TRAINED_FACTOR = 2.0  # trained: test accuracy above twice chance
 
@@ -108,7 +114,9 @@ def initialize(model, scheme: str, activation: str, seed: int) -> None:
         gain = initlab.gain(activation)
         initlab.initialize(model, {"*.weight": {"name": "xavier_uniform", "params": {"gain": gain}}}, seed=seed)
     elif scheme == "he_normal":
-        initlab.initialize(model, {"*.weight": {"name": "he_normal", "params": {"nonlinearity": activation}}}, seed=seed)
+        initlab.initialize(
+            model, {"*.weight": {"name": "he_normal", "params": {"nonlinearity": activation}}}, seed=seed
+        )
     else:
         initlab.initialize(model, scheme, seed=seed)
 
@@ -172,22 +180,40 @@ def run_cell(activation: str, scheme: str, depth: int, seed: int, s: dict[str, A
     model = plain_mlp(activation, depth, s["width"], data.x_train.shape[1], classes)
     initialize(model, scheme, activation, seed)
     spread = jacobian_spread(model, data.x_train[:8])
-    suggestion = suggest_lr(model, data.x_train, data.y_train, optimizer="adam", grid=s["lr_grid"],
-                            steps=s["lr_steps"], batch_size=s["batch_size"], seed=seed)
+    suggestion = suggest_lr(
+        model,
+        data.x_train,
+        data.y_train,
+        optimizer="adam",
+        grid=s["lr_grid"],
+        steps=s["lr_steps"],
+        batch_size=s["batch_size"],
+        seed=seed,
+    )
     state = {n: t.detach().clone() for n, t in model.state_dict().items()}
 
     def as_initialized(copy_, _seed):
         copy_.load_state_dict(state)
 
     config = TrainConfig(epochs=s["epochs"], batch_size=s["batch_size"], optimizer="adam", lr=suggestion.lr)
-    result = train(lambda: copy.deepcopy(model), [Member(as_initialized, seed, name=scheme)],
-                   SimpleNamespace(x_train=data.x_train, y_train=data.y_train, x_test=data.x_test, y_test=data.y_test),
-                   config)
+    result = train(
+        lambda: copy.deepcopy(model),
+        [Member(as_initialized, seed, name=scheme)],
+        SimpleNamespace(x_train=data.x_train, y_train=data.y_train, x_test=data.x_test, y_test=data.y_test),
+        config,
+    )
     member = result.members[0]
     return {
-        "activation": activation, "scheme": scheme, "depth": depth, "seed": seed, "lr": suggestion.lr,
-        "lr_ok": suggestion.ok, "test_acc": member.test_acc, "status": member.status,
-        "jacobian_spread": spread, "six_xi_c": six_xi_c(scheme, activation, depth),
+        "activation": activation,
+        "scheme": scheme,
+        "depth": depth,
+        "seed": seed,
+        "lr": suggestion.lr,
+        "lr_ok": suggestion.ok,
+        "test_acc": member.test_acc,
+        "status": member.status,
+        "jacobian_spread": spread,
+        "six_xi_c": six_xi_c(scheme, activation, depth),
         "seconds": time.perf_counter() - start,
     }
 
@@ -232,8 +258,13 @@ def judge(rows: list[dict[str, Any]], classes: int) -> dict[str, Any]:
         gaps.append((activation, deepest, max(accs) - min(accs)))
     verdict = "supported" if decides else "not supported"
     activation, deepest, gap = max(gaps, key=lambda g: g[2])
-    return {"verdict": verdict, "frontier": frontier, "threshold": threshold, "effect": gap,
-            "effect_where": f"{activation}, depth {deepest}"}
+    return {
+        "verdict": verdict,
+        "frontier": frontier,
+        "threshold": threshold,
+        "effect": gap,
+        "effect_where": f"{activation}, depth {deepest}",
+    }
 
 
 @register("depth-frontier", CLAIM)
@@ -254,39 +285,75 @@ def run(ctx: StudyContext) -> StudyResult:
                     row = run_cell(activation, scheme, depth, seed, s, data)
                     rows.append(row)
                     if ctx.progress:
-                        print(f"depth-frontier: {activation} {scheme} depth {depth} seed {seed}: "
-                              f"lr {row['lr']:.3g}, test {row['test_acc']:.3f}, {row['seconds']:.1f} s", flush=True)
+                        print(
+                            f"depth-frontier: {activation} {scheme} depth {depth} seed {seed}: "
+                            f"lr {row['lr']:.3g}, test {row['test_acc']:.3f}, {row['seconds']:.1f} s",
+                            flush=True,
+                        )
     verdict = judge(rows, classes)
     fits = {}
     for activation in s["activations"]:
         for scheme in s["schemes"][activation]:
-            trained = [r for r in rows if r["activation"] == activation and r["scheme"] == scheme
-                       and r["test_acc"] > verdict["threshold"]]
+            trained = [
+                r
+                for r in rows
+                if r["activation"] == activation and r["scheme"] == scheme and r["test_acc"] > verdict["threshold"]
+            ]
             fit = fit_power_law([r["depth"] for r in trained], [r["lr"] for r in trained])
             if fit is not None:
                 fits[f"{activation}/{scheme}"] = {"a": fit[0], "b": fit[1]}
-    (ctx.out / "depth_frontier.json").write_text(json.dumps({"settings": s, "rows": rows, "fits": fits,
-                                                             "judge": verdict}, indent=1, default=str))
+    (ctx.out / "depth_frontier.json").write_text(
+        json.dumps({"settings": s, "rows": rows, "fits": fits, "judge": verdict}, indent=1, default=str)
+    )
     figures = [_plot(rows, s, verdict["threshold"], ctx.out)]
-    table_rows = [[r["activation"], r["scheme"], str(r["depth"]), str(r["seed"]), f"{r['lr']:.3g}",
-                   f"{r['test_acc']:.3f}", f"{r['jacobian_spread']:.2f}",
-                   "inf" if math.isinf(r["six_xi_c"]) else f"{r['six_xi_c']:.0f}", f"{r['seconds']:.0f}"]
-                  for r in rows]
-    frontier_rows = [[a, sch, "trains at every depth" if d is None else str(d)]
-                     for a, per in verdict["frontier"].items() for sch, d in per.items()]
-    summary = (f"Test accuracy after {s['epochs']} epoch(s) at the learning rate suggest_lr picked, depths "
-               f"{s['depths']}, {s['seeds']} seed(s); a run trains above {verdict['threshold']:.2f}. "
-               f"Largest gap between schemes at the deepest depth: {verdict['effect']:.2f} ({verdict['effect_where']}).")
+    table_rows = [
+        [
+            r["activation"],
+            r["scheme"],
+            str(r["depth"]),
+            str(r["seed"]),
+            f"{r['lr']:.3g}",
+            f"{r['test_acc']:.3f}",
+            f"{r['jacobian_spread']:.2f}",
+            "inf" if math.isinf(r["six_xi_c"]) else f"{r['six_xi_c']:.0f}",
+            f"{r['seconds']:.0f}",
+        ]
+        for r in rows
+    ]
+    frontier_rows = [
+        [a, sch, "trains at every depth" if d is None else str(d)]
+        for a, per in verdict["frontier"].items()
+        for sch, d in per.items()
+    ]
+    summary = (
+        f"Test accuracy after {s['epochs']} epoch(s) at the learning rate suggest_lr picked, depths "
+        f"{s['depths']}, {s['seeds']} seed(s); a run trains above {verdict['threshold']:.2f}. "
+        f"Largest gap between schemes at the deepest depth: {verdict['effect']:.2f} ({verdict['effect_where']})."
+    )
     return StudyResult(
-        study="depth-frontier", claim=CLAIM, verdict=verdict["verdict"], effect=verdict["effect"],
-        ci=(math.nan, math.nan), effect_label="accuracy gap between schemes at the deepest depth",
-        summary=summary, evidence={"frontier": verdict["frontier"], "fits": fits, "rows": rows},
-        tables=[("Runs", ["activation", "scheme", "depth", "seed", "lr", "test acc", "log10 J spread", "6 xi_c", "s"],
-                 table_rows),
-                ("Depth at which each scheme falls to chance", ["activation", "scheme", "falls at depth"], frontier_rows),
-                ("Selected lr against depth: lr = a * depth^b", ["activation/scheme", "a", "b"],
-                 [[k, f"{v['a']:.3g}", f"{v['b']:.2f}"] for k, v in fits.items()])],
-        figures=figures, settings=s,
+        study="depth-frontier",
+        claim=CLAIM,
+        verdict=verdict["verdict"],
+        effect=verdict["effect"],
+        ci=(math.nan, math.nan),
+        effect_label="accuracy gap between schemes at the deepest depth",
+        summary=summary,
+        evidence={"frontier": verdict["frontier"], "fits": fits, "rows": rows},
+        tables=[
+            (
+                "Runs",
+                ["activation", "scheme", "depth", "seed", "lr", "test acc", "log10 J spread", "6 xi_c", "s"],
+                table_rows,
+            ),
+            ("Depth at which each scheme falls to chance", ["activation", "scheme", "falls at depth"], frontier_rows),
+            (
+                "Selected lr against depth: lr = a * depth^b",
+                ["activation/scheme", "a", "b"],
+                [[k, f"{v['a']:.3g}", f"{v['b']:.2f}"] for k, v in fits.items()],
+            ),
+        ],
+        figures=figures,
+        settings=s,
     )
 
 
@@ -300,8 +367,9 @@ def _plot(rows: list[dict[str, Any]], s: dict[str, Any], threshold: float, out):
     fig, axes = plt.subplots(len(acts), 3, figsize=(13, 3.6 * len(acts)), squeeze=False)
     for i, activation in enumerate(acts):
         for scheme in s["schemes"][activation]:
-            mine = sorted((r for r in rows if r["activation"] == activation and r["scheme"] == scheme),
-                          key=lambda r: r["depth"])
+            mine = sorted(
+                (r for r in rows if r["activation"] == activation and r["scheme"] == scheme), key=lambda r: r["depth"]
+            )
             depths = [r["depth"] for r in mine]
             axes[i][0].plot(depths, [r["test_acc"] for r in mine], "o-", label=scheme)
             axes[i][1].plot(depths, [r["jacobian_spread"] for r in mine], "o-", label=scheme)

@@ -91,10 +91,17 @@ class CommonSettings:
 
     def compare_kwargs(self, optimizer: str) -> dict[str, Any]:
         """``CompareConfig`` keywords for one optimizer of the grid."""
-        return dict(dataset=self.dataset, seeds=self.seeds, epochs=self.epochs, budgets=self.budgets,
-                    batch_size=self.batch_size, optimizer=optimizer, lr_grid=self.lr_grids[optimizer],
-                    margin=self.margin,
-                    data_options={"limit_train": self.limit_train} if self.limit_train else {})
+        return dict(
+            dataset=self.dataset,
+            seeds=self.seeds,
+            epochs=self.epochs,
+            budgets=self.budgets,
+            batch_size=self.batch_size,
+            optimizer=optimizer,
+            lr_grid=self.lr_grids[optimizer],
+            margin=self.margin,
+            data_options={"limit_train": self.limit_train} if self.limit_train else {},
+        )
 
 
 def common_settings(s: Mapping[str, Any]) -> CommonSettings:
@@ -121,9 +128,15 @@ def common_settings(s: Mapping[str, Any]) -> CommonSettings:
     if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not 0 < margin < 1:
         raise UserError(f"margin: an accuracy difference in (0, 1); got {margin!r}")
     return CommonSettings(
-        dataset=str(s["dataset"]), limit_train=None if limit is None else _positive_int("limit_train", limit),
-        seeds=seed_list(s["seeds"]), epochs=epochs, budgets=tuple(sorted(set(budgets) | {epochs})),
-        batch_size=_positive_int("batch_size", s["batch_size"]), lr_grids=grids, margin=float(margin))
+        dataset=str(s["dataset"]),
+        limit_train=None if limit is None else _positive_int("limit_train", limit),
+        seeds=seed_list(s["seeds"]),
+        epochs=epochs,
+        budgets=tuple(sorted(set(budgets) | {epochs})),
+        batch_size=_positive_int("batch_size", s["batch_size"]),
+        lr_grids=grids,
+        margin=float(margin),
+    )
 
 
 def float_list(name: str, value: Any) -> tuple[float, ...]:

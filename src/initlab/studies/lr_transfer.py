@@ -25,27 +25,44 @@ import torch
 from initlab.studies.base import StudyContext, StudyResult, register
 from initlab.studies.settings import int_list, seed_list
 
-CLAIM = ("μP keeps the optimal learning rate fixed as width grows, where standard parametrization "
-         "lets it drift (Yang et al. 2022, Tensor Programs V)")
+CLAIM = (
+    "μP keeps the optimal learning rate fixed as width grows, where standard parametrization "
+    "lets it drift (Yang et al. 2022, Tensor Programs V)"
+)
 DEFAULTS: dict[str, Any] = {
-    "widths": [64, 128, 256, 512, 1024], "lrs": [2.0 ** -k for k in range(14, 3, -1)], "seeds": 3,
-    "depth": 2, "epochs": 3, "batch_size": 64, "limit_train": 1437, "bootstrap": 1000,
+    "widths": [64, 128, 256, 512, 1024],
+    "lrs": [2.0**-k for k in range(14, 3, -1)],
+    "seeds": 3,
+    "depth": 2,
+    "epochs": 3,
+    "batch_size": 64,
+    "limit_train": 1437,
+    "bootstrap": 1000,
 }
-QUICK: dict[str, Any] = {"widths": [16, 32, 64], "lrs": [2.0 ** -k for k in (9, 7, 5, 3)], "seeds": 2,
-                         "epochs": 1, "limit_train": 256, "bootstrap": 200}
+QUICK: dict[str, Any] = {
+    "widths": [16, 32, 64],
+    "lrs": [2.0**-k for k in (9, 7, 5, 3)],
+    "seeds": 2,
+    "epochs": 1,
+    "limit_train": 256,
+    "bootstrap": 200,
+}
 PARAMETRIZATIONS = ("sp", "mup")
 
 
 def optimal_lr(lrs: list[float], losses: dict[float, list[float]]) -> float:
     """The lr of the lowest mean loss (ties: the smaller lr); a non-finite loss counts as +inf."""
+
     def score(lr: float) -> float:
         vals = [v if math.isfinite(v) else math.inf for v in losses[lr]]
         return sum(vals) / len(vals) if all(math.isfinite(v) for v in vals) else math.inf
+
     return min(sorted(lrs), key=score)
 
 
-def bootstrap_optimum(lrs: list[float], losses: dict[float, list[float]], n: int,
-                      generator: torch.Generator) -> tuple[float, float]:
+def bootstrap_optimum(
+    lrs: list[float], losses: dict[float, list[float]], n: int, generator: torch.Generator
+) -> tuple[float, float]:
     """95% percentile interval of the optimal lr over resamples of the seeds (same seeds for every lr)."""
     k = len(next(iter(losses.values())))
     picks = []
@@ -70,8 +87,9 @@ def judge(drift_sp: float, drift_mup: float) -> str:
     return "not supported"
 
 
-def _train_grid(parametrization: str, width: int, s: dict[str, Any], data: Any, seeds: tuple[int, ...],
-                base_width: int) -> dict[float, list[float]]:
+def _train_grid(
+    parametrization: str, width: int, s: dict[str, Any], data: Any, seeds: tuple[int, ...], base_width: int
+) -> dict[float, list[float]]:
     from initlab.engine import Member, TrainConfig, train
     from initlab.mup.models import MupMLP, adam_multipliers, initialize_abc
 
@@ -136,8 +154,9 @@ def plot(grid: dict[str, Any], path) -> None:
             ax.axvline(row["opt"], color=ax.lines[-1].get_color(), alpha=0.3, lw=1)
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
-        ax.set_title(f"{'standard (He, one lr)' if par == 'sp' else 'μP (auto+mup)'}: drift "
-                     f"{grid[par]['drift']:+.1f} log2")
+        ax.set_title(
+            f"{'standard (He, one lr)' if par == 'sp' else 'μP (auto+mup)'}: drift {grid[par]['drift']:+.1f} log2"
+        )
         ax.set_xlabel("Adam learning rate")
     axes[0].set_ylabel("final training loss (mean over seeds)")
     axes[1].legend(fontsize=8)
@@ -157,23 +176,48 @@ def lr_transfer(ctx: StudyContext) -> StudyResult:
     for par in PARAMETRIZATIONS:
         for width, row in grid[par]["rows"].items():
             lo, hi = row["ci"]
-            rows.append([par, str(width), f"{row['opt']:.3g}", f"[{lo:.3g}, {hi:.3g}]",
-                         f"{min(sum(v) / len(v) for v in row['losses'].values()):.4f}"])
+            rows.append(
+                [
+                    par,
+                    str(width),
+                    f"{row['opt']:.3g}",
+                    f"[{lo:.3g}, {hi:.3g}]",
+                    f"{min(sum(v) / len(v) for v in row['losses'].values()):.4f}",
+                ]
+            )
     figure = ctx.out / "lr_transfer.png"
     plot(grid, figure)
     widths = sorted(grid["sp"]["rows"])
-    summary = (f"Optimal Adam lr drift over widths {widths[0]}..{widths[-1]}: SP {d_sp:+.1f} log2 "
-               f"({2 ** abs(d_sp):.3g}x), μP {d_mup:+.1f} log2 ({2 ** abs(d_mup):.3g}x); grid step = 1 log2.")
-    evidence = {par: {"drift_log2": grid[par]["drift"],
-                      "optimal_lr": {str(w): r["opt"] for w, r in grid[par]["rows"].items()},
-                      "optimal_lr_ci": {str(w): list(r["ci"]) for w, r in grid[par]["rows"].items()}}
-                for par in PARAMETRIZATIONS}
+    summary = (
+        f"Optimal Adam lr drift over widths {widths[0]}..{widths[-1]}: SP {d_sp:+.1f} log2 "
+        f"({2 ** abs(d_sp):.3g}x), μP {d_mup:+.1f} log2 ({2 ** abs(d_mup):.3g}x); grid step = 1 log2."
+    )
+    evidence = {
+        par: {
+            "drift_log2": grid[par]["drift"],
+            "optimal_lr": {str(w): r["opt"] for w, r in grid[par]["rows"].items()},
+            "optimal_lr_ci": {str(w): list(r["ci"]) for w, r in grid[par]["rows"].items()},
+        }
+        for par in PARAMETRIZATIONS
+    }
     small, large = grid["mup"]["rows"][widths[0]]["ci"], grid["mup"]["rows"][widths[-1]]["ci"]
     drift_ci = (math.log2(small[0] / large[1]), math.log2(small[1] / large[0]))  # from the two intervals' ends
     return StudyResult(
-        study="lr-transfer", claim=CLAIM, verdict=verdict, effect=d_mup, ci=drift_ci,
-        effect_label="μP drift of the optimal lr, log2 (smallest / largest width)", summary=summary,
-        evidence=evidence, tables=[("Optimal learning rate per width (95% bootstrap interval over seeds)",
-                                    ["parametrization", "width", "optimal lr", "95% interval", "best loss"], rows)],
-        figures=[figure], settings={k: v for k, v in s.items()},
+        study="lr-transfer",
+        claim=CLAIM,
+        verdict=verdict,
+        effect=d_mup,
+        ci=drift_ci,
+        effect_label="μP drift of the optimal lr, log2 (smallest / largest width)",
+        summary=summary,
+        evidence=evidence,
+        tables=[
+            (
+                "Optimal learning rate per width (95% bootstrap interval over seeds)",
+                ["parametrization", "width", "optimal lr", "95% interval", "best loss"],
+                rows,
+            )
+        ],
+        figures=[figure],
+        settings={k: v for k, v in s.items()},
     )

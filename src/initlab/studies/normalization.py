@@ -48,10 +48,12 @@ from initlab.studies.base import StudyContext, StudyResult, mean_ci, register
 from initlab.studies.settings import accuracy_by_seed, fmt_ci, seed_list
 
 NAME = "normalization"
-CLAIM = ("Some people believe that neural network weight initialization is not a critical factor in the success of "
-         "training a model [...] However, weight initialization does play an important role in determining the "
-         "initial state of the network and can greatly impact its convergence rate and the quality of the learned "
-         "representation.")
+CLAIM = (
+    "Some people believe that neural network weight initialization is not a critical factor in the success of "
+    "training a model [...] However, weight initialization does play an important role in determining the "
+    "initial state of the network and can greatly impact its convergence rate and the quality of the learned "
+    "representation."
+)
 MODEL = "initlab.studies.normalization:normalized_mlp"
 NORMS = ("none", "batch", "layer")
 BASELINE = "none"
@@ -63,8 +65,16 @@ DEFAULTS: dict[str, Any] = {
     "width": 64,  # units per hidden layer
     "depth": 6,  # hidden layers
     "activation": "relu",
-    "schemes": ["random_uniform", "random_normal", "xavier_uniform", "he_normal", "orthogonal", "sparse",
-                "uniform_fan", "positive"],
+    "schemes": [
+        "random_uniform",
+        "random_normal",
+        "xavier_uniform",
+        "he_normal",
+        "orthogonal",
+        "sparse",
+        "uniform_fan",
+        "positive",
+    ],
     "norms": ["none", "batch", "layer"],  # "none" first: the baseline
     "seeds": 5,
     "epochs": 10,
@@ -73,12 +83,24 @@ DEFAULTS: dict[str, Any] = {
     "matters": 0.02,  # accuracy difference (fraction) from which the choice of scheme "matters"
     "bootstrap": 2000,  # resamples of the seeds for the spread CIs
 }
-FULL: dict[str, Any] = {"dataset": "fashion-mnist", "data_options": {"limit_train": 10000}, "width": 128,
-                        "depth": 8, "seeds": 8, "epochs": 10}
+FULL: dict[str, Any] = {
+    "dataset": "fashion-mnist",
+    "data_options": {"limit_train": 10000},
+    "width": 128,
+    "depth": 8,
+    "seeds": 8,
+    "epochs": 10,
+}
 
 
-def normalized_mlp(input_shape: Sequence[int], num_classes: int, width: int = 64, depth: int = 6,
-                   activation: str = "relu", norm: str | None = None) -> nn.Sequential:
+def normalized_mlp(
+    input_shape: Sequence[int],
+    num_classes: int,
+    width: int = 64,
+    depth: int = 6,
+    activation: str = "relu",
+    norm: str | None = None,
+) -> nn.Sequential:
     """``flatten → (fc{i} → [norm{i}] → act{i}) × depth → out``.
 
     ``norm``: ``None``/``"none"`` (a plain MLP, the same layers as ``initlab.models.mlp``),
@@ -127,8 +149,11 @@ def degenerate_schemes(means: dict[str, dict[str, float]], chance: float) -> lis
     return [sc for sc in schemes if any(m[sc] <= chance + DEGENERATE_MARGIN for m in means.values())]
 
 
-def bootstrap_spreads(acc: dict[str, dict[str, dict[int, float]]], seeds: Sequence[int], resamples: int,
-                      ) -> dict[str, dict[str, list[float]]]:
+def bootstrap_spreads(
+    acc: dict[str, dict[str, dict[int, float]]],
+    seeds: Sequence[int],
+    resamples: int,
+) -> dict[str, dict[str, list[float]]]:
     """Bootstrap distribution of (std, range) per normalization and of the std difference to none.
 
     Every resample draws ``len(seeds)`` seeds with replacement (``torch.Generator`` seeded 0) and
@@ -164,8 +189,10 @@ def _figure(out, norms, schemes, stats, spread_ci) -> Any:
     for k, n in enumerate(norms):
         xs = [i + (k - (len(norms) - 1) / 2) * 0.22 for i in range(len(schemes))]
         ys = [stats[n][s][0] for s in schemes]
-        errs = [[y - stats[n][s][1] if math.isfinite(stats[n][s][1]) else 0 for y, s in zip(ys, schemes)],
-                [stats[n][s][2] - y if math.isfinite(stats[n][s][2]) else 0 for y, s in zip(ys, schemes)]]
+        errs = [
+            [y - stats[n][s][1] if math.isfinite(stats[n][s][1]) else 0 for y, s in zip(ys, schemes)],
+            [stats[n][s][2] - y if math.isfinite(stats[n][s][2]) else 0 for y, s in zip(ys, schemes)],
+        ]
         left.errorbar(xs, ys, yerr=errs, fmt="o", capsize=2, color=colors[n], label=f"norm: {n}")
     left.set_xticks(range(len(schemes)), schemes, rotation=30, ha="right")
     left.set_ylabel("final test accuracy (mean, 95% CI)")
@@ -174,8 +201,10 @@ def _figure(out, norms, schemes, stats, spread_ci) -> Any:
     left.legend(fontsize=8, loc="lower left")
     left.set_title("accuracy per scheme")
     values = [spread_ci[n]["std"][0] for n in norms]
-    errs = [[v - spread_ci[n]["std"][1] for v, n in zip(values, norms)],
-            [spread_ci[n]["std"][2] - v for v, n in zip(values, norms)]]
+    errs = [
+        [v - spread_ci[n]["std"][1] for v, n in zip(values, norms)],
+        [spread_ci[n]["std"][2] - v for v, n in zip(values, norms)],
+    ]
     right.bar(range(len(norms)), values, yerr=errs, capsize=3, color=[colors[n] for n in norms])
     right.set_xticks(range(len(norms)), norms)
     right.set_ylabel("std of scheme means (bootstrap 95% CI)")
@@ -218,9 +247,18 @@ def run(ctx: StudyContext) -> StudyResult:
     experiments = []
     for n in norms:
         data = ctx.compare(
-            schemes=tuple(schemes), seeds=seeds, dataset=s["dataset"], data_options=s["data_options"], model=MODEL,
-            model_options={"norm": n}, width=s["width"], depth=s["depth"], activation=s["activation"],
-            epochs=s["epochs"], batch_size=s["batch_size"], lr=s["lr"],
+            schemes=tuple(schemes),
+            seeds=seeds,
+            dataset=s["dataset"],
+            data_options=s["data_options"],
+            model=MODEL,
+            model_options={"norm": n},
+            width=s["width"],
+            depth=s["depth"],
+            activation=s["activation"],
+            epochs=s["epochs"],
+            batch_size=s["batch_size"],
+            lr=s["lr"],
             reference=REFERENCE if REFERENCE in schemes else schemes[0],
             chunk_size=len(schemes) * len(seeds),
         )
@@ -237,13 +275,25 @@ def run(ctx: StudyContext) -> StudyResult:
     degenerate = degenerate_schemes({n: {sc: stats[n][sc][0] for sc in schemes} for n in norms}, chance)
     trainable = [sc for sc in schemes if sc not in degenerate]
     # The spread without the schemes that did not train somewhere: is it the scheme, or one failure?
-    point_trainable = {n: spreads({sc: acc[n][sc] for sc in trainable}, seeds) if len(trainable) > 1
-                       else (math.nan, math.nan) for n in norms}
+    point_trainable = {
+        n: spreads({sc: acc[n][sc] for sc in trainable}, seeds) if len(trainable) > 1 else (math.nan, math.nan)
+        for n in norms
+    }
     boot = bootstrap_spreads(acc, seeds, resamples)
-    spread_ci = {n: {"std": (point[n][0], *percentile_ci(boot[n]["std"])),
-                     "range": (point[n][1], *percentile_ci(boot[n]["range"]))} for n in norms}
-    shrink = {n: (point[BASELINE][0] - point[n][0],
-                  *percentile_ci([a - b for a, b in zip(boot[BASELINE]["std"], boot[n]["std"])])) for n in norms[1:]}
+    spread_ci = {
+        n: {
+            "std": (point[n][0], *percentile_ci(boot[n]["std"])),
+            "range": (point[n][1], *percentile_ci(boot[n]["range"])),
+        }
+        for n in norms
+    }
+    shrink = {
+        n: (
+            point[BASELINE][0] - point[n][0],
+            *percentile_ci([a - b for a, b in zip(boot[BASELINE]["std"], boot[n]["std"])]),
+        )
+        for n in norms[1:]
+    }
     first = norms[1]
     effect, lo, hi = shrink[first]
 
@@ -253,8 +303,14 @@ def run(ctx: StudyContext) -> StudyResult:
         worst = min(schemes, key=lambda sc: stats[n][sc][0])
         d = mean_ci([acc[n][best][k] - acc[n][worst][k] for k in seeds])
         near = [sc for sc in schemes if stats[n][best][0] - stats[n][sc][0] <= matters]
-        best_minus_worst[n] = {"best": best, "worst": worst, "mean": d[0], "ci": [d[1], d[2]],
-                               "matters": bool(d[1] > matters), "near_best": near}
+        best_minus_worst[n] = {
+            "best": best,
+            "worst": worst,
+            "mean": d[0],
+            "ci": [d[1], d[2]],
+            "matters": bool(d[1] > matters),
+            "near_best": near,
+        }
     if not best_minus_worst[BASELINE]["matters"]:
         verdict = "not supported"
     elif all(best_minus_worst[n]["matters"] for n in norms):
@@ -264,52 +320,97 @@ def run(ctx: StudyContext) -> StudyResult:
 
     acc_rows = []
     for sc in schemes:
-        acc_rows.append([sc] + [fmt_ci(*stats[n][sc]) + (f" ({rows_by_norm[n][sc]['diverged']} div)"
-                                                          if rows_by_norm[n][sc]["diverged"] else "") for n in norms])
+        acc_rows.append(
+            [sc]
+            + [
+                fmt_ci(*stats[n][sc])
+                + (f" ({rows_by_norm[n][sc]['diverged']} div)" if rows_by_norm[n][sc]["diverged"] else "")
+                for n in norms
+            ]
+        )
     spread_rows = []
     for n in norms:
         bw = best_minus_worst[n]
-        spread_rows.append([n, fmt_ci(*spread_ci[n]["std"]), fmt_ci(*spread_ci[n]["range"]),
-                            f"{bw['best']} − {bw['worst']}: {fmt_ci(bw['mean'], *bw['ci'])}",
-                            f"{len(bw['near_best'])}/{len(schemes)}",
-                            "—" if n == BASELINE else fmt_ci(*shrink[n]),
-                            f"{point_trainable[n][0]:.3f} / {point_trainable[n][1]:.3f}"])
+        spread_rows.append(
+            [
+                n,
+                fmt_ci(*spread_ci[n]["std"]),
+                fmt_ci(*spread_ci[n]["range"]),
+                f"{bw['best']} − {bw['worst']}: {fmt_ci(bw['mean'], *bw['ci'])}",
+                f"{len(bw['near_best'])}/{len(schemes)}",
+                "—" if n == BASELINE else fmt_ci(*shrink[n]),
+                f"{point_trainable[n][0]:.3f} / {point_trainable[n][1]:.3f}",
+            ]
+        )
     figure = _figure(ctx.out, norms, schemes, stats, spread_ci)
 
     parts = []
     for n in norms:
         bw = best_minus_worst[n]
-        parts.append(f"{n}: std {100 * point[n][0]:.1f} pp, {len(bw['near_best'])}/{len(schemes)} schemes within "
-                     f"{100 * matters:.0f} pp of the best, worst {bw['worst']} {100 * stats[n][bw['worst']][0]:.1f}%")
+        parts.append(
+            f"{n}: std {100 * point[n][0]:.1f} pp, {len(bw['near_best'])}/{len(schemes)} schemes within "
+            f"{100 * matters:.0f} pp of the best, worst {bw['worst']} {100 * stats[n][bw['worst']][0]:.1f}%"
+        )
     summary = (
         f"Std of the {len(schemes)} schemes' mean accuracy ({s['dataset']}, {s['depth']}-layer {s['activation']} MLP, "
         f"{len(seeds)} seeds) — {'; '.join(parts)}. With {first} norm the spread shrinks by {100 * effect:+.1f} pp "
         f"[{100 * lo:+.1f}, {100 * hi:+.1f}]. Without the schemes that stayed within {DEGENERATE_MARGIN:.0%} of chance "
         f"somewhere ({', '.join(degenerate) or 'none'}) the range of means is "
-        + ", ".join(f"{n} {100 * point_trainable[n][1]:.1f} pp" for n in norms) + "."
+        + ", ".join(f"{n} {100 * point_trainable[n][1]:.1f} pp" for n in norms)
+        + "."
     )
     return StudyResult(
-        study=NAME, claim=CLAIM, verdict=verdict, effect=effect, ci=(lo, hi),
-        effect_label=f"std of scheme means: none − {first}", effect_unit="pp",
+        study=NAME,
+        claim=CLAIM,
+        verdict=verdict,
+        effect=effect,
+        ci=(lo, hi),
+        effect_label=f"std of scheme means: none − {first}",
+        effect_unit="pp",
         summary=summary,
-        evidence={"schemes": schemes, "norms": norms,
-                  "accuracy": {n: {sc: {"mean": stats[n][sc][0], "ci": [stats[n][sc][1], stats[n][sc][2]],
-                                        "diverged": rows_by_norm[n][sc]["diverged"]} for sc in schemes} for n in norms},
-                  "spread_std": {n: {"value": spread_ci[n]["std"][0], "ci": list(spread_ci[n]["std"][1:])}
-                                 for n in norms},
-                  "spread_range": {n: {"value": spread_ci[n]["range"][0], "ci": list(spread_ci[n]["range"][1:])}
-                                   for n in norms},
-                  "std_shrink": {n: {"value": shrink[n][0], "ci": list(shrink[n][1:])} for n in norms[1:]},
-                  "best_minus_worst": best_minus_worst, "matters_threshold": matters,
-                  "degenerate": degenerate,
-                  "spread_without_degenerate": {n: {"std": point_trainable[n][0], "range": point_trainable[n][1]}
-                                                for n in norms}},
+        evidence={
+            "schemes": schemes,
+            "norms": norms,
+            "accuracy": {
+                n: {
+                    sc: {
+                        "mean": stats[n][sc][0],
+                        "ci": [stats[n][sc][1], stats[n][sc][2]],
+                        "diverged": rows_by_norm[n][sc]["diverged"],
+                    }
+                    for sc in schemes
+                }
+                for n in norms
+            },
+            "spread_std": {n: {"value": spread_ci[n]["std"][0], "ci": list(spread_ci[n]["std"][1:])} for n in norms},
+            "spread_range": {
+                n: {"value": spread_ci[n]["range"][0], "ci": list(spread_ci[n]["range"][1:])} for n in norms
+            },
+            "std_shrink": {n: {"value": shrink[n][0], "ci": list(shrink[n][1:])} for n in norms[1:]},
+            "best_minus_worst": best_minus_worst,
+            "matters_threshold": matters,
+            "degenerate": degenerate,
+            "spread_without_degenerate": {
+                n: {"std": point_trainable[n][0], "range": point_trainable[n][1]} for n in norms
+            },
+        },
         tables=[
             ("Final test accuracy (mean [95% CI]) per scheme and normalization", ["scheme", *norms], acc_rows),
-            ("Spread between schemes (bootstrap 95% CI over seeds)",
-             ["norm", "std of means", "best − worst means", "best − worst, paired", f"within {matters:.0%} of best",
-              "std shrink vs none", f"std / range without {', '.join(degenerate) or 'none'}"], spread_rows),
+            (
+                "Spread between schemes (bootstrap 95% CI over seeds)",
+                [
+                    "norm",
+                    "std of means",
+                    "best − worst means",
+                    "best − worst, paired",
+                    f"within {matters:.0%} of best",
+                    "std shrink vs none",
+                    f"std / range without {', '.join(degenerate) or 'none'}",
+                ],
+                spread_rows,
+            ),
         ],
-        figures=[figure], experiments=experiments,
+        figures=[figure],
+        experiments=experiments,
         settings={**s, "seeds": list(seeds), "schemes": schemes, "norms": norms, "model": MODEL},
     )

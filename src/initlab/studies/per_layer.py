@@ -49,9 +49,11 @@ from initlab.studies.base import StudyContext, StudyResult, register
 from initlab.studies.settings import accuracy_by_seed, fmt_ci, int_list, paired_diff, seed_list
 
 NAME = "per-layer"
-CLAIM = ("An additional misconception is that using the same initialization scheme for all layers of a neural "
-         "network will lead to optimal performance. In reality, different layers and neurons may benefit from "
-         "different weight initialization strategies.")
+CLAIM = (
+    "An additional misconception is that using the same initialization scheme for all layers of a neural "
+    "network will lead to optimal performance. In reality, different layers and neurons may benefit from "
+    "different weight initialization strategies."
+)
 ACTIVATION_CYCLE = ("relu", "tanh", "gelu", "sigmoid")  # branch activations, block i uses [i % 4]
 MODEL = "initlab.studies.per_layer:mixed_residual_mlp"
 POLICY = "auto"
@@ -69,8 +71,12 @@ DEFAULTS: dict[str, Any] = {
     "controls": True,  # add SCHEME+zeroed_branch_ends for every single scheme
 }
 FULL: dict[str, Any] = {
-    "dataset": "fashion-mnist", "data_options": {"limit_train": 10000}, "width": 128, "depths": [4, 16, 32],
-    "seeds": 10, "epochs": 10,
+    "dataset": "fashion-mnist",
+    "data_options": {"limit_train": 10000},
+    "width": 128,
+    "depths": [4, 16, 32],
+    "seeds": 10,
+    "epochs": 10,
 }
 
 
@@ -89,7 +95,8 @@ def mixed_residual_mlp(input_shape: Sequence[int], num_classes: int, width: int 
     shape = _shape(input_shape)
     num_classes, width, depth = _int("num_classes", num_classes, 1), _int("width", width, 1), _int("depth", depth, 0)
     layers: OrderedDict[str, nn.Module] = OrderedDict(
-        flatten=nn.Flatten(), stem=nn.Linear(math.prod(shape), width), stem_act=activation_module("tanh"))
+        flatten=nn.Flatten(), stem=nn.Linear(math.prod(shape), width), stem_act=activation_module("tanh")
+    )
     for i in range(depth):
         layers[f"block{i + 1}"] = ResidualBlock(lambda: nn.Linear(width, width), None, ACTIVATION_CYCLE[i % 4])
     layers["act"] = activation_module("relu")
@@ -134,8 +141,10 @@ def _figure(out, depths, order, stats, curves) -> Any:
         rows = [stats[d][scheme] for d in depths]
         means = [r["mean"] for r in rows]
         # one seed or a zero-width interval: no bar rather than a NaN one
-        errs = [[r["mean"] - r["ci_low"] if math.isfinite(r["ci_low"]) else 0 for r in rows],
-                [r["ci_high"] - r["mean"] if math.isfinite(r["ci_high"]) else 0 for r in rows]]
+        errs = [
+            [r["mean"] - r["ci_low"] if math.isfinite(r["ci_low"]) else 0 for r in rows],
+            [r["ci_high"] - r["mean"] if math.isfinite(r["ci_high"]) else 0 for r in rows],
+        ]
         left.errorbar(xs, means, yerr=errs, marker="o", capsize=3, color=colors[scheme], label=scheme)
     left.set_xscale("log", base=2)
     left.set_xticks(depths, [str(d) for d in depths])
@@ -148,8 +157,13 @@ def _figure(out, depths, order, stats, curves) -> Any:
     for scheme in order:
         for seed, pts in curves.get(scheme, {}).items():
             pts = sorted(pts)
-            right.plot([p[0] for p in pts], [p[1] for p in pts], color=colors[scheme], alpha=0.6,
-                       label=scheme if seed == min(curves[scheme]) else None)
+            right.plot(
+                [p[0] for p in pts],
+                [p[1] for p in pts],
+                color=colors[scheme],
+                alpha=0.6,
+                label=scheme if seed == min(curves[scheme]) else None,
+            )
     right.set_xlabel("epoch")
     right.set_ylabel("test accuracy")
     right.set_ylim(0, 1.02)
@@ -188,9 +202,18 @@ def run(ctx: StudyContext) -> StudyResult:
     experiments, curves = [], {}
     for depth in depths:
         data = ctx.compare(
-            schemes=tuple(order), seeds=seeds, dataset=s["dataset"], data_options=s["data_options"], model=MODEL,
-            width=s["width"], depth=depth, epochs=s["epochs"], batch_size=s["batch_size"], lr=s["lr"],
-            reference=POLICY, chunk_size=len(order) * len(seeds),
+            schemes=tuple(order),
+            seeds=seeds,
+            dataset=s["dataset"],
+            data_options=s["data_options"],
+            model=MODEL,
+            width=s["width"],
+            depth=depth,
+            epochs=s["epochs"],
+            batch_size=s["batch_size"],
+            lr=s["lr"],
+            reference=POLICY,
+            chunk_size=len(order) * len(seeds),
         )
         experiments.append(data.experiment_id)
         accuracy[depth] = accuracy_by_seed(data)
@@ -207,8 +230,9 @@ def run(ctx: StudyContext) -> StudyResult:
     vs_worst = paired_diff(accuracy[deep][POLICY], accuracy[deep][worst])
     best_control, vs_control = None, None
     if controls:
-        best_control = max(controls, key=lambda c: stats[deep][c]["mean"] if math.isfinite(stats[deep][c]["mean"])
-                           else -1.0)
+        best_control = max(
+            controls, key=lambda c: stats[deep][c]["mean"] if math.isfinite(stats[deep][c]["mean"]) else -1.0
+        )
         vs_control = paired_diff(accuracy[deep][POLICY], accuracy[deep][best_control])
     verdict = judge(lo, vs_control[1] if vs_control else None, vs_worst[1])
 
@@ -218,18 +242,31 @@ def run(ctx: StudyContext) -> StudyResult:
         per_depth[str(depth)] = {}
         for scheme in order:
             st = stats[depth][scheme]
-            entry = {"mean": st["mean"], "ci": [st["ci_low"], st["ci_high"]], "std": st["std"], "n": st["n"],
-                     "diverged": st["diverged"]}
+            entry = {
+                "mean": st["mean"],
+                "ci": [st["ci_low"], st["ci_high"]],
+                "std": st["std"],
+                "n": st["n"],
+                "diverged": st["diverged"],
+            }
             if scheme != POLICY:
                 d = paired_diff(accuracy[depth][POLICY], accuracy[depth][scheme])
                 entry["auto_minus_this"] = {"mean": d[0], "ci": [d[1], d[2]], "p_holm": st.get("p_holm")}
             per_depth[str(depth)][scheme] = entry
-            auto_col = ("—" if scheme == POLICY else
-                        fmt_ci(*paired_diff(accuracy[depth][POLICY], accuracy[depth][scheme])))
+            auto_col = (
+                "—" if scheme == POLICY else fmt_ci(*paired_diff(accuracy[depth][POLICY], accuracy[depth][scheme]))
+            )
             p = st.get("p_holm")
-            rows.append([str(depth), scheme, fmt_ci(st["mean"], st["ci_low"], st["ci_high"]),
-                         f"{st['diverged']}/{st['n']}", auto_col,
-                         "—" if p is None or not math.isfinite(p) else f"{p:.3g}"])
+            rows.append(
+                [
+                    str(depth),
+                    scheme,
+                    fmt_ci(st["mean"], st["ci_low"], st["ci_high"]),
+                    f"{st['diverged']}/{st['n']}",
+                    auto_col,
+                    "—" if p is None or not math.isfinite(p) else f"{p:.3g}",
+                ]
+            )
     plan_counts = _plan_counts(s["width"], deep, dataset.input_shape, dataset.num_classes)
     figure = _figure(ctx.out, depths, order, stats, curves)
 
@@ -245,27 +282,46 @@ def run(ctx: StudyContext) -> StudyResult:
         d0 = paired_diff(accuracy[shallow][POLICY], accuracy[shallow][sb])
         summary += f" At {shallow} blocks auto − {sb} = {100 * d0[0]:+.1f} pp [{100 * d0[1]:+.1f}, {100 * d0[2]:+.1f}]."
     if vs_control:
-        summary += (f" Control, one scheme with zeroed branch ends ({best_control}): "
-                    f"{100 * stats[deep][best_control]['mean']:.1f}%; auto − control = {100 * vs_control[0]:+.1f} pp "
-                    f"[{100 * vs_control[1]:+.1f}, {100 * vs_control[2]:+.1f}].")
+        summary += (
+            f" Control, one scheme with zeroed branch ends ({best_control}): "
+            f"{100 * stats[deep][best_control]['mean']:.1f}%; auto − control = {100 * vs_control[0]:+.1f} pp "
+            f"[{100 * vs_control[1]:+.1f}, {100 * vs_control[2]:+.1f}]."
+        )
     return StudyResult(
-        study=NAME, claim=CLAIM, verdict=verdict, effect=effect, ci=(lo, hi),
+        study=NAME,
+        claim=CLAIM,
+        verdict=verdict,
+        effect=effect,
+        ci=(lo, hi),
         effect_label=f"acc(auto) − acc({best}) at {deep} blocks",
         summary=summary,
-        evidence={"depths": depths, "best_uniform": best, "worst_uniform": worst,
-                  "auto_minus_best": {"mean": effect, "ci": [lo, hi]},
-                  "auto_minus_worst": {"mean": vs_worst[0], "ci": [vs_worst[1], vs_worst[2]]},
-                  "best_control": best_control,
-                  "auto_minus_best_control": (None if vs_control is None else
-                                              {"mean": vs_control[0], "ci": [vs_control[1], vs_control[2]]}),
-                  "accuracy": per_depth, "auto_plan_weights": plan_counts,
-                  "steps": s["epochs"] * math.ceil(dataset.x_train.shape[0] / s["batch_size"])},
+        evidence={
+            "depths": depths,
+            "best_uniform": best,
+            "worst_uniform": worst,
+            "auto_minus_best": {"mean": effect, "ci": [lo, hi]},
+            "auto_minus_worst": {"mean": vs_worst[0], "ci": [vs_worst[1], vs_worst[2]]},
+            "best_control": best_control,
+            "auto_minus_best_control": (
+                None if vs_control is None else {"mean": vs_control[0], "ci": [vs_control[1], vs_control[2]]}
+            ),
+            "accuracy": per_depth,
+            "auto_plan_weights": plan_counts,
+            "steps": s["epochs"] * math.ceil(dataset.x_train.shape[0] / s["batch_size"]),
+        },
         tables=[
-            ("Final test accuracy (mean [95% CI]) and the paired difference auto − scheme",
-             ["blocks", "scheme", "accuracy", "diverged", "auto − scheme", "p (Holm)"], rows),
-            (f"The auto plan on the {deep}-block model (weight tensors per scheme)",
-             ["scheme", "weights"], [[k, str(v)] for k, v in plan_counts.items()]),
+            (
+                "Final test accuracy (mean [95% CI]) and the paired difference auto − scheme",
+                ["blocks", "scheme", "accuracy", "diverged", "auto − scheme", "p (Holm)"],
+                rows,
+            ),
+            (
+                f"The auto plan on the {deep}-block model (weight tensors per scheme)",
+                ["scheme", "weights"],
+                [[k, str(v)] for k, v in plan_counts.items()],
+            ),
         ],
-        figures=[figure], experiments=experiments,
+        figures=[figure],
+        experiments=experiments,
         settings={**s, "seeds": list(seeds), "depths": depths, "model": MODEL},
     )

@@ -57,8 +57,8 @@ from initlab.errors import UserError
 from initlab.studies.base import StudyContext, StudyResult, mean_ci, register
 
 CLAIM = (
-    "\"While it is true that larger initial weights can result in quicker convergence during the initial phase of "
-    "training, they can also lead to unstable behavior later on. Large weights can cause the network to diverge.\""
+    '"While it is true that larger initial weights can result in quicker convergence during the initial phase of '
+    'training, they can also lead to unstable behavior later on. Large weights can cause the network to diverge."'
 )
 
 DEFAULTS: dict[str, Any] = {
@@ -162,8 +162,12 @@ def _plot(path: Path, factors: list[float], lrs: list[float], grad: dict, per_lr
         label = f"lr {lr:g}"
         axes[0][1].plot(factors, [_finite_mean(rows[f]["early_loss"]) for f in factors], "o-", label=label)
         axes[1][0].plot(factors, [100 * _finite_mean(rows[f]["final_acc"]) for f in factors], "o-", label=label)
-        axes[1][1].plot(factors, [100 * (rows[f]["diverged"] + rows[f]["failed"]) / len(rows[f]["final_acc"])
-                                  for f in factors], "o-", label=label)
+        axes[1][1].plot(
+            factors,
+            [100 * (rows[f]["diverged"] + rows[f]["failed"]) / len(rows[f]["final_acc"]) for f in factors],
+            "o-",
+            label=label,
+        )
     steps = ", ".join(str(x) for x in sorted(set(early_step.values())))
     axes[0][1].set_title(f"Test loss early in training (step {steps})")
     axes[0][1].set_ylabel("test loss (mean over seeds)")
@@ -206,8 +210,9 @@ def run(ctx: StudyContext) -> StudyResult:
         factors = sorted(float(Fraction(str(f))) for f in as_list(s["factors"]))
         lrs = [float(x) for x in as_list(s["lrs"])]
     except (TypeError, ValueError, ZeroDivisionError):
-        raise UserError(f"factors and lrs: numbers (fractions like 1/16 allowed); got factors={s['factors']!r}, "
-                        f"lrs={s['lrs']!r}") from None
+        raise UserError(
+            f"factors and lrs: numbers (fractions like 1/16 allowed); got factors={s['factors']!r}, lrs={s['lrs']!r}"
+        ) from None
     if any(not (math.isfinite(f) and f > 0) for f in factors) or len(set(factors)) != len(factors):
         raise UserError(f"factors: distinct numbers > 0; got {s['factors']}")
     if 1.0 not in factors or not any(f > 1 for f in factors):
@@ -218,9 +223,19 @@ def run(ctx: StudyContext) -> StudyResult:
     schemes = {f: scheme_for(f) for f in factors}
     he = schemes[1.0]
     data_options = {"limit_train": int(s["limit_train"])} if s["limit_train"] else {}
-    base = dict(schemes=tuple(schemes[f] for f in factors), seeds=seeds, dataset=s["dataset"], width=s["width"],
-                depth=s["depth"], activation=s["activation"], epochs=s["epochs"], batch_size=s["batch_size"],
-                reference=he, paired_test="t", data_options=data_options)
+    base = dict(
+        schemes=tuple(schemes[f] for f in factors),
+        seeds=seeds,
+        dataset=s["dataset"],
+        width=s["width"],
+        depth=s["depth"],
+        activation=s["activation"],
+        epochs=s["epochs"],
+        batch_size=s["batch_size"],
+        reference=he,
+        paired_test="t",
+        data_options=data_options,
+    )
     dataset = load(s["dataset"], **data_options)
     chance = 1.0 / dataset.num_classes
 
@@ -252,8 +267,9 @@ def run(ctx: StudyContext) -> StudyResult:
                 "final_acc": final,
                 "drop_from_peak": [p - a for p, a in zip(peak, final)],
                 "diverged": sum(runs[(sch, k)]["status"] == "diverged" for k in seeds),
-                "diverged_steps": [runs[(sch, k)]["diverged_step"] for k in seeds
-                                   if runs[(sch, k)]["status"] == "diverged"],
+                "diverged_steps": [
+                    runs[(sch, k)]["diverged_step"] for k in seeds if runs[(sch, k)]["status"] == "diverged"
+                ],
                 "diverged_step": [runs[(sch, k)]["diverged_step"] for k in seeds],
                 "failed": sum(runs[(sch, k)]["status"] != "diverged" and a < 2 * chance for k, a in zip(seeds, final)),
             }
@@ -261,10 +277,10 @@ def run(ctx: StudyContext) -> StudyResult:
 
     # the two halves, each Holm-corrected over its (lr, f > 1) tests
     large = [f for f in factors if f > 1]
-    tests_a = [(lr, f, _paired(per_lr[lr][1.0]["early_loss"], per_lr[lr][f]["early_loss"]))
-               for lr in lrs for f in large]
-    tests_b = [(lr, f, _paired(per_lr[lr][1.0]["final_acc"], per_lr[lr][f]["final_acc"]))
-               for lr in lrs for f in large]
+    tests_a = [
+        (lr, f, _paired(per_lr[lr][1.0]["early_loss"], per_lr[lr][f]["early_loss"])) for lr in lrs for f in large
+    ]
+    tests_b = [(lr, f, _paired(per_lr[lr][1.0]["final_acc"], per_lr[lr][f]["final_acc"])) for lr in lrs for f in large]
     for tests in (tests_a, tests_b):
         for (_, _, t), p_holm in zip(tests, holm([t["p"] for _, _, t in tests])):
             t["p_holm"] = p_holm
@@ -275,8 +291,11 @@ def run(ctx: StudyContext) -> StudyResult:
         return per_lr[lr][f]["diverged"] + per_lr[lr][f]["failed"]
 
     more_divergence = [(lr, f) for lr in lrs for f in large if broken(lr, f) > 0 and broken(lr, 1.0) == 0]
-    late = {(lr, f): unstable_later(per_lr[lr][f], _finite_mean(per_lr[lr][1.0]["early_acc"]), early_step[lr])
-            for lr in lrs for f in factors}
+    late = {
+        (lr, f): unstable_later(per_lr[lr][f], _finite_mean(per_lr[lr][1.0]["early_acc"]), early_step[lr])
+        for lr in lrs
+        for f in factors
+    }
     after_good_start = [(lr, f) for lr in lrs for f in large if late[(lr, f)] > late[(lr, 1.0)]]
     bad_from_start = [(lr, f) for lr, f in more_divergence if (lr, f) not in after_good_start]
     half_a = bool(faster)
@@ -299,14 +318,20 @@ def run(ctx: StudyContext) -> StudyResult:
         "grad_norm_at_init": {factor_label(f): grad[f] for f in factors},
         "early_step": {f"{lr:g}": early_step[lr] for lr in lrs},
         "per_lr": {f"{lr:g}": {factor_label(f): per_lr[lr][f] for f in factors} for lr in lrs},
-        "half_a_faster_start": {"holds": half_a, "significant": [key(*x) for x in faster],
-                                "tests": {key(lr, f): t for lr, f, t in tests_a}},
-        "half_b_unstable_later": {"holds": half_b, "significantly_worse": [key(*x) for x in worse],
-                                  "unstable_after_good_start": [key(*x) for x in after_good_start],
-                                  "bad_from_the_start": [key(*x) for x in bad_from_start],
-                                  "late_unstable_seeds": {key(lr, f): n for (lr, f), n in late.items()},
-                                  "diverged_or_failed_where_he_did_not": [key(*x) for x in more_divergence],
-                                  "tests": {key(lr, f): t for lr, f, t in tests_b}},
+        "half_a_faster_start": {
+            "holds": half_a,
+            "significant": [key(*x) for x in faster],
+            "tests": {key(lr, f): t for lr, f, t in tests_a},
+        },
+        "half_b_unstable_later": {
+            "holds": half_b,
+            "significantly_worse": [key(*x) for x in worse],
+            "unstable_after_good_start": [key(*x) for x in after_good_start],
+            "bad_from_the_start": [key(*x) for x in bad_from_start],
+            "late_unstable_seeds": {key(lr, f): n for (lr, f), n in late.items()},
+            "diverged_or_failed_where_he_did_not": [key(*x) for x in more_divergence],
+            "tests": {key(lr, f): t for lr, f, t in tests_b},
+        },
         "chance": chance,
     }
 
@@ -316,45 +341,96 @@ def run(ctx: StudyContext) -> StudyResult:
         for f in factors:
             r = per_lr[lr][f]
             m, a, b = mean_ci(r["final_acc"])
-            rows.append([
-                factor_label(f), f"{_geomean(grad[f]):.3g}", f"{_finite_mean(r['early_loss']):.3g}",
-                f"{100 * _finite_mean(r['early_acc']):.1f}",
-                f"{100 * m:.1f} [{100 * a:.1f}, {100 * b:.1f}]" if len(seeds) > 1 else f"{100 * m:.1f}",
-                f"{100 * _finite_mean(r['drop_from_peak']):.1f}", f"{r['diverged']}/{len(seeds)}",
-                f"{r['failed']}/{len(seeds)}",
-            ])
-        tables.append((f"lr {lr:g}: per factor (std = f x He), {len(seeds)} seeds",
-                       ["f", "|grad| at init", f"test loss @ step {early_step[lr]}",
-                        f"test acc % @ step {early_step[lr]}",
-                        "final test acc % (95% CI)", "best→final drop (pts)", "diverged", "failed"], rows))
+            rows.append(
+                [
+                    factor_label(f),
+                    f"{_geomean(grad[f]):.3g}",
+                    f"{_finite_mean(r['early_loss']):.3g}",
+                    f"{100 * _finite_mean(r['early_acc']):.1f}",
+                    f"{100 * m:.1f} [{100 * a:.1f}, {100 * b:.1f}]" if len(seeds) > 1 else f"{100 * m:.1f}",
+                    f"{100 * _finite_mean(r['drop_from_peak']):.1f}",
+                    f"{r['diverged']}/{len(seeds)}",
+                    f"{r['failed']}/{len(seeds)}",
+                ]
+            )
+        tables.append(
+            (
+                f"lr {lr:g}: per factor (std = f x He), {len(seeds)} seeds",
+                [
+                    "f",
+                    "|grad| at init",
+                    f"test loss @ step {early_step[lr]}",
+                    f"test acc % @ step {early_step[lr]}",
+                    "final test acc % (95% CI)",
+                    "best→final drop (pts)",
+                    "diverged",
+                    "failed",
+                ],
+                rows,
+            )
+        )
     test_rows = []
     for (lr, f, ta), (_, _, tb) in zip(tests_a, tests_b):
-        test_rows.append([f"{lr:g}", factor_label(f),
-                          f"{ta['mean']:+.3g} [{ta['ci'][0]:+.3g}, {ta['ci'][1]:+.3g}]", f"{ta['p_holm']:.2g}",
-                          f"{100 * tb['mean']:+.1f} [{100 * tb['ci'][0]:+.1f}, {100 * tb['ci'][1]:+.1f}]",
-                          f"{tb['p_holm']:.2g}", str(per_lr[lr][f]["diverged"])])
-    tables.append(("The two halves vs He (f = 1), paired by seed, Holm-corrected per half: A = early test loss "
-                   "(He − f; > 0: f starts faster), B = final accuracy pts (He − f; > 0: f ends worse)",
-                   ["lr", "f", "A: Δ early loss (95% CI)", "A: p Holm", "B: Δ final acc pts (95% CI)", "B: p Holm",
-                    "f diverged"], test_rows))
+        test_rows.append(
+            [
+                f"{lr:g}",
+                factor_label(f),
+                f"{ta['mean']:+.3g} [{ta['ci'][0]:+.3g}, {ta['ci'][1]:+.3g}]",
+                f"{ta['p_holm']:.2g}",
+                f"{100 * tb['mean']:+.1f} [{100 * tb['ci'][0]:+.1f}, {100 * tb['ci'][1]:+.1f}]",
+                f"{tb['p_holm']:.2g}",
+                str(per_lr[lr][f]["diverged"]),
+            ]
+        )
+    tables.append(
+        (
+            "The two halves vs He (f = 1), paired by seed, Holm-corrected per half: A = early test loss "
+            "(He − f; > 0: f starts faster), B = final accuracy pts (He − f; > 0: f ends worse)",
+            [
+                "lr",
+                "f",
+                "A: Δ early loss (95% CI)",
+                "A: p Holm",
+                "B: Δ final acc pts (95% CI)",
+                "B: p Holm",
+                "f diverged",
+            ],
+            test_rows,
+        )
+    )
 
     figure = _plot(ctx.out / "scale.png", factors, lrs, grad, per_lr, early_step)
     g1, gmax = _geomean(grad[1.0]), _geomean(grad[max(factors)])
     summary = (
         f"Gradient norm at init grows from {_geomean(grad[min(factors)]):.2g} (f={factor_label(min(factors))}) "
         f"through {g1:.2g} (He) to {gmax:.2g} (f={factor_label(max(factors))}). "
-        + ("A (faster start): holds for " + ", ".join(key(*x) for x in faster) if half_a
-           else "A (faster start): no factor > 1 has a significantly lower early loss than He")
+        + (
+            "A (faster start): holds for " + ", ".join(key(*x) for x in faster)
+            if half_a
+            else "A (faster start): no factor > 1 has a significantly lower early loss than He"
+        )
         + f"; best gain {effect:+.3g} at {key(best_lr, best_f)} (step {early_step[best_lr]}). "
         f"B (unstable later, a drop after a good start): {'holds at ' if half_b else 'does not hold'}"
         + ", ".join(key(*x) for x in after_good_start)
-        + (f"; bad from the start instead (not 'later'): {', '.join(key(*x) for x in bad_from_start)}"
-           if bad_from_start else "")
+        + (
+            f"; bad from the start instead (not 'later'): {', '.join(key(*x) for x in bad_from_start)}"
+            if bad_from_start
+            else ""
+        )
         + (f"; final accuracy significantly below He at {', '.join(key(*x) for x in worse)}" if worse else "")
         + "."
     )
     return StudyResult(
-        study="scale", claim=CLAIM, verdict=verdict, effect=effect, ci=(lo, hi),
+        study="scale",
+        claim=CLAIM,
+        verdict=verdict,
+        effect=effect,
+        ci=(lo, hi),
         effect_label=f"early test loss He − {factor_label(best_f)}×He (lr {best_lr:g}, step {early_step[best_lr]})",
-        summary=summary, evidence=evidence, tables=tables, figures=[figure], experiments=experiments, settings=s,
+        summary=summary,
+        evidence=evidence,
+        tables=tables,
+        figures=[figure],
+        experiments=experiments,
+        settings=s,
     )

@@ -31,7 +31,6 @@ def seed_list(value: Any) -> tuple[int, ...]:
     return seeds
 
 
-
 def as_list(value: Any) -> list:
     """A list setting: a list as given, one value, or a comma-separated string (commas inside
     parentheses, as in ``he_normal(mode=fan_out, a=0)``, do not split)."""

@@ -61,8 +61,8 @@ from initlab.studies.settings import as_list, seed_list
 
 CLAIM = (
     "Initializing all weights to zero \"leads to a problem called 'symmetry breaking,' where all neurons in a "
-    "layer will perform the same computations\" and \"poor performance\"; \"Initializing all weights to zero "
-    "inhibits gradient descent\" and \"might result in vanishing gradients.\""
+    'layer will perform the same computations" and "poor performance"; "Initializing all weights to zero '
+    'inhibits gradient descent" and "might result in vanishing gradients."'
 )
 
 DEFAULTS: dict[str, Any] = {
@@ -168,8 +168,7 @@ def _plot(path: Path, order: list[str], units: dict, accuracy: dict, layers: lis
     bar = 0.8 / max(len(layers), 1)
     for j, layer in enumerate(layers):
         means = [sum(units[s][layer]) / len(units[s][layer]) for s in order]
-        ax_units.bar([i + (j - (len(layers) - 1) / 2) * bar for i in range(len(order))], means, bar,
-                     label=layer)
+        ax_units.bar([i + (j - (len(layers) - 1) / 2) * bar for i in range(len(order))], means, bar, label=layer)
     ax_units.set_yscale("log", base=2)
     ax_units.set_ylim(0.7, width * 1.5)
     ax_units.axhline(width, color="0.4", ls="--", lw=1)
@@ -217,9 +216,19 @@ def run(ctx: StudyContext) -> StudyResult:
     seeds = seed_list(s["seeds"])
     trained_act = canonical(s["activation"])
     grad_activations = [canonical(a) for a in as_list(s["grad_activations"])]
-    settings = dict(schemes=tuple(order), seeds=seeds, dataset=s["dataset"], width=s["width"], depth=s["depth"],
-                    activation=trained_act, epochs=s["epochs"], lr=s["lr"], batch_size=s["batch_size"],
-                    reference=random_[0], paired_test="t")
+    settings = dict(
+        schemes=tuple(order),
+        seeds=seeds,
+        dataset=s["dataset"],
+        width=s["width"],
+        depth=s["depth"],
+        activation=trained_act,
+        epochs=s["epochs"],
+        lr=s["lr"],
+        batch_size=s["batch_size"],
+        reference=random_[0],
+        paired_test="t",
+    )
     config = CompareConfig(**settings)
     data = ctx.compare(**settings)
     stored = data.accuracy_by_seed()
@@ -236,7 +245,8 @@ def run(ctx: StudyContext) -> StudyResult:
         reproduced += acc == stored.get(scheme, {}).get(seed)
         for w, b in pairs:
             units[scheme].setdefault(w.rsplit(".", 1)[0], []).append(
-                distinct_units(trained[w], trained[b] if b else None, tol=s["tol"]))
+                distinct_units(trained[w], trained[b] if b else None, tol=s["tol"])
+            )
         weights = [n for n, t in init.items() if t.dim() >= 2]
         moved[scheme].append(any(not torch.equal(init[n], trained[n]) for n in weights))
 
@@ -278,12 +288,14 @@ def run(ctx: StudyContext) -> StudyResult:
         "width": config.width,
         "symmetric_runs_one_unit_per_layer": one_unit,
         "random_runs_all_units_distinct": all_distinct,
-        "accuracy": {sch: {"mean": mean_ci(v)[0], "ci": list(mean_ci(v)[1:]), "per_seed": v}
-                     for sch, v in accuracy.items()},
+        "accuracy": {
+            sch: {"mean": mean_ci(v)[0], "ci": list(mean_ci(v)[1:]), "per_seed": v} for sch, v in accuracy.items()
+        },
         "best_random": best_random,
         "gap_best_random_minus_zeros": {"mean": effect, "ci": [lo, hi], "per_seed": gap},
-        "params_with_gradient_at_init": {act: {sch: with_gradient(g) for sch, g in per.items()}
-                                         for act, per in grads.items()},
+        "params_with_gradient_at_init": {
+            act: {sch: with_gradient(g) for sch, g in per.items()} for act, per in grads.items()
+        },
         "zero_init_weight_gradients_all_zero": zero_grad_weights,
         "weights_moved_in_training": {sch: sum(v) for sch, v in moved.items()},
         "runs_per_scheme": len(seeds),
@@ -306,8 +318,9 @@ def run(ctx: StudyContext) -> StudyResult:
             names = with_gradient(g)
             hidden_norm = math.sqrt(sum(g[w] ** 2 for w, _ in pairs))
             which = "all" if len(names) == len(g) else (", ".join(names) or "none")
-            grad_rows.append([act, sch, f"{len(names)}/{len(g)}", which, f"{hidden_norm:.3g}",
-                              f"{g[output_weight]:.3g}"])
+            grad_rows.append(
+                [act, sch, f"{len(names)}/{len(g)}", which, f"{hidden_norm:.3g}", f"{g[output_weight]:.3g}"]
+            )
 
     figure = _plot(ctx.out / "symmetry.png", order, units, accuracy, layers, config.width)
     zero_params = with_gradient(grads[trained_act]["zeros"])
@@ -320,21 +333,48 @@ def run(ctx: StudyContext) -> StudyResult:
         f"{best_random}. At init under zero weights ({trained_act}) only {', '.join(zero_params) or 'no parameter'} "
         f"get{'s' if len(zero_params) == 1 else ''} a gradient: the weight gradients are exactly zero, not vanishing"
         + ("" if zeros_never_moved else " (yet the weights did move during training)")
-        + (f"; with sigmoid (phi(0) = 1/2) {', '.join(with_gradient(grads['sigmoid']['zeros']))} do"
-           if "sigmoid" in grads and trained_act != "sigmoid" else "")
-        + (f". Constant init also starts with gradient in {', '.join(with_gradient(grads[trained_act]['constant']))}"
-           " only (equal logits send back sum_k (p_k - y_k) = 0)." if "constant" in grads[trained_act] else ".")
+        + (
+            f"; with sigmoid (phi(0) = 1/2) {', '.join(with_gradient(grads['sigmoid']['zeros']))} do"
+            if "sigmoid" in grads and trained_act != "sigmoid"
+            else ""
+        )
+        + (
+            f". Constant init also starts with gradient in {', '.join(with_gradient(grads[trained_act]['constant']))}"
+            " only (equal logits send back sum_k (p_k - y_k) = 0)."
+            if "constant" in grads[trained_act]
+            else "."
+        )
     )
     return StudyResult(
-        study="symmetry", claim=CLAIM, verdict=verdict, effect=effect, ci=(lo, hi),
-        effect_label=f"test accuracy {best_random} − zeros (paired by seed)", summary=summary, evidence=evidence,
+        study="symmetry",
+        claim=CLAIM,
+        verdict=verdict,
+        effect=effect,
+        ci=(lo, hi),
+        effect_label=f"test accuracy {best_random} − zeros (paired by seed)",
+        summary=summary,
+        evidence=evidence,
         tables=[
-            (f"Distinct units per hidden layer after training (of {config.width}; range over seeds), "
-             "test accuracy % (mean, 95% CI), runs whose weights moved",
-             ["scheme", *layers, "test acc %", "weights moved"], unit_rows),
-            (f"Gradients at init (seed {seeds[0]}, {s['grad_batch']} samples): parameters with a nonzero gradient",
-             ["activation", "scheme", "params with gradient", "which", "|grad| hidden weights", "|grad| output weight"],
-             grad_rows),
+            (
+                f"Distinct units per hidden layer after training (of {config.width}; range over seeds), "
+                "test accuracy % (mean, 95% CI), runs whose weights moved",
+                ["scheme", *layers, "test acc %", "weights moved"],
+                unit_rows,
+            ),
+            (
+                f"Gradients at init (seed {seeds[0]}, {s['grad_batch']} samples): parameters with a nonzero gradient",
+                [
+                    "activation",
+                    "scheme",
+                    "params with gradient",
+                    "which",
+                    "|grad| hidden weights",
+                    "|grad| output weight",
+                ],
+                grad_rows,
+            ),
         ],
-        figures=[figure], experiments=[data.experiment_id], settings=s,
+        figures=[figure],
+        experiments=[data.experiment_id],
+        settings=s,
     )

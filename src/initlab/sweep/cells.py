@@ -38,7 +38,7 @@ def make_cells(config: CompareConfig, size: int | None = None) -> list[Cell]:
     """Cells of ``size`` members (default ``config.chunk_size``), in ``config.members`` order."""
     members = config.members
     size = config.chunk_size if size is None else size
-    return [Cell(i, tuple(members[k:k + size])) for i, k in enumerate(range(0, len(members), size))]
+    return [Cell(i, tuple(members[k : k + size])) for i, k in enumerate(range(0, len(members), size))]
 
 
 class PolicyInit:
@@ -54,7 +54,7 @@ class PolicyInit:
         if self.policy.endswith(ZEROED_BRANCH_ENDS):
             # One scheme for every hidden and output weight; the rest (residual-branch ends: zeros,
             # biases: zeros, norms) as the auto policy sets them.
-            scheme = self.policy[:-len(ZEROED_BRANCH_ENDS)]
+            scheme = self.policy[: -len(ZEROED_BRANCH_ENDS)]
             auto = plan(model, "auto")
             initialize(model, {e.param: scheme for e in auto.entries if e.role in ("hidden", "output")}, seed=seed)
         else:
@@ -73,8 +73,14 @@ def model_factory(config: CompareConfig, input_shape: tuple[int, ...], num_class
     from initlab.models import build
 
     return functools.partial(
-        build, config.model, input_shape=tuple(input_shape), num_classes=num_classes,
-        width=config.width, depth=config.depth, activation=config.activation, **config.model_options,
+        build,
+        config.model,
+        input_shape=tuple(input_shape),
+        num_classes=num_classes,
+        width=config.width,
+        depth=config.depth,
+        activation=config.activation,
+        **config.model_options,
     )
 
 

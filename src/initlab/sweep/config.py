@@ -39,7 +39,7 @@ def canonical_member(scheme: str) -> str:
     if scheme in POLICIES:
         return scheme
     if scheme.endswith(ZEROED_BRANCH_ENDS):
-        return canonical_spec(scheme[:-len(ZEROED_BRANCH_ENDS)]) + ZEROED_BRANCH_ENDS
+        return canonical_spec(scheme[: -len(ZEROED_BRANCH_ENDS)]) + ZEROED_BRANCH_ENDS
     return canonical_spec(scheme)
 
 
@@ -103,8 +103,10 @@ class CompareConfig:
             raise UserError(f"seeds: need distinct integers >= 0; got {list(self.seeds)}")
         object.__setattr__(self, "bias_init", canonical_spec(self.bias_init))
         if self.bias_init != "zeros" and any(is_policy(s) for s in self.schemes):
-            raise UserError(f"bias_init {self.bias_init!r} would apply to scheme members only: the 'auto' policy "
-                            f"sets every bias itself. Compare 'auto' with the default bias_init (zeros)")
+            raise UserError(
+                f"bias_init {self.bias_init!r} would apply to scheme members only: the 'auto' policy "
+                f"sets every bias itself. Compare 'auto' with the default bias_init (zeros)"
+            )
         for name in ("width", "chunk_size"):
             checks.positive_int(name, getattr(self, name))
         checks.integer("depth", self.depth, minimum=0)
@@ -132,8 +134,10 @@ class CompareConfig:
         else:
             object.__setattr__(self, "reference", canonical_member(self.reference))
         if self.reference not in self.schemes:
-            raise UserError(f"reference {self.reference!r} is not among the schemes ({', '.join(self.schemes)}); "
-                            f"add it to --schemes or pick one of them with --reference")
+            raise UserError(
+                f"reference {self.reference!r} is not among the schemes ({', '.join(self.schemes)}); "
+                f"add it to --schemes or pick one of them with --reference"
+            )
         if self.autocast not in (None, "bf16"):
             raise UserError(f"autocast: None (float32) or 'bf16'; got {self.autocast!r}")
         from initlab.activations import canonical as canonical_activation
@@ -147,20 +151,24 @@ class CompareConfig:
         if isinstance(grid, (int, float)) and not isinstance(grid, bool):
             grid = (grid,)
         if not isinstance(grid, (list, tuple)) or any(
-                isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0 for v in grid):
+            isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0 for v in grid
+        ):
             raise UserError(f"lr_grid: every learning rate must be a finite number > 0; got {self.lr_grid!r}")
         grid = tuple(sorted(float(v) for v in grid))
         if len(set(grid)) != len(grid):
             raise UserError(f"lr_grid: each learning rate once; got {list(self.lr_grid)}")
         object.__setattr__(self, "lr_grid", grid)
         if grid and self.task != "classification":
-            raise UserError(f"lr_grid: learning rates are selected on validation accuracy, which task "
-                            f"{self.task!r} does not have; give one --lr for regression and lm")
+            raise UserError(
+                f"lr_grid: learning rates are selected on validation accuracy, which task "
+                f"{self.task!r} does not have; give one --lr for regression and lm"
+            )
         budgets = self.budgets
         if isinstance(budgets, int) and not isinstance(budgets, bool):
             budgets = (budgets,)
         if not isinstance(budgets, (list, tuple)) or any(
-                isinstance(b, bool) or not isinstance(b, int) or b < 1 for b in budgets):
+            isinstance(b, bool) or not isinstance(b, int) or b < 1 for b in budgets
+        ):
             raise UserError(f"budgets: epochs as integers >= 1; got {self.budgets!r}")
         beyond = [b for b in budgets if b > self.epochs]
         if beyond:
@@ -190,9 +198,15 @@ class CompareConfig:
 
         # the engine's target is a test accuracy; for the other tasks steps to target come from the report
         return TrainConfig(
-            epochs=self.epochs, batch_size=self.batch_size, optimizer=self.optimizer, lr=self.lr,
-            momentum=self.momentum, weight_decay=self.weight_decay, bias_init=scheme_from_spec(self.bias_init),
-            target=self.target if self.task == "classification" else None, loss=metric_for(self.task).loss,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            optimizer=self.optimizer,
+            lr=self.lr,
+            momentum=self.momentum,
+            weight_decay=self.weight_decay,
+            bias_init=scheme_from_spec(self.bias_init),
+            target=self.target if self.task == "classification" else None,
+            loss=metric_for(self.task).loss,
         )
 
     @property

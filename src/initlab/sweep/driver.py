@@ -59,7 +59,8 @@ def open_experiment(store, config: CompareConfig, resume: bool | str):
         if experiment.config != wanted:
             raise UserError(
                 f"--resume {experiment.id}: that experiment has a different config ({_config_diff(experiment.config, wanted)}); "
-                f"rerun with its settings, or start a new experiment without --resume")
+                f"rerun with its settings, or start a new experiment without --resume"
+            )
         return experiment
     experiment = store.find_experiment(config.config_hash())
     if experiment is None:
@@ -67,7 +68,8 @@ def open_experiment(store, config: CompareConfig, resume: bool | str):
         known = ", ".join(e.id for e in store.list_experiments()[-5:]) or "none"
         raise UserError(
             f"--resume: no experiment in {store.location} has this config (hash {config.config_hash()[:12]}); "
-            f"latest experiments: {known}. Use the same settings as the run to resume, or drop --resume")
+            f"latest experiments: {known}. Use the same settings as the run to resume, or drop --resume"
+        )
     return experiment
 
 
@@ -81,7 +83,8 @@ def _refuse_changed_data(store, wanted: dict) -> None:
             raise UserError(
                 f"--resume: the data changed since experiment {experiment.id}: {before.get('path')} had "
                 f"{before.get('size')} bytes, sha256 {str(before.get('sha256'))[:12]}; now {now.get('size')} bytes, "
-                f"sha256 {str(now.get('sha256'))[:12]}. Restore the file, or start a new experiment without --resume")
+                f"sha256 {str(now.get('sha256'))[:12]}. Restore the file, or start a new experiment without --resume"
+            )
 
 
 def with_data_source(config: CompareConfig, dataset: Any) -> CompareConfig:
@@ -91,13 +94,17 @@ def with_data_source(config: CompareConfig, dataset: Any) -> CompareConfig:
     source = dict(dataset.spec.get("source") or {}) or None
     if config.data_source is not None and config.data_source != source:
         before, now = config.data_source, source or {}
-        raise UserError(f"the data changed: the config names {before.get('path')} with sha256 "
-                        f"{str(before.get('sha256'))[:12]}, the file now has sha256 {str(now.get('sha256'))[:12]}")
+        raise UserError(
+            f"the data changed: the config names {before.get('path')} with sha256 "
+            f"{str(before.get('sha256'))[:12]}, the file now has sha256 {str(now.get('sha256'))[:12]}"
+        )
     if dataset.task != config.task:
         raise UserError(f"dataset {config.dataset!r} is {dataset.task} data; the config's task is {config.task}")
     if config.task == "regression" and dataset.num_classes != 1:
-        raise UserError(f"dataset {config.dataset!r} has {dataset.num_classes} regression targets; compare reports the "
-                        f"MSE of one target in its own units: keep one target column")
+        raise UserError(
+            f"dataset {config.dataset!r} has {dataset.num_classes} regression targets; compare reports the "
+            f"MSE of one target in its own units: keep one target column"
+        )
     return dataclasses.replace(config, data_source=source)
 
 
@@ -170,18 +177,39 @@ def preflight(config: CompareConfig, dataset: Any) -> int:
     if config.model not in architectures():
         return config.chunk_size
     footprint = memory.model_footprint(
-        config.model, input_shape=dataset.input_shape, num_classes=dataset.num_classes, width=config.width,
-        depth=config.depth, activation=config.activation, **config.model_options)
-    tensors = [dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test,
-               getattr(dataset, "x_val", None), getattr(dataset, "y_val", None)]
+        config.model,
+        input_shape=dataset.input_shape,
+        num_classes=dataset.num_classes,
+        width=config.width,
+        depth=config.depth,
+        activation=config.activation,
+        **config.model_options,
+    )
+    tensors = [
+        dataset.x_train,
+        dataset.y_train,
+        dataset.x_test,
+        dataset.y_test,
+        getattr(dataset, "x_val", None),
+        getattr(dataset, "y_val", None),
+    ]
     data_bytes = sum(t.numel() * t.element_size() for t in tensors if t is not None)
-    training = dict(batch_size=config.batch_size, optimizer=config.optimizer, momentum=config.momentum,
-                    eval_batch_size=min(1024, dataset.x_test.shape[0]), data_bytes=data_bytes)
+    training = dict(
+        batch_size=config.batch_size,
+        optimizer=config.optimizer,
+        momentum=config.momentum,
+        eval_batch_size=min(1024, dataset.x_test.shape[0]),
+        data_bytes=data_bytes,
+    )
     cap = min(config.chunk_size, len(config.members))
     size = memory.members_that_fit(footprint, cap, **training)
-    memory.check_fits(memory.training_estimate(footprint, members=size, **training), what="compare",
-                      lower="--width, --depth or --batch-size (--chunk-size is then 1)" if size == 1 else
-                      "--chunk-size, --width or --batch-size")
+    memory.check_fits(
+        memory.training_estimate(footprint, members=size, **training),
+        what="compare",
+        lower="--width, --depth or --batch-size (--chunk-size is then 1)"
+        if size == 1
+        else "--chunk-size, --width or --batch-size",
+    )
     return size
 
 
@@ -203,9 +231,17 @@ def commit_cell(store, experiment_id: str, cell: Cell, result) -> None:
     store.commit_runs(experiment_id, runs, epochs, delete_checkpoints=[cell.key])
 
 
-def run_local(store, experiment_id: str, config: CompareConfig, cells: list[Cell], dataset: Any,
-              progress: Callable[[int], None], *, device: str | None = None,
-              checkpoint_every: str | None = None) -> None:
+def run_local(
+    store,
+    experiment_id: str,
+    config: CompareConfig,
+    cells: list[Cell],
+    dataset: Any,
+    progress: Callable[[int], None],
+    *,
+    device: str | None = None,
+    checkpoint_every: str | None = None,
+) -> None:
     """Run pending cells one after another in this process, on ``device``; checkpoint a cell in
     flight as ``checkpoint_every`` says (``initlab.sweep.checkpoints``; default by time)."""
     from initlab.sweep.checkpoints import CheckpointPolicy
@@ -228,9 +264,16 @@ def run_local(store, experiment_id: str, config: CompareConfig, cells: list[Cell
             progress(done - last[0])
             last[0] = done
 
-        result = run_cell(config, cell, dataset, resume_blob=saved[1] if saved else None,
-                          on_checkpoint=on_checkpoint, progress=on_step, device=device,
-                          checkpoint_due=lambda epoch: policy.due(epoch, config.epochs))
+        result = run_cell(
+            config,
+            cell,
+            dataset,
+            resume_blob=saved[1] if saved else None,
+            on_checkpoint=on_checkpoint,
+            progress=on_step,
+            device=device,
+            checkpoint_due=lambda epoch: policy.due(epoch, config.epochs),
+        )
         commit_cell(store, experiment_id, cell, result)
 
 
@@ -253,17 +296,35 @@ def _progress_bar(total: int, enabled: bool, description: str):
                 state["shown"] = pct
                 elapsed = time.perf_counter() - start
                 eta = elapsed / state["done"] * (total - state["done"]) if state["done"] else float("nan")
-                print(f"{description}: {state['done']}/{total} steps ({pct}%), {elapsed:.0f} s elapsed, "
-                      f"ETA {eta:.0f} s", file=sys.stderr, flush=True)
+                print(
+                    f"{description}: {state['done']}/{total} steps ({pct}%), {elapsed:.0f} s elapsed, ETA {eta:.0f} s",
+                    file=sys.stderr,
+                    flush=True,
+                )
 
         yield advance
         return
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("steps"),
-                  TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-                  console=Console(stderr=True), transient=False) as bar:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("steps"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=False,
+    ) as bar:
         task = bar.add_task(description, total=total)
         yield lambda n: bar.advance(task, n)
 
@@ -318,8 +379,10 @@ def compare(
 
     target = resolve_device(device)
     if backend == "ray" and device not in (None, "auto") and target.type != "cpu":
-        raise UserError(f"device {device!r} applies to the local backend; Ray workers train on CPU "
-                        f"(leave out --device with --backend ray)")
+        raise UserError(
+            f"device {device!r} applies to the local backend; Ray workers train on CPU "
+            f"(leave out --device with --backend ray)"
+        )
     CheckpointPolicy.parse(checkpoint_every)
     out_dir = check_writable_dir(out) if out is not None else None
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
@@ -347,13 +410,22 @@ def compare(
             total = steps_per_cell(config, dataset.x_train.shape[0]) * len(cells)
             description = f"compare {experiment.id} ({chunk_size} members per cell)"
             with _progress_bar(total, progress, description) as bar, torch_threads(threads):
+
                 def advance(n: int) -> None:
                     bar(n)
                     beat()
 
                 if backend == "local":
-                    run_local(db, experiment.id, config, cells, dataset, advance, device=str(target),
-                              checkpoint_every=checkpoint_every)
+                    run_local(
+                        db,
+                        experiment.id,
+                        config,
+                        cells,
+                        dataset,
+                        advance,
+                        device=str(target),
+                        checkpoint_every=checkpoint_every,
+                    )
                 else:
                     from initlab.sweep.ray_backend import run_ray
 
@@ -374,7 +446,11 @@ def report_data(db, experiment_id: str):
     db.check()  # a damaged file gives one clear error, never wrong numbers
     experiment = db.get_experiment(experiment_id)
     return ReportData.from_records(
-        experiment.id, experiment.config, db.runs(experiment.id), db.epochs(experiment.id),
-        signal=experiment.extra.get("signal", {}), created=experiment.created_at,
+        experiment.id,
+        experiment.config,
+        db.runs(experiment.id),
+        db.epochs(experiment.id),
+        signal=experiment.extra.get("signal", {}),
+        created=experiment.created_at,
         versions={"initlab": experiment.initlab_version, "torch": experiment.torch_version},
     )

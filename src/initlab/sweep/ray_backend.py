@@ -76,12 +76,14 @@ def check_ray(address: str | None = None) -> None:
         reason = (str(exc).strip().splitlines() or ["ray is not importable"])[0]
         raise UserError(
             f"--backend ray needs the optional ray extra, which is not installed ({reason}); "
-            f"install it with: {INSTALL_HINT}") from None
+            f"install it with: {INSTALL_HINT}"
+        ) from None
     version = getattr(ray, "__version__", "0")
     if _version_tuple(version) < RAY_MIN_VERSION:
         raise UserError(
             f"--backend ray needs ray >= {'.'.join(map(str, RAY_MIN_VERSION))}; found ray {version}. "
-            f"Upgrade with: {INSTALL_HINT}")
+            f"Upgrade with: {INSTALL_HINT}"
+        )
     probe_address(address)
 
 
@@ -95,15 +97,17 @@ def probe_address(address: str | None) -> None:
     host, sep, port = address.rpartition(":")
     host = host.strip("[]")  # [::1]:6379
     if not sep or not host or not port.isdigit():
-        raise UserError(f"--address: expected HOST:PORT (e.g. 10.0.0.5:6379), 'auto' or ray://HOST:10001; "
-                        f"got {address!r}")
+        raise UserError(
+            f"--address: expected HOST:PORT (e.g. 10.0.0.5:6379), 'auto' or ray://HOST:10001; got {address!r}"
+        )
     try:
         socket.create_connection((host, int(port)), timeout=PROBE_TIMEOUT).close()
     except OSError as exc:
         raise UserError(
             f"--address {address!r}: no Ray cluster reachable there ({exc.strerror or exc}); start one with "
             f"`ray start --head` and pass the address it prints, or leave out --address for a local "
-            f"instance") from None
+            f"instance"
+        ) from None
 
 
 def train_cell(config: CompareConfig, cell: Cell, dataset: Any, resume_blob: bytes | None) -> CellResult:
@@ -113,8 +117,13 @@ def train_cell(config: CompareConfig, cell: Cell, dataset: Any, resume_blob: byt
     return run_cell(config, cell, dataset, resume_blob=resume_blob)
 
 
-def _cell_task(task: CellTask, config: CompareConfig, cell: Cell, dataset: Any, resume_blob: bytes | None,
-               ) -> CellResult:
+def _cell_task(
+    task: CellTask,
+    config: CompareConfig,
+    cell: Cell,
+    dataset: Any,
+    resume_blob: bytes | None,
+) -> CellResult:
     # Runs in a Ray worker. One intra-op thread: the task holds one CPU (several tasks share a
     # node) and the local backend's bits are defined at a fixed thread count.
     import torch
@@ -147,7 +156,8 @@ def _connect(address: str | None) -> bool:
         reason = (str(exc).strip().splitlines() or ["connection failed"])[0]
         raise UserError(
             f"--address {target!r}: no Ray cluster reachable there ({reason}); start one with "
-            f"`ray start --head`, or leave out --address for a local instance") from None
+            f"`ray start --head`, or leave out --address for a local instance"
+        ) from None
     return True
 
 
@@ -168,11 +178,11 @@ def _result(ref: Any, cell: Cell) -> CellResult:
         if isinstance(cause, ValueError):  # UserError and friends: one line in the CLI
             raise cause from None
         raise
-    except (ray.exceptions.WorkerCrashedError, ray.exceptions.OutOfMemoryError,
-            ray.exceptions.NodeDiedError) as exc:
+    except (ray.exceptions.WorkerCrashedError, ray.exceptions.OutOfMemoryError, ray.exceptions.NodeDiedError) as exc:
         raise RuntimeError(
             f"{cell.key}: its Ray worker died and Ray's retries are used up ({type(exc).__name__}); the cells "
-            f"committed so far are kept, rerun with --resume to continue") from exc
+            f"committed so far are kept, rerun with --resume to continue"
+        ) from exc
 
 
 def run_ray(

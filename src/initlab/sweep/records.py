@@ -58,21 +58,43 @@ class CellResult:
     test_var: float = math.nan  # Var(y_test) in the target's units, for R²
 
     @classmethod
-    def from_ensemble(cls, cell: int, members: tuple[MemberSpec, ...], result: Any, *,
-                      task: str = "classification", scale: float = 1.0, test_var: float = math.nan) -> CellResult:
+    def from_ensemble(
+        cls,
+        cell: int,
+        members: tuple[MemberSpec, ...],
+        result: Any,
+        *,
+        task: str = "classification",
+        scale: float = 1.0,
+        test_var: float = math.nan,
+    ) -> CellResult:
         """From an engine ``EnsembleResult`` whose members are ``members``, in order; ``scale`` and
         ``test_var`` (regression) put its losses in the target's units (``runner._to_original_units``)."""
         outcomes = []
         for spec, m in zip(members, result.members):
-            outcomes.append(MemberOutcome(
-                spec=spec, status=m.status, diverged_step=m.diverged_step, steps_to_target=m.steps_to_target,
-                records=tuple(m.records), correct={int(k): pack_correct(v) for k, v in m.test_correct.items()},
-                n_test=int(next(iter(m.test_correct.values())).numel()) if m.test_correct else 0,
-            ))
-        return cls(cell, result.backend, float(result.wall_time), int(result.steps_per_epoch), tuple(outcomes),
-                   device=str(result.state.get("device", "cpu")),
-                   backend_reason=str(getattr(result, "backend_reason", "") or ""), task=task,
-                   scale=float(scale), test_var=float(test_var))
+            outcomes.append(
+                MemberOutcome(
+                    spec=spec,
+                    status=m.status,
+                    diverged_step=m.diverged_step,
+                    steps_to_target=m.steps_to_target,
+                    records=tuple(m.records),
+                    correct={int(k): pack_correct(v) for k, v in m.test_correct.items()},
+                    n_test=int(next(iter(m.test_correct.values())).numel()) if m.test_correct else 0,
+                )
+            )
+        return cls(
+            cell,
+            result.backend,
+            float(result.wall_time),
+            int(result.steps_per_epoch),
+            tuple(outcomes),
+            device=str(result.state.get("device", "cpu")),
+            backend_reason=str(getattr(result, "backend_reason", "") or ""),
+            task=task,
+            scale=float(scale),
+            test_var=float(test_var),
+        )
 
     def store_records(self, experiment_id: str) -> tuple[list, list]:
         """``(RunRecord list, EpochRecord list)`` for the store: the one place this mapping lives."""
@@ -84,26 +106,52 @@ class CellResult:
         for m in self.members:
             last = m.records[-1]
             label, seed = m.spec.key
-            extra = {"backend": self.backend, "cell": self.cell, "steps_per_epoch": self.steps_per_epoch,
-                     "device": self.device,
-                     "scheme": m.spec.scheme, "lr": m.spec.lr, "steps_to_target": m.steps_to_target,
-                     "val_acc": [_finite(r.val_acc) for r in m.records],
-                     "correct": {str(k): v for k, v in sorted(m.correct.items())}, "n_test": m.n_test}
+            extra = {
+                "backend": self.backend,
+                "cell": self.cell,
+                "steps_per_epoch": self.steps_per_epoch,
+                "device": self.device,
+                "scheme": m.spec.scheme,
+                "lr": m.spec.lr,
+                "steps_to_target": m.steps_to_target,
+                "val_acc": [_finite(r.val_acc) for r in m.records],
+                "correct": {str(k): v for k, v in sorted(m.correct.items())},
+                "n_test": m.n_test,
+            }
             if self.backend_reason:
                 extra["backend_reason"] = self.backend_reason
             if self.task == "regression":  # the MSE in the target's own units, R² beside it
                 extra["r2"] = r_squared(last.test_loss * scale, self.test_var)
-            runs.append(RunRecord(
-                experiment_id=experiment_id, scheme=label, seed=seed, status=m.status, test_acc=last.test_acc,
-                test_loss=last.test_loss * scale, train_loss=last.train_loss * scale, train_acc=last.train_acc,
-                diverged_step=m.diverged_step, wall_time=self.wall_time, extra=extra,
-            ))
+            runs.append(
+                RunRecord(
+                    experiment_id=experiment_id,
+                    scheme=label,
+                    seed=seed,
+                    status=m.status,
+                    test_acc=last.test_acc,
+                    test_loss=last.test_loss * scale,
+                    train_loss=last.train_loss * scale,
+                    train_acc=last.train_acc,
+                    diverged_step=m.diverged_step,
+                    wall_time=self.wall_time,
+                    extra=extra,
+                )
+            )
             for r in m.records:
-                epochs.append(EpochRecord(
-                    experiment_id=experiment_id, scheme=label, seed=seed, epoch=r.epoch, step=r.step,
-                    train_loss=r.train_loss * scale, train_acc=r.train_acc, test_loss=r.test_loss * scale,
-                    test_acc=r.test_acc, wall_time=r.wall_time,
-                ))
+                epochs.append(
+                    EpochRecord(
+                        experiment_id=experiment_id,
+                        scheme=label,
+                        seed=seed,
+                        epoch=r.epoch,
+                        step=r.step,
+                        train_loss=r.train_loss * scale,
+                        train_acc=r.train_acc,
+                        test_loss=r.test_loss * scale,
+                        test_acc=r.test_acc,
+                        wall_time=r.wall_time,
+                    )
+                )
         return runs, epochs
 
 

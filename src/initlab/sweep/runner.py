@@ -47,18 +47,23 @@ def run_cell(
     ``checkpoint_due(epoch)`` says after which epochs to serialize it (None: every epoch).
     ``device``: where to train (``initlab.engine.train``'s; None: where the data lies).
     """
+
     def checkpoint(state: dict) -> None:
         if checkpoint_due is None or checkpoint_due(int(state["epoch"])):
             on_checkpoint(int(state["epoch"]), state_to_bytes(state))
 
     result = train_ensemble(
-        config, cell, dataset, checkpoint=checkpoint if on_checkpoint is not None else None, progress=progress,
+        config,
+        cell,
+        dataset,
+        checkpoint=checkpoint if on_checkpoint is not None else None,
+        progress=progress,
         resume_state=state_from_bytes(resume_blob) if resume_blob is not None else None,
-        keep_correct=config.budgets, device=device,
+        keep_correct=config.budgets,
+        device=device,
     )
     scale, test_var = _to_original_units(dataset) if config.task == "regression" else (1.0, float("nan"))
-    return CellResult.from_ensemble(cell.index, cell.members, result, task=config.task, scale=scale,
-                                    test_var=test_var)
+    return CellResult.from_ensemble(cell.index, cell.members, result, task=config.task, scale=scale, test_var=test_var)
 
 
 def _to_original_units(dataset: Any) -> tuple[float, float]:
