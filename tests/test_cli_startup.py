@@ -11,8 +11,7 @@ import sys
 
 import pytest
 
-from initlab.cli import SUMMARIES, build_parser
-from initlab.cli import schemes_cmd
+from initlab.cli import SUMMARIES, build_parser, schemes_cmd
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 PROBE = """
@@ -58,7 +57,7 @@ def test_the_command_that_runs_is_fully_registered_and_the_others_are_stubs():
 def test_the_schemes_snapshot_matches_the_registry():
     from initlab.cli import _schemes_catalog as snapshot
 
-    assert snapshot.SOURCE_HASH == schemes_cmd.source_hash(), (
+    assert schemes_cmd.source_hash() == snapshot.SOURCE_HASH, (
         "src/initlab/schemes changed: regenerate the snapshot with `python -m initlab.cli.schemes_cmd`"
     )
     assert json.loads(snapshot.ROWS) == schemes_cmd.live_rows()

@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from initlab.data import Dataset, load, names, read_idx, stratified_indices, write_idx
-from initlab.data import loaders
+from initlab.data import Dataset, load, loaders, names, read_idx, stratified_indices, write_idx
 from initlab.errors import UserError
 
 SYSTEM_FASHION = Path("/usr/share/datasets/fashion-mnist")

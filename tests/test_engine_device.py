@@ -7,13 +7,13 @@ import sys
 
 import pytest
 import torch
-from test_cli_compare import ENV, SMALL, _one_line_exit_2
-from test_engine import conv_bn_factory, mlp_factory, tiny_data
 
 from initlab.engine import Member, TrainConfig, train
 from initlab.engine.device import reproducible, resolve_device
 from initlab.errors import UserError
 from initlab.sweep.checkpoints import CheckpointPolicy
+from test_cli_compare import ENV, SMALL, _one_line_exit_2
+from test_engine import conv_bn_factory, mlp_factory, tiny_data
 
 no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
 CONFIG = TrainConfig(epochs=2, batch_size=32, lr=0.05)

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch import nn
+
+from initlab.engine import TrainConfig, train
+from initlab.models import cnn, rescnn
 from test_engine import (
     ADAM,
     MEMBERS,
@@ -13,10 +17,6 @@ from test_engine import (
     metrics,
     tiny_data,
 )
-from torch import nn
-
-from initlab.engine import TrainConfig, train
-from initlab.models import cnn, rescnn
 
 MODELS = {
     "conv1d_batchnorm": (conv_bn_factory, (1, 12)),

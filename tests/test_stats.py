@@ -67,7 +67,7 @@ def test_steps_to_target():
 def test_compare_schemes_table():
     acc = {
         "he_normal": {s: 0.95 + 0.001 * s for s in range(10)},
-        "zeros": {s: 0.10 for s in range(10)},
+        "zeros": dict.fromkeys(range(10), 0.1),
         "xavier_uniform": {s: 0.95 + 0.001 * s - 0.002 for s in range(10)},
     }
     rows = {

@@ -9,8 +9,8 @@ import re
 import shutil
 import signal
 import socket
-import struct
 import sqlite3
+import struct
 import subprocess
 import sys
 import time
@@ -100,14 +100,12 @@ def test_a_compare_stopped_by_sigterm_is_marked_interrupted(tmp_path):
 def test_ctrl_c_marks_the_experiment_interrupted(tmp_path):
     with open_store(tmp_path / "s.sqlite") as db:
         exp = db.create_experiment({"k": 1})
-        with pytest.raises(KeyboardInterrupt):
-            with writing(db, exp.id):
-                raise KeyboardInterrupt
+        with pytest.raises(KeyboardInterrupt), writing(db, exp.id):
+            raise KeyboardInterrupt
         record = db.get_experiment(exp.id)
         assert record.status == "interrupted" and record.extra["stop"]["reason"] == "SIGINT"
-        with pytest.raises(SystemExit):
-            with writing(db, exp.id):
-                sys.exit(15)  # what Ray's SIGTERM handler does in the driver
+        with pytest.raises(SystemExit), writing(db, exp.id):
+            sys.exit(15)  # what Ray's SIGTERM handler does in the driver
         record = db.get_experiment(exp.id)
         assert record.status == "interrupted" and record.extra["stop"] == {
             **record.extra["stop"],
@@ -147,10 +145,9 @@ def test_effective_status_from_the_heartbeat():
 def test_an_error_marks_the_experiment_failed_with_the_reason(tmp_path):
     with open_store(tmp_path / "s.sqlite") as db:
         exp = db.create_experiment({"k": 1})
-        with pytest.raises(MemoryError):
-            with writing(db, exp.id) as beat:
-                beat()
-                raise MemoryError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 40 GB")
+        with pytest.raises(MemoryError), writing(db, exp.id) as beat:
+            beat()
+            raise MemoryError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 40 GB")
         record = db.get_experiment(exp.id)
         assert record.status == "failed"
         assert record.extra["stop"]["reason"] == "error" and "40 GB" in record.extra["stop"]["message"]

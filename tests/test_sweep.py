@@ -9,9 +9,9 @@ import torch
 
 from initlab.data import load
 from initlab.sweep import compare
-from initlab.sweep.driver import choose_threads, torch_threads
 from initlab.sweep.cells import make_cells
 from initlab.sweep.config import CompareConfig, parse_seeds
+from initlab.sweep.driver import choose_threads, torch_threads
 
 
 def test_grid_members_are_lr_major_and_labelled_by_rate():

@@ -279,9 +279,8 @@ def build_config(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from initlab.cli._output import publish
-    from initlab.sweep import check_writable_dir, compare
-
     from initlab.engine.device import resolve_device
+    from initlab.sweep import check_writable_dir, compare
     from initlab.sweep.checkpoints import CheckpointPolicy
 
     config = build_config(args)

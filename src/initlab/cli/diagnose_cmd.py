@@ -12,9 +12,9 @@ backward signal is a random projection of the output (``initlab.diagnose``, ``ta
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from initlab import checks

@@ -19,8 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from initlab.errors import UserError
     from initlab.cli._output import publish
+    from initlab.errors import UserError
     from initlab.store import open_store
     from initlab.sweep import check_writable_dir, report_data
 

@@ -16,11 +16,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from initlab.errors import UserError
     from initlab.store import open_store
     from initlab.store.guard import effective_status
-
-    from pathlib import Path
 
     if not Path(args.store).exists():
         raise UserError(f"no store at {args.store!r}; run `initlab compare` first or pass --store PATH")

@@ -63,7 +63,7 @@ def catalog_rows() -> list[dict[str, Any]]:
         from initlab.cli import _schemes_catalog as snapshot
     except ImportError:
         return live_rows()
-    if snapshot.SOURCE_HASH != source_hash():
+    if source_hash() != snapshot.SOURCE_HASH:
         return live_rows()
     return json.loads(snapshot.ROWS)
 

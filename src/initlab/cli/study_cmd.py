@@ -55,9 +55,9 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from initlab import studies
+    from initlab.errors import UserError
     from initlab.report.tables import print_rich
     from initlab.studies.page import write_page
-    from initlab.errors import UserError
     from initlab.sweep.driver import check_writable_dir, torch_threads
 
     if args.list or not args.name:

@@ -128,7 +128,7 @@ class Dataset:
         }[self.task]
         return f"{self.name}: {self.n_train} train / {self.n_test} test, input {self.input_shape}, {what}, {how}"
 
-    def to(self, device: str | torch.device) -> "Dataset":
+    def to(self, device: str | torch.device) -> Dataset:
         """The same dataset with its four tensors on ``device``."""
         return dataclasses.replace(
             self,
@@ -138,7 +138,7 @@ class Dataset:
             y_test=self.y_test.to(device),
         )
 
-    def flatten(self) -> "Dataset":
+    def flatten(self) -> Dataset:
         """The same dataset with inputs of shape ``(n, in_features)``."""
         return dataclasses.replace(
             self,

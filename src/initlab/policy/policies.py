@@ -244,7 +244,7 @@ def plan(
         if policy == "deepnorm":
             notes.append(deepnorm_note(graph))
     entries: list[PlanEntry] = []
-    matched: dict[str, int] = {k: 0 for k in overrides}
+    matched: dict[str, int] = dict.fromkeys(overrides, 0)
     unfit: dict[str, list[str]] = {}
     lsuv_layers = 0
 

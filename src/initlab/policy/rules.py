@@ -48,7 +48,7 @@ __all__ = ["DEEP_PLAIN_MIN_DEPTH", "Decision", "RuleContext", "context", "decide
 # A plain chain (no residual add, no normalization) with at least this many layers of one
 # activation that is neither homogeneous nor SELU gets orthogonal weights at the
 # depth-critical gain instead of He/Xavier (see ``deep_plain_rule``).
-from initlab.policy.deep_relu import DEEP_PLAIN_MIN_DEPTH, he_trainable_depth  # noqa: E402  (re-exported)
+from initlab.policy.deep_relu import DEEP_PLAIN_MIN_DEPTH  # noqa: E402  (re-exported)
 
 
 def he_rule(info: LayerInfo) -> Decision:

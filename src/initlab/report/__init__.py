@@ -144,7 +144,7 @@ class ReportData:
     @classmethod
     def from_records(
         cls, experiment_id: str, config: dict, runs: Sequence[Any], epochs: Sequence[Any], **kw
-    ) -> "ReportData":
+    ) -> ReportData:
         """From store records (``RunRecord``/``EpochRecord``, or their dicts) and the config dict."""
         run_dicts = [_as_dict(r) for r in runs]
         epoch_dicts = [_as_dict(e) for e in epochs]

@@ -14,14 +14,14 @@ from initlab.schemes.registry import (
     canonical_spec,
     definitions,
     format_spec,
-    parse_spec,
-    parse_value,
-    scheme_from_spec,
-    split_specs,
     get_scheme,
     init_,
     list_schemes,
+    parse_spec,
+    parse_value,
     resolve,
+    scheme_from_spec,
+    split_specs,
 )
 
 # The article's ten schemes, in its order: the default set of `initlab compare`.

@@ -274,7 +274,7 @@ class Scheme:
         return {"name": self.name, "params": dict(self.params)}
 
     @classmethod
-    def from_config(cls, config: dict[str, Any]) -> "Scheme":
+    def from_config(cls, config: dict[str, Any]) -> Scheme:
         """Inverse of ``to_config`` (also accepts a JSON string)."""
         if isinstance(config, str):
             config = json.loads(config)

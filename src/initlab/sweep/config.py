@@ -220,7 +220,7 @@ class CompareConfig:
         return self.lr_grid or (self.lr,)
 
     @property
-    def members(self) -> list["MemberSpec"]:
+    def members(self) -> list[MemberSpec]:
         """Every (scheme, lr, seed) member: lr-major (the optimizer updates equal rates together),
         then seed-major so a chunk mixes schemes fairly. Fixed-lr members have ``lr=None``."""
         rates = self.lr_grid or (None,)
@@ -236,7 +236,7 @@ class CompareConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "CompareConfig":
+    def from_dict(cls, d: dict) -> CompareConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
