@@ -294,7 +294,10 @@ def bench_workload(w: Workload, args, device: torch.device) -> dict:
         row["loop_step"] = statistics.median(s for _, s, _ in loops) * args.members
         row["loop_cpu"] = statistics.median(c for _, _, c in loops) * args.members
         rows.append(row)
-    med = lambda f: statistics.median(f(row) for row in rows)
+
+    def med(f):
+        return statistics.median(f(row) for row in rows)
+
     out = {
         "workload": w.name,
         "backend": backend,

@@ -58,9 +58,9 @@ def test_every_registry_normalises_names_one_way():
         initlab.models.build("MLP", input_shape=(4,), num_classes=2, width=3, depth=1), initlab.models.MLP
     )
     assert load("Synthetic", n_train=20, n_test=10).x_train.shape[0] == 20
-    with pytest.raises(UserError, match="unknown study 'symetry'. Did you mean 'symmetry'"):
-        from initlab.studies import get
+    from initlab.studies import get
 
+    with pytest.raises(UserError, match="unknown study 'symetry'. Did you mean 'symmetry'"):
         get("symetry")
 
 

@@ -493,8 +493,8 @@ def test_mixed_lr_members_resume_bit_for_bit():
     train(mlp_factory(), MIXED, data, TrainConfig.from_dict({**SGD.to_dict(), "epochs": 1}), checkpoint=states.append)
     resumed = train(mlp_factory(), MIXED, data, config, resume_state=state_from_bytes(state_to_bytes(states[-1])))
     assert_params_equal(full.state["params"], resumed.state["params"])
+    other = [Member(m.scheme, m.seed, lr=0.5) for m in MIXED]
     with pytest.raises(ValueError, match="other members"):
-        other = [Member(m.scheme, m.seed, lr=0.5) for m in MIXED]
         train(mlp_factory(), other, data, config, resume_state=states[-1])
 
 

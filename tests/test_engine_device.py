@@ -114,7 +114,9 @@ def test_cli_bad_checkpoint_every_is_one_line(tmp_path):
 def test_bf16_autocast_changes_the_step_not_the_float32_state():
     from initlab.models import cnn
 
-    factory = lambda: cnn((2, 6, 6), 3, width=4, depth=2)
+    def factory():
+        return cnn((2, 6, 6), 3, width=4, depth=2)
+
     data = tiny_data(shape=(2, 6, 6))
     plain = train(factory, MEMBERS, data, CONFIG)
     bf16 = train(factory, MEMBERS, data, CONFIG, autocast="bf16")

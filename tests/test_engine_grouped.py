@@ -61,7 +61,10 @@ def test_grouped_leaves_the_data_alone_with_in_place_activations():
 def test_auto_keeps_mlps_on_the_mlp_path_and_grouped_refuses_what_it_cannot_run():
     data = tiny_data(shape=(1, 12))
     assert train(conv_bn_factory, MEMBERS[:1], data, TrainConfig(epochs=1)).backend == "grouped"
-    dropout = lambda: nn.Sequential(nn.Conv1d(1, 2, 3), nn.Dropout(0.5), nn.Flatten(), nn.Linear(20, 3))
+
+    def dropout():
+        return nn.Sequential(nn.Conv1d(1, 2, 3), nn.Dropout(0.5), nn.Flatten(), nn.Linear(20, 3))
+
     assert train(dropout, MEMBERS[:1], data, TrainConfig(epochs=1)).backend == "loop"
     with pytest.raises(ValueError, match="backend 'grouped' cannot run this model .*Dropout"):
         train(dropout, MEMBERS[:1], data, TrainConfig(epochs=1), backend="grouped")

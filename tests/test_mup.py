@@ -216,7 +216,7 @@ def test_coord_check_is_flat_under_mup_and_grows_under_sp():
     sp_slopes, mu_slopes = sp.slopes(), mu.slopes()
     assert sp_slopes["4"][1] > 0.6 and sp_slopes["2"][1] > 0.4
     assert "4" in sp.flagged()
-    for layer, (act, delta) in mu_slopes.items():
+    for layer, (_act, delta) in mu_slopes.items():
         assert abs(delta) < 0.15, (layer, delta)
     assert mu.delta["4"][0] == [0.0] * len(widths)  # step 0 is the init itself
 

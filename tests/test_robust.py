@@ -91,7 +91,7 @@ def test_diagnose_with_overflowing_weights_ends_and_reports_nonfinite_outputs(ge
         result = diagnose(model, x, generator=torch.Generator().manual_seed(0))
     flagged = result.flagged("nonfinite")
     assert flagged, result.summary()
-    assert all(f.layer in {l.name for l in result.layers if l.nonfinite_frac > 0} for f in flagged)
+    assert all(f.layer in {layer.name for layer in result.layers if layer.nonfinite_frac > 0} for f in flagged)
     assert result.layers[0].nonfinite_frac == 0.0  # the first layer is still finite (~1e17)
     assert "NaN or inf" in result.summary()
 

@@ -104,7 +104,7 @@ def _correct(rate_by_seed, n=2000, seed=0):
     rows = []
     for rate in rate_by_seed:
         row = np.zeros(n, dtype=bool)
-        row[rng.choice(n, int(round(rate * n)), replace=False)] = True
+        row[rng.choice(n, round(rate * n), replace=False)] = True
         rows.append(row)
     return np.array(rows)
 

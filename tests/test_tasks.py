@@ -55,7 +55,10 @@ def repeating_text_data(context: int = 8, period: int = 5, n_train: int = 96, n_
 
 def test_transformer_learns_a_cycle_and_zero_init_stays_at_chance():
     data = repeating_text_data()
-    factory = lambda: build("transformer", input_shape=(8,), num_classes=5, width=16, depth=1, heads=2)
+
+    def factory():
+        return build("transformer", input_shape=(8,), num_classes=5, width=16, depth=1, heads=2)
+
     config = TrainConfig(epochs=8, batch_size=16, optimizer="adam", lr=0.01)
     result = train(factory, [Member("xavier_uniform", 0), Member("zeros", 0)], data, config)
     assert result.backend == "vmap"  # the transformer stacks; no loop fallback needed

@@ -221,7 +221,10 @@ def _targets(y_train: np.ndarray, y_test: np.ndarray, where: str) -> tuple[torch
         "std": std.tolist(),
         "test_var": (y_test.var(axis=0) if len(y_test) else np.full_like(mean, math.nan)).tolist(),
     }
-    as_tensor = lambda a: torch.from_numpy(((a - mean) / std).astype(np.float32))
+
+    def as_tensor(a: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(((a - mean) / std).astype(np.float32))
+
     return as_tensor(y_train), as_tensor(y_test), stats
 
 

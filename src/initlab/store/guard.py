@@ -112,9 +112,9 @@ def effective_status(status: str, extra: dict[str, Any], *, now: datetime | None
     writer = extra.get("writer")
     if not isinstance(writer, dict):
         return status
-    if writer.get("host") == socket.gethostname() and isinstance(writer.get("pid"), int):
-        if writer["pid"] != os.getpid() and not _process_alive(writer["pid"]):
-            return "stale"
+    same_host = writer.get("host") == socket.gethostname() and isinstance(writer.get("pid"), int)
+    if same_host and writer["pid"] != os.getpid() and not _process_alive(writer["pid"]):
+        return "stale"
     try:
         beat = datetime.fromisoformat(str(writer.get("heartbeat")))
     except ValueError:

@@ -85,7 +85,6 @@ class StudyResult:
     def markdown(self, *, figure_dir: Path | None = None) -> str:
         from initlab.report.tables import markdown
 
-        lo, hi = self.ci
         lines = [
             f"## `{self.study}` — {self.verdict}",
             "",

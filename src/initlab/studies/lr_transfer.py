@@ -219,5 +219,5 @@ def lr_transfer(ctx: StudyContext) -> StudyResult:
             )
         ],
         figures=[figure],
-        settings={k: v for k, v in s.items()},
+        settings=dict(s),
     )

@@ -142,7 +142,10 @@ def signal_at_init(config: CompareConfig, dataset: Any, scheme: str, template: A
     def finite(x):
         return None if x is None or not math.isfinite(x) else float(x)
 
-    return [dict(name=l.name, out_var=finite(l.out_var), grad_var=finite(l.grad_var)) for l in diagnosis.layers]
+    return [
+        dict(name=layer.name, out_var=finite(layer.out_var), grad_var=finite(layer.grad_var))
+        for layer in diagnosis.layers
+    ]
 
 
 def choose_threads(config: CompareConfig, dataset: Any, template: Any = None, chunk_size: int | None = None) -> int:
@@ -260,9 +263,9 @@ def run_local(
 
         last = [done_before]
 
-        def on_step(done: int, total: int) -> None:
-            progress(done - last[0])
-            last[0] = done
+        def on_step(done: int, total: int, _last: list[int] = last) -> None:
+            progress(done - _last[0])
+            _last[0] = done
 
         result = run_cell(
             config,
