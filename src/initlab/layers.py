@@ -372,7 +372,7 @@ class eval_mode:
         self.rng.__enter__()
         return self.model
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, *exc: Any) -> None:
         self.rng.__exit__(*exc)
         for m, flag in self.flags:
             m.training = flag

@@ -414,7 +414,7 @@ def _call_function(spec: str, fn: Callable[..., Any], options: dict) -> Any:
     import inspect
 
     try:
-        params = inspect.signature(fn).parameters
+        params: Mapping[str, inspect.Parameter] = inspect.signature(fn).parameters
         takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
     except (TypeError, ValueError):
         params, takes_any = {}, True

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 
 from initlab.schemes.core import GAIN
 from initlab.schemes.orthogonal import _orthogonal_matrix
-from initlab.schemes.registry import Param, register
+from initlab.schemes.registry import Param, Shape, register
 
 POSITIONS = ("hidden", "first", "last")
 
 
-def _even_halves(shape: tuple[int, ...], params: dict) -> str | None:
+def _even_halves(shape: tuple[int, ...], params: dict[str, Any]) -> str | None:
     position = params["position"]
     if position in ("hidden", "first") and shape[0] % 2:
         return f"position={position} mirrors the output units in pairs; out={shape[0]} is odd"
@@ -33,7 +34,9 @@ def _even_halves(shape: tuple[int, ...], params: dict) -> str | None:
     shape_constraint=_even_halves,
     aliases=("looks_linear_orthogonal", "mirrored"),
 )
-def looks_linear(shape, generator, dtype, *, gain=1.0, position="hidden"):
+def looks_linear(
+    shape: Shape, generator: torch.Generator, dtype: torch.dtype, *, gain: float = 1.0, position: str = "hidden"
+) -> torch.Tensor:
     """Mirrored orthogonal blocks: with ReLU, the network starts as a linear map (dynamical isometry).
 
     With ``relu(u) - relu(-u) = u``, a layer whose input is ``[relu(u); relu(-u)]`` and whose

@@ -20,6 +20,7 @@ import math
 import re
 import time
 from dataclasses import dataclass, field
+from typing import cast
 
 from initlab.errors import UserError
 
@@ -65,7 +66,8 @@ class CheckpointPolicy:
         if self.epochs is not None:
             return epoch % self.epochs == 0
         now = time.perf_counter()
-        if now - self._last >= self.seconds:
+        # parse() sets exactly one of epochs and seconds
+        if now - self._last >= cast(float, self.seconds):
             self._last = now
             return True
         return False
