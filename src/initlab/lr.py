@@ -367,8 +367,9 @@ def suggest_lr(
     Args:
         model: the model as it is (its current weights are the starting point of every copy;
             never changed).
-        x, y: training inputs ``(N, *features)`` and integer labels ``(N,)``; a stratified 20%
-            validation split is carved from them (seeded by ``seed``). Never pass test data.
+        x: training inputs ``(N, *features)``; a stratified 20% validation split is carved from
+            them and ``y`` (seeded by ``seed``). Never pass test data.
+        y: integer labels ``(N,)`` of ``x``.
         optimizer: ``"adam"`` (torch defaults) or ``"sgd"`` (momentum 0.9).
         grid: learning rates to try (finite, > 0); None: the adaptive grid (module docstring).
         steps: optimizer steps per grid point, rounded up to whole epochs of the training part;
@@ -382,9 +383,9 @@ def suggest_lr(
 
     Raises:
         UserError: a model without trainable parameters, ``x``/``y`` of different lengths or
-        labels outside the model's outputs, a non-positive or non-finite grid value, ``steps < 1``,
-        an unknown optimizer, or a model whose training copy does not fit in memory; the model
-        is untouched.
+            labels outside the model's outputs, a non-positive or non-finite grid value,
+            ``steps < 1``, an unknown optimizer, or a model whose training copy does not fit in
+            memory; the model is untouched.
     """
     from initlab.data.dataset import stratified_indices
     from initlab.seeding import derive_generator

@@ -114,7 +114,8 @@ def initialize(
             when ``torch.fx`` cannot trace it.
         tol: LSUV's tolerance on |Var - 1|.
         max_iter: LSUV's maximum rescalings per layer.
-        base_width, base_model: the base shapes of ``"mup"`` / ``"auto+mup"`` (``initlab.mup``).
+        base_width: the base width of ``"mup"`` / ``"auto+mup"`` (``initlab.mup``).
+        base_model: the same model at the base width (``"mup"`` / ``"auto+mup"``).
 
     Returns:
         The ``Plan`` with ``seed`` set and, for LSUV, ``plan.lsuv``: per layer the scale factor,

@@ -180,8 +180,10 @@ def plan(
         example_input: optional input (a tensor, a tuple of positional inputs or a dict of
             keyword inputs) used only when ``torch.fx`` cannot trace the model: forward hooks
             then record the execution order (``Plan.method == "hooks"``).
-        base_width, base_model: for ``"mup"`` / ``"auto+mup"`` (``initlab.mup``): the width the
-            hyperparameters were tuned at, or the same model at that width.
+        base_width: for ``"mup"`` / ``"auto+mup"`` (``initlab.mup``): the width the
+            hyperparameters were tuned at.
+        base_model: for ``"mup"`` / ``"auto+mup"``: the same model at that base width (instead
+            of ``base_width``).
 
     Returns:
         A ``Plan``; ``print(plan)`` shows the table, ``plan.to_dict()`` is JSON-serialisable.
