@@ -114,7 +114,9 @@ def on_device(fn: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, device: str | torch.device | None = None, **kwargs: Any) -> Any:
         resolved = None if device is None else resolve_device(device)
         data = kwargs["data"] if "data" in kwargs else args[2] if len(args) > 2 else None
-        where = resolved or getattr(getattr(data, "x_train", None), "device", torch.device("cpu"))
+        where = (
+            resolved if resolved is not None else getattr(getattr(data, "x_train", None), "device", torch.device("cpu"))
+        )
         with reproducible(where):
             return fn(*args, device=resolved, **kwargs)
 

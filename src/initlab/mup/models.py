@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from itertools import pairwise
+from typing import cast
 
 import torch
 from torch import nn
@@ -68,5 +69,5 @@ def initialize_abc(model: MupMLP, policy: str, seed: int, base_width: int | None
     with torch.no_grad():
         for layer, mult in zip(model.layers, model.multipliers):
             if mult != 1.0:
-                layer.weight.div_(mult)
+                cast(torch.Tensor, layer.weight).div_(mult)
     return plan

@@ -8,6 +8,10 @@ train. There the auto policy uses looks-linear weights (``initlab.policy.rules.l
 
 from __future__ import annotations
 
+from typing import cast
+
+import torch
+
 from initlab.layers import SCALED_KINDS
 from initlab.policy.records import ModelGraph
 
@@ -38,7 +42,7 @@ def looks_linear_chain(graph: ModelGraph) -> dict[str, str]:
     hidden = layers[:-1]
     if any(info.activation != "relu" for info in hidden):
         return {}
-    widths = [int(info.module.weight.shape[0]) for info in hidden]
+    widths = [int(cast(torch.Tensor, info.module.weight).shape[0]) for info in hidden]
     if any(w % 2 for w in widths) or HANIN_ROLNICK_BETA * sum(1.0 / w for w in widths) <= 1.0:
         return {}
     positions = {info.name: "hidden" for info in hidden}

@@ -238,7 +238,7 @@ def residual_branches_by_values(items: list[Call], final: torch.Tensor | None) -
     branch's output and ``x`` the input of a module called before the branch's layers."""
     found: list[ResidualBranch] = []
     sums: list[tuple[int, int]] = []  # (branch index, call whose input is the sum)
-    skips: list[torch.Tensor] = []  # each branch's skip-path tensor
+    skips: list[torch.Tensor | None] = []  # each branch's skip-path tensor
     flow = [i for i, c in enumerate(items) if module_kind(c.module) in FLOW_LAYER_KINDS and c.out is not None]
     for i in flow:
         branch_out, j = _branch_output(items, i)
@@ -264,7 +264,7 @@ def residual_branches_by_values(items: list[Call], final: torch.Tensor | None) -
 
 
 def _mark_post_norms(
-    items: list[Call], found: list[ResidualBranch], sums: list[tuple[int, int]], skips: list[torch.Tensor]
+    items: list[Call], found: list[ResidualBranch], sums: list[tuple[int, int]], skips: list[torch.Tensor | None]
 ) -> list[ResidualBranch]:
     """Post-LN: a branch's sum goes into a norm, and the next branch's skip path is that norm's
     output (pre-LN: the raw sum). The last branch, with no next one, follows the others."""

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import math
 import re
+from typing import cast
+
+import torch
 
 from initlab.policy.decisions import Decision, RuleContext, _g
 from initlab.policy.plans import RowBlock
@@ -63,7 +66,7 @@ def recurrent_rule(info: LayerInfo, local: str, shape: tuple[int, ...]) -> Decis
     mode = getattr(module, "mode", None) or type(module).__name__.replace("Cell", "").upper()
     is_lstm = "LSTM" in str(mode).upper()
     gates = 4 if is_lstm else 3 if "GRU" in str(mode).upper() else 1
-    hidden = int(module.hidden_size)
+    hidden = int(cast(int, module.hidden_size))
     if kind == "bias":
         if is_lstm and which == "ih":
             block = RowBlock(hidden, 2 * hidden, "constant", {"val": 1.0}, "LSTM forget gate")
@@ -227,7 +230,7 @@ def free_parameter_rule(info: LayerInfo, local: str, shape: tuple[int, ...]) -> 
       Bachlechner et al. 2020, ReZero; De & Smith 2020, SkipInit).
     """
     if info.kind == "scale":
-        values = info.module._parameters[local].detach()
+        values = cast(torch.Tensor, info.module._parameters[local]).detach()
         if values.numel() and bool((values == values.reshape(-1)[0]).all()):
             val = float(values.reshape(-1)[0])
             return Decision(

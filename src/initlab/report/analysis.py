@@ -24,7 +24,7 @@ import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, is_dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -59,7 +59,7 @@ class Run:
     def from_record(cls, record: Any, epochs: Sequence[Mapping], *, target: float | None, metric: Any = None) -> Run:
         """``metric`` (``initlab.tasks.Metric``; None: accuracy) says which epoch field the curve
         and steps to target read, and which way is better."""
-        r = asdict(record) if is_dataclass(record) else dict(record)
+        r = asdict(cast(Any, record)) if is_dataclass(record) else dict(record)
         extra = r.get("extra") or {}
         key = "test_acc" if metric is None else metric.run_key
         curve = sorted((int(e["epoch"]), int(e["step"]), _float(e[key])) for e in epochs)
@@ -230,7 +230,10 @@ def _versus(row: BudgetRow, runs: Sequence[Run], reference: Sequence[Run], epoch
     seeds = sorted(s for s in set(ref) & set(mine) if ref[s] is not None and mine[s] is not None)
     if not seeds:
         return row
-    result = stats.compare_paired(np.stack([mine[s] for s in seeds]), np.stack([ref[s] for s in seeds]), margin)
+    # seeds keeps only the seeds where neither is None
+    mine_correct = np.stack([cast(np.ndarray, mine[s]) for s in seeds])
+    ref_correct = np.stack([cast(np.ndarray, ref[s]) for s in seeds])
+    result = stats.compare_paired(mine_correct, ref_correct, margin)
     return BudgetRow(
         **{
             **asdict(row),

@@ -100,7 +100,7 @@ def _train_grid(
     def factory() -> MupMLP:
         return MupMLP(n_in, width, classes, depth, multipliers=mults)
 
-    def init(model: MupMLP, seed: int) -> None:
+    def init(model: Any, seed: int) -> None:  # a MupMLP (factory)
         initialize_abc(model, policy, seed, base_width if parametrization == "mup" else None)
 
     init.__qualname__ = f"{parametrization}_w{width}"
@@ -126,7 +126,7 @@ def run_grid(s: dict[str, Any], progress: bool = False) -> dict[str, Any]:
     s = {**s, "lrs": lrs}
     out: dict[str, Any] = {}
     for par in PARAMETRIZATIONS:
-        rows = {}
+        rows: dict[int, dict[str, Any]] = {}
         for width in widths:
             losses = _train_grid(par, width, s, data, seeds, widths[0])
             g = derive_generator(0, "lr-transfer", par, str(width))

@@ -15,7 +15,7 @@ import math
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from initlab.errors import UserError
 from initlab.store.guard import writing
@@ -133,7 +133,9 @@ def signal_at_init(config: CompareConfig, dataset: Any, scheme: str, template: A
     from initlab.engine import Member, initialize_member
 
     model = copy.deepcopy(template if template is not None else build_model_template(config, dataset))
-    initialize_member(model, Member(member_init(scheme), 0).scheme, 0, bias_init=config.train_config().bias_init)
+    # Member and TrainConfig resolve scheme names to a Scheme on construction
+    member_scheme = cast(Any, Member(member_init(scheme), 0).scheme)
+    initialize_member(model, member_scheme, 0, bias_init=cast(Any, config.train_config().bias_init))
     n = min(SIGNAL_BATCH, dataset.x_train.shape[0])
     # token targets (lm) do not fit diagnose's per-sample losses: a random projection stands in
     targets = None if config.task == "lm" else dataset.y_train[:n]
