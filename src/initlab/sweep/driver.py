@@ -395,8 +395,8 @@ def compare(
     dataset = load_dataset(config, data_dir)
     config = with_data_source(config, dataset)
     dataset = with_validation(config, dataset)
+    chunk_size = preflight(config, dataset)  # before the template: refuse a model that does not fit unbuilt
     template = build_model_template(config, dataset)
-    chunk_size = preflight(config, dataset)
     Path(store).parent.mkdir(parents=True, exist_ok=True)
     with open_store(store) as db:
         experiment = open_experiment(db, config, resume)
