@@ -276,36 +276,30 @@ def run_label(scheme: str, lr: float | None) -> str:
     return scheme if lr is None else f"{scheme}@lr={float(lr)!r}"
 
 
-def parse_float_list(flag: str, text: str) -> tuple[float, ...]:
-    """``"0.001,0.01"`` -> (0.001, 0.01); a bad item raises ``UserError`` naming ``flag``."""
+def _parse_list(flag: str, text: str, convert, what: str, example: str) -> tuple:
+    """A comma list through ``convert``; empty items are skipped, a bad one raises ``UserError``."""
     values = []
     for item in str(text).split(","):
         item = item.strip()
         if not item:
             continue
         try:
-            values.append(float(item))
+            values.append(convert(item))
         except ValueError:
-            raise UserError(f"{flag}: {item!r} is not a number; expected a comma list like 0.001,0.01,0.1") from None
+            raise UserError(f"{flag}: {item!r} is not {what}; expected a comma list like {example}") from None
     if not values:
-        raise UserError(f"{flag}: empty list; expected a comma list like 0.001,0.01,0.1")
+        raise UserError(f"{flag}: empty list; expected a comma list like {example}")
     return tuple(values)
+
+
+def parse_float_list(flag: str, text: str) -> tuple[float, ...]:
+    """``"0.001,0.01"`` -> (0.001, 0.01); a bad item raises ``UserError`` naming ``flag``."""
+    return _parse_list(flag, text, float, "a number", "0.001,0.01,0.1")
 
 
 def parse_int_list(flag: str, text: str) -> tuple[int, ...]:
     """``"5,10,20"`` -> (5, 10, 20); a bad item raises ``UserError`` naming ``flag``."""
-    values = []
-    for item in str(text).split(","):
-        item = item.strip()
-        if not item:
-            continue
-        try:
-            values.append(int(item))
-        except ValueError:
-            raise UserError(f"{flag}: {item!r} is not an integer; expected a comma list like 5,10,20") from None
-    if not values:
-        raise UserError(f"{flag}: empty list; expected a comma list like 5,10,20")
-    return tuple(values)
+    return _parse_list(flag, text, int, "an integer", "5,10,20")
 
 
 def parse_seeds(text: str) -> tuple[int, ...]:
