@@ -264,7 +264,7 @@ def run_idiomatic(w: Workload, data: Data, seed: int, device: torch.device) -> t
 
 def set_threads(args, step_flops: float) -> int:
     """``--threads``, or compare's rule (``initlab.sweep.choose_threads``) for an ensemble step."""
-    from initlab.sweep import SMALL_STEP_FLOPS
+    from initlab.sweep.driver import SMALL_STEP_FLOPS
 
     if args.threads != "auto":
         n = int(args.threads)
@@ -425,14 +425,14 @@ def bench_end_to_end(args, device: torch.device) -> dict | None:
 def _phases_in_process(cli: list[str], tmp: str) -> dict[str, float]:
     import initlab.data
     import initlab.report
-    import initlab.sweep
+    import initlab.sweep.driver
     from initlab.cli import main
 
     phases: dict[str, float] = {}
     _timed(initlab.data, "load", phases, "data")
-    _timed(initlab.sweep, "signal_at_init", phases, "signal at init")
-    _timed(initlab.sweep, "run_local", phases, "training (+ commit)")
-    _timed(initlab.sweep, "report_data", phases, "summary")
+    _timed(initlab.sweep.driver, "signal_at_init", phases, "signal at init")
+    _timed(initlab.sweep.driver, "run_local", phases, "training (+ commit)")
+    _timed(initlab.sweep.driver, "report_data", phases, "summary")
     _timed(initlab.report, "write_report", phases, "report + plots")
     start = time.perf_counter()
     with open(os.devnull, "w") as sink:
