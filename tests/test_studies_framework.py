@@ -51,3 +51,54 @@ def test_study_list_prints_every_study():
     )
     assert res.returncode == 0, res.stderr
     assert [line.split()[0] for line in res.stdout.strip().splitlines()] == studies.names()
+
+
+def _made_up_result(name: str, effect: float, tmp_path) -> studies.StudyResult:
+    figure = tmp_path / name / "fig.png"
+    figure.parent.mkdir(parents=True, exist_ok=True)
+    figure.write_bytes(b"png")
+    return studies.StudyResult(
+        study=name,
+        claim=f"claim of {name}",
+        verdict="partly",
+        effect=effect,
+        ci=(effect - 0.1, float("nan")),
+        effect_label="test accuracy a - b",
+        summary=f"summary of {name}",
+        tables=[("t", ["a", "b"], [["1", "2"]])],
+        figures=[figure],
+        settings={"seeds": 3},
+    )
+
+
+def test_a_study_rerun_alone_keeps_the_other_sections_of_the_page(tmp_path):
+    from initlab.studies.page import save_result, write_page
+
+    scale = _made_up_result("scale", 0.25, tmp_path)
+    save_result(scale, tmp_path, command="initlab study scale --out X", wall_s=12.34)
+    symmetry_v1 = _made_up_result("symmetry", 0.5, tmp_path)
+    save_result(symmetry_v1, tmp_path, command="initlab study symmetry", wall_s=1.0)
+    # symmetry rerun alone: its new result replaces the old one, scale's section stays
+    symmetry_v2 = _made_up_result("symmetry", 0.75, tmp_path)
+    save_result(symmetry_v2, tmp_path, command="initlab study symmetry --set seeds=4", wall_s=2.0)
+    page = write_page([symmetry_v2], tmp_path, order=studies.names()).read_text()
+    assert page.index("## `symmetry`") < page.index("## `scale`")  # the registry's order
+    assert "+75.0 pp" in page and "+50.0 pp" not in page and "+25.0 pp" in page
+    assert "`initlab study scale --out X` (12.3 s wall clock" in page
+    assert "`initlab study symmetry --set seeds=4`" in page
+    assert "![scale](scale/fig.png)" in page
+
+
+def test_a_saved_study_result_reads_back_equal(tmp_path):
+    import json
+    import math
+
+    from initlab.studies.base import StudyResult
+    from initlab.studies.page import save_result
+
+    original = _made_up_result("bias", 0.125, tmp_path)
+    path = save_result(original, tmp_path, command="c", wall_s=0.0)
+    back = StudyResult.from_record(json.loads(path.read_text()), base=tmp_path)
+    assert (back.effect, back.ci[0], back.tables, back.settings) == (0.125, 0.125 - 0.1, original.tables, {"seeds": 3})
+    assert math.isnan(back.ci[1]) and back.figures == [tmp_path / "bias" / "fig.png"]
+    assert back.markdown(figure_dir=tmp_path) == original.markdown(figure_dir=tmp_path)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
+import time
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -51,13 +53,23 @@ def _parse_sets(items: list[str]) -> dict:
     return out
 
 
+def _command_for(name: str, args: argparse.Namespace) -> str:
+    """The command that reruns just this study with these options (for the page)."""
+    parts = ["initlab", "study", name]
+    parts += ["--full"] * bool(args.full) + ["--quick"] * bool(args.quick)
+    parts += ["--out", str(args.out or "runs/studies"), "--store", str(args.store)]
+    for item in args.set:
+        parts += ["--set", item]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from initlab import studies
     from initlab.errors import UserError
     from initlab.report.tables import print_rich
-    from initlab.studies.page import write_page
+    from initlab.studies.page import save_result, write_page
     from initlab.sweep.driver import check_writable_dir, torch_threads
 
     if args.list or not args.name:
@@ -88,15 +100,17 @@ def run(args: argparse.Namespace) -> int:
             device=args.device,
             quick=args.quick,
         )
+        started = time.perf_counter()
         with torch_threads(args.threads):
             result = study.run(ctx)
         results.append(result)
+        save_result(result, out, command=_command_for(name, args), wall_s=time.perf_counter() - started)
         if not args.json:
             print(f"\n{name}: {result.verdict.upper()} — {result.summary}")
             print(f"effect: {result.effect_text()}")
             for title, header, rows in result.tables:
                 print_rich(title, header, rows)
-    page = write_page(results, out)
+    page = write_page(results, out, order=studies.names())
     if args.json:
         payload = [r.to_json() for r in results]
         json.dump(payload[0] if args.name != "all" else payload, sys.stdout, indent=2, allow_nan=False)

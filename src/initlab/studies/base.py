@@ -82,6 +82,40 @@ class StudyResult:
             }
         )
 
+    def to_record(self, *, base: Path) -> dict[str, Any]:
+        """Everything the page needs, as JSON data (figures relative to ``base``): ``result.json``."""
+        record = self.to_json()
+        record.update(
+            tables=[[title, header, rows] for title, header, rows in self.tables],
+            figures=[str(Path(f).resolve().relative_to(base.resolve())) for f in self.figures],
+            effect_unit=self.effect_unit,
+        )
+        return record
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any], *, base: Path) -> StudyResult:
+        """The inverse of ``to_record`` (non-finite numbers come back as NaN)."""
+
+        def num(x: Any) -> float:
+            return math.nan if x is None else float(x)
+
+        lo, hi = record["ci"]
+        return cls(
+            study=record["study"],
+            claim=record["claim"],
+            verdict=record["verdict"],
+            effect=num(record["effect"]),
+            ci=(num(lo), num(hi)),
+            effect_label=record["effect_label"],
+            summary=record["summary"],
+            evidence=record.get("evidence", {}),
+            tables=[(title, list(header), [list(r) for r in rows]) for title, header, rows in record.get("tables", [])],
+            figures=[base / f for f in record.get("figures", [])],
+            experiments=list(record.get("experiments", [])),
+            settings=record.get("settings", {}),
+            effect_unit=record.get("effect_unit", "auto"),
+        )
+
     def markdown(self, *, figure_dir: Path | None = None) -> str:
         from initlab.report.tables import markdown
 
