@@ -1,5 +1,5 @@
 """Every name the benchmarks import from initlab exists (they are not run by the suite, so a
-moved function would otherwise break them silently), and their ``--help`` runs."""
+moved function would otherwise break them silently)."""
 
 from __future__ import annotations
 
