@@ -167,6 +167,16 @@ def test_footprint_counts_the_parameters_of_the_real_model(arch, shape):
     assert fp.largest_activation <= fp.activations
 
 
+@pytest.mark.parametrize(
+    "arch,shape",
+    [("mlp", (1, 8, 8)), ("cnn", (1, 12, 12)), ("resmlp", (20,)), ("rescnn", (3, 8, 8)), ("transformer", (16,))],
+)
+def test_the_cpu_shape_pass_of_a_small_model_equals_the_meta_pass(arch, shape, monkeypatch):
+    small = memory.model_footprint(arch, input_shape=shape, num_classes=7, width=16, depth=2)
+    monkeypatch.setattr(memory, "SHAPE_PASS_ON_CPU_BYTES", 0)  # every model through the meta device
+    assert memory.model_footprint(arch, input_shape=shape, num_classes=7, width=16, depth=2) == small
+
+
 def test_footprint_of_a_huge_mlp_allocates_nothing_and_adds_up_by_hand():
     fp = memory.model_footprint("mlp", input_shape=(784,), num_classes=10, width=100_000, depth=2)
     assert fp.parameters == 784 * 100_000 + 100_000 + 100_000**2 + 100_000 + 100_000 * 10 + 10

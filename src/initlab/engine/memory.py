@@ -137,6 +137,9 @@ def available_memory() -> tuple[int, str]:
         return 2**62, "unknown"
 
 
+SHAPE_PASS_ON_CPU_BYTES = 64 * 2**20  # models up to 64 MB of tensors take the fast CPU shape pass
+
+
 def model_footprint(
     spec: str,
     *,
@@ -149,8 +152,11 @@ def model_footprint(
 ) -> Footprint:
     """Parameters and activation sizes of a built-in model, without allocating it.
 
-    The model is built and run on torch's ``meta`` device (shapes only); any module output
-    counts once per sample.
+    The model is built on torch's ``meta`` device (shapes only) and run on one sample; any
+    module output counts once per sample. A model whose parameters take at most
+    ``SHAPE_PASS_ON_CPU_BYTES`` is run on the CPU instead (uninitialized storage, one sample):
+    the meta device's Python decompositions cost about a second on their first use in a
+    process, a small real forward costs milliseconds and warms the kernels training uses anyway.
     """
     import torch
 
@@ -173,16 +179,21 @@ def model_footprint(
             if isinstance(output, torch.Tensor) and output.dim() >= 1:
                 outputs.append(output[0].numel() if output.dim() > 1 else 1)
 
-        leaves = [m for m in model.modules() if not list(m.children())]
-        handles = [m.register_forward_hook(record) for m in leaves]
-        try:
-            model.eval()
-            with torch.no_grad():
-                model(torch.empty((1, *input_shape)))
-        finally:
-            for h in handles:
-                h.remove()
     parameters = sum(p.numel() for p in model.parameters())
+    tensor_bytes = 4 * (parameters + sum(b.numel() for b in model.buffers()))
+    device = torch.device("cpu") if tensor_bytes <= SHAPE_PASS_ON_CPU_BYTES else torch.device("meta")
+    if device.type == "cpu":
+        model.to_empty(device=device)
+    leaves = [m for m in model.modules() if not list(m.children())]
+    handles = [m.register_forward_hook(record) for m in leaves]
+    try:
+        model.eval()
+        # on meta, tensors a forward creates itself (positions, masks) must be meta too
+        with torch.no_grad(), torch.device(device):
+            model(torch.zeros((1, *input_shape)))
+    finally:
+        for h in handles:
+            h.remove()
     return Footprint(parameters, sum(outputs), max(outputs, default=0))
 
 
