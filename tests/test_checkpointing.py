@@ -68,7 +68,7 @@ def test_suggest_lr_counts_checkpointed_activations_and_trains_the_wrapper():
     x = torch.randn(64, 16, generator=torch.Generator().manual_seed(1))
     y = torch.arange(64) % 4
     budget = 10**9
-    import initlab.lr as lr_module
+    import initlab.lr.memory as lr_module
 
     original = lr_module._available_bytes
     try:

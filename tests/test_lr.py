@@ -158,7 +158,7 @@ def test_bad_data_and_models():
 
 
 def test_a_copy_that_cannot_fit_in_memory_is_refused_before_training(monkeypatch):
-    import initlab.lr as lr_module
+    import initlab.lr.memory as lr_module
 
     monkeypatch.setattr(lr_module, "_available_bytes", lambda: 1000)
     with pytest.raises(UserError, match=r"one training copy of this model needs about .* lower batch_size"):

@@ -300,7 +300,7 @@ def test_unreachable_address_is_refused_quickly():
     with socket.socket() as s:  # a port nothing listens on: bound, never listened
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-        with pytest.raises(UserError, match=rf"--address '127.0.0.1:{port}': no Ray cluster reachable"):
+        with pytest.raises(UserError, match=rf"address: no Ray cluster reachable at '127.0.0.1:{port}'"):
             ray_backend.check_ray(f"127.0.0.1:{port}")
     with pytest.raises(UserError, match=r"expected HOST:PORT .* got 'headnode'"):
         ray_backend.check_ray("headnode")

@@ -203,29 +203,29 @@ _KIND_CACHE: weakref.WeakKeyDictionary[nn.Module, tuple[type, str]] = weakref.We
 _ACT_CACHE: weakref.WeakKeyDictionary[nn.Module, tuple[type, str | None]] = weakref.WeakKeyDictionary()
 
 
+# torch.nn's own modules by kind, checked in this order (a subclass takes its first match).
+_KIND_OF_TYPES: tuple[tuple[type | tuple[type, ...], str], ...] = (
+    (nn.Linear, "linear"),
+    (nn.Bilinear, "bilinear"),
+    (CONV_TYPES, "conv"),
+    (CONV_TRANSPOSE_TYPES, "conv_transpose"),
+    (NORM_TYPES, "norm"),
+    (RECURRENT_TYPES, "rnn"),
+    (nn.MultiheadAttention, "attention"),
+    (EMBEDDING_TYPES, "embedding"),
+    (ACTIVATION_TYPES, "activation"),
+    (TRANSPARENT_TYPES, "transparent"),
+)
+
+
 def module_kind(module: nn.Module) -> str:
     """linear, bilinear, conv, conv_transpose, norm, rnn, attention, embedding, activation,
     scale, transparent, container or other (see the module docstring)."""
-    if isinstance(module, nn.Linear) or is_transposed_linear(module):
+    if is_transposed_linear(module):
         return "linear"
-    if isinstance(module, nn.Bilinear):
-        return "bilinear"
-    if isinstance(module, CONV_TYPES):
-        return "conv"
-    if isinstance(module, CONV_TRANSPOSE_TYPES):
-        return "conv_transpose"
-    if isinstance(module, NORM_TYPES):
-        return "norm"
-    if isinstance(module, RECURRENT_TYPES):
-        return "rnn"
-    if isinstance(module, nn.MultiheadAttention):
-        return "attention"
-    if isinstance(module, EMBEDDING_TYPES):
-        return "embedding"
-    if isinstance(module, ACTIVATION_TYPES):
-        return "activation"
-    if isinstance(module, TRANSPARENT_TYPES):
-        return "transparent"
+    for types, kind in _KIND_OF_TYPES:
+        if isinstance(module, types):
+            return kind
     cached = _KIND_CACHE.get(module)
     if cached is not None and cached[0] is type(module):
         return cached[1]

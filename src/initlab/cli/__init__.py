@@ -4,7 +4,8 @@ Each subcommand lives in its own module of this package and exposes
 ``register(subparsers)``; the module's handler is set with ``parser.set_defaults(func=...)``
 and returns an exit code. User errors (``ValueError``, missing files) print one line on
 stderr and exit 2, never a traceback, with the same prefix as argparse's own errors:
-``initlab COMMAND: error: ...``.
+``initlab COMMAND: error: ...``; a library message that names a parameter (``seeds: ...``) is
+shown with its flag (``--seeds: ...``, the one table in ``cli/_flags.py``).
 """
 
 from __future__ import annotations
@@ -94,7 +95,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"initlab: interrupted ({'SIGTERM' if signum == 15 else 'SIGINT'})", file=sys.stderr)
         return 128 + signum
     except (ValueError, OSError, ImportError) as exc:
-        print(f"{error_prefix(args.command)} {_first_line(exc)}", file=sys.stderr)
+        from initlab.cli._flags import as_flags
+
+        print(f"{error_prefix(args.command)} {as_flags(args.command, _first_line(exc))}", file=sys.stderr)
         return 2
     except (MemoryError, RuntimeError) as exc:
         if not _out_of_memory(exc):

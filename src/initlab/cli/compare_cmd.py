@@ -26,16 +26,23 @@ def _positive_float(text: str) -> float:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from initlab.sweep import DEFAULT_STORE
     from initlab.sweep.config import CompareConfig
 
-    d = CompareConfig()
+    defaults = CompareConfig()
     p = sub.add_parser(
         "compare",
         help="train schemes x seeds and compare them (the main job)",
         description="Train every scheme on every seed, then summarize with statistics, tables, plots and a "
         "report. Defaults: the article's ten schemes x 10 seeds on digits with a 2x128 ReLU MLP.",
     )
+    _what_to_compare(p, defaults)
+    _data_and_model(p, defaults)
+    _training(p, defaults)
+    _output_and_execution(p)
+    p.set_defaults(func=run)
+
+
+def _what_to_compare(p: argparse.ArgumentParser, d) -> None:
     g = p.add_argument_group("what to compare")
     g.add_argument(
         "--schemes",
@@ -51,6 +58,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="scheme the others are paired against (default: he_normal if compared, else the first)",
     )
     g.add_argument("--paired-test", default=d.paired_test, choices=("wilcoxon", "t"))
+
+
+def _data_and_model(p: argparse.ArgumentParser, d) -> None:
     g = p.add_argument_group("data and model")
     g.add_argument(
         "--dataset",
@@ -81,6 +91,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--width", type=_positive_int, default=d.width)
     g.add_argument("--depth", type=int, default=d.depth, help="hidden layers (blocks)")
     g.add_argument("--activation", default=d.activation)
+
+
+def _training(p: argparse.ArgumentParser, d) -> None:
     g = p.add_argument_group("training")
     g.add_argument("--epochs", type=_positive_int, default=d.epochs)
     g.add_argument("--batch-size", type=_positive_int, default=d.batch_size)
@@ -133,6 +146,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="fp32 (default) or bf16: the training step under bfloat16 autocast (evaluation in fp32)",
     )
     g.add_argument("--chunk-size", type=_positive_int, default=d.chunk_size, help="members trained together per cell")
+
+
+def _output_and_execution(p: argparse.ArgumentParser) -> None:
+    from initlab.sweep import DEFAULT_STORE
+
     g = p.add_argument_group("output and execution")
     g.add_argument("--out", default=None, help="report directory (default runs/<experiment id>)")
     g.add_argument("--store", default=DEFAULT_STORE, help=f"SQLite results store (default {DEFAULT_STORE})")
@@ -169,27 +187,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="checkpoint a cell in flight every WHEN: a time (120s, default; 5m), epochs (1ep) or never",
     )
     g.add_argument("--json", action="store_true", help="print the JSON summary on stdout, nothing else")
-    p.set_defaults(func=run)
-
-
-# CompareConfig fields whose errors the CLI reports under its flag (the library names the field).
-FLAG_OF_FIELD = {
-    "lr_grid": "--lr-grid",
-    "budgets": "--budgets",
-    "margin": "--margin",
-    "val_fraction": "--val-fraction",
-    "seeds": "--seeds",
-    "schemes": "--schemes",
-    "epochs": "--epochs",
-    "batch_size": "--batch-size",
-    "chunk_size": "--chunk-size",
-    "width": "--width",
-    "depth": "--depth",
-    "momentum": "--momentum",
-    "target": "--target",
-    "optimizer": "--optimizer",
-    "task": "--task",
-}
 
 
 def task_options(args: argparse.Namespace) -> tuple[dict, dict]:
@@ -214,67 +211,53 @@ def task_options(args: argparse.Namespace) -> tuple[dict, dict]:
     return {k: v for k, v in data.items() if v is not None}, model
 
 
-def as_flag_error(exc: ValueError) -> ValueError:
-    """The library's ``field: ...`` message as ``--flag: ...`` (same type), for the CLI's one line."""
-    text = str(exc)
-    field, sep, rest = text.partition(":")
-    if sep and field in FLAG_OF_FIELD:
-        return type(exc)(f"{FLAG_OF_FIELD[field]}:{rest}")
-    return exc
-
-
 def build_config(args: argparse.Namespace):
-    """The ``CompareConfig`` of the command line; errors name the flags."""
+    """The ``CompareConfig`` of the command line; errors name the parameters (``seeds: ...``),
+    which ``initlab``'s error printer shows as flags (``cli/_flags.py``)."""
     from initlab.errors import UserError
     from initlab.schemes import split_specs
     from initlab.sweep.config import CompareConfig, parse_float_list, parse_int_list, parse_seeds
 
     schemes = tuple(split_specs(args.schemes))
-    try:
-        seeds = parse_seeds(args.seeds)
-    except ValueError as exc:
-        raise as_flag_error(exc) from None
-    checks.integer("--depth", args.depth, minimum=0)
+    seeds = parse_seeds(args.seeds)
+    checks.integer("depth", args.depth, minimum=0)
     if args.lr_grid is not None and args.lr is not None:
         raise UserError(
             f"--lr {args.lr:g} and --lr-grid {args.lr_grid} both given; use --lr for one fixed rate or "
             f"--lr-grid to select one per scheme on validation"
         )
-    lr_grid = parse_float_list("--lr-grid", args.lr_grid) if args.lr_grid is not None else ()
-    budgets = parse_int_list("--budgets", args.budgets) if args.budgets is not None else ()
+    lr_grid = parse_float_list("lr_grid", args.lr_grid) if args.lr_grid is not None else ()
+    budgets = parse_int_list("budgets", args.budgets) if args.budgets is not None else ()
     if not args.margin > 0 or args.margin != args.margin or args.margin >= 100:
         raise UserError(f"--margin: percentage points in (0, 100); got {args.margin:g}")
     data_options, model_options = task_options(args)
-    try:
-        return CompareConfig(
-            schemes=schemes,
-            seeds=seeds,
-            dataset=args.dataset,
-            model=args.model,
-            width=args.width,
-            depth=args.depth,
-            activation=args.activation,
-            bias_init=args.bias_init,
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            optimizer=args.optimizer,
-            **({"lr": args.lr} if args.lr is not None else {}),
-            momentum=args.momentum,
-            target=args.target,
-            reference=args.reference,
-            paired_test=args.paired_test,
-            chunk_size=args.chunk_size,
-            data_options=data_options,
-            model_options=model_options,
-            task=args.task,
-            lr_grid=lr_grid,
-            budgets=budgets,
-            margin=args.margin / 100,
-            val_fraction=args.val_fraction,
-            autocast="bf16" if args.dtype == "bf16" else None,
-        )
-    except ValueError as exc:
-        raise as_flag_error(exc) from None
+    return CompareConfig(
+        schemes=schemes,
+        seeds=seeds,
+        dataset=args.dataset,
+        model=args.model,
+        width=args.width,
+        depth=args.depth,
+        activation=args.activation,
+        bias_init=args.bias_init,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        optimizer=args.optimizer,
+        **({"lr": args.lr} if args.lr is not None else {}),
+        momentum=args.momentum,
+        target=args.target,
+        reference=args.reference,
+        paired_test=args.paired_test,
+        chunk_size=args.chunk_size,
+        data_options=data_options,
+        model_options=model_options,
+        task=args.task,
+        lr_grid=lr_grid,
+        budgets=budgets,
+        margin=args.margin / 100,
+        val_fraction=args.val_fraction,
+        autocast="bf16" if args.dtype == "bf16" else None,
+    )
 
 
 def run(args: argparse.Namespace) -> int:

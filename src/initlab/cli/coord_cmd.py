@@ -14,8 +14,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
+from initlab.cli._common import check_plot_path, model_options
 from initlab.errors import UserError
 
 
@@ -44,8 +44,7 @@ def run_coord_check(args: argparse.Namespace, shape: tuple[int, ...]) -> int:
     if not args.widths:
         raise UserError("--coord-check needs --widths, e.g. --widths 64,128,256,512,1024")
     widths = check_widths(args.widths)
-    if args.plot and Path(args.plot).suffix.lower() not in (".png", ".svg", ".pdf"):
-        raise UserError(f"--plot {args.plot!r}: the file name must end in .png, .svg or .pdf")
+    check_plot_path(args.plot)
     if not args.lr > 0:
         raise UserError(f"--lr={args.lr} is invalid; allowed: a number > 0")
     if args.batch < 2:
@@ -53,16 +52,10 @@ def run_coord_check(args: argparse.Namespace, shape: tuple[int, ...]) -> int:
     if len(shape) != 1:
         raise UserError(f"--coord-check draws flat Gaussian inputs: --input-shape must be one number; got {shape}")
 
+    options = model_options(args, shape)
+
     def factory(width: int):
-        return build(
-            args.model,
-            input_shape=shape,
-            num_classes=args.num_classes,
-            width=width,
-            depth=args.depth,
-            activation=args.activation,
-            seed=args.seed,
-        )
+        return build(args.model, **{**options, "width": width}, seed=args.seed)
 
     policy = "auto+mup" if args.parametrization == "mup" else "sp"
     result = coord_check(

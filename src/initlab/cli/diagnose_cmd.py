@@ -14,11 +14,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 from initlab import checks
 from initlab.checks import parse_shape
+from initlab.cli._common import check_plot_path, model_options
 from initlab.errors import UserError
 
 
@@ -123,32 +123,16 @@ def run(args: argparse.Namespace) -> int:
         from initlab.cli.coord_cmd import run_coord_check
 
         return run_coord_check(args, shape)
-    if args.plot and Path(args.plot).suffix.lower() not in (".png", ".svg", ".pdf"):
-        raise UserError(f"--plot {args.plot!r}: the file name must end in .png, .svg or .pdf")
+    check_plot_path(args.plot)
     for name in ("batch", "num_classes", "jacobian_samples"):
         checks.integer("--" + name.replace("_", "-"), getattr(args, name), minimum=2 if name == "batch" else 1)
     weight = _scheme(args.scheme, args.param, "--scheme", "--param")
     bias = _scheme(args.bias_scheme, args.bias_param, "--bias-scheme", "--bias-param")
+    options = model_options(args, shape)
     check_builtin_model(
-        args.model,
-        input_shape=shape,
-        num_classes=args.num_classes,
-        batch_size=args.batch,
-        width=args.width,
-        depth=args.depth,
-        activation=args.activation,
-        what="diagnose",
-        lower="--batch, --width or --depth",
+        args.model, **options, batch_size=args.batch, what="diagnose", lower="--batch, --width or --depth"
     )
-    model = build(
-        args.model,
-        input_shape=shape,
-        num_classes=args.num_classes,
-        width=args.width,
-        depth=args.depth,
-        activation=args.activation,
-        seed=args.seed,
-    )
+    model = build(args.model, **options, seed=args.seed)
     _initialize(model, args.seed, weight, bias)
     inputs = torch.randn((args.batch, *shape), generator=derive_generator(args.seed, "inputs"))
     result = diagnose(

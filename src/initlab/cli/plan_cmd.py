@@ -15,6 +15,7 @@ import json
 from typing import Any
 
 from initlab.checks import parse_shape
+from initlab.cli._common import model_options
 from initlab.errors import UserError
 
 
@@ -79,26 +80,9 @@ def build_builtin(name: str, args: argparse.Namespace, input_shape: tuple[int, .
         raise UserError("--model needs initlab.models, which this installation does not have") from None
     from initlab.engine.memory import check_builtin_model
 
-    check_builtin_model(
-        name,
-        input_shape=input_shape,
-        num_classes=args.num_classes,
-        batch_size=0,
-        backward=False,
-        width=args.width,
-        depth=args.depth,
-        activation=args.activation,
-        what="plan",
-        lower="--width or --depth",
-    )
-    return models.build(
-        name,
-        input_shape=input_shape,
-        num_classes=args.num_classes,
-        width=args.width,
-        depth=args.depth,
-        activation=args.activation,
-    )
+    options = model_options(args, input_shape)
+    check_builtin_model(name, **options, batch_size=0, backward=False, what="plan", lower="--width or --depth")
+    return models.build(name, **options)
 
 
 def parse_overrides(items: list[str]) -> dict[str, str]:

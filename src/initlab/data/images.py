@@ -98,7 +98,7 @@ def read_image_folder(root: Path, image_size: int | None) -> tuple[dict[str, np.
     mode (L, RGB, RGBA) and, unless ``image_size`` resizes them to a square (bilinear), one size.
     """
     if image_size is not None and (isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1):
-        raise UserError(f"--image-size {image_size!r} is invalid; allowed: an integer >= 1 (pixels per side)")
+        raise UserError(f"image_size: {image_size!r} is invalid; allowed: an integer >= 1 (pixels per side)")
     state: dict = {}
     subdirs = [d.name for d in _class_dirs(root)]
     if set(subdirs) == {"train", "test"}:

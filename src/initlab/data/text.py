@@ -36,7 +36,7 @@ def read_text(path: Path, context: int | None, level: str) -> tuple[dict[str, np
     if level not in LEVELS:
         raise UserError(f"text level={level!r} is not allowed; allowed: {', '.join(LEVELS)}")
     if isinstance(context, bool) or not isinstance(context, int) or context < 1:
-        raise UserError(f"--context {context!r} is invalid; allowed: an integer >= 1 (tokens per window)")
+        raise UserError(f"context: {context!r} is invalid; allowed: an integer >= 1 (tokens per window)")
     try:
         raw = path.read_bytes()
     except OSError as exc:

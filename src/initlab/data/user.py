@@ -95,7 +95,7 @@ def load_source(
     ``level`` (``char``/``byte``, text), or the keyword arguments of a dataset function.
     """
     if task not in TASKS:
-        raise UserError(f"--task {task!r} is not allowed; allowed: {', '.join(TASKS)}")
+        raise UserError(f"task: {task!r} is not allowed; allowed: {', '.join(TASKS)}")
     common = {
         "task": task,
         "seed": seed,

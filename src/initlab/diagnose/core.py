@@ -150,11 +150,10 @@ def diagnose(
     ``torch.autograd.grad`` w.r.t. a zero added to each layer's output: no ``.grad`` of the
     model is written. The model runs in eval mode (no dropout noise; BatchNorm uses its running
     statistics) unless ``train=True``; its modes and buffers (BatchNorm running statistics) are
-    restored afterwards. Which activation
-    follows a layer is read from the activation *modules* run after it (only dropout,
-    normalization, pooling or reshaping modules in between); activations applied as functions
-    inside ``forward`` are invisible. See ``LayerStats`` for each measurement, ``Thresholds``
-    for the flags.
+    restored afterwards. Which activation follows a layer is read from the activation *modules*
+    run after it (only dropout, normalization, pooling or reshaping modules in between);
+    activations applied as functions inside ``forward`` are invisible. See ``LayerStats`` for
+    each measurement, ``Thresholds`` for the flags.
 
     ``.predicted`` holds the mean-field variance map (``initlab.theory``) when the model is a
     chain of Linear/Conv layers, activation modules, Flatten, Identity and Dropout, each fed
@@ -190,6 +189,33 @@ def diagnose(
     >>> [s.name for s in d.layers]
     ['0', '2']
     """
+    thresholds = _check_arguments(model, inputs, thresholds, jacobian_samples, jacobian_rank)
+    if generator is None:
+        generator = torch.Generator().manual_seed(0)
+    probe = Probe(model, inputs.shape[0])
+    out, loss_name = _forward_backward(model, inputs, targets, generator, train, probe)
+    layers = [_layer_stats(rec) for rec in probe.records]
+    predicted, note = _prediction(model, probe, inputs, out, layers)
+    singular_values, method = (
+        _jacobian_in_eval_mode(model, inputs[:jacobian_samples], jacobian_rank, generator) if jacobian else (None, None)
+    )
+    return Diagnosis(
+        layers=layers,
+        flags=compute_flags(layers, thresholds, _cloned_layers(probe.records), _planned_zero(plan)),
+        predicted=predicted,
+        predicted_note=note,
+        jacobian_singular_values=singular_values,
+        jacobian_method=method,
+        batch_size=int(inputs.shape[0]),
+        loss=loss_name,
+        mode=_mode_name(model, train),
+        tied=_tied_layers(probe.records),
+        planned_zero=tuple(sorted(_planned_zero(plan))),
+    )
+
+
+def _check_arguments(model: Any, inputs: Any, thresholds: Any, jacobian_samples: Any, jacobian_rank: Any) -> Thresholds:
+    """``diagnose``'s arguments checked before anything runs; the thresholds to use."""
     if not isinstance(model, nn.Module):
         raise UserError(f"model must be a torch.nn.Module; got {type(model).__name__}")
     if not isinstance(inputs, torch.Tensor) or inputs.dim() < 1:
@@ -204,19 +230,30 @@ def diagnose(
     thresholds = thresholds or Thresholds()
     if not isinstance(thresholds, Thresholds):
         raise UserError(f"thresholds must be an initlab.diagnose.Thresholds; got {type(thresholds).__name__}")
-    if generator is None:
-        generator = torch.Generator().manual_seed(0)
     if not any(layer_kind(m) for m in model.modules()):
         kinds = sorted({type(m).__name__ for m in model.modules()})
         raise UserError(
             f"model {type(model).__name__} has no weighted layer (modules: {', '.join(kinds)}); "
             "allowed: a model with a Linear, Conv or other module with a weight of >= 2 dims"
         )
+    return thresholds
 
+
+def _forward_backward(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    targets: torch.Tensor | None,
+    generator: torch.Generator,
+    train: bool | None,
+    probe: Probe,
+) -> tuple[torch.Tensor, str]:
+    """One hooked forward and backward pass: (the output tensor, the loss's name).
+
+    The global RNG, the modules' modes and every buffer (train mode updates BatchNorm running
+    statistics) are put back afterwards, and the probe's hooks removed.
+    """
     modes = {m: m.training for m in model.modules()}
-    # train mode updates BatchNorm running statistics: put every buffer back afterwards
     buffers = [(b, b.detach().clone()) for b in model.buffers()] if train is not False else []
-    probe = Probe(model, inputs.shape[0])
     rng = torch.random.fork_rng(devices=[])
     rng.__enter__()
     try:
@@ -244,66 +281,62 @@ def diagnose(
     finally:
         rng.__exit__(None, None, None)
         probe.remove()
-        for module, mode in modes.items():
-            module.training = mode
+        _restore_modes(modes)
         with torch.no_grad():
             for buffer, saved in buffers:
                 buffer.copy_(saved)
+    return out, loss_name
 
-    layers = []
-    for rec in probe.records:
-        w = rec.module.weight.detach()
-        twins = weight_twins(rec)
-        if rec.act_twins is not None and rec.act_twins.numel() == twins.numel():
-            twins |= rec.act_twins.cpu()
-        layers.append(
-            LayerStats(
-                name=rec.name,
-                kind=rec.kind,
-                activation=rec.act_name,
-                units=rec.units,
-                fan_in=rec.fan_in,
-                out_mean=rec.out_mean,
-                out_var=rec.out_var,
-                grad_var=0.0 if math.isnan(rec.grad_var) else rec.grad_var,
-                grad_sq_norm=0.0 if math.isnan(rec.grad_sq_norm) else rec.grad_sq_norm,
-                dead_frac=rec.dead_frac,
-                saturated_frac=rec.saturated_frac,
-                symmetric_frac=float(twins.double().mean()) if rec.units else 0.0,
-                weight_norm=float(w.float().norm()),
-                sigma_w2=rec.fan_in * float(w.float().pow(2).mean(dtype=torch.float64)),
-                nonfinite_frac=rec.nonfinite_frac,
-            )
-        )
 
+def _prediction(
+    model: nn.Module, probe: Probe, inputs: torch.Tensor, out: torch.Tensor, layers: list[LayerStats]
+) -> tuple[Any, str]:
+    """The mean-field prediction for a plain chain (``predict_chain``), else None and why not."""
     chain, note = _chain(model, probe, inputs, out)
-    predicted = None
-    if chain is not None:
-        predicted, note = predict_chain(chain, layers, float(inputs.detach().double().pow(2).mean()))
+    if chain is None:
+        return None, note
+    return predict_chain(chain, layers, float(inputs.detach().double().pow(2).mean()))
 
-    singular_values, method = None, None
-    if jacobian:
-        try:
-            model.eval()
-            singular_values, method = jacobian_singular_values(
-                model, inputs[:jacobian_samples], rank=jacobian_rank, generator=generator
-            )
-        finally:
-            for module, mode in modes.items():
-                module.training = mode
 
-    return Diagnosis(
-        layers=layers,
-        flags=compute_flags(layers, thresholds, _cloned_layers(probe.records), _planned_zero(plan)),
-        predicted=predicted,
-        predicted_note=note,
-        jacobian_singular_values=singular_values,
-        jacobian_method=method,
-        batch_size=int(inputs.shape[0]),
-        loss=loss_name,
-        mode=_mode_name(model, train),
-        tied=_tied_layers(probe.records),
-        planned_zero=tuple(sorted(_planned_zero(plan))),
+def _jacobian_in_eval_mode(
+    model: nn.Module, inputs: torch.Tensor, rank: int, generator: torch.Generator
+) -> tuple[torch.Tensor, str]:
+    """``jacobian_singular_values`` with the model in eval mode; its modes are put back after."""
+    modes = {m: m.training for m in model.modules()}
+    try:
+        model.eval()
+        return jacobian_singular_values(model, inputs, rank=rank, generator=generator)
+    finally:
+        _restore_modes(modes)
+
+
+def _restore_modes(modes: dict[nn.Module, bool]) -> None:
+    for module, mode in modes.items():
+        module.training = mode
+
+
+def _layer_stats(rec: Record) -> LayerStats:
+    """A probe record as the ``LayerStats`` of ``Diagnosis.layers`` (NaN gradients read as 0)."""
+    w = rec.module.weight.detach()
+    twins = weight_twins(rec)
+    if rec.act_twins is not None and rec.act_twins.numel() == twins.numel():
+        twins |= rec.act_twins.cpu()
+    return LayerStats(
+        name=rec.name,
+        kind=rec.kind,
+        activation=rec.act_name,
+        units=rec.units,
+        fan_in=rec.fan_in,
+        out_mean=rec.out_mean,
+        out_var=rec.out_var,
+        grad_var=0.0 if math.isnan(rec.grad_var) else rec.grad_var,
+        grad_sq_norm=0.0 if math.isnan(rec.grad_sq_norm) else rec.grad_sq_norm,
+        dead_frac=rec.dead_frac,
+        saturated_frac=rec.saturated_frac,
+        symmetric_frac=float(twins.double().mean()) if rec.units else 0.0,
+        weight_norm=float(w.float().norm()),
+        sigma_w2=rec.fan_in * float(w.float().pow(2).mean(dtype=torch.float64)),
+        nonfinite_frac=rec.nonfinite_frac,
     )
 
 

@@ -120,6 +120,36 @@ def _conv_parts(input_shape: tuple[int, ...]) -> tuple[int, tuple[int, ...], typ
     )
 
 
+def _conv_sizes(
+    input_shape: Any, num_classes: Any, width: Any, depth: Any, min_depth: int
+) -> tuple[tuple[int, ...], int, int, int]:
+    """A conv net's input shape, classes, width and depth, checked (``UserError`` naming the bad one)."""
+    return (
+        _shape(input_shape),
+        _int("num_classes", num_classes, 1),
+        _int("width", width, 1),
+        _int("depth", depth, min_depth),
+    )
+
+
+def _pool_while_wide(
+    layers: OrderedDict[str, nn.Module], block: int, pool: type, size: tuple[int, ...]
+) -> tuple[int, ...]:
+    """Adds ``pool{block}`` (2x max pooling) while the feature map is at least 2 wide; the new size."""
+    if min(size) < 2:
+        return size
+    layers[f"pool{block}"] = pool(2)
+    return tuple(s // 2 for s in size)
+
+
+def _add_conv_head(
+    layers: OrderedDict[str, nn.Module], width: int, size: tuple[int, ...], num_classes: int, bias: bool
+) -> None:
+    """``flatten → out``: the last feature map into one Linear to ``num_classes`` logits."""
+    layers["flatten"] = nn.Flatten()
+    layers["out"] = nn.Linear(width * math.prod(size), num_classes, bias=bool(bias))
+
+
 class CNN(nn.Sequential):
     """``conv1 → act1 → pool1 → … → conv{depth} → act{depth} → pool{depth} → flatten → out``.
 
@@ -139,12 +169,7 @@ class CNN(nn.Sequential):
         activation: str = "relu",
         bias: bool = True,
     ) -> None:
-        shape = _shape(input_shape)
-        num_classes, width, depth = (
-            _int("num_classes", num_classes, 1),
-            _int("width", width, 1),
-            _int("depth", depth, 1),
-        )
+        shape, num_classes, width, depth = _conv_sizes(input_shape, num_classes, width, depth, min_depth=1)
         act = canonical(activation)
         channels, size, conv, pool, _, prefix = _conv_parts(shape)
         layers: OrderedDict[str, nn.Module] = OrderedDict()
@@ -153,12 +178,9 @@ class CNN(nn.Sequential):
         for i in range(1, depth + 1):
             layers[f"conv{i}"] = conv(channels, width, 3, padding=1, bias=bool(bias))
             layers[f"act{i}"] = activation_module(act)
-            if min(size) >= 2:
-                layers[f"pool{i}"] = pool(2)
-                size = tuple(s // 2 for s in size)
+            size = _pool_while_wide(layers, i, pool, size)
             channels = width
-        layers["flatten"] = nn.Flatten()
-        layers["out"] = nn.Linear(width * math.prod(size), num_classes, bias=bool(bias))
+        _add_conv_head(layers, width, size, num_classes, bias)
         super().__init__(layers)
         self.activation = act
         self.spec = {
@@ -304,12 +326,7 @@ class ResCNN(nn.Sequential):
         norm: str | None = None,
         bias: bool = True,
     ) -> None:
-        shape = _shape(input_shape)
-        num_classes, width, depth = (
-            _int("num_classes", num_classes, 1),
-            _int("width", width, 1),
-            _int("depth", depth, 0),
-        )
+        shape, num_classes, width, depth = _conv_sizes(input_shape, num_classes, width, depth, min_depth=0)
         act, norm = canonical(activation), _norm_name(norm)
         channels, size, conv, pool, batch_norm, prefix = _conv_parts(shape)
         make_norm = _conv_norm(norm, width, batch_norm)
@@ -321,14 +338,11 @@ class ResCNN(nn.Sequential):
             layers[f"block{i}"] = ResidualBlock(
                 lambda: conv(width, width, 3, padding=1, bias=bool(bias)), make_norm, act, "conv"
             )
-            if min(size) >= 2:
-                layers[f"pool{i}"] = pool(2)
-                size = tuple(s // 2 for s in size)
+            size = _pool_while_wide(layers, i, pool, size)
         if make_norm is not None:
             layers["norm"] = make_norm()
         layers["act"] = activation_module(act)
-        layers["flatten"] = nn.Flatten()
-        layers["out"] = nn.Linear(width * math.prod(size), num_classes, bias=bool(bias))
+        _add_conv_head(layers, width, size, num_classes, bias)
         super().__init__(layers)
         self.activation = act
         self.spec = {

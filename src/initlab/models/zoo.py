@@ -60,10 +60,17 @@ def _quiet_transformers() -> Any:
     return tf
 
 
+def _transformers_model(config_class: str, model_class: str, **config: Any) -> nn.Module:
+    """``transformers.<model_class>(transformers.<config_class>(**config))``, randomly initialized."""
+    tf = _quiet_transformers()
+    return getattr(tf, model_class)(getattr(tf, config_class)(**config))
+
+
 def gpt2(vocab: int = 128, width: int = 64, depth: int = 2, heads: int = 4, context: int = 64) -> nn.Module:
     """``GPT2LMHeadModel`` (tied head, Conv1D layers, fused qkv ``c_attn``), dropout off."""
-    tf = _quiet_transformers()
-    cfg = tf.GPT2Config(
+    return _transformers_model(
+        "GPT2Config",
+        "GPT2LMHeadModel",
         vocab_size=vocab,
         n_embd=width,
         n_layer=depth,
@@ -75,13 +82,13 @@ def gpt2(vocab: int = 128, width: int = 64, depth: int = 2, heads: int = 4, cont
         bos_token_id=0,
         eos_token_id=0,
     )
-    return tf.GPT2LMHeadModel(cfg)
 
 
 def bert(vocab: int = 128, width: int = 64, depth: int = 2, heads: int = 4, context: int = 64) -> nn.Module:
     """``BertForMaskedLM`` (post-LN, tied decoder), dropout off."""
-    tf = _quiet_transformers()
-    cfg = tf.BertConfig(
+    return _transformers_model(
+        "BertConfig",
+        "BertForMaskedLM",
         vocab_size=vocab,
         hidden_size=width,
         num_hidden_layers=depth,
@@ -91,13 +98,13 @@ def bert(vocab: int = 128, width: int = 64, depth: int = 2, heads: int = 4, cont
         hidden_dropout_prob=0.0,
         attention_probs_dropout_prob=0.0,
     )
-    return tf.BertForMaskedLM(cfg)
 
 
 def llama(vocab: int = 128, width: int = 64, depth: int = 2, heads: int = 4, context: int = 64) -> nn.Module:
     """``LlamaForCausalLM`` (RMSNorm, SiLU-gated MLP, untied head)."""
-    tf = _quiet_transformers()
-    cfg = tf.LlamaConfig(
+    return _transformers_model(
+        "LlamaConfig",
+        "LlamaForCausalLM",
         vocab_size=vocab,
         hidden_size=width,
         num_hidden_layers=depth,
@@ -108,7 +115,6 @@ def llama(vocab: int = 128, width: int = 64, depth: int = 2, heads: int = 4, con
         bos_token_id=0,
         eos_token_id=0,
     )
-    return tf.LlamaForCausalLM(cfg)
 
 
 def vit(

@@ -33,7 +33,7 @@ def check_widths(widths: Any) -> list[int]:
         try:
             widths = [int(w) for w in widths.split(",") if w.strip()]
         except ValueError:
-            raise UserError(f"--widths {widths!r} is invalid; allowed: integers like 64,128,256") from None
+            raise UserError(f"widths: {widths!r} is invalid; allowed: integers like 64,128,256") from None
     values = list(widths) if isinstance(widths, (list, tuple)) else [widths]
     if any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in values):
         raise UserError(f"widths must be positive integers; got {widths!r}")

@@ -87,6 +87,7 @@ def log_gradient_gains(
     return total
 
 
+@lru_cache(maxsize=64)
 def depth_critical_gain(
     activation: str,
     param: float | None = None,
@@ -94,7 +95,24 @@ def depth_critical_gain(
     input_variance: float = 1.0,
     bias_variance: float = 0.0,
 ) -> float | None:
-    """The sigma in [0.25, 8] with ``log_gradient_gains(...) == 0``, or None when there is none.
+    """The weight scale sigma at which the mean-field gradient gain over ``depth`` layers is 1.
+
+    With pre-activation variance q_1 = sigma^2 * input_variance + sigma_b^2 and, layer to layer
+    (fan-in-scaled weights of variance sigma^2/fan_in, biases of variance sigma_b^2, zero in the
+    auto policy),
+
+    .. math::
+        q_{l+1} = \\sigma^2\\,\\mathbb{E}[\\phi(\\sqrt{q_l} z)^2] + \\sigma_b^2, \\qquad
+        \\chi_l = \\sigma^2\\,\\mathbb{E}[\\phi'(\\sqrt{q_l} z)^2], \\qquad z \\sim \\mathcal{N}(0, 1),
+
+    the variance of the gradient at layer 1 over that at layer ``depth`` is prod_{l<depth} chi_l.
+    This returns the sigma in [0.25, 8] where that product is 1 (``log_gradient_gains(...) ==
+    0``; expectations by Gauss-Hermite quadrature, tabulated once per activation), or None when
+    there is none. For a saturating activation with zero biases there is no finite-depth fixed
+    point with chi = 1 except q -> 0 (sigma = 1); this is the finite-depth edge of chaos. Cached
+    per (activation, param, depth, input variance, bias variance), so a 10,000-layer plan
+    computes it once. Sources: Poole et al. (2016); Schoenholz et al. (2017), Deep information
+    propagation; Pennington, Schoenholz & Ganguli (2017), Resurrecting the sigmoid.
 
     Multisection: each pass evaluates ``CANDIDATES[k]`` sigmas at once (log-spaced in the current
     bracket) and keeps the sub-bracket where the log gain changes sign; the root of the final

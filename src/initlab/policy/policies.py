@@ -18,6 +18,7 @@ from __future__ import annotations
 import fnmatch
 import warnings
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from torch import nn
@@ -208,35 +209,12 @@ def plan(
 
         return mup_plan(model, policy, base_width=base_width, base_model=base_model, example_input=example_input)
 
-    uniform: Scheme | None = None
-    overrides: dict[str, Scheme | str] = {}
-    refine: str | None = None
-    base = "auto"
-    if isinstance(policy, str):
-        if policy in POLICY_NAMES:
-            base = "lsuv" if policy == "lsuv" else "auto"
-            refine = "lsuv" if "lsuv" in policy else None
-            label = policy
-        else:
-            try:
-                uniform = get_scheme(policy)
-            except ValueError:
-                raise unknown("policy", policy, list(POLICY_NAMES) + list_schemes(aliases=True)) from None
-            label = uniform.name
-    elif isinstance(policy, Scheme):
-        uniform, label = policy, policy.name
-    elif isinstance(policy, Mapping):
-        overrides = _override_specs(policy)
-        label = f"auto + {len(overrides)} override(s)"
-    else:
-        raise UserError(
-            f"policy must be 'auto', 'lsuv', 'auto+lsuv', a scheme name, a Scheme, a dict of "
-            f"parameter patterns to schemes, or a Plan; got {type(policy).__name__}"
-        )
-
+    request = _parse_policy(policy)
     if not params:
         warnings.warn("the model has no parameters: the plan is empty", stacklevel=2)
-        return Plan((), policy=label, method="none", notes=("the model has no parameters",), refine=refine)
+        return Plan(
+            (), policy=request.label, method="none", notes=("the model has no parameters",), refine=request.refine
+        )
 
     graph = introspect(model, example_input)
     notes = list(graph.notes) + _tied_notes(model)
@@ -245,93 +223,147 @@ def plan(
         decided = apply_named(policy, decided, graph, model)
         if policy == "deepnorm":
             notes.append(deepnorm_note(graph))
-    entries: list[PlanEntry] = []
-    matched: dict[str, int] = dict.fromkeys(overrides, 0)
+    matched: dict[str, int] = dict.fromkeys(request.overrides, 0)
     unfit: dict[str, list[str]] = {}
-    lsuv_layers = 0
+    entries, lsuv_layers = _entries(decided, request, matched, unfit)
+    _warn_unmatched(request, matched, unfit, [n for n, _ in params])
+    if request.refine == "lsuv":
+        notes.append(
+            f"refine=lsuv: initialize(model, ..., data=batch) rescales {lsuv_layers} Linear/Conv weight(s) "
+            "to unit output variance (Mishkin & Matas 2016)"
+        )
+    _warn_kept(entries)
+    return Plan(tuple(entries), policy=request.label, method=graph.method, notes=tuple(notes), refine=request.refine)
 
+
+def _entries(
+    decided: list[tuple[str, tuple[int, ...], Any, rules.Decision]],
+    request: _Request,
+    matched: dict[str, int],
+    unfit: dict[str, list[str]],
+) -> tuple[list[PlanEntry], int]:
+    """The plan's entries: the auto decisions with the request's LSUV pre-init, uniform scheme
+    and overrides applied; and how many weights LSUV will rescale."""
+    entries: list[PlanEntry] = []
+    lsuv_layers = 0
     for name, shape, info, decision in decided:
-        source = "auto"
         local = name.rpartition(".")[2]
-        if (
-            base == "lsuv"
-            and info is not None
-            and info.kind in SCALED_KINDS
-            and local == "weight"
-            and decision.role != "residual_last"
-        ):
-            decision = rules.Decision(
-                "orthogonal",
-                {"gain": 1.0},
-                "LSUV pre-init: orthogonal, gain 1 (Saxe et al. 2014); rescaled to unit output variance on "
-                "data by initialize (Mishkin & Matas 2016)",
-                "lsuv",
-            )
-            source = "lsuv"
-        if uniform is not None:
-            decision, source = _uniform_decision(uniform, name, local, shape, info, decision)
+        scaled_weight = info is not None and info.kind in SCALED_KINDS and local == "weight"
+        source = "auto"
+        if request.base == "lsuv" and scaled_weight and decision.role != "residual_last":
+            decision, source = LSUV_PRE_INIT, "lsuv"
+        if request.uniform is not None:
+            decision, source = _uniform_decision(request.uniform, name, local, shape, info, decision)
             if len(shape) >= 2 and source == "auto" and not (info is not None and info.kind == "norm"):
                 unfit.setdefault("", []).append(name)
-        if overrides:
-            key = (
-                name
-                if name in overrides
-                else next((k for k in overrides if _is_pattern(k) and fnmatch.fnmatchcase(name, k)), None)
-            )
-            if key is not None:
-                matched[key] += 1
-                value = overrides[key]
-                if value == KEEP:
-                    decision, source = rules.Decision(KEEP, {}, f"override {key!r}: keep as is", "keep"), "override"
-                elif isinstance(value, Scheme):
-                    if value.fits(shape):
-                        decision = _spec_decision(value, f"override {key!r}: {value.name}", decision.role)
-                        source = "override"
-                    elif key == name:
-                        value.check_shape(shape)  # raises, naming the scheme and the shape
-                    else:
-                        unfit.setdefault(key, []).append(name)
-        if (
-            refine == "lsuv"
-            and info is not None
-            and info.kind in SCALED_KINDS
-            and local == "weight"
-            and decision.scheme not in ("zeros", KEEP)
-        ):
+        if request.overrides:
+            decision, source = _override_decision(request.overrides, name, shape, decision, source, matched, unfit)
+        if request.refine == "lsuv" and scaled_weight and decision.scheme not in ("zeros", KEEP):
             lsuv_layers += 1
         entries.append(_entry(name, shape, info, decision, source))
 
-    names = [n for n, _ in params]
+    return entries, lsuv_layers
+
+
+@dataclass(frozen=True)
+class _Request:
+    """What a policy asks for beyond the auto rules: one scheme for every weight it fits
+    (``uniform``), per-name ``overrides``, LSUV pre-init (``base``) and rescaling (``refine``)."""
+
+    label: str
+    uniform: Scheme | None = None
+    overrides: dict[str, Scheme | str] = field(default_factory=dict)
+    refine: str | None = None
+    base: str = "auto"
+
+
+def _parse_policy(policy: Any) -> _Request:
+    if isinstance(policy, str):
+        if policy in POLICY_NAMES:
+            base = "lsuv" if policy == "lsuv" else "auto"
+            return _Request(policy, refine="lsuv" if "lsuv" in policy else None, base=base)
+        try:
+            uniform = get_scheme(policy)
+        except ValueError:
+            raise unknown("policy", policy, list(POLICY_NAMES) + list_schemes(aliases=True)) from None
+        return _Request(uniform.name, uniform=uniform)
+    if isinstance(policy, Scheme):
+        return _Request(policy.name, uniform=policy)
+    if isinstance(policy, Mapping):
+        overrides = _override_specs(policy)
+        return _Request(f"auto + {len(overrides)} override(s)", overrides=overrides)
+    raise UserError(
+        f"policy must be 'auto', 'lsuv', 'auto+lsuv', a scheme name, a Scheme, a dict of "
+        f"parameter patterns to schemes, or a Plan; got {type(policy).__name__}"
+    )
+
+
+LSUV_PRE_INIT = rules.Decision(
+    "orthogonal",
+    {"gain": 1.0},
+    "LSUV pre-init: orthogonal, gain 1 (Saxe et al. 2014); rescaled to unit output variance on "
+    "data by initialize (Mishkin & Matas 2016)",
+    "lsuv",
+)
+
+
+def _override_decision(
+    overrides: dict[str, Scheme | str],
+    name: str,
+    shape: tuple[int, ...],
+    decision: rules.Decision,
+    source: str,
+    matched: dict[str, int],
+    unfit: dict[str, list[str]],
+) -> tuple[rules.Decision, str]:
+    """The override that applies to parameter ``name`` (an exact name, else the first matching
+    pattern), counted in ``matched``; a pattern's scheme that does not fit goes to ``unfit``."""
+    key = (
+        name
+        if name in overrides
+        else next((k for k in overrides if _is_pattern(k) and fnmatch.fnmatchcase(name, k)), None)
+    )
+    if key is None:
+        return decision, source
+    matched[key] += 1
+    value = overrides[key]
+    if value == KEEP:
+        return rules.Decision(KEEP, {}, f"override {key!r}: keep as is", "keep"), "override"
+    if isinstance(value, Scheme):
+        if value.fits(shape):
+            return _spec_decision(value, f"override {key!r}: {value.name}", decision.role), "override"
+        if key == name:
+            value.check_shape(shape)  # raises, naming the scheme and the shape
+        else:
+            unfit.setdefault(key, []).append(name)
+    return decision, source
+
+
+def _warn_unmatched(request: _Request, matched: dict[str, int], unfit: dict[str, list[str]], names: list[str]) -> None:
+    """Warn (at ``plan``'s caller) about patterns that match nothing and schemes left to auto."""
     for key, count in matched.items():
         if count == 0:
             examples = closest(key.strip("*?[]."), names) or names[:3]
             warnings.warn(
                 f"policy pattern {key!r} matches no parameter of the model; "
                 f"parameters are named like {', '.join(repr(n) for n in examples)}",
-                stacklevel=2,
+                stacklevel=3,
             )
-    if uniform is not None and unfit.get(""):
+    if request.uniform is not None and unfit.get(""):
         names_unfit = unfit.pop("")
         warnings.warn(
-            f"policy {uniform.name!r} cannot fill {len(names_unfit)} weight(s) ({', '.join(names_unfit[:3])}; "
-            f"it needs a {uniform.definition.dims_text()} tensor): the auto rule is used for them",
-            stacklevel=2,
+            f"policy {request.uniform.name!r} cannot fill {len(names_unfit)} weight(s) ({', '.join(names_unfit[:3])}; "
+            f"it needs a {request.uniform.definition.dims_text()} tensor): the auto rule is used for them",
+            stacklevel=3,
         )
-    for key, names in unfit.items():
-        spec = overrides[key]
+    for key, unfit_names in unfit.items():
+        spec = request.overrides[key]
         assert isinstance(spec, Scheme)
         warnings.warn(
-            f"policy pattern {key!r}: {spec.name} cannot fill {len(names)} matched parameter(s) "
-            f"({', '.join(names[:3])}; it needs a {spec.definition.dims_text()} tensor): left to auto",
-            stacklevel=2,
+            f"policy pattern {key!r}: {spec.name} cannot fill {len(unfit_names)} matched parameter(s) "
+            f"({', '.join(unfit_names[:3])}; it needs a {spec.definition.dims_text()} tensor): left to auto",
+            stacklevel=3,
         )
-    if refine == "lsuv":
-        notes.append(
-            f"refine=lsuv: initialize(model, ..., data=batch) rescales {lsuv_layers} Linear/Conv weight(s) "
-            "to unit output variance (Mishkin & Matas 2016)"
-        )
-    _warn_kept(entries)
-    return Plan(tuple(entries), policy=label, method=graph.method, notes=tuple(notes), refine=refine)
 
 
 def _warn_kept(entries: list[PlanEntry]) -> None:

@@ -17,10 +17,9 @@ picks the rule for one parameter; the order of checks there is the order of prec
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 
 from initlab.layers import HOMOGENEOUS, SATURATING, SCALED_KINDS, weight_fans
-from initlab.policy import critical
+from initlab.policy.critical import depth_critical_gain
 from initlab.policy.decisions import Decision, RuleContext, _after, _g, context
 from initlab.policy.kind_rules import (
     attention_rule,
@@ -87,36 +86,6 @@ def xavier_rule(info: LayerInfo) -> Decision:
     g = activation_gain(act, info.activation_param)
     reason = f"{_after(info)}: Xavier uniform, gain {_g(g)} for {act} (Glorot & Bengio 2010)"
     return Decision("xavier_uniform", {"gain": g}, reason, "hidden")
-
-
-@lru_cache(maxsize=64)
-def depth_critical_gain(
-    activation: str,
-    param: float | None = None,
-    depth: int = 10,
-    input_variance: float = 1.0,
-    bias_variance: float = 0.0,
-) -> float | None:
-    """The weight scale sigma at which the mean-field gradient gain over ``depth`` layers is 1.
-
-    With pre-activation variance q_1 = sigma^2 * input_variance + sigma_b^2 and, layer to layer
-    (fan-in-scaled weights of variance sigma^2/fan_in, biases of variance sigma_b^2, zero in the
-    auto policy),
-
-    .. math::
-        q_{l+1} = \\sigma^2\\,\\mathbb{E}[\\phi(\\sqrt{q_l} z)^2] + \\sigma_b^2, \\qquad
-        \\chi_l = \\sigma^2\\,\\mathbb{E}[\\phi'(\\sqrt{q_l} z)^2], \\qquad z \\sim \\mathcal{N}(0, 1),
-
-    the variance of the gradient at layer 1 over that at layer ``depth`` is prod_{l<depth} chi_l.
-    This returns the sigma where that product is 1 (searched in [0.25, 8]; expectations by
-    Gauss-Hermite quadrature, tabulated once per activation, see ``initlab.policy.critical``),
-    or None when there is none. For a saturating activation with zero biases there is no
-    finite-depth fixed point with chi = 1 except q -> 0 (sigma = 1); this is the finite-depth
-    edge of chaos. Cached per (activation, param, depth, input variance, bias variance), so a
-    10,000-layer plan computes it once. Sources: Poole et al. (2016); Schoenholz et al. (2017),
-    Deep information propagation; Pennington, Schoenholz & Ganguli (2017), Resurrecting the sigmoid.
-    """
-    return critical.depth_critical_gain(activation, param, depth, input_variance, bias_variance)
 
 
 def deep_plain_rule(info: LayerInfo, depth: int, shape: tuple[int, ...]) -> Decision | None:

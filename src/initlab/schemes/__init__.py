@@ -1,9 +1,10 @@
 """The scheme library: fans, gains, the variance-scaling core and every registered scheme.
 
-Importing this package registers all schemes (core, orthogonal, sparse, identity, looks_linear).
+Importing this package registers all schemes (core, elementwise, orthogonal, sparse, identity,
+looks_linear).
 """
 
-from initlab.schemes import core, identity, looks_linear, orthogonal, sparse  # noqa: F401  (registration)
+from initlab.schemes import core, elementwise, identity, looks_linear, orthogonal, sparse  # noqa: F401  (registration)
 from initlab.schemes.fans import compute_fans, fan
 from initlab.schemes.gains import gain, moment_gain
 from initlab.schemes.registry import (
@@ -24,37 +25,21 @@ from initlab.schemes.registry import (
     split_specs,
 )
 
-# The article's ten schemes, in its order: the default set of `initlab compare`.
-ARTICLE_SCHEMES = (
-    "random_uniform",
-    "zeros",
-    "random_normal",
-    "xavier_uniform",
-    "he_normal",
-    "orthogonal",
-    "sparse",
-    "uniform_fan",
-    "constant",
-    "positive",
-)
-# The article's name for each.
-ARTICLE_NAMES = dict(
-    zip(
-        ARTICLE_SCHEMES,
-        (
-            "random",
-            "zero",
-            "Gaussian",
-            "Xavier",
-            "He",
-            "orthogonal",
-            "sparse",
-            "uniform",
-            "constant",
-            "positive",
-        ),
-    )
-)
+# The article's ten schemes, in its order (the default set of `initlab compare`), each with the
+# article's own name for it.
+ARTICLE_NAMES = {
+    "random_uniform": "random",
+    "zeros": "zero",
+    "random_normal": "Gaussian",
+    "xavier_uniform": "Xavier",
+    "he_normal": "He",
+    "orthogonal": "orthogonal",
+    "sparse": "sparse",
+    "uniform_fan": "uniform",
+    "constant": "constant",
+    "positive": "positive",
+}
+ARTICLE_SCHEMES = tuple(ARTICLE_NAMES)
 
 __all__ = [
     "ARTICLE_NAMES",

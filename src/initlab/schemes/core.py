@@ -1,7 +1,10 @@
-"""Elementwise distributions and the one ``variance_scaling`` core.
+"""The one ``variance_scaling`` core and the fan-scaled schemes built on it.
 
 Xavier/Glorot, He/Kaiming and LeCun are one-line specialisations of ``variance_scaling``
-(as in ``jax.nn.initializers`` and Keras): they differ only in the scale and the fan.
+(as in ``jax.nn.initializers`` and Keras): they differ only in the scale and the fan. Also here:
+``uniform_fan`` (the article's "uniform"), ``torch_default`` and ``positive``. The draws are in
+``schemes/draws.py``, the shared parameters in ``schemes/params.py``, the fixed-range schemes in
+``schemes/elementwise.py``.
 """
 
 from __future__ import annotations
@@ -10,100 +13,22 @@ import math
 
 import torch
 
-from initlab.activations import canonical
-from initlab.schemes.fans import FAN_MODES, compute_fans, fan
-from initlab.schemes.gains import gain as _gain
-from initlab.schemes.registry import Param, Shape, register
-
-# Std of a unit normal truncated to [-2, 2]; dividing by it keeps the requested variance
-# (Keras/JAX VarianceScaling use the same constant).
-TRUNCATED_NORMAL_STD = 0.87962566103423978
-DISTRIBUTIONS = ("normal", "truncated_normal", "uniform")
-
-
-def _positive(x: float) -> bool:
-    return x > 0
-
-
-def _nonnegative(x: float) -> bool:
-    return x >= 0
-
-
-def _any(x: float) -> bool:
-    return True
-
-
-def _valid_nonlinearity(name: str) -> bool:
-    try:
-        canonical(name if not name.startswith("conv") else "linear")
-    except ValueError:
-        return False
-    return True
-
-
-GAIN = Param("gain", 1.0, _positive, "a number > 0")
-MODE = Param("mode", "fan_in", lambda m: m in FAN_MODES, " | ".join(FAN_MODES), kind=str)
-HE_MODE = Param("mode", "fan_in", lambda m: m in FAN_MODES[:2], "fan_in | fan_out", kind=str)
-NEG_SLOPE = Param("a", 0.0, _nonnegative, "a number >= 0 (leaky ReLU negative slope)")
-NONLINEARITY = Param(
-    "nonlinearity",
-    "leaky_relu",
-    _valid_nonlinearity,
-    "an activation name (relu, leaky_relu, tanh, gelu, ...)",
-    kind=str,
+from initlab.schemes.draws import (
+    TRUNCATED_NORMAL_STD,
+    draw_normal,
+    draw_trunc_normal,
+    draw_uniform,
 )
-
-
-# --- elementary draws (compute dtype, generator's device) ------------------------------------
-
-
-def _empty(shape: Shape, generator: torch.Generator, dtype: torch.dtype) -> torch.Tensor:
-    return torch.empty(shape, dtype=dtype, device=generator.device)
-
-
-def draw_normal(shape: Shape, generator: torch.Generator, dtype: torch.dtype, mean: float, std: float) -> torch.Tensor:
-    return _empty(shape, generator, dtype).normal_(mean, std, generator=generator)
-
-
-def draw_uniform(shape: Shape, generator: torch.Generator, dtype: torch.dtype, low: float, high: float) -> torch.Tensor:
-    return _empty(shape, generator, dtype).uniform_(low, high, generator=generator)
-
-
-def draw_trunc_normal(
-    shape: Shape, generator: torch.Generator, dtype: torch.dtype, mean: float, std: float, a: float, b: float
-) -> torch.Tensor:
-    """N(mean, std²) conditioned on [a, b], by rejection, as torch.nn.init.trunc_normal_ (torch 2.13).
-
-    When the interval holds more than 30% of the mass, draw normals and redraw the rejected ones;
-    otherwise propose uniformly on [a, b] and accept with the normal density. Exact (no inverse-
-    CDF round-off in the tails) and, for the same generator state, torch's values.
-    """
-
-    def norm_cdf(x: float) -> float:
-        return (1.0 + math.erf(x / math.sqrt(2.0))) / 2.0
-
-    mass = norm_cdf((b - mean) / std) - norm_cdf((a - mean) / std)
-    if mass > 0.3:
-        lo = torch.tensor(a, dtype=dtype).item()
-        hi = torch.tensor(b, dtype=dtype).item()
-        result = draw_normal(shape, generator, dtype, mean, std)
-        while True:
-            reject = (result < lo) | (result > hi)
-            if not reject.any():
-                return result
-            result = torch.where(reject, draw_normal(shape, generator, dtype, mean, std), result)
-    mode = max(a, min(mean, b))
-    log_peak = -0.5 * ((mode - mean) / std) ** 2
-    result = draw_uniform(shape, generator, dtype, a, b)
-    log_ratio = ((result - mean) / std).pow_(2).mul_(-0.5).sub_(log_peak)
-    pending = draw_uniform(shape, generator, dtype, 0.0, 1.0).log_().gt(log_ratio)
-    while pending.any():
-        candidates = draw_uniform(shape, generator, dtype, a, b)
-        result = torch.where(pending, candidates, result)
-        log_ratio = ((candidates - mean) / std).pow_(2).mul_(-0.5).sub_(log_peak)
-        pending = torch.where(pending, draw_uniform(shape, generator, dtype, 0.0, 1.0).log_().gt(log_ratio), pending)
-    return result
-
+from initlab.schemes.fans import compute_fans, fan
+from initlab.schemes.gains import gain as _gain
+from initlab.schemes.params import (
+    DISTRIBUTIONS,
+    GAIN,
+    HE_PARAMS,
+    MODE,
+    positive_number,
+)
+from initlab.schemes.registry import Param, Shape, register
 
 # --- the core ---------------------------------------------------------------------------------
 
@@ -111,7 +36,7 @@ def draw_trunc_normal(
 @register(
     "variance_scaling",
     params=(
-        Param("scale", 1.0, _positive, "a number > 0"),
+        Param("scale", 1.0, positive_number, "a number > 0"),
         MODE,
         Param("distribution", "truncated_normal", lambda d: d in DISTRIBUTIONS, " | ".join(DISTRIBUTIONS), kind=str),
     ),
@@ -201,7 +126,7 @@ def _he_scale(a: float, nonlinearity: str) -> float:
 
 @register(
     "he_normal",
-    params=(NEG_SLOPE, HE_MODE, NONLINEARITY),
+    params=HE_PARAMS,
     formula="N(0, gain²/fan_mode), gain from nonlinearity",
     reference="He et al. 2015, Delving deep into rectifiers",
     aliases=("he", "kaiming", "kaiming_normal"),
@@ -231,7 +156,7 @@ def he_normal(
 
 @register(
     "he_uniform",
-    params=(NEG_SLOPE, HE_MODE, NONLINEARITY),
+    params=HE_PARAMS,
     formula="U(±gain·sqrt(3/fan_mode))",
     reference="He et al. 2015",
     aliases=("kaiming_uniform",),
@@ -347,7 +272,7 @@ def torch_default(
 
 @register(
     "positive",
-    params=(Param("gain", math.sqrt(2.0), _positive, "a number > 0"),),
+    params=(Param("gain", math.sqrt(2.0), positive_number, "a number > 0"),),
     formula="|N(0, gain²/fan_in)|, gain = sqrt(2): half-normal at He scale",
     reference="the article's 'positive' scheme; He et al. 2015 for the scale",
 )
@@ -363,165 +288,3 @@ def positive(
     """
     std = gain / math.sqrt(fan(shape, "fan_in"))
     return draw_normal(shape, generator, dtype, 0.0, std).abs_()
-
-
-# --- fixed-range and elementwise schemes (any shape, biases included) -------------------------
-
-
-@register(
-    "random_uniform",
-    params=(Param("limit", 0.05, _positive, "a number > 0"),),
-    formula="U(-limit, limit), limit = 0.05 (not fan-scaled)",
-    reference="the article's 'random'; Keras RandomUniform(-0.05, 0.05)",
-    min_dim=1,
-    aliases=("random",),
-)
-def random_uniform(
-    shape: Shape, generator: torch.Generator, dtype: torch.dtype, *, limit: float = 0.05
-) -> torch.Tensor:
-    """The article's "random": a fixed range, independent of the layer's size.
-
-    .. math:: W \\sim \\mathcal{U}(-\\text{limit}, \\text{limit})
-
-    Source: Keras ``RandomUniform`` defaults (minval=-0.05, maxval=0.05).
-    """
-    return draw_uniform(shape, generator, dtype, -limit, limit)
-
-
-@register(
-    "random_normal",
-    params=(Param("mean", 0.0, _any, "any finite number"), Param("std", 0.01, _positive, "a number > 0")),
-    formula="N(mean, std²), std = 0.01 (not fan-scaled)",
-    reference="the article's 'Gaussian'; Krizhevsky et al. 2012 used N(0, 0.01²)",
-    min_dim=1,
-    aliases=("gaussian",),
-)
-def random_normal(
-    shape: Shape, generator: torch.Generator, dtype: torch.dtype, *, mean: float = 0.0, std: float = 0.01
-) -> torch.Tensor:
-    """The article's "Gaussian": a fixed std, independent of the layer's size.
-
-    .. math:: W \\sim \\mathcal{N}(\\text{mean}, \\text{std}^2), \\quad \\text{std} = 0.01
-
-    Source: Krizhevsky et al. (2012) (AlexNet's N(0, 0.01²)).
-    """
-    return draw_normal(shape, generator, dtype, mean, std)
-
-
-@register(
-    "uniform",
-    params=(Param("a", 0.0, _any, "any finite number < b"), Param("b", 1.0, _any, "any finite number > a")),
-    formula="U(a, b)",
-    reference="torch.nn.init.uniform_",
-    min_dim=1,
-    torch_equivalent="uniform_",
-    constraint=lambda p: None if p["a"] < p["b"] else f"needs a < b; got a={p['a']}, b={p['b']}",
-)
-def uniform(
-    shape: Shape, generator: torch.Generator, dtype: torch.dtype, *, a: float = 0.0, b: float = 1.0
-) -> torch.Tensor:
-    """Uniform on [a, b], torch's ``uniform_``.
-
-    .. math:: W \\sim \\mathcal{U}(a, b)
-    """
-    return draw_uniform(shape, generator, dtype, a, b)
-
-
-@register(
-    "normal",
-    params=(Param("mean", 0.0, _any, "any finite number"), Param("std", 1.0, _nonnegative, "a number >= 0")),
-    formula="N(mean, std²)",
-    reference="torch.nn.init.normal_",
-    min_dim=1,
-    torch_equivalent="normal_",
-)
-def normal(
-    shape: Shape, generator: torch.Generator, dtype: torch.dtype, *, mean: float = 0.0, std: float = 1.0
-) -> torch.Tensor:
-    """Normal, torch's ``normal_``.
-
-    .. math:: W \\sim \\mathcal{N}(\\text{mean}, \\text{std}^2)
-    """
-    return draw_normal(shape, generator, dtype, mean, std)
-
-
-@register(
-    "trunc_normal",
-    params=(
-        Param("mean", 0.0, _any, "any finite number"),
-        Param("std", 1.0, _positive, "a number > 0"),
-        Param("a", -2.0, _any, "any finite number < b (absolute lower bound)"),
-        Param("b", 2.0, _any, "any finite number > a (absolute upper bound)"),
-    ),
-    formula="N(mean, std²) truncated to [a, b] (absolute bounds)",
-    reference="torch.nn.init.trunc_normal_",
-    min_dim=1,
-    aliases=("truncated_normal",),
-    torch_equivalent="trunc_normal_",
-    constraint=lambda p: None if p["a"] < p["b"] else f"needs a < b; got a={p['a']}, b={p['b']}",
-)
-def trunc_normal(
-    shape: Shape,
-    generator: torch.Generator,
-    dtype: torch.dtype,
-    *,
-    mean: float = 0.0,
-    std: float = 1.0,
-    a: float = -2.0,
-    b: float = 2.0,
-) -> torch.Tensor:
-    """Truncated normal with torch's semantics: ``a`` and ``b`` are absolute bounds, not in stds.
-
-    .. math:: W \\sim \\mathcal{N}(\\text{mean}, \\text{std}^2)\\ \\big|\\ a \\le W \\le b
-
-    Rejection sampling as ``torch.nn.init.trunc_normal_`` (torch 2.13): same generator state, same values.
-    """
-    return draw_trunc_normal(shape, generator, dtype, mean, std, a, b)
-
-
-@register(
-    "constant",
-    params=(Param("val", 0.01, _any, "any finite number"),),
-    formula="W = val (default 0.01)",
-    reference="the article's 'constant'; torch.nn.init.constant_",
-    min_dim=1,
-    torch_equivalent="constant_",
-)
-def constant(shape: Shape, generator: torch.Generator, dtype: torch.dtype, *, val: float = 0.01) -> torch.Tensor:
-    """Every entry equals ``val``: all units of a layer compute the same function (no symmetry breaking).
-
-    .. math:: W_{ij} = \\text{val}
-    """
-    return torch.full(shape, val, dtype=dtype, device=generator.device)
-
-
-@register(
-    "zeros",
-    formula="W = 0",
-    reference="the article's 'zero'; torch.nn.init.zeros_",
-    min_dim=1,
-    aliases=("zero",),
-    torch_equivalent="zeros_",
-)
-def zeros(shape: Shape, generator: torch.Generator, dtype: torch.dtype) -> torch.Tensor:
-    """All zero: the default for biases; for weights, no signal and no symmetry breaking.
-
-    .. math:: W_{ij} = 0
-    """
-    return torch.zeros(shape, dtype=dtype, device=generator.device)
-
-
-@register(
-    "ones",
-    formula="W = 1",
-    reference="torch.nn.init.ones_ (normalization gains)",
-    min_dim=1,
-    aliases=("one",),
-    torch_equivalent="ones_",
-)
-def ones(shape: Shape, generator: torch.Generator, dtype: torch.dtype) -> torch.Tensor:
-    """All one: normalization-layer weights.
-
-    .. math:: W_{ij} = 1
-    """
-    return torch.ones(shape, dtype=dtype, device=generator.device)

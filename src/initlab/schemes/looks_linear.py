@@ -7,8 +7,8 @@ from typing import Any
 
 import torch
 
-from initlab.schemes.core import GAIN
 from initlab.schemes.orthogonal import _orthogonal_matrix
+from initlab.schemes.params import GAIN
 from initlab.schemes.registry import Param, Shape, register
 
 POSITIONS = ("hidden", "first", "last")

@@ -6,7 +6,8 @@ import math
 
 import torch
 
-from initlab.schemes.core import GAIN, draw_normal
+from initlab.schemes.draws import draw_normal
+from initlab.schemes.params import GAIN
 from initlab.schemes.registry import Shape, register
 
 

@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from initlab.schemes.core import draw_normal
+from initlab.schemes.draws import draw_normal
 from initlab.schemes.registry import Param, Shape, register
 
 

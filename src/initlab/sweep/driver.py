@@ -40,7 +40,7 @@ def check_writable_dir(path: str | os.PathLike) -> Path:
         probe.write_text("")
         probe.unlink()
     except OSError as exc:
-        raise UserError(f"--out {str(path)!r} is not a writable directory ({exc.strerror or exc})") from None
+        raise UserError(f"out: {str(path)!r} is not a writable directory ({exc.strerror or exc})") from None
     return out
 
 
@@ -58,7 +58,7 @@ def open_experiment(store, config: CompareConfig, resume: bool | str):
         experiment = store.get_experiment(resume)
         if experiment.config != wanted:
             raise UserError(
-                f"--resume {experiment.id}: that experiment has a different config ({_config_diff(experiment.config, wanted)}); "
+                f"resume: experiment {experiment.id} has a different config ({_config_diff(experiment.config, wanted)}); "
                 f"rerun with its settings, or start a new experiment without --resume"
             )
         return experiment
@@ -67,7 +67,7 @@ def open_experiment(store, config: CompareConfig, resume: bool | str):
         _refuse_changed_data(store, wanted)
         known = ", ".join(e.id for e in store.list_experiments()[-5:]) or "none"
         raise UserError(
-            f"--resume: no experiment in {store.location} has this config (hash {config.config_hash()[:12]}); "
+            f"resume: no experiment in {store.location} has this config (hash {config.config_hash()[:12]}); "
             f"latest experiments: {known}. Use the same settings as the run to resume, or drop --resume"
         )
     return experiment
@@ -81,7 +81,7 @@ def _refuse_changed_data(store, wanted: dict) -> None:
         if "data_source" in old and {k: v for k, v in old.items() if k != "data_source"} == rest:
             before, now = old["data_source"], wanted.get("data_source") or {}
             raise UserError(
-                f"--resume: the data changed since experiment {experiment.id}: {before.get('path')} had "
+                f"resume: the data changed since experiment {experiment.id}: {before.get('path')} had "
                 f"{before.get('size')} bytes, sha256 {str(before.get('sha256'))[:12]}; now {now.get('size')} bytes, "
                 f"sha256 {str(now.get('sha256'))[:12]}. Restore the file, or start a new experiment without --resume"
             )

@@ -75,13 +75,13 @@ def check_ray(address: str | None = None) -> None:
     except ImportError as exc:
         reason = (str(exc).strip().splitlines() or ["ray is not importable"])[0]
         raise UserError(
-            f"--backend ray needs the optional ray extra, which is not installed ({reason}); "
+            f"backend: ray needs the optional ray extra, which is not installed ({reason}); "
             f"install it with: {INSTALL_HINT}"
         ) from None
     version = getattr(ray, "__version__", "0")
     if _version_tuple(version) < RAY_MIN_VERSION:
         raise UserError(
-            f"--backend ray needs ray >= {'.'.join(map(str, RAY_MIN_VERSION))}; found ray {version}. "
+            f"backend: ray needs ray >= {'.'.join(map(str, RAY_MIN_VERSION))}; found ray {version}. "
             f"Upgrade with: {INSTALL_HINT}"
         )
     probe_address(address)
@@ -98,13 +98,13 @@ def probe_address(address: str | None) -> None:
     host = host.strip("[]")  # [::1]:6379
     if not sep or not host or not port.isdigit():
         raise UserError(
-            f"--address: expected HOST:PORT (e.g. 10.0.0.5:6379), 'auto' or ray://HOST:10001; got {address!r}"
+            f"address: expected HOST:PORT (e.g. 10.0.0.5:6379), 'auto' or ray://HOST:10001; got {address!r}"
         )
     try:
         socket.create_connection((host, int(port)), timeout=PROBE_TIMEOUT).close()
     except OSError as exc:
         raise UserError(
-            f"--address {address!r}: no Ray cluster reachable there ({exc.strerror or exc}); start one with "
+            f"address: no Ray cluster reachable at {address!r} ({exc.strerror or exc}); start one with "
             f"`ray start --head` and pass the address it prints, or leave out --address for a local "
             f"instance"
         ) from None
@@ -155,7 +155,7 @@ def _connect(address: str | None) -> bool:
     except ConnectionError as exc:
         reason = (str(exc).strip().splitlines() or ["connection failed"])[0]
         raise UserError(
-            f"--address {target!r}: no Ray cluster reachable there ({reason}); start one with "
+            f"address: no Ray cluster reachable at {target!r} ({reason}); start one with "
             f"`ray start --head`, or leave out --address for a local instance"
         ) from None
     return True
