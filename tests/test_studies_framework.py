@@ -102,3 +102,17 @@ def test_a_saved_study_result_reads_back_equal(tmp_path):
     assert (back.effect, back.ci[0], back.tables, back.settings) == (0.125, 0.125 - 0.1, original.tables, {"seeds": 3})
     assert math.isnan(back.ci[1]) and back.figures == [tmp_path / "bias" / "fig.png"]
     assert back.markdown(figure_dir=tmp_path) == original.markdown(figure_dir=tmp_path)
+
+
+def test_study_page_assembles_saved_results_and_refuses_an_empty_directory(tmp_path):
+    from initlab.studies.page import save_result
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "initlab", "study", "--page", "--out", str(tmp_path)]
+    empty = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+    assert empty.returncode == 2 and "no saved study result" in empty.stderr and "Traceback" not in empty.stderr
+    assert not (tmp_path / "index.md").exists()
+    save_result(_made_up_result("bias", 0.125, tmp_path), tmp_path, command="initlab study bias", wall_s=3.0)
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+    assert res.returncode == 0, res.stderr
+    assert "## `bias` — partly" in (tmp_path / "index.md").read_text()

@@ -15,6 +15,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("study", help="test one of the article's claims by experiment (or all)")
     p.add_argument("name", nargs="?", help="a study name or 'all' (--list shows the names and claims)")
     p.add_argument("--list", action="store_true", help="list the studies and the claims they test")
+    p.add_argument(
+        "--page",
+        action="store_true",
+        help="only assemble OUT/index.md from the results saved under --out (runs nothing)",
+    )
     p.add_argument("--full", action="store_true", help="the larger version (e.g. Fashion-MNIST)")
     p.add_argument("--quick", action="store_true", help="the smallest version, where a study has one (depth-frontier)")
     p.add_argument("--out", default=None, help="directory for the figures and the page (default runs/studies)")
@@ -72,6 +77,16 @@ def run(args: argparse.Namespace) -> int:
     from initlab.studies.page import save_result, write_page
     from initlab.sweep.driver import check_writable_dir, torch_threads
 
+    if args.page:
+        from initlab.studies.page import load_results
+
+        if args.name:
+            raise UserError(f"--page assembles the saved results and takes no study name; got {args.name!r}")
+        out_dir = Path(args.out or "runs/studies")
+        if not load_results(out_dir, studies.names()):
+            raise UserError(f"--page: no saved study result (<study>/result.json) under {out_dir}")
+        print(f"page: {write_page([], out_dir, order=studies.names())}")
+        return 0
     if args.list or not args.name:
         if not args.list:
             raise UserError(f"name a study or 'all'; one of: {', '.join(studies.names())}")
