@@ -83,3 +83,15 @@ def paired_diff(a: dict[int, float], b: dict[int, float]) -> tuple[float, float,
     seeds = sorted(set(a) & set(b))
     diffs = [a[s] - b[s] for s in seeds if math.isfinite(a[s]) and math.isfinite(b[s])]
     return mean_ci(diffs)
+
+
+def tuned_by_seed(data: Any, budget: int) -> dict[str, dict[int, float]]:
+    """scheme -> {seed: test accuracy after ``budget`` epochs} at the lr selected on validation
+    for that budget (``ReportData.tuning``): per-seed accuracies that can be paired across
+    comparisons which share seeds (fixed-lr comparisons: their one lr)."""
+    selected = data.tuning.selected[budget]
+    out: dict[str, dict[int, float]] = {}
+    for r in data.all_runs:
+        if r.scheme in selected and r.lr == selected[r.scheme]:
+            out.setdefault(r.scheme, {})[r.seed] = r.test_curve.get(budget, math.nan)
+    return out
