@@ -85,13 +85,41 @@ def paired_diff(a: dict[int, float], b: dict[int, float]) -> tuple[float, float,
     return mean_ci(diffs)
 
 
-def tuned_by_seed(data: Any, budget: int) -> dict[str, dict[int, float]]:
-    """scheme -> {seed: test accuracy after ``budget`` epochs} at the lr selected on validation
-    for that budget (``ReportData.tuning``): per-seed accuracies that can be paired across
-    comparisons which share seeds (fixed-lr comparisons: their one lr)."""
+
+def tuned_runs(data: Any, budget: int) -> dict[str, dict[int, Any]]:
+    """scheme -> {seed: ``analysis.Run``} at the lr selected on validation for ``budget``
+    (``ReportData.tuning``; a fixed-lr comparison: its one lr)."""
     selected = data.tuning.selected[budget]
-    out: dict[str, dict[int, float]] = {}
+    out: dict[str, dict[int, Any]] = {}
     for r in data.all_runs:
         if r.scheme in selected and r.lr == selected[r.scheme]:
-            out.setdefault(r.scheme, {})[r.seed] = r.test_curve.get(budget, math.nan)
+            out.setdefault(r.scheme, {})[r.seed] = r
     return out
+
+
+def tuned_by_seed(data: Any, budget: int) -> dict[str, dict[int, float]]:
+    """scheme -> {seed: test accuracy after ``budget`` epochs} at the lr selected for that budget:
+    per-seed accuracies that pair across comparisons which share seeds."""
+    return {
+        scheme: {seed: r.test_curve.get(budget, math.nan) for seed, r in by_seed.items()}
+        for scheme, by_seed in tuned_runs(data, budget).items()
+    }
+
+
+def paired_versus(a: dict[int, Any], b: dict[int, Any], budget: int, margin: float) -> Any:
+    """``stats.PairedDifference`` of accuracy(a) − accuracy(b) after ``budget``: runs (seed -> Run,
+    possibly from two comparisons on the same data) paired by seed, bootstrap over seeds and test
+    examples, with the equivalence verdict at ``margin``. NaN and ``inconclusive`` when the runs
+    kept no per-example correctness at ``budget``."""
+    import numpy as np
+
+    from initlab import stats
+
+    correct_a = {s: r.correct_at(budget) for s, r in a.items()}
+    correct_b = {s: r.correct_at(budget) for s, r in b.items()}
+    seeds = sorted(s for s in set(a) & set(b) if correct_a[s] is not None and correct_b[s] is not None)
+    if not seeds:
+        return stats.PairedDifference(math.nan, math.nan, math.nan, "inconclusive", 0, 0)
+    return stats.compare_paired(
+        np.stack([correct_a[s] for s in seeds]), np.stack([correct_b[s] for s in seeds]), margin
+    )
