@@ -76,7 +76,9 @@ def effect(lo: float, hi: float) -> Effect:
 def test_judge_on_made_up_effects():
     assert judge({"sgd, 2 epochs": effect(0.1, 0.3), "adam, 8 epochs": effect(0.05, 0.2)}).verdict == "supported"
     assert judge({"sgd, 8 epochs": effect(-0.1, 0.3)}).verdict == "not supported"  # CI reaches 0
-    flipped = judge({"sgd, 2 epochs": effect(0.1, 0.3), "sgd, 8 epochs": effect(0.1, 0.2), "adam, 8 epochs": effect(-0.05, 0.02)})
+    flipped = judge(
+        {"sgd, 2 epochs": effect(0.1, 0.3), "sgd, 8 epochs": effect(0.1, 0.2), "adam, 8 epochs": effect(-0.05, 0.02)}
+    )
     assert flipped.verdict == "partly" and flipped.flips == ["adam, 8 epochs"]
 
 

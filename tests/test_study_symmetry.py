@@ -95,13 +95,17 @@ def test_judge_supported_needs_collapse_a_worse_zero_init_and_frozen_weights():
 
 
 def test_judge_names_the_settings_where_the_verdict_flips():
-    gaps = {"sgd, 5 epochs": gap("worse"), "sgd, 20 epochs": gap("worse"), "adam, 20 epochs": gap("inconclusive", -0.01)}
+    gaps = {
+        "sgd, 5 epochs": gap("worse"),
+        "sgd, 20 epochs": gap("worse"),
+        "adam, 20 epochs": gap("inconclusive", -0.01),
+    }
     optimizer_of = {"sgd, 5 epochs": "sgd", "sgd, 20 epochs": "sgd", "adam, 20 epochs": "adam"}
     judgement = judge(gaps, {"sgd": COLLAPSED, "adam": COLLAPSED}, True, optimizer_of)
     assert judgement.verdict == "partly" and judgement.flips == ["adam, 20 epochs"]
-    assert judge({k: gap("worse") for k in gaps}, {"sgd": COLLAPSED, "adam": COLLAPSED}, True, optimizer_of).verdict == (
-        "supported"
-    )
+    assert judge(
+        {k: gap("worse") for k in gaps}, {"sgd": COLLAPSED, "adam": COLLAPSED}, True, optimizer_of
+    ).verdict == ("supported")
 
 
 def test_distinct_units_counts_clusters_within_tolerance():

@@ -76,7 +76,13 @@ DEFAULTS: dict[str, Any] = {
     "batch_size": 32,
     "margin": 0.005,  # equivalence margin on test accuracy (0.5 points)
 }
-FULL: dict[str, Any] = {"dataset": "fashion-mnist", "limit_train": 10000, "width": 128, "epochs": 10, "budgets": [3, 10]}
+FULL: dict[str, Any] = {
+    "dataset": "fashion-mnist",
+    "limit_train": 10000,
+    "width": 128,
+    "epochs": 10,
+    "budgets": [3, 10],
+}
 
 
 def random_weights_for(activation: str) -> str:
@@ -256,7 +262,9 @@ def present(ctx, s, common: CommonSettings, activations, biases, random_bias, m:
         for label, es in m.effects.items()
         for e in es
     ]
-    first_layer = {a: {b: [next(iter(u.values()))["distinct"] for u in m.units[a][b]] for b in biases} for a in activations}
+    first_layer = {
+        a: {b: [next(iter(u.values()))["distinct"] for u in m.units[a][b]] for b in biases} for a in activations
+    }
     units_text = "; ".join(
         f"{b}: " + ", ".join(f"{a} {sum(first_layer[a][b]) / len(first_layer[a][b]):.0f}" for a in activations)
         for b in biases
@@ -328,13 +336,24 @@ def _figure(path: Path, activations: list[str], biases: list[str], random_bias: 
         for i, label in enumerate(labels):
             e = next(x for x in m.effects[label] if (x.activation, x.weights, x.bias) == (a, w, random_bias))
             x = i + (j - (len(series) - 1) / 2) * step
-            left.errorbar([x], [100 * e.diff], yerr=[[100 * (e.diff - e.ci[0])], [100 * (e.ci[1] - e.diff)]],
-                          fmt="o" if w == "random" else "s", color=colors[f"{a} {w}"], capsize=3,
-                          label=f"{a}, {w} weights" if i == 0 else None)
+            left.errorbar(
+                [x],
+                [100 * e.diff],
+                yerr=[[100 * (e.diff - e.ci[0])], [100 * (e.ci[1] - e.diff)]],
+                fmt="o" if w == "random" else "s",
+                color=colors[f"{a} {w}"],
+                capsize=3,
+                label=f"{a}, {w} weights" if i == 0 else None,
+            )
     left.axhline(0, color="black", lw=0.8)
     left.set_xticks(range(len(labels)), labels, rotation=20, ha="right")
-    style(left, ylabel=f"acc({random_bias} bias) − acc(zero bias), pts", grid="y", legend=True,
-          title="Above 0: the random bias helps (95% CI)")
+    style(
+        left,
+        ylabel=f"acc({random_bias} bias) − acc(zero bias), pts",
+        grid="y",
+        legend=True,
+        title="Above 0: the random bias helps (95% CI)",
+    )
     bias_colors = palette(biases)
     bar = 0.8 / len(biases)
     for k, b in enumerate(biases):
@@ -348,8 +367,13 @@ def _figure(path: Path, activations: list[str], biases: list[str], random_bias: 
             right.annotate(f"{y:.0f}", (x, y), ha="center", va="bottom", fontsize=8)
     right.set_xticks(range(len(activations)), activations)
     right.set_ylim(0, 1.55 * max(next(iter(u.values()))["width"] for a in activations for u in m.units[a][biases[0]]))
-    style(right, ylabel="hidden layer 1 after training (mean)", title="zero weights: distinct units (bars), rank (◆)",
-          grid="y", legend={"loc": "upper center", "ncol": 2})
+    style(
+        right,
+        ylabel="hidden layer 1 after training (mean)",
+        title="zero weights: distinct units (bars), rank (◆)",
+        grid="y",
+        legend={"loc": "upper center", "ncol": 2},
+    )
     return save(fig, path, title="bias: zero vs constant vs random biases, with random and with zero weights")
 
 

@@ -241,7 +241,8 @@ def measure(ctx: StudyContext, s: dict[str, Any], common: CommonSettings, grid: 
         per_seed, matched = depth_matched_effect(by_depth, grid.inside, common.seeds)
         mean, lo, hi = mean_ci(per_seed)
         effects[label] = Effect(per_seed, mean, (lo, hi), matched)
-    dataset = load(common.dataset, **({"limit_train": common.limit_train} if common.limit_train else {}))
+    data_options: dict[str, Any] = {"limit_train": common.limit_train} if common.limit_train else {}
+    dataset = load(common.dataset, **data_options)
     steps = common.epochs * math.ceil(dataset.x_train.shape[0] / common.batch_size)
     return Measured(acc, lr, diverged, effects, 1.0 / dataset.num_classes, steps, experiments)
 
@@ -297,19 +298,34 @@ def _tables(s, common: CommonSettings, grid: Grid, m: Measured, final: list[str]
         header = ["depth"] + [f"σw²={sw:g} (6ξc={grid.bound[sw]:.3g})" for sw in grid.sigmas]
         tables.append((f"Mean test accuracy per (depth, σw²), {label} (selected lr); ✗ = beyond 6ξc", header, rows))
     effect_rows = [
-        [label, f"{100 * e.mean:+.1f} [{100 * e.ci[0]:+.1f}, {100 * e.ci[1]:+.1f}]", ", ".join(map(str, e.depths)),
-         judgement.by_setting[label]]
+        [
+            label,
+            f"{100 * e.mean:+.1f} [{100 * e.ci[0]:+.1f}, {100 * e.ci[1]:+.1f}]",
+            ", ".join(map(str, e.depths)),
+            judgement.by_setting[label],
+        ]
         for label, e in m.effects.items()
     ]
-    tables.append(("Inside − outside 6ξc at equal depth, per setting (pts, 95% t CI over seeds)",
-                   ["setting", "inside − outside pts", "depths matched", "claim"], effect_rows))
+    tables.append(
+        (
+            "Inside − outside 6ξc at equal depth, per setting (pts, 95% t CI over seeds)",
+            ["setting", "inside − outside pts", "depths matched", "claim"],
+            effect_rows,
+        )
+    )
     theory_rows = [
-        [f"{sw:g}", f"{theory.chi1(ACTIVATION, sw, grid.sigma_b2):.3f}", f"{grid.bound[sw] / TRAINABLE_DEPTH_FACTOR:.3g}",
-         f"{grid.bound[sw]:.3g}", _phase(sw, grid.critical)]
+        [
+            f"{sw:g}",
+            f"{theory.chi1(ACTIVATION, sw, grid.sigma_b2):.3f}",
+            f"{grid.bound[sw] / TRAINABLE_DEPTH_FACTOR:.3g}",
+            f"{grid.bound[sw]:.3g}",
+            _phase(sw, grid.critical),
+        ]
         for sw in grid.sigmas
     ]
-    tables.append((f"Mean-field theory for tanh at σb² = {grid.sigma_b2:g}", ["σw²", "χ1", "ξc", "6ξc", "phase"],
-                   theory_rows))
+    tables.append(
+        (f"Mean-field theory for tanh at σb² = {grid.sigma_b2:g}", ["σw²", "χ1", "ξc", "6ξc", "phase"], theory_rows)
+    )
     return tables
 
 
@@ -369,7 +385,7 @@ def _figure(path: Path, s: dict[str, Any], grid: Grid, m: Measured, final: list[
 
     from initlab.plotting import new_figure, save, style
 
-    sigmas, depths = grid.sigmas, grid.depths
+    sigmas = grid.sigmas
     curve_x = sorted(
         set(np.geomspace(min(sigmas), max(sigmas), s["curve_points"]).tolist())
         | set(sigmas)
@@ -379,11 +395,20 @@ def _figure(path: Path, s: dict[str, Any], grid: Grid, m: Measured, final: list[
     fig, axes = new_figure(len(final), size=(7.5 * len(final), 5.8))
     for ax, label in zip(axes, final):
         mesh = _heatmap(ax, grid, mean_grid(m, label), curve, m.chance)
-        style(ax, xlabel=r"$\sigma_w^2$ (weight variance × fan-in)", ylabel="depth (hidden tanh layers)",
-              title=f"{label} (lr tuned per column)", grid=None,
-              legend={"loc": "upper center", "bbox_to_anchor": (0.5, -0.13), "ncol": 2})
+        style(
+            ax,
+            xlabel=r"$\sigma_w^2$ (weight variance × fan-in)",
+            ylabel="depth (hidden tanh layers)",
+            title=f"{label} (lr tuned per column)",
+            grid=None,
+            legend={"loc": "upper center", "bbox_to_anchor": (0.5, -0.13), "ncol": 2},
+        )
     fig.colorbar(mesh, ax=axes[-1], label="test accuracy (mean over seeds)")
-    return save(fig, path, title=rf"criticality: tanh MLPs, $\sigma_b^2$ = {grid.sigma_b2:g}, accuracy vs mean-field depth scale")
+    return save(
+        fig,
+        path,
+        title=rf"criticality: tanh MLPs, $\sigma_b^2$ = {grid.sigma_b2:g}, accuracy vs mean-field depth scale",
+    )
 
 
 def _heatmap(ax: Any, grid: Grid, means: dict[int, dict[float, float]], curve: list, chance: float) -> Any:
@@ -409,10 +434,17 @@ def _heatmap(ax: Any, grid: Grid, means: dict[int, dict[float, float]], curve: l
         for j in range(len(sigmas)):
             color = "white" if values[i, j] < (chance + 1) / 2 else "black"
             ax.text(j, i, f"{values[i, j]:.2f}", ha="center", va="center", fontsize=8, color=color)
-    ax.plot([x_of(x) for x, _ in curve], [y_of(y) for _, y in curve], color="red", lw=2.5,
-            label=r"$6\,\xi_c$: mean-field trainable depth (cells below it: inside)")
+    ax.plot(
+        [x_of(x) for x, _ in curve],
+        [y_of(y) for _, y in curve],
+        color="red",
+        lw=2.5,
+        label=r"$6\,\xi_c$: mean-field trainable depth (cells below it: inside)",
+    )
     if sigmas[0] <= grid.critical <= sigmas[-1]:
-        ax.axvline(x_of(grid.critical), color="red", ls="--", lw=1, label=rf"critical $\sigma_w^2$ = {grid.critical:.3g}")
+        ax.axvline(
+            x_of(grid.critical), color="red", ls="--", lw=1, label=rf"critical $\sigma_w^2$ = {grid.critical:.3g}"
+        )
     ax.set_xticks(range(len(sigmas)), [f"{x:g}" for x in sigmas])
     ax.set_yticks(range(len(depths)), [str(d) for d in depths])
     ax.set_xlim(extent[0], extent[1])
@@ -420,4 +452,15 @@ def _heatmap(ax: Any, grid: Grid, means: dict[int, dict[float, float]], curve: l
     return mesh
 
 
-__all__ = ["CLAIM", "DEFAULTS", "Effect", "Grid", "Measured", "depth_matched_effect", "judge", "measure", "present", "run"]
+__all__ = [
+    "CLAIM",
+    "DEFAULTS",
+    "Effect",
+    "Grid",
+    "Measured",
+    "depth_matched_effect",
+    "judge",
+    "measure",
+    "present",
+    "run",
+]

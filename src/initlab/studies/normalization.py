@@ -429,7 +429,9 @@ def present(ctx, s, seeds, schemes, norms, rows_by_norm, sp: Spread, verdict: st
                 }
                 for n in norms
             },
-            "spread_std": {n: {"value": sp.spread_ci[n]["std"][0], "ci": list(sp.spread_ci[n]["std"][1:])} for n in norms},
+            "spread_std": {
+                n: {"value": sp.spread_ci[n]["std"][0], "ci": list(sp.spread_ci[n]["std"][1:])} for n in norms
+            },
             "spread_range": {
                 n: {"value": sp.spread_ci[n]["range"][0], "ci": list(sp.spread_ci[n]["range"][1:])} for n in norms
             },

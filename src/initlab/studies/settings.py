@@ -85,7 +85,6 @@ def paired_diff(a: dict[int, float], b: dict[int, float]) -> tuple[float, float,
     return mean_ci(diffs)
 
 
-
 def tuned_runs(data: Any, budget: int) -> dict[str, dict[int, Any]]:
     """scheme -> {seed: ``analysis.Run``} at the lr selected on validation for ``budget``
     (``ReportData.tuning``; a fixed-lr comparison: its one lr)."""

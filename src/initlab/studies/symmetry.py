@@ -92,7 +92,13 @@ DEFAULTS: dict[str, Any] = {
     "grad_batch": 256,  # training samples for the gradient at init
     "tol": 1e-6,  # relative tolerance for two units to count as the same
 }
-FULL: dict[str, Any] = {"dataset": "fashion-mnist", "limit_train": 20000, "width": 256, "epochs": 10, "budgets": [3, 10]}
+FULL: dict[str, Any] = {
+    "dataset": "fashion-mnist",
+    "limit_train": 20000,
+    "width": 256,
+    "epochs": 10,
+    "budgets": [3, 10],
+}
 
 
 @dataclass(frozen=True)
@@ -172,7 +178,7 @@ def _read_settings(ctx: StudyContext) -> tuple[dict[str, Any], CommonSettings, l
 def _collapse(retrained: list, symmetric: list[str], random_: list[str], layers, tol: float, width: int):
     """Units per scheme and layer, weights moved, and the ``Collapse`` of one optimizer's members."""
     units: dict[str, dict[str, list[int]]] = {sch: {} for sch in symmetric + random_}
-    moved = {sch: 0 for sch in units}
+    moved = dict.fromkeys(units, 0)
     for m in retrained:
         for layer, rec in layer_units(m.trained, layers, tol=tol).items():
             units[m.scheme].setdefault(layer, []).append(rec["distinct"])
@@ -221,8 +227,12 @@ def measure(ctx: StudyContext, s: dict[str, Any], common: CommonSettings, symmet
             gaps[label] = Gap(z["mean"], rows[random_[0]]["mean"], z["diff"], tuple(z["diff_ci"]), z["vs_reference"])
     assert config is not None  # common_settings gives at least one optimizer
     grads = {
-        a: {x: gradients_at_init(dataclasses.replace(config, activation=a), dataset, x, seed=common.seeds[0],
-                                 batch=s["grad_batch"]) for x in order}
+        a: {
+            x: gradients_at_init(
+                dataclasses.replace(config, activation=a), dataset, x, seed=common.seeds[0], batch=s["grad_batch"]
+            )
+            for x in order
+        }
         for a in grad_acts + ([] if act in grad_acts else [act])
     }
     weight_names = [n for n, p in template_model(config, dataset).named_parameters() if p.dim() >= 2]
@@ -325,7 +335,9 @@ def present(ctx, s, common: CommonSettings, symmetric, random_, act, m: Measured
             "distinct_units": m.units,
             "width": s["width"],
             "accuracy": m.accuracy,
-            "params_with_gradient_at_init": {a: {x: with_gradient(g) for x, g in per.items()} for a, per in m.grads.items()},
+            "params_with_gradient_at_init": {
+                a: {x: with_gradient(g) for x, g in per.items()} for a, per in m.grads.items()
+            },
             "zero_init_weight_gradients_all_zero": m.zero_grad_weights,
             "weights_moved_in_training": m.moved,
             "reproduced_stored_runs": m.reproduced,
@@ -348,7 +360,14 @@ def present(ctx, s, common: CommonSettings, symmetric, random_, act, m: Measured
             (
                 f"Gradients at init (seed {common.seeds[0]}, {s['grad_batch']} samples): parameters with a nonzero "
                 "gradient",
-                ["activation", "scheme", "params with gradient", "which", "|grad| hidden weights", "|grad| output weight"],
+                [
+                    "activation",
+                    "scheme",
+                    "params with gradient",
+                    "which",
+                    "|grad| hidden weights",
+                    "|grad| output weight",
+                ],
                 _grad_rows(m),
             ),
         ],
@@ -372,8 +391,14 @@ def _plot(path: Path, order: list[str], m: Measured, width: int) -> Path:
     ax_units.set_ylim(0.7, width * 1.5)
     ax_units.axhline(width, color="0.4", ls="--", lw=1)
     ax_units.set_xticks(range(len(groups)), [f"{sch}\n{opt}" for opt, sch in groups], rotation=30, fontsize=8)
-    style(ax_units, ylabel="distinct units after training (mean)", title=f"Distinct hidden units (of {width})",
-          logy=2, grid="y", legend=True)
+    style(
+        ax_units,
+        ylabel="distinct units after training (mean)",
+        title=f"Distinct hidden units (of {width})",
+        logy=2,
+        grid="y",
+        legend=True,
+    )
     colors = palette(order)
     labels = list(m.accuracy)
     for k, sch in enumerate(order):
@@ -382,10 +407,26 @@ def _plot(path: Path, order: list[str], m: Measured, width: int) -> Path:
         ax_acc.bar(xs, ys, 0.8 / len(order), color=colors[sch], label=sch)
     ax_acc.set_xticks(range(len(labels)), labels, rotation=20, ha="right")
     ax_acc.set_ylim(0, 102)
-    style(ax_acc, ylabel="tuned test accuracy (%, mean over seeds)", title="Accuracy per setting", grid="y",
-          legend={"fontsize": 7, "loc": "lower right"})
+    style(
+        ax_acc,
+        ylabel="tuned test accuracy (%, mean over seeds)",
+        title="Accuracy per setting",
+        grid="y",
+        legend={"fontsize": 7, "loc": "lower right"},
+    )
     return save(fig, path)
 
 
-__all__ = ["CLAIM", "DEFAULTS", "Collapse", "Gap", "Measured", "distinct_units", "judge", "judge_setting", "measure",
-           "present", "run"]
+__all__ = [
+    "CLAIM",
+    "DEFAULTS",
+    "Collapse",
+    "Gap",
+    "Measured",
+    "distinct_units",
+    "judge",
+    "judge_setting",
+    "measure",
+    "present",
+    "run",
+]
