@@ -287,6 +287,26 @@ def _grad_rows(m: Measured) -> list[list[str]]:
     return rows
 
 
+def _summary(s, symmetric, random_, act, m: Measured, judgement: Judgement, first: str) -> str:
+    head = m.gaps[first]
+    zero_params = with_gradient(m.grads[act]["zeros"])
+    flips = f" It flips in: {', '.join(judgement.flips)}." if judgement.flips else ""
+    collapsed = all(c.one_unit for c in m.collapse.values())
+    return (
+        f"Every hidden layer of every {'/'.join(symmetric)} member (each optimizer, lr and seed) "
+        f"{'ends with exactly one distinct unit' if collapsed else 'does NOT always collapse to one unit'} (of "
+        f"{s['width']}); zero init reaches {100 * head.zeros_acc:.1f}% against {100 * head.reference_acc:.1f}% "
+        f"for {random_[0]} ({first}, lr tuned on validation). At init under zero weights ({act}) only "
+        f"{', '.join(zero_params) or 'no parameter'} get{'s' if len(zero_params) == 1 else ''} a gradient: the "
+        "weight gradients are exactly zero, not vanishing"
+        + ("." if all(c.zeros_moved == 0 for c in m.collapse.values()) else " (yet some weights moved in training).")
+        + " Verdict per setting: "
+        + "; ".join(f"{k}: {v}" for k, v in judgement.by_setting.items())
+        + "."
+        + flips
+    )
+
+
 def present(ctx, s, common: CommonSettings, symmetric, random_, act, m: Measured, judgement: Judgement) -> StudyResult:
     """Tables, figure and summary of the judged measurements."""
     order = symmetric + random_
@@ -303,22 +323,7 @@ def present(ctx, s, common: CommonSettings, symmetric, random_, act, m: Measured
         ]
         for label, g in m.gaps.items()
     ]
-    zero_params = with_gradient(m.grads[act]["zeros"])
-    flips = f" It flips in: {', '.join(judgement.flips)}." if judgement.flips else ""
-    collapsed = all(c.one_unit for c in m.collapse.values())
-    summary = (
-        f"Every hidden layer of every {'/'.join(symmetric)} member (each optimizer, lr and seed) "
-        f"{'ends with exactly one distinct unit' if collapsed else 'does NOT always collapse to one unit'} (of "
-        f"{s['width']}); zero init reaches {100 * head.zeros_acc:.1f}% against {100 * head.reference_acc:.1f}% "
-        f"for {random_[0]} ({first}, lr tuned on validation). At init under zero weights ({act}) only "
-        f"{', '.join(zero_params) or 'no parameter'} get{'s' if len(zero_params) == 1 else ''} a gradient: the "
-        "weight gradients are exactly zero, not vanishing"
-        + ("." if all(c.zeros_moved == 0 for c in m.collapse.values()) else " (yet some weights moved in training).")
-        + " Verdict per setting: "
-        + "; ".join(f"{k}: {v}" for k, v in judgement.by_setting.items())
-        + "."
-        + flips
-    )
+    summary = _summary(s, symmetric, random_, act, m, judgement, first)
     figure = _plot(ctx.out / "symmetry.png", order, m, s["width"])
     return StudyResult(
         study="symmetry",
