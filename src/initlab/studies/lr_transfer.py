@@ -151,7 +151,9 @@ def plot(grid: dict[str, Any], path) -> None:
             ax.axvline(row["opt"], color=ax.lines[-1].get_color(), alpha=0.3, lw=1)
         ax.set_xscale("log", base=2)
         name = "standard (He, one lr)" if par == "sp" else "μP (auto+mup)"
-        style(ax, xlabel="Adam learning rate", title=f"{name}: drift {grid[par]['drift']:+.1f} log2", logy=True, grid=None)
+        style(
+            ax, xlabel="Adam learning rate", title=f"{name}: drift {grid[par]['drift']:+.1f} log2", logy=True, grid=None
+        )
     axes[0].set_ylabel("final training loss (mean over seeds)")
     style(axes[1], grid=None, legend=True)
     save(fig, path)

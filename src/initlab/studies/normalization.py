@@ -45,8 +45,9 @@ import torch
 from torch import nn
 
 from initlab.errors import UserError
+from initlab.schemes import ARTICLE_SCHEMES
 from initlab.studies.base import StudyContext, StudyResult, mean_ci, register
-from initlab.studies.settings import accuracy_by_seed, fmt_ci, seed_list
+from initlab.studies.settings import accuracy_by_seed, fixed_lr_compare, fmt_ci, seed_list
 
 NAME = "normalization"
 CLAIM = (
@@ -66,16 +67,7 @@ DEFAULTS: dict[str, Any] = {
     "width": 64,  # units per hidden layer
     "depth": 6,  # hidden layers
     "activation": "relu",
-    "schemes": [
-        "random_uniform",
-        "random_normal",
-        "xavier_uniform",
-        "he_normal",
-        "orthogonal",
-        "sparse",
-        "uniform_fan",
-        "positive",
-    ],
+    "schemes": [s for s in ARTICLE_SCHEMES if s not in ("zeros", "constant")],  # the article's random ones
     "norms": ["none", "batch", "layer"],  # "none" first: the baseline
     "seeds": 5,
     "epochs": 10,
@@ -242,21 +234,17 @@ def measure(ctx: StudyContext, s: dict[str, Any], seeds: tuple[int, ...], scheme
     rows_by_norm: dict[str, dict[str, dict]] = {}
     experiments = []
     for n in norms:
-        data = ctx.compare(
-            schemes=tuple(schemes),
-            seeds=seeds,
-            dataset=s["dataset"],
-            data_options=s["data_options"],
+        data = fixed_lr_compare(
+            ctx,
+            s,
+            seeds,
+            schemes,
             model=MODEL,
             model_options={"norm": n},
             width=s["width"],
             depth=s["depth"],
             activation=s["activation"],
-            epochs=s["epochs"],
-            batch_size=s["batch_size"],
-            lr=s["lr"],
             reference=REFERENCE if REFERENCE in schemes else schemes[0],
-            chunk_size=len(schemes) * len(seeds),
         )
         experiments.append(data.experiment_id)
         by_seed = accuracy_by_seed(data)

@@ -47,7 +47,7 @@ from torch import nn
 
 from initlab.errors import UserError
 from initlab.studies.base import StudyContext, StudyResult, register
-from initlab.studies.settings import accuracy_by_seed, fmt_ci, int_list, paired_diff, seed_list
+from initlab.studies.settings import accuracy_by_seed, fixed_lr_compare, fmt_ci, int_list, paired_diff, seed_list
 
 NAME = "per-layer"
 CLAIM = (
@@ -187,20 +187,7 @@ def measure(ctx: StudyContext, s: dict[str, Any], seeds: tuple[int, ...], depths
     experiments: list[str] = []
     curves: dict[str, dict[int, list[tuple[int, float]]]] = {}
     for depth in depths:
-        data = ctx.compare(
-            schemes=tuple(order),
-            seeds=seeds,
-            dataset=s["dataset"],
-            data_options=s["data_options"],
-            model=MODEL,
-            width=s["width"],
-            depth=depth,
-            epochs=s["epochs"],
-            batch_size=s["batch_size"],
-            lr=s["lr"],
-            reference=POLICY,
-            chunk_size=len(order) * len(seeds),
-        )
+        data = fixed_lr_compare(ctx, s, seeds, order, model=MODEL, width=s["width"], depth=depth, reference=POLICY)
         experiments.append(data.experiment_id)
         accuracy[depth] = accuracy_by_seed(data)
         stats[depth] = {row["scheme"]: row for row in data.summary}

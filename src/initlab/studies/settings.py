@@ -65,6 +65,23 @@ def positive_list(name: str, value: Any) -> list[float]:
         raise checks.fail(name, value, "a list of finite numbers > 0") from None
 
 
+def fixed_lr_compare(ctx: Any, s: dict[str, Any], seeds: tuple[int, ...], schemes: list[str], **config: Any) -> Any:
+    """A stored fixed-lr comparison of ``schemes`` over ``seeds`` (one cell: every member trains
+    together) with the training settings of a study's dict ``s`` (``dataset``, ``data_options``,
+    ``epochs``, ``batch_size``, ``lr``); ``config``: the model and the rest (``CompareConfig``)."""
+    return ctx.compare(
+        schemes=tuple(schemes),
+        seeds=seeds,
+        dataset=s["dataset"],
+        data_options=s["data_options"],
+        epochs=s["epochs"],
+        batch_size=s["batch_size"],
+        lr=s["lr"],
+        chunk_size=len(schemes) * len(seeds),
+        **config,
+    )
+
+
 def fmt_ci(mean: float, lo: float, hi: float, digits: int = 3) -> str:
     if not math.isfinite(mean):
         return "n/a"
