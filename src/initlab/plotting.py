@@ -59,6 +59,36 @@ def seed_band(
     ax.fill_between(xs, lo, hi, color=color, alpha=alpha, lw=0)
 
 
+def heatmap(
+    ax: Any,
+    values: Sequence[Sequence[float]],
+    *,
+    xticklabels: Sequence[str],
+    yticklabels: Sequence[str],
+    vmin: float,
+    vmax: float,
+    fmt: str = "{:.2f}",
+) -> Any:
+    """``values[row][col]`` as evenly spaced cells (row 0 at the bottom, cell centres at integer
+    coordinates), each annotated with ``fmt`` in a colour readable on it; returns the image for a
+    colorbar."""
+    import numpy as np
+
+    grid = np.asarray(values, dtype=float)
+    rows, cols = grid.shape
+    extent = (-0.5, cols - 0.5, -0.5, rows - 0.5)
+    image = ax.imshow(grid, origin="lower", aspect="auto", cmap="viridis", vmin=vmin, vmax=vmax, extent=extent)
+    for i in range(rows):
+        for j in range(cols):
+            color = "white" if grid[i, j] < (vmin + vmax) / 2 else "black"
+            ax.text(j, i, fmt.format(grid[i, j]), ha="center", va="center", fontsize=8, color=color)
+    ax.set_xticks(range(cols), list(xticklabels))
+    ax.set_yticks(range(rows), list(yticklabels))
+    ax.set_xlim(extent[0], extent[1])
+    ax.set_ylim(extent[2], extent[3])
+    return image
+
+
 def style(
     ax: Any,
     *,
@@ -101,4 +131,4 @@ def save(fig: Any, path: Path, *, title: str | None = None, title_size: float | 
     return path
 
 
-__all__ = ["DPI", "new_figure", "palette", "save", "seed_band", "style"]
+__all__ = ["DPI", "heatmap", "new_figure", "palette", "save", "seed_band", "style"]

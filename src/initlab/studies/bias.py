@@ -166,7 +166,7 @@ def _zero_weight_units(config: Any, data: Any, depth_layers: Any) -> tuple[list,
 
 def measure(ctx: StudyContext, s: dict[str, Any], common: CommonSettings, activations: list[str], biases: list[str]):
     """One tuned comparison per (optimizer, activation, bias); effects paired across them by seed."""
-    from initlab.studies.settings import paired_versus, tuned_runs
+    from initlab.studies.settings import finite_mean, paired_versus, tuned_runs
     from initlab.sweep.config import CompareConfig
 
     effects: dict[str, list[BiasEffect]] = {st.label: [] for st in common.settings}
@@ -193,15 +193,10 @@ def measure(ctx: StudyContext, s: dict[str, Any], common: CommonSettings, activa
                     base = tuned[ZERO_BIAS][scheme]
                     for b in biases[1:]:
                         p = paired_versus(tuned[b][scheme], base, budget, common.margin)
-                        acc = _mean([r.test_curve.get(budget) for r in tuned[b][scheme].values()])
-                        acc0 = _mean([r.test_curve.get(budget) for r in base.values()])
+                        acc = finite_mean([r.test_curve.get(budget) for r in tuned[b][scheme].values()])
+                        acc0 = finite_mean([r.test_curve.get(budget) for r in base.values()])
                         effects[label].append(BiasEffect(a, w, b, acc, acc0, p.diff, (p.ci_low, p.ci_high), p.verdict))
     return Measured(effects, units, weight_scheme, gap, experiments)
-
-
-def _mean(values: list) -> float:
-    finite = [float(v) for v in values if v is not None]
-    return sum(finite) / len(finite) if finite else float("nan")
 
 
 @register(NAME, CLAIM)

@@ -414,6 +414,8 @@ def _figure(path: Path, s: dict[str, Any], grid: Grid, m: Measured, final: list[
 def _heatmap(ax: Any, grid: Grid, means: dict[int, dict[float, float]], curve: list, chance: float) -> Any:
     import numpy as np
 
+    from initlab.plotting import heatmap
+
     sigmas, depths = grid.sigmas, grid.depths
     log_s, log_d = np.log(np.asarray(sigmas, dtype=float)), np.log2(np.asarray(depths, dtype=float))
 
@@ -427,13 +429,14 @@ def _heatmap(ax: Any, grid: Grid, means: dict[int, dict[float, float]], curve: l
             return -0.5
         return float(np.interp(math.log2(depth), log_d, np.arange(len(depths)))) if len(depths) > 1 else 0.0
 
-    values = np.array([[means[d][sw] for sw in sigmas] for d in depths])
-    extent = (-0.5, len(sigmas) - 0.5, -0.5, len(depths) - 0.5)
-    mesh = ax.imshow(values, origin="lower", aspect="auto", cmap="viridis", vmin=chance, vmax=1.0, extent=extent)
-    for i in range(len(depths)):
-        for j in range(len(sigmas)):
-            color = "white" if values[i, j] < (chance + 1) / 2 else "black"
-            ax.text(j, i, f"{values[i, j]:.2f}", ha="center", va="center", fontsize=8, color=color)
+    mesh = heatmap(
+        ax,
+        [[means[d][sw] for sw in sigmas] for d in depths],
+        xticklabels=[f"{x:g}" for x in sigmas],
+        yticklabels=[str(d) for d in depths],
+        vmin=chance,
+        vmax=1.0,
+    )
     ax.plot(
         [x_of(x) for x, _ in curve],
         [y_of(y) for _, y in curve],
@@ -445,10 +448,6 @@ def _heatmap(ax: Any, grid: Grid, means: dict[int, dict[float, float]], curve: l
         ax.axvline(
             x_of(grid.critical), color="red", ls="--", lw=1, label=rf"critical $\sigma_w^2$ = {grid.critical:.3g}"
         )
-    ax.set_xticks(range(len(sigmas)), [f"{x:g}" for x in sigmas])
-    ax.set_yticks(range(len(depths)), [str(d) for d in depths])
-    ax.set_xlim(extent[0], extent[1])
-    ax.set_ylim(extent[2], extent[3])
     return mesh
 
 

@@ -54,6 +54,7 @@ from typing import Any
 
 from initlab.errors import UserError
 from initlab.studies.base import StudyContext, StudyResult, mean_ci, register
+from initlab.studies.settings import finite_mean, paired_effect
 
 CLAIM = (
     '"While it is true that larger initial weights can result in quicker convergence during the initial phase of '
@@ -116,18 +117,6 @@ def unstable_later(row: dict[str, list], he_early_mean: float, early_step: int) 
     return count
 
 
-def _paired(a: list[float], b: list[float]) -> dict[str, Any]:
-    """Mean of a - b over finite pairs, its t 95% CI and the paired t-test p-value."""
-    from initlab.stats import paired_test
-
-    diffs = [x - y for x, y in zip(a, b) if math.isfinite(x) and math.isfinite(y)]
-    if not diffs:
-        return {"mean": math.nan, "ci": [math.nan, math.nan], "p": math.nan, "n": 0}
-    mean, lo, hi = mean_ci(diffs)
-    _, p = paired_test(a, b, "t")
-    return {"mean": mean, "ci": [lo, hi], "p": p, "n": len(diffs)}
-
-
 def _geomean(values: list[float]) -> float:
     finite = [v for v in values if v > 0 and math.isfinite(v)]
     return math.exp(sum(math.log(v) for v in finite) / len(finite)) if finite else math.nan
@@ -150,8 +139,8 @@ def _plot(path: Path, factors: list[float], lrs: list[float], grad: dict, per_lr
     for lr in lrs:
         rows = per_lr[lr]
         label = f"lr {lr:g}"
-        axes[1].plot(factors, [_finite_mean(rows[f]["early_loss"]) for f in factors], "o-", label=label)
-        axes[2].plot(factors, [100 * _finite_mean(rows[f]["final_acc"]) for f in factors], "o-", label=label)
+        axes[1].plot(factors, [finite_mean(rows[f]["early_loss"]) for f in factors], "o-", label=label)
+        axes[2].plot(factors, [100 * finite_mean(rows[f]["final_acc"]) for f in factors], "o-", label=label)
         axes[3].plot(
             factors,
             [100 * (rows[f]["diverged"] + rows[f]["failed"]) / len(rows[f]["final_acc"]) for f in factors],
@@ -172,11 +161,6 @@ def _plot(path: Path, factors: list[float], lrs: list[float], grad: dict, per_lr
     for ax in axes:
         ax.axvline(1.0, color="0.6", ls="--", lw=1)
     return save(fig, path)
-
-
-def _finite_mean(values: list[float]) -> float:
-    finite = [v for v in values if math.isfinite(v)]
-    return sum(finite) / len(finite) if finite else math.nan
 
 
 def _read_settings(ctx: StudyContext) -> tuple[dict[str, Any], list[float], list[float], tuple[int, ...]]:
@@ -292,9 +276,11 @@ def halves(m: Measured, factors: list[float], lrs: list[float]) -> Halves:
     per_lr = m.per_lr
     large = [f for f in factors if f > 1]
     tests_a = [
-        (lr, f, _paired(per_lr[lr][1.0]["early_loss"], per_lr[lr][f]["early_loss"])) for lr in lrs for f in large
+        (lr, f, paired_effect(per_lr[lr][1.0]["early_loss"], per_lr[lr][f]["early_loss"])) for lr in lrs for f in large
     ]
-    tests_b = [(lr, f, _paired(per_lr[lr][1.0]["final_acc"], per_lr[lr][f]["final_acc"])) for lr in lrs for f in large]
+    tests_b = [
+        (lr, f, paired_effect(per_lr[lr][1.0]["final_acc"], per_lr[lr][f]["final_acc"])) for lr in lrs for f in large
+    ]
     for tests in (tests_a, tests_b):
         for (_, _, t), p_holm in zip(tests, holm([t["p"] for _, _, t in tests])):
             t["p_holm"] = p_holm
@@ -306,7 +292,7 @@ def halves(m: Measured, factors: list[float], lrs: list[float]) -> Halves:
 
     more_divergence = [(lr, f) for lr in lrs for f in large if broken(lr, f) > 0 and broken(lr, 1.0) == 0]
     late = {
-        (lr, f): unstable_later(per_lr[lr][f], _finite_mean(per_lr[lr][1.0]["early_acc"]), m.early_step[lr])
+        (lr, f): unstable_later(per_lr[lr][f], finite_mean(per_lr[lr][1.0]["early_acc"]), m.early_step[lr])
         for lr in lrs
         for f in factors
     }
@@ -370,10 +356,10 @@ def _tables(factors, lrs, seeds, m: Measured, h: Halves) -> list:
                 [
                     factor_label(f),
                     f"{_geomean(m.grad[f]):.3g}",
-                    f"{_finite_mean(r['early_loss']):.3g}",
-                    f"{100 * _finite_mean(r['early_acc']):.1f}",
+                    f"{finite_mean(r['early_loss']):.3g}",
+                    f"{100 * finite_mean(r['early_acc']):.1f}",
                     f"{100 * mean:.1f} [{100 * a:.1f}, {100 * b:.1f}]" if len(seeds) > 1 else f"{100 * mean:.1f}",
-                    f"{100 * _finite_mean(r['drop_from_peak']):.1f}",
+                    f"{100 * finite_mean(r['drop_from_peak']):.1f}",
                     f"{r['diverged']}/{len(seeds)}",
                     f"{r['failed']}/{len(seeds)}",
                 ]

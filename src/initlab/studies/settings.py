@@ -95,6 +95,25 @@ def accuracy_by_seed(data: Any, epoch: int | None = None) -> dict[str, dict[int,
     return data.accuracy_by_seed(epoch)
 
 
+def finite_mean(values: Any) -> float:
+    """Mean of the finite values (None and NaN left out); NaN when there are none."""
+    finite = [float(v) for v in values if v is not None and math.isfinite(v)]
+    return sum(finite) / len(finite) if finite else math.nan
+
+
+def paired_effect(a: list[float], b: list[float]) -> dict[str, Any]:
+    """``{"mean", "ci", "p", "n"}``: mean of ``a[i] - b[i]`` over finite pairs (paired by seed), its
+    Student t 95% CI and the paired t-test p-value."""
+    from initlab.stats import paired_test
+
+    diffs = [x - y for x, y in zip(a, b) if math.isfinite(x) and math.isfinite(y)]
+    if not diffs:
+        return {"mean": math.nan, "ci": [math.nan, math.nan], "p": math.nan, "n": 0}
+    mean, lo, hi = mean_ci(diffs)
+    _, p = paired_test(a, b, "t")
+    return {"mean": mean, "ci": [lo, hi], "p": p, "n": len(diffs)}
+
+
 def paired_diff(a: dict[int, float], b: dict[int, float]) -> tuple[float, float, float]:
     """(mean, ci_low, ci_high) of ``a[s] - b[s]`` over the seeds both have."""
     seeds = sorted(set(a) & set(b))
