@@ -148,14 +148,14 @@ def _read_settings(ctx: StudyContext) -> tuple[dict[str, Any], CommonSettings, l
     return s, common, activations, biases, random_bias
 
 
-def _zero_weight_units(config: Any, data: Any, depth_layers: Any) -> tuple[list, float]:
+def _zero_weight_units(config: Any, data: Any) -> tuple[list, float]:
     """The zero-weight members retrained: their hidden layers' units, and the largest accuracy gap
     to the stored runs."""
     from initlab.data import load
     from initlab.studies.weights import hidden_layers, layer_units, retrained_members, stored_accuracy, template_model
 
     dataset = load(config.dataset, **config.data_options)
-    layers = depth_layers or hidden_layers(template_model(config, dataset))
+    layers = hidden_layers(template_model(config, dataset))
     stored = stored_accuracy(data)
     records, gap = [], 0.0
     for m in retrained_members(config, dataset, {ZERO_WEIGHTS}):
@@ -184,7 +184,7 @@ def measure(ctx: StudyContext, s: dict[str, Any], common: CommonSettings, activa
                 experiments.append(data.experiment_id)
                 runs[b] = data
                 if optimizer == common.optimizers[0]:
-                    units.setdefault(a, {})[b], g = _zero_weight_units(CompareConfig(**kwargs), data, None)
+                    units.setdefault(a, {})[b], g = _zero_weight_units(CompareConfig(**kwargs), data)
                     gap = max(gap, g)
             for budget in common.budgets:
                 label = Setting(optimizer, budget).label
