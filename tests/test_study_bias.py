@@ -12,10 +12,18 @@ import torch
 
 from initlab.errors import UserError
 from initlab.studies import StudyContext, get
-from initlab.studies.bias import distinct_units, random_weights_for
+from initlab.studies.bias import BiasEffect, distinct_units, judge, judge_setting, random_weights_for
 
 WIDTH = 16
-TINY = {"activations": ["tanh"], "seeds": 2, "epochs": 8, "width": WIDTH}
+TINY = {
+    "activations": ["tanh"],
+    "seeds": 2,
+    "epochs": 8,
+    "budgets": [2],
+    "width": WIDTH,
+    "sgd_lr_grid": [0.05],
+    "adam_lr_grid": [0.003],
+}
 
 
 @pytest.fixture(scope="module")
@@ -55,18 +63,54 @@ def test_zero_weights_keep_one_unit_unless_biases_are_random(result):
 
 
 def test_accuracy_evidence(result):
-    acc = result.evidence["accuracy"]["tanh"]
+    effects = result.evidence["effects"]
+    assert set(effects) == {"sgd, 2 epochs", "sgd, 8 epochs", "adam, 2 epochs", "adam, 8 epochs"}
+    final = {(e["weights"], e["bias"]): e for e in effects["sgd, 8 epochs"]}
     # zero weights and zero biases: only the output bias learns, i.e. a constant prediction
-    assert acc["zero"]["zeros"]["mean"] < 0.15
-    assert acc["zero"]["normal(std=0.1)"]["minus_zero_bias"]["mean"] > 0.2  # 0.42 measured
-    for bias in ("zeros", "constant(val=0.1)", "normal(std=0.1)"):
-        assert acc["random"][bias]["mean"] > 0.8
+    assert final[("zero", "normal(std=0.1)")]["zero_bias_acc"] < 0.15
+    assert final[("zero", "normal(std=0.1)")]["diff"] > 0.2  # 0.31 measured
+    assert final[("zero", "normal(std=0.1)")]["verdict"] == "better"
+    for bias in ("constant(val=0.1)", "normal(std=0.1)"):
+        assert final[("random", bias)]["acc"] > 0.8 and final[("random", bias)]["zero_bias_acc"] > 0.8
     # with random weights the bias barely matters; the headline effect is that difference
     assert abs(result.effect) < 0.05
-    assert result.effect == pytest.approx(result.evidence["random_weights_effect"]["mean"])
+    assert result.effect == pytest.approx(final[("random", "normal(std=0.1)")]["diff"])
     assert result.evidence["retrained_accuracy_max_gap"] == 0.0  # the rerun for the weights matches the store
     assert result.figures and result.figures[0].exists() and result.figures[0].suffix == ".png"
-    assert len(result.experiments) == 3  # one stored comparison per bias
+    assert len(result.experiments) == 6  # one stored comparison per (optimizer, bias)
+
+
+# --- the judge, on made-up measurements (no training) --------------------------------------------------
+
+RANDOM = "normal(std=0.1)"
+
+
+def effect(activation: str, weights: str, verdict: str, diff: float = 0.0) -> BiasEffect:
+    return BiasEffect(activation, weights, RANDOM, 0.9 + diff, 0.9, diff, (diff - 0.01, diff + 0.01), verdict)
+
+
+def test_judge_supported_only_when_the_random_bias_helps_every_activation_with_random_weights():
+    both = [effect("relu", "random", "better", 0.02), effect("tanh", "random", "better", 0.03)]
+    assert judge_setting(both, RANDOM) == "supported"
+    # one activation helped, the other not: not pooled into one number, hence partly
+    assert judge_setting([both[0], effect("tanh", "random", "equivalent")], RANDOM) == "partly"
+    # no help with random weights, help with zero weights for every activation: partly
+    zero_only = [effect(a, "random", "equivalent") for a in ("relu", "tanh")]
+    zero_only += [effect(a, "zero", "better", 0.3) for a in ("relu", "tanh")]
+    assert judge_setting(zero_only, RANDOM) == "partly"
+    tanh_not_helped = zero_only[:3] + [effect("tanh", "zero", "equivalent")]
+    assert judge_setting(tanh_not_helped, RANDOM) == "not supported"
+    # a constant bias's effect does not count for the random bias
+    other = BiasEffect("relu", "random", "constant(val=0.1)", 0.95, 0.9, 0.05, (0.04, 0.06), "better")
+    assert judge_setting([other, effect("relu", "random", "worse", -0.02)], RANDOM) == "not supported"
+
+
+def test_judge_across_settings_names_the_flips():
+    helps = [effect("relu", "random", "better", 0.02)]
+    flat = [effect("relu", "random", "equivalent")]
+    judgement = judge({"sgd, 5 epochs": helps, "sgd, 20 epochs": flat, "adam, 20 epochs": flat}, RANDOM)
+    assert judgement.verdict == "partly" and judgement.flips == ["sgd, 5 epochs"]
+    assert judge({"sgd, 20 epochs": flat, "adam, 20 epochs": flat}, RANDOM).verdict == "not supported"
 
 
 def test_bias_baseline_must_come_first(tmp_path):
@@ -95,6 +139,12 @@ def test_cli_json_contract(tmp_path):
             "epochs=1",
             "--set",
             "width=8",
+            "--set",
+            "budgets=[1]",
+            "--set",
+            'optimizers=["sgd"]',
+            "--set",
+            "sgd_lr_grid=[0.05]",
             "--set",
             'activations=["relu"]',
             "--set",

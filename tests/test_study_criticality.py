@@ -8,7 +8,7 @@ import pytest
 
 from initlab.errors import UserError
 from initlab.studies import StudyContext, get
-from initlab.studies.criticality import bias_scheme, depth_matched_effect, trainable_depth, weight_scheme
+from initlab.studies.criticality import Effect, bias_scheme, depth_matched_effect, judge, trainable_depth, weight_scheme
 
 # sigma_w2 = 0.5 (6 xi_c = 7.1) and 8 (28.3) put depth 32 outside, the near-critical 1.76 inside
 TINY = {
@@ -17,7 +17,9 @@ TINY = {
     "seeds": 2,
     "epochs": 4,
     "width": 24,
-    "lr": 0.005,
+    "budgets": [1],
+    "optimizers": ["sgd"],
+    "sgd_lr_grid": [0.005],
     "curve_points": 2,
 }
 
@@ -56,13 +58,28 @@ def test_accuracy_is_higher_inside_six_xi_c(result):
     ev = result.evidence
     assert ev["inside"]["32"] == {"0.5": False, "1.76": True, "8": False}
     assert all(ev["inside"]["2"].values())
-    acc = ev["mean_accuracy"]["32"]
-    # measured: 0.5 -> 0.10 (chance), 8 -> 0.10, 1.76 -> 0.61
+    acc = ev["mean_accuracy"]["sgd, 4 epochs"]["32"]
+    # measured: 0.5 -> 0.10 (chance), 8 -> 0.10, 1.76 -> 0.64
     assert acc["1.76"] - max(acc["0.5"], acc["8"]) > 0.3
     assert result.effect > 0.3
-    assert all(e > 0.2 for e in ev["effect_per_seed"])  # every seed, not only on average (2 seeds: CI too wide)
-    assert ev["matched_depths"] == [32]
+    final = ev["effects"]["sgd, 4 epochs"]
+    assert all(e > 0.2 for e in final["per_seed"])  # every seed, not only on average (2 seeds: CI too wide)
+    assert final["depths"] == [32]
+    assert set(ev["effects"]) == {"sgd, 1 epochs", "sgd, 4 epochs"}
     assert result.figures[0].exists()
+
+
+def effect(lo: float, hi: float) -> Effect:
+    return Effect([lo, hi], (lo + hi) / 2, (lo, hi), [32])
+
+
+def test_judge_on_made_up_effects():
+    assert judge({"sgd, 2 epochs": effect(0.1, 0.3), "adam, 8 epochs": effect(0.05, 0.2)}).verdict == "supported"
+    assert judge({"sgd, 8 epochs": effect(-0.1, 0.3)}).verdict == "not supported"  # CI reaches 0
+    flipped = judge(
+        {"sgd, 2 epochs": effect(0.1, 0.3), "sgd, 8 epochs": effect(0.1, 0.2), "adam, 8 epochs": effect(-0.05, 0.02)}
+    )
+    assert flipped.verdict == "partly" and flipped.flips == ["adam, 8 epochs"]
 
 
 def test_grid_that_does_not_straddle_the_line_is_refused(tmp_path):

@@ -1,4 +1,4 @@
-"""The signal-propagation plot (matplotlib, imported here only; Agg canvas, no display needed)."""
+"""The signal-propagation plot (matplotlib, imported lazily through ``initlab.plotting``)."""
 
 from __future__ import annotations
 
@@ -19,18 +19,16 @@ def plot_diagnosis(diagnosis: Diagnosis, path: Path, *, title: str | None = None
     """Forward ``out_var`` and backward ``grad_var`` per layer (log scale), measured as markers
     and predicted as dashed lines; unit fractions (dead, saturated, symmetric); and, when
     computed, the histogram of the Jacobian's singular values. Returns ``path``."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
+
+    from initlab.plotting import new_figure, save, style
 
     layers = diagnosis.layers
     x = list(range(1, len(layers) + 1))
     preds = {p.name: p for p in diagnosis.predicted or []}
     sv = diagnosis.jacobian_singular_values
     panels = 3 if sv is None else 4
-    fig = Figure(figsize=(4.2 * panels, 3.8))
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(1, panels)
+    fig, axes = new_figure(panels, size=(4.2 * panels, 3.8))
 
     for ax, key, label in (
         (axes[0], "out_var", "forward: E[y²] of layer output"),
@@ -50,11 +48,9 @@ def plot_diagnosis(diagnosis: Diagnosis, path: Path, *, title: str | None = None
         if zeros and len(zeros) < len(x):
             ax.plot([], [], " ", label=f"{len(zeros)} layer(s) at 0 not shown")
         ax.set_xlim(0.5, len(x) + 0.5)
-        ax.set_xlabel("layer (execution order)")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_title(label, fontsize=10)
         ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=8)
+        style(ax, xlabel="layer (execution order)", title=label, title_size=10, grid=None, legend=True)
 
     ax = axes[2]
     for key, color, label in (
@@ -69,12 +65,15 @@ def plot_diagnosis(diagnosis: Diagnosis, path: Path, *, title: str | None = None
             )
     ax.set_ylim(-3, 103)
     ax.set_xlim(0.5, len(x) + 0.5)
-    ax.set_xlabel("layer (execution order)")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_ylabel("% of units (saturated: of outputs)")
-    ax.set_title("unit health", fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    style(
+        ax,
+        xlabel="layer (execution order)",
+        ylabel="% of units (saturated: of outputs)",
+        title="unit health",
+        title_size=10,
+        legend=True,
+    )
 
     if sv is not None:
         ax = axes[3]
@@ -89,15 +88,9 @@ def plot_diagnosis(diagnosis: Diagnosis, path: Path, *, title: str | None = None
             bins = 40
         ax.hist(flat.numpy(), bins=bins, color="tab:green", alpha=0.8)
         ax.axvline(1.0, color="black", lw=0.8, ls=":")
-        ax.set_xlabel("singular value of ∂y/∂x")
-        ax.set_title(f"Jacobian spectrum ({diagnosis.jacobian_method}, {sv.shape[0]} samples)", fontsize=10)
-        ax.grid(alpha=0.3)
+        title = f"Jacobian spectrum ({diagnosis.jacobian_method}, {sv.shape[0]} samples)"
+        style(ax, xlabel="singular value of ∂y/∂x", title=title, title_size=10)
 
     flags = sorted({f.kind for f in diagnosis.flags})
-    fig.suptitle(
-        (title + " — " if title else "") + ("flags: " + ", ".join(flags) if flags else "no flags"), fontsize=11
-    )
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    return path
+    heading = (title + " — " if title else "") + ("flags: " + ", ".join(flags) if flags else "no flags")
+    return save(fig, path, title=heading, title_size=11)

@@ -133,15 +133,12 @@ class CoordCheck:
 
 def plot_coord_checks(checks: Sequence[CoordCheck], path: str | Path, title: str | None = None) -> Path:
     """Log-log plot, one column per check: mean |h| (top) and mean |Δh| (bottom) at the last step."""
-    import matplotlib
+    from initlab.plotting import new_figure, save
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(2, len(checks), figsize=(4.5 * len(checks), 6.5), squeeze=False, sharex=True)
+    fig, flat = new_figure(len(checks), 2, size=(4.5 * len(checks), 6.5), sharex=True)
     for col, check in enumerate(checks):
         for row, (values, label) in enumerate(((check.act, "mean |h|"), (check.delta, "mean |Δh| from init"))):
-            ax = axes[row][col]
+            ax = flat[row * len(checks) + col]
             for layer in check.layers:
                 ax.plot(check.widths, values[layer][check.steps], marker="o", label=layer)
             ax.set_xscale("log", base=2)
@@ -151,14 +148,8 @@ def plot_coord_checks(checks: Sequence[CoordCheck], path: str | Path, title: str
                 ax.set_title(f"{check.policy} ({check.optimizer}, lr {check.lr:g})")
             else:
                 ax.set_xlabel("width")
-        axes[0][col].legend(fontsize=7)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    out = Path(path)
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+        flat[col].legend(fontsize=7)
+    return save(fig, Path(path), title=title)
 
 
 def _default_data(model: nn.Module, seed: int, batch: int) -> tuple[torch.Tensor, torch.Tensor]:

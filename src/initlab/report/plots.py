@@ -1,4 +1,4 @@
-"""Plots for ``initlab compare`` (matplotlib, imported lazily, Agg backend: no display needed)."""
+"""Plots for ``initlab compare`` (matplotlib, imported lazily, through ``initlab.plotting``)."""
 
 from __future__ import annotations
 
@@ -8,30 +8,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from initlab.article import claimed_mean
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _colors(order: Sequence[str]) -> dict[str, tuple]:
-    plt = _plt()
-    cmap = plt.get_cmap("tab10" if len(order) <= 10 else "tab20")
-    return {s: cmap(i % cmap.N) for i, s in enumerate(order)}
+from initlab.plotting import new_figure, palette, save, seed_band, style
 
 
 def plot_accuracy(runs: Sequence[Mapping], order: Sequence[str], path: Path, metric=None, claims: bool = True) -> Path:
     """Final test accuracy per scheme: box + every seed as a dot (× = diverged), and the
     article's unsourced claimed mean as a hollow diamond for comparison. With a ``metric`` other
     than accuracy (an MSE, a loss) the same plot shows its values, without the article's claims."""
-    plt = _plt()
-    colors = _colors(order)
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(order) + 2), 4.2))
+    colors = palette(order)
+    fig, (ax,) = new_figure(size=(max(6.0, 0.9 * len(order) + 2), 4.2))
     is_acc = metric is None or metric.name == "accuracy"
     key, scale = ("test_acc", 100) if is_acc else (metric.run_key, 1)
     data = [[scale * r[key] for r in runs if r["scheme"] == s and math.isfinite(r[key])] for s in order]
@@ -75,10 +60,7 @@ def plot_accuracy(runs: Sequence[Mapping], order: Sequence[str], path: Path, met
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="lower left", fontsize=8)
     ax.set_title(f"Test {'accuracy' if is_acc else metric.name} per scheme (dots: seeds, × diverged)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 def _mean_band(epochs: Sequence[Mapping], scheme: str, key: str):
@@ -96,20 +78,18 @@ def _mean_band(epochs: Sequence[Mapping], scheme: str, key: str):
 def plot_curves(epochs: Sequence[Mapping], order: Sequence[str], path: Path, metric=None) -> Path:
     """Learning curves: test accuracy (or ``metric``) and train loss per epoch, mean over seeds
     with a min–max band."""
-    plt = _plt()
-    colors = _colors(order)
-    fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(11, 4.2))
+    colors = palette(order)
+    fig, (ax_acc, ax_loss) = new_figure(2, size=(11, 4.2))
     is_acc = metric is None or metric.name == "accuracy"
     key, scale = ("test_acc", 100) if is_acc else (metric.run_key, 1)
     for s in order:
         xs, mean, lo, hi = _mean_band(epochs, s, key)
         if xs:
-            ax_acc.plot(xs, [scale * m for m in mean], color=colors[s], label=s, lw=1.6)
-            ax_acc.fill_between(xs, [scale * v for v in lo], [scale * v for v in hi], color=colors[s], alpha=0.15)
+            scaled = ([scale * v for v in vs] for vs in (mean, lo, hi))
+            seed_band(ax_acc, xs, *scaled, color=colors[s], label=s)
         xs, mean, lo, hi = _mean_band(epochs, s, "train_loss")
         if xs:
-            ax_loss.plot(xs, mean, color=colors[s], lw=1.6)
-            ax_loss.fill_between(xs, lo, hi, color=colors[s], alpha=0.15)
+            seed_band(ax_loss, xs, mean, lo, hi, color=colors[s])
     ax_acc.set_xlabel("epoch")
     ax_acc.set_ylabel("test accuracy (%)" if is_acc else f"test {metric.name} ({metric.unit})")
     ax_acc.grid(alpha=0.3)
@@ -118,11 +98,7 @@ def plot_curves(epochs: Sequence[Mapping], order: Sequence[str], path: Path, met
     ax_loss.set_yscale("log")
     ax_loss.grid(alpha=0.3)
     ax_acc.legend(fontsize=7, ncol=2)
-    fig.suptitle("Learning curves (line: mean over seeds; band: min–max)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(fig, path, title="Learning curves (line: mean over seeds; band: min–max)")
 
 
 def plot_convergence(
@@ -134,9 +110,8 @@ def plot_convergence(
     metric=None,
 ) -> Path:
     """Convergence speed: the fraction of seeds that reached the target accuracy by each step."""
-    plt = _plt()
-    colors = _colors(order)
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    colors = palette(order)
+    fig, (ax,) = new_figure(size=(7, 4.2))
     for s in order:
         runs = steps.get(s, [])
         if not runs:
@@ -157,10 +132,7 @@ def plot_convergence(
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     ax.set_title("Convergence speed (evaluated at epoch ends)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 def plot_signal(signal: Mapping[str, Sequence[Mapping]], order: Sequence[str], path: Path) -> Path:
@@ -169,9 +141,8 @@ def plot_signal(signal: Mapping[str, Sequence[Mapping]], order: Sequence[str], p
     Exact zeros (zero or constant init) cannot sit on a log axis: they are drawn as ▼ on the
     bottom edge of the panel.
     """
-    plt = _plt()
-    colors = _colors(order)
-    fig, (ax_f, ax_b) = plt.subplots(1, 2, figsize=(11, 4.2))
+    colors = palette(order)
+    fig, (ax_f, ax_b) = new_figure(2, size=(11, 4.2))
     names: list[str] = []
     for ax, key in ((ax_f, "out_var"), (ax_b, "grad_var")):
         values = [
@@ -204,11 +175,7 @@ def plot_signal(signal: Mapping[str, Sequence[Mapping]], order: Sequence[str], p
         ax.set_title(title)
         ax.grid(alpha=0.3)
     ax_f.legend(fontsize=7, ncol=2)
-    fig.suptitle("Signal at initialization (seed 0, one batch; ▼ = exactly 0)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(fig, path, title="Signal at initialization (seed 0, one batch; ▼ = exactly 0)")
 
 
 def plot_sensitivity(runs: Sequence, order: Sequence[str], epoch: int, path: Path) -> Path:
@@ -217,9 +184,8 @@ def plot_sensitivity(runs: Sequence, order: Sequence[str], epoch: int, path: Pat
     ``initlab.report.analysis.Run``; a diverged run counts as 0."""
     import numpy as np
 
-    plt = _plt()
-    colors = _colors(order)
-    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    colors = palette(order)
+    fig, (ax,) = new_figure(size=(7.5, 4.5))
     for s in order:
         by_lr: dict[float, list[float]] = defaultdict(list)
         for r in runs:
@@ -229,20 +195,17 @@ def plot_sensitivity(runs: Sequence, order: Sequence[str], epoch: int, path: Pat
             continue
         rates = sorted(by_lr)
         mean = [float(np.nanmean(by_lr[lr])) for lr in rates]
-        ax.plot(rates, mean, marker="o", color=colors[s], label=s, lw=1.5, ms=4)
-        ax.fill_between(
-            rates, [min(by_lr[lr]) for lr in rates], [max(by_lr[lr]) for lr in rates], color=colors[s], alpha=0.12, lw=0
-        )
+        lo, hi = [min(by_lr[lr]) for lr in rates], [max(by_lr[lr]) for lr in rates]
+        seed_band(ax, rates, mean, lo, hi, color=colors[s], label=s, marker="o", alpha=0.12)
         best = int(np.nanargmax(mean)) if any(math.isfinite(m) for m in mean) else None
         if best is not None:
             ax.scatter([rates[best]], [mean[best]], s=90, facecolors="none", edgecolors=colors[s], zorder=4)
-    ax.set_xscale("log")
-    ax.set_xlabel("learning rate (log scale)")
-    ax.set_ylabel(f"validation accuracy after epoch {epoch} (%)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2, loc="lower left")
-    ax.set_title("Sensitivity to the learning rate (mean over seeds, band: min–max; ○ selected)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    style(
+        ax,
+        xlabel="learning rate (log scale)",
+        ylabel=f"validation accuracy after epoch {epoch} (%)",
+        title="Sensitivity to the learning rate (mean over seeds, band: min–max; ○ selected)",
+        logx=True,
+        legend={"fontsize": 7, "ncol": 2, "loc": "lower left"},
+    )
+    return save(fig, path)

@@ -198,33 +198,8 @@ def present(
     headline = next((o for o in outcomes[final] if o.activation == named[0]), None)
     effect = -headline.diff if headline else math.nan
     lo, hi = (-headline.ci[1], -headline.ci[0]) if headline else (math.nan, math.nan)
-    rows = [
-        [
-            label,
-            o.activation,
-            o.recommended,
-            f"{100 * o.recommended_acc:.1f}",
-            o.alternative,
-            f"{100 * o.alternative_acc:.1f}",
-            f"{100 * o.diff:+.2f} [{100 * o.ci[0]:+.2f}, {100 * o.ci[1]:+.2f}]",
-            o.vs_recommended,
-            per_activation[label][o.activation],
-        ]
-        for label, outs in outcomes.items()
-        for o in outs
-    ]
-    lr_rows = [
-        [
-            label,
-            act,
-            *(
-                f"{100 * accuracy[label][act][x]['mean']:.1f} (lr {accuracy[label][act][x]['lr']:g})"
-                for x in s["schemes"]
-            ),
-        ]
-        for label in accuracy
-        for act in accuracy[label]
-    ]
+    rows = _outcome_rows(outcomes, per_activation)
+    lr_rows = _lr_rows(accuracy, s["schemes"])
     flips = f" It flips in: {', '.join(judgement.flips)}." if judgement.flips else ""
     summary = (
         f"Depth-{s['depth']} MLPs on {s['dataset']}, {len(common.seeds)} seeds, lr tuned per scheme on "
@@ -283,16 +258,45 @@ def present(
     )
 
 
+def _outcome_rows(outcomes: Mapping[str, Sequence[Outcome]], per_activation: dict) -> list[list[str]]:
+    return [
+        [
+            label,
+            o.activation,
+            o.recommended,
+            f"{100 * o.recommended_acc:.1f}",
+            o.alternative,
+            f"{100 * o.alternative_acc:.1f}",
+            f"{100 * o.diff:+.2f} [{100 * o.ci[0]:+.2f}, {100 * o.ci[1]:+.2f}]",
+            o.vs_recommended,
+            per_activation[label][o.activation],
+        ]
+        for label, outs in outcomes.items()
+        for o in outs
+    ]
+
+
+def _lr_rows(accuracy: dict, schemes: Sequence[str]) -> list[list[str]]:
+    return [
+        [
+            label,
+            act,
+            *(f"{100 * accuracy[label][act][x]['mean']:.1f} (lr {accuracy[label][act][x]['lr']:g})" for x in schemes),
+        ]
+        for label in accuracy
+        for act in accuracy[label]
+    ]
+
+
 def _plot(path: Path, outcomes: Mapping[str, Sequence[Outcome]]) -> Path:
     """Δ (alternative − recommended) with its CI per setting and activation; the margin shaded."""
-    from initlab.report.plots import _plt
+    from initlab.plotting import new_figure, palette, save, style
 
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(8.0, 4.2))
+    fig, (ax,) = new_figure(size=(8.0, 4.2))
     labels = list(outcomes)
     acts = sorted({o.activation for outs in outcomes.values() for o in outs})
     width = 0.8 / max(len(acts), 1)
-    colors = plt.get_cmap("tab10").colors
+    colors = list(palette(acts).values())
     for j, act in enumerate(acts):
         for i, label in enumerate(labels):
             o = next((o for o in outcomes[label] if o.activation == act), None)
@@ -310,14 +314,14 @@ def _plot(path: Path, outcomes: Mapping[str, Sequence[Outcome]]) -> Path:
             )
     ax.axhline(0, color="black", lw=0.8)
     ax.set_xticks(range(len(labels)), labels, rotation=20, ha="right")
-    ax.set_ylabel("alternative − recommended (pts, 95% CI)")
-    ax.set_title("Below 0: the article's recommended scheme is better")
-    ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    style(
+        ax,
+        ylabel="alternative − recommended (pts, 95% CI)",
+        title="Below 0: the article's recommended scheme is better",
+        grid="y",
+        legend=True,
+    )
+    return save(fig, path)
 
 
 __all__ = ["CLAIM", "DEFAULTS", "Outcome", "judge", "measure", "present", "run"]

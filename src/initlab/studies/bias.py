@@ -5,47 +5,50 @@ neural network is unnecessary and can be set to a constantly fixed value, such a
 Random initialization for biases is recommended to ensure the model's ability to learn diverse
 representations [...] Randomly initializing biases helps avoid symmetry issues."
 
-Experiment. An MLP (``depth`` hidden layers of ``width`` units, digits by default) for each
-activation in ``activations`` (ReLU and tanh), each bias initialization in ``biases``
-(``zeros``; ``constant(val=0.1)``: every bias 0.1; ``normal(std=0.1)``: ``N(0, 0.1²)`` per bias)
-and two weight initializations: a random scheme matched to the activation (``he_normal`` for
-ReLU-like activations, ``xavier_uniform`` otherwise) and ``zeros``. Each seed fixes the data
-order for every member (paired design); SGD with momentum 0.9. One stored comparison per
-(activation, bias), holding both weight schemes.
+The experiment
+--------------
+An MLP (``depth`` hidden layers of ``width`` units, digits by default) for each activation in
+``activations`` (ReLU and tanh), each bias initialization in ``biases`` (``zeros``;
+``constant(val=0.1)``: every bias 0.1; ``normal(std=0.1)``: ``N(0, 0.1²)`` per bias) and two
+weight initializations: a random scheme matched to the activation (``he_normal`` for rectifiers,
+``xavier_uniform`` otherwise) and ``zeros``. The claim is about training, so it is measured over
+a small sensitivity grid: SGD (momentum 0.9) and Adam, the learning rate tuned per scheme on the
+validation split (SGD 0.01/0.05, Adam 1e-3/3e-3), two budgets (5 and 20 epochs). One stored,
+tuned comparison per (optimizer, activation, bias), holding both weight schemes; seed s fixes
+the data order in all of them, so runs pair by seed across comparisons.
 
-Measured: final test accuracy; for the zero-weight members, retrained identically through the
-engine to read their weights, the number of *distinct units* per hidden layer after training
-(``initlab.studies.symmetry.distinct_units``: units ``i``, ``j`` are the same when their
-incoming weights and bias agree to ``1e-6·max|entry|``) and the rank of the layer's weight
-matrix (``torch.linalg.matrix_rank``): a layer whose units stay identical computes one feature
-however wide it is.
+Shape: settings (``CommonSettings`` + activations, biases) -> **measure** -> **judge** (pure)
+-> **present**.
+
+Measured, per setting and activation: ``acc(random bias) − acc(zero bias)``, with random weights
+and with zero weights, paired by seed and test example (bootstrap 95% CI over both) with its
+equivalence verdict (margin 0.5 points); and, for the zero-weight members of the first optimizer
+(every lr and seed, retrained exactly as stored: ``initlab.studies.weights``), the number of
+*distinct units* per hidden layer and the weight matrix's rank after training.
 
 Why it can matter: with zero weights, ``∂L/∂W_l = δ_l h_{l-1}^T`` and
-``δ_l = (W_{l+1}^T δ_{l+1}) ⊙ φ'(z_l)``: the hidden weights get no gradient until the layer
-above has weights, and units with equal biases receive equal updates forever (one distinct
-unit). Random biases make ``h = φ(b)`` differ per unit and so break that tie; with random
-weights the tie is already broken and the bias is one more parameter.
+``δ_l = (W_{l+1}^T δ_{l+1}) ⊙ φ'(z_l)``: units with equal biases receive equal updates forever
+(one distinct unit). Random biases make ``h = φ(b)`` differ per unit and so break that tie;
+with random weights the tie is already broken and the bias is one more parameter.
 
-Effect: with random weights, ``acc(random bias) − acc(zero bias)`` per seed (the random bias:
-the first ``normal``/``uniform``/``trunc_normal`` entry of ``biases``), averaged over the
-activations, mean over seeds with its 95% t interval (the article's recommendation in the
-setting people use). Verdict: *supported* when that interval lies above 0; *partly* when it
-does not but the same difference with zero weights does (random biases help only when nothing
-else breaks the symmetry); *not supported* otherwise.
+Judge, per setting: *supported* when, with random weights, the random bias is ``better`` than the
+zero bias for every activation (effects are not pooled over activations); *partly* when it is for
+some, or for none but with zero weights for every activation (random biases then help only when
+nothing else breaks the symmetry); else *not supported*. The study's verdict is ``supported`` /
+``not supported`` only when every setting agrees, else ``partly`` naming the settings that flip.
 """
 
 from __future__ import annotations
 
-import functools
-import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
-import torch
-
 from initlab.errors import UserError
-from initlab.studies.base import StudyContext, StudyResult, mean_ci, register
-from initlab.studies.settings import accuracy_by_seed, fmt_ci, seed_list
-from initlab.studies.symmetry import distinct_units  # one definition of "distinct units" for both studies
+from initlab.studies.base import StudyContext, StudyResult, register
+from initlab.studies.grid import CommonSettings, Judgement, Setting, common_settings, judge_across
+from initlab.studies.weights import distinct_units  # noqa: F401  (one definition for symmetry and bias)
 
 NAME = "bias"
 CLAIM = (
@@ -55,25 +58,30 @@ CLAIM = (
 )
 ZERO_BIAS = "zeros"
 ZERO_WEIGHTS = "zeros"
+WEIGHTS = ("random", "zero")
 
 DEFAULTS: dict[str, Any] = {
     "dataset": "digits",
-    "data_options": {},
+    "limit_train": None,  # training samples kept (None: all)
     "width": 64,  # hidden units per layer
     "depth": 2,  # hidden layers
     "activations": ["relu", "tanh"],
     "biases": ["zeros", "constant(val=0.1)", "normal(std=0.1)"],  # the first is the baseline
-    "seeds": 10,
+    "seeds": 5,
     "epochs": 20,
+    "budgets": [5, 20],  # epochs at which the claim is judged
+    "optimizers": ["sgd", "adam"],
+    "sgd_lr_grid": [0.01, 0.05],  # SGD, momentum 0.9; selected per scheme on validation
+    "adam_lr_grid": [1e-3, 3e-3],
     "batch_size": 32,
-    "lr": 0.05,  # SGD, momentum 0.9
+    "margin": 0.005,  # equivalence margin on test accuracy (0.5 points)
 }
 FULL: dict[str, Any] = {
     "dataset": "fashion-mnist",
-    "data_options": {"limit_train": 10000},
+    "limit_train": 10000,
     "width": 128,
-    "seeds": 10,
     "epochs": 10,
+    "budgets": [3, 10],
 }
 
 
@@ -85,265 +93,283 @@ def random_weights_for(activation: str) -> str:
     return "he_normal" if canonical(activation) in RECTIFIERS else "xavier_uniform"
 
 
-def hidden_layer_units(state: dict[str, torch.Tensor], depth: int) -> list[dict[str, int]]:
-    """Per hidden layer ``fc{i}`` of an ``initlab`` MLP state dict: distinct units and weight rank."""
-    out = []
-    for i in range(1, depth + 1):
-        w, b = state[f"fc{i}.weight"], state.get(f"fc{i}.bias")
-        out.append(
-            {
-                "distinct": distinct_units(w, b),
-                "rank": int(torch.linalg.matrix_rank(w.double())),
-                "width": int(w.shape[0]),
-            }
-        )
-    return out
+@dataclass(frozen=True)
+class BiasEffect:
+    """acc(``bias``) − acc(zero bias) for one activation and weight init, in one setting."""
+
+    activation: str
+    weights: str  # "random" or "zero"
+    bias: str
+    acc: float  # tuned test accuracy with this bias, mean over seeds
+    zero_bias_acc: float
+    diff: float  # mean paired difference (seeds and test examples)
+    ci: tuple[float, float]
+    verdict: str  # better / worse / equivalent / inconclusive
 
 
-def zero_weight_units(
-    s: dict[str, Any],
-    activation: str,
-    bias: str,
-    seeds: tuple[int, ...],
-    dataset: Any,
-) -> tuple[list[list[dict[str, int]]], dict[int, float]]:
-    """Train the zero-weight members exactly as the comparison did and read their hidden layers.
-
-    Returns the per-member hidden-layer records and the retrained test accuracy per seed (the
-    caller checks it against the stored run)."""
-    from initlab.engine import Member, TrainConfig, member_state_dict, train
-    from initlab.models import build
-    from initlab.schemes import scheme_from_spec
-
-    factory = functools.partial(
-        build,
-        "mlp",
-        input_shape=tuple(dataset.input_shape),
-        num_classes=dataset.num_classes,
-        width=s["width"],
-        depth=s["depth"],
-        activation=activation,
-    )
-    members = [Member(scheme_from_spec(ZERO_WEIGHTS), seed, name=ZERO_WEIGHTS) for seed in seeds]
-    config = TrainConfig(
-        epochs=s["epochs"], batch_size=s["batch_size"], lr=s["lr"], momentum=0.9, bias_init=scheme_from_spec(bias)
-    )
-    result = train(factory, members, dataset, config)
-    layers = [hidden_layer_units(member_state_dict(result.state, e), s["depth"]) for e in range(len(members))]
-    return layers, {m.seed: m.test_acc for m in result.members}
+@dataclass
+class Measured:
+    effects: dict[str, list[BiasEffect]]  # setting label -> every (activation, weights, non-zero bias)
+    units: dict[str, dict[str, list[dict[str, dict[str, int]]]]]  # activation -> bias -> members' layers
+    weight_scheme: dict[str, str]  # activation -> its random weight scheme
+    retrain_gap: float  # largest |retrained − stored| zero-weight accuracy: 0 when the rerun matches
+    experiments: list[str]
 
 
-def _figure(out, activations, biases, acc, units) -> Any:
-    import matplotlib
+def judge_setting(effects: Sequence[BiasEffect], random_bias: str) -> str:
+    """One setting's verdict from the ``random_bias`` effects per activation (see the module docstring)."""
+    chosen = [e for e in effects if e.bias == random_bias]
+    with_random = [e.verdict == "better" for e in chosen if e.weights == "random"]
+    with_zero = [e.verdict == "better" for e in chosen if e.weights == "zero"]
+    if with_random and all(with_random):
+        return "supported"
+    if any(with_random) or (with_zero and all(with_zero)):
+        return "partly"
+    return "not supported"
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.3), gridspec_kw={"width_ratios": [3, 2]})
-    colors = {b: plt.get_cmap("tab10")(i) for i, b in enumerate(biases)}
-    groups = [(a, w) for a in activations for w in ("random", "zero")]
-    bar = 0.8 / len(biases)
-    for k, b in enumerate(biases):
-        xs, ys, errs = [], [], []
-        for g, (a, w) in enumerate(groups):
-            m, lo, hi = acc[a][w][b]
-            xs.append(g + (k - (len(biases) - 1) / 2) * bar)
-            ys.append(m)
-            errs.append(0.0 if not math.isfinite(lo) else (hi - lo) / 2)
-        left.bar(xs, ys, width=bar, yerr=errs, capsize=2, color=colors[b], label=f"bias {b}")
-    left.set_xticks(range(len(groups)), [f"{a}\n{w} weights" for a, w in groups])
-    left.set_ylabel("final test accuracy (mean, 95% CI)")
-    left.set_ylim(0, 1.05)
-    left.grid(axis="y", alpha=0.3)
-    left.legend(fontsize=8, loc="upper right")
-    left.set_title("accuracy")
-    for k, b in enumerate(biases):
-        xs = [i + (k - (len(biases) - 1) / 2) * bar for i in range(len(activations))]
-        ys = [sum(u[0]["distinct"] for u in units[a][b]) / len(units[a][b]) for a in activations]
-        ranks = [sum(u[0]["rank"] for u in units[a][b]) / len(units[a][b]) for a in activations]
-        right.bar(xs, ys, width=bar, color=colors[b], label=f"bias {b}")
-        right.scatter(xs, ranks, marker="D", color="black", s=18, zorder=3, label="weight rank" if k == 0 else None)
-        for x, y in zip(xs, ys):
-            right.annotate(f"{y:.0f}", (x, y), ha="center", va="bottom", fontsize=8)
-    right.set_xticks(range(len(activations)), activations)
-    right.set_ylabel("hidden layer 1 after training (mean over seeds)")
-    right.set_title("zero weights: distinct units (bars) and rank (◆)")
-    right.grid(axis="y", alpha=0.3)
-    right.set_ylim(0, 1.55 * max(u[0]["width"] for a in activations for b in biases for u in units[a][b]))
-    right.legend(fontsize=8, loc="upper center", ncol=2)
-    fig.suptitle("bias: zero vs constant vs random biases, with random and with zero weights")
-    fig.tight_layout()
-    path = out / "bias.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+def judge(effects: Mapping[str, Sequence[BiasEffect]], random_bias: str) -> Judgement:
+    """Pure: setting label -> measured effects  ->  the study's judgement across settings."""
+    return judge_across({label: judge_setting(es, random_bias) for label, es in effects.items()})
+
+
+def _read_settings(ctx: StudyContext) -> tuple[dict[str, Any], CommonSettings, list[str], list[str], str]:
+    from initlab.activations import canonical
+    from initlab.schemes import canonical_spec
+    from initlab.studies.settings import as_list
+
+    s = ctx.setting(DEFAULTS, FULL)
+    common = common_settings(s)
+    activations = [canonical(a) for a in as_list(s["activations"])]
+    biases = [canonical_spec(b) for b in as_list(s["biases"])]
+    if len(biases) < 2 or biases[0] != ZERO_BIAS:
+        raise UserError(f"biases: the zero baseline first, then at least one other; got {s['biases']!r}")
+    random_bias = next((b for b in biases if b.startswith(("normal", "uniform", "trunc_normal"))), biases[-1])
+    return s, common, activations, biases, random_bias
+
+
+def _zero_weight_units(config: Any, data: Any) -> tuple[list, float]:
+    """The zero-weight members retrained: their hidden layers' units, and the largest accuracy gap
+    to the stored runs."""
+    from initlab.data import load
+    from initlab.studies.weights import hidden_layers, layer_units, retrained_members, stored_accuracy, template_model
+
+    dataset = load(config.dataset, **config.data_options)
+    layers = hidden_layers(template_model(config, dataset))
+    stored = stored_accuracy(data)
+    records, gap = [], 0.0
+    for m in retrained_members(config, dataset, {ZERO_WEIGHTS}):
+        records.append(layer_units(m.trained, layers))
+        gap = max(gap, abs(m.test_acc - stored[(m.scheme, m.seed, m.lr)]))
+    return records, gap
+
+
+def measure(ctx: StudyContext, s: dict[str, Any], common: CommonSettings, activations: list[str], biases: list[str]):
+    """One tuned comparison per (optimizer, activation, bias); effects paired across them by seed."""
+    from initlab.studies.settings import finite_mean, paired_versus, tuned_runs
+    from initlab.sweep.config import CompareConfig
+
+    effects: dict[str, list[BiasEffect]] = {st.label: [] for st in common.settings}
+    units: dict[str, dict[str, list]] = {}
+    weight_scheme = {a: random_weights_for(a) for a in activations}
+    experiments, gap = [], 0.0
+    for optimizer in common.optimizers:
+        for a in activations:
+            runs: dict[str, Any] = {}
+            for b in biases:
+                kwargs = dict(schemes=(weight_scheme[a], ZERO_WEIGHTS), model="mlp", width=s["width"])
+                kwargs.update(depth=s["depth"], activation=a, bias_init=b, reference=weight_scheme[a])
+                kwargs.update(common.compare_kwargs(optimizer))
+                data = ctx.compare(**kwargs)
+                experiments.append(data.experiment_id)
+                runs[b] = data
+                if optimizer == common.optimizers[0]:
+                    units.setdefault(a, {})[b], g = _zero_weight_units(CompareConfig(**kwargs), data)
+                    gap = max(gap, g)
+            for budget in common.budgets:
+                label = Setting(optimizer, budget).label
+                tuned = {b: tuned_runs(runs[b], budget) for b in biases}
+                for w, scheme in zip(WEIGHTS, (weight_scheme[a], ZERO_WEIGHTS)):
+                    base = tuned[ZERO_BIAS][scheme]
+                    for b in biases[1:]:
+                        p = paired_versus(tuned[b][scheme], base, budget, common.margin)
+                        acc = finite_mean([r.test_curve.get(budget) for r in tuned[b][scheme].values()])
+                        acc0 = finite_mean([r.test_curve.get(budget) for r in base.values()])
+                        effects[label].append(BiasEffect(a, w, b, acc, acc0, p.diff, (p.ci_low, p.ci_high), p.verdict))
+    return Measured(effects, units, weight_scheme, gap, experiments)
 
 
 @register(NAME, CLAIM)
 def run(ctx: StudyContext) -> StudyResult:
-    """Biases zero vs constant vs random, with random weights and with zero weights; see the
-    module docstring for the exact design."""
-    from initlab.data import load
-    from initlab.schemes import canonical_spec
+    """Biases zero vs constant vs random, with random weights and with zero weights, SGD and Adam
+    with tuned lr, two budgets; see the module docstring for the exact design."""
+    s, common, activations, biases, random_bias = _read_settings(ctx)
+    m = measure(ctx, s, common, activations, biases)
+    judgement = judge(m.effects, random_bias)
+    return present(ctx, s, common, activations, biases, random_bias, m, judgement)
 
-    s = ctx.setting(DEFAULTS, FULL)
-    seeds = seed_list(s["seeds"])
-    if len(seeds) < 2:
-        raise UserError(f"seeds: the paired CI needs at least 2 seeds; got {list(seeds)}")
-    activations = list(s["activations"]) if isinstance(s["activations"], (list, tuple)) else [s["activations"]]
-    biases = [canonical_spec(b) for b in (s["biases"] if isinstance(s["biases"], (list, tuple)) else [s["biases"]])]
-    if len(biases) < 2 or biases[0] != ZERO_BIAS:
-        raise UserError(f"biases: the zero baseline first, then at least one other; got {s['biases']!r}")
-    random_bias = next((b for b in biases if b.startswith(("normal", "uniform", "trunc_normal"))), biases[-1])
-    from initlab.data.split import DEFAULT_FRACTION, with_validation
 
-    # The comparisons train without their validation split: retrain on exactly that training set.
-    dataset = with_validation(load(s["dataset"], **s["data_options"]), DEFAULT_FRACTION)
-
-    # acc_seed[a][w][b] = {seed: acc}; w is "random" or "zero"
-    acc_seed: dict[str, dict[str, dict[str, dict[int, float]]]] = {}
-    diverged: dict[str, dict[str, dict[str, int]]] = {}
-    units: dict[str, dict[str, list[list[dict[str, int]]]]] = {}
-    experiments, weight_scheme = [], {}
-    retrain_gap = 0.0  # largest |retrained - stored| zero-weight accuracy: 0 when the rerun matches
+def _unit_rows(m: Measured, activations: list[str], biases: list[str]) -> list[list[str]]:
+    rows = []
     for a in activations:
-        weight_scheme[a] = canonical_spec(random_weights_for(a))
-        acc_seed[a] = {"random": {}, "zero": {}}
-        diverged[a] = {"random": {}, "zero": {}}
-        units[a] = {}
         for b in biases:
-            data = ctx.compare(
-                schemes=(weight_scheme[a], ZERO_WEIGHTS),
-                seeds=seeds,
-                dataset=s["dataset"],
-                data_options=s["data_options"],
-                model="mlp",
-                width=s["width"],
-                depth=s["depth"],
-                activation=a,
-                bias_init=b,
-                epochs=s["epochs"],
-                batch_size=s["batch_size"],
-                lr=s["lr"],
-                reference=weight_scheme[a],
-                chunk_size=2 * len(seeds),
-            )
-            experiments.append(data.experiment_id)
-            by_seed = accuracy_by_seed(data)
-            acc_seed[a]["random"][b] = by_seed[weight_scheme[a]]
-            acc_seed[a]["zero"][b] = by_seed[ZERO_WEIGHTS]
-            rows = {r["scheme"]: r for r in data.summary}
-            diverged[a]["random"][b] = rows[weight_scheme[a]]["diverged"]
-            diverged[a]["zero"][b] = rows[ZERO_WEIGHTS]["diverged"]
-            units[a][b], retrained = zero_weight_units(s, a, b, seeds, dataset)
-            retrain_gap = max(retrain_gap, max(abs(retrained[k] - acc_seed[a]["zero"][b][k]) for k in seeds))
+            members = m.units[a][b]
+            cells = []
+            for layer in members[0]:
+                d = [u[layer]["distinct"] for u in members]
+                r = [u[layer]["rank"] for u in members]
+                cells.append(f"{min(d)}–{max(d)} / rank {min(r)}–{max(r)}")
+            rows.append([a, b, *cells])
+    return rows
 
-    def diff_per_seed(w: str, b: str) -> list[float]:
-        """Per seed: acc(bias b) − acc(zero bias) under weights w, averaged over activations."""
-        out = []
-        for seed in seeds:
-            d = [acc_seed[a][w][b][seed] - acc_seed[a][w][ZERO_BIAS][seed] for a in activations]
-            out.append(sum(d) / len(d))
-        return out
 
-    effect, lo, hi = mean_ci(diff_per_seed("random", random_bias))
-    zero_effect = mean_ci(diff_per_seed("zero", random_bias))
-    if lo > 0:
-        verdict = "supported"
-    elif zero_effect[1] > 0:
-        verdict = "partly"
-    else:
-        verdict = "not supported"
-
-    acc_ci = {
-        a: {w: {b: mean_ci(list(acc_seed[a][w][b].values())) for b in biases} for w in ("random", "zero")}
-        for a in activations
-    }
-    acc_rows, diff_rows, unit_rows = [], [], []
-    evidence_acc: dict[str, Any] = {}
-    for a in activations:
-        evidence_acc[a] = {}
-        for w in ("random", "zero"):
-            label = weight_scheme[a] if w == "random" else ZERO_WEIGHTS
-            evidence_acc[a][w] = {"weights": label}
-            for b in biases:
-                m, lo, hi = acc_ci[a][w][b]
-                entry: dict[str, Any] = {"mean": m, "ci": [lo, hi], "diverged": diverged[a][w][b]}
-                if b != ZERO_BIAS:
-                    seeds_ = sorted(acc_seed[a][w][b])
-                    d = mean_ci([acc_seed[a][w][b][k] - acc_seed[a][w][ZERO_BIAS][k] for k in seeds_])
-                    entry["minus_zero_bias"] = {"mean": d[0], "ci": [d[1], d[2]]}
-                    diff_rows.append([a, label, b, fmt_ci(*d)])
-                evidence_acc[a][w][b] = entry
-                acc_rows.append([a, label, b, fmt_ci(m, lo, hi), str(diverged[a][w][b])])
-        for b in biases:
-            per_layer = [[u[i] for u in units[a][b]] for i in range(s["depth"])]
-            cells = [
-                f"{min(x['distinct'] for x in layer)}–{max(x['distinct'] for x in layer)} / rank "
-                f"{min(x['rank'] for x in layer)}–{max(x['rank'] for x in layer)}"
-                for layer in per_layer
-            ]
-            unit_rows.append([a, b, *cells])
-    zero_units = {
+def _units_evidence(m: Measured) -> dict[str, Any]:
+    return {
         a: {
             b: {
-                "distinct_per_layer": [[u[i]["distinct"] for u in units[a][b]] for i in range(s["depth"])],
-                "rank_per_layer": [[u[i]["rank"] for u in units[a][b]] for i in range(s["depth"])],
+                "distinct_per_layer": [[u[layer]["distinct"] for u in members] for layer in members[0]],
+                "rank_per_layer": [[u[layer]["rank"] for u in members] for layer in members[0]],
             }
-            for b in biases
+            for b, members in per_bias.items()
         }
-        for a in activations
+        for a, per_bias in m.units.items()
     }
-    figure = _figure(ctx.out, activations, biases, acc_ci, units)
 
-    def units_text(b: str) -> str:
-        return ", ".join(f"{a}: {sum(u[0]['distinct'] for u in units[a][b]) / len(seeds):.0f}" for a in activations)
 
-    others = "; ".join(f"{b} biases {units_text(b)}" for b in biases if b != random_bias)
+def present(ctx, s, common: CommonSettings, activations, biases, random_bias, m: Measured, judgement) -> StudyResult:
+    """Tables, figure and summary of the judged measurements."""
+    first = Setting(common.optimizers[0], common.budgets[-1]).label
+    head = next(e for e in m.effects[first] if e.weights == "random" and e.bias == random_bias)
+    zero_head = next(
+        e for e in m.effects[first] if e.weights == "zero" and e.bias == random_bias and e.activation == head.activation
+    )
+    rows = [
+        [
+            label,
+            e.activation,
+            m.weight_scheme[e.activation] if e.weights == "random" else ZERO_WEIGHTS,
+            e.bias,
+            f"{100 * e.acc:.1f}",
+            f"{100 * e.zero_bias_acc:.1f}",
+            f"{100 * e.diff:+.2f} [{100 * e.ci[0]:+.2f}, {100 * e.ci[1]:+.2f}]",
+            e.verdict,
+        ]
+        for label, es in m.effects.items()
+        for e in es
+    ]
+    first_layer = {
+        a: {b: [next(iter(u.values()))["distinct"] for u in m.units[a][b]] for b in biases} for a in activations
+    }
+    units_text = "; ".join(
+        f"{b}: " + ", ".join(f"{a} {sum(first_layer[a][b]) / len(first_layer[a][b]):.0f}" for a in activations)
+        for b in biases
+    )
+    flips = f" It flips in: {', '.join(judgement.flips)}." if judgement.flips else ""
     summary = (
-        f"With random weights, {random_bias} biases change accuracy by {100 * effect:+.1f} pp [{100 * lo:+.1f}, {100 * hi:+.1f}] vs zero "
-        f"biases (mean over {', '.join(activations)}; {s['dataset']}, {len(seeds)} seeds). With zero weights they "
-        f"change it by {100 * zero_effect[0]:+.1f} pp [{100 * zero_effect[1]:+.1f}, {100 * zero_effect[2]:+.1f}]. "
-        f"Distinct units in "
-        f"hidden layer 1 after training from zero weights (of {s['width']}): {others}; {random_bias} biases "
-        f"{units_text(random_bias)}."
+        f"With random weights, {random_bias} biases change {head.activation}'s test accuracy by "
+        f"{100 * head.diff:+.1f} pp [{100 * head.ci[0]:+.1f}, {100 * head.ci[1]:+.1f}] vs zero biases ({first}); with "
+        f"zero weights by {100 * zero_head.diff:+.1f} pp. Distinct units in hidden layer 1 after training from zero "
+        f"weights ({common.optimizers[0]}, of {s['width']}): {units_text}. Verdict per setting: "
+        + "; ".join(f"{k}: {v}" for k, v in judgement.by_setting.items())
+        + "."
+        + flips
     )
     return StudyResult(
         study=NAME,
         claim=CLAIM,
-        verdict=verdict,
-        effect=effect,
-        ci=(lo, hi),
-        effect_label=f"acc({random_bias} bias) − acc(zero bias), random weights",
+        verdict=judgement.verdict,
+        effect=head.diff,
+        ci=head.ci,
+        effect_label=(
+            f"test accuracy {random_bias} bias − zero bias, {head.activation}, random weights ({first}; paired "
+            "bootstrap over seeds and test examples; the other activations in the table)"
+        ),
         summary=summary,
         evidence={
+            "judgement": judgement.evidence(),
             "random_bias": random_bias,
-            "random_weights": weight_scheme,
-            "random_weights_effect": {"mean": effect, "ci": [lo, hi]},
-            "zero_weights_effect": {"mean": zero_effect[0], "ci": [zero_effect[1], zero_effect[2]]},
-            "accuracy": evidence_acc,
-            "zero_weight_units": zero_units,
+            "random_weights": m.weight_scheme,
+            "effects": {k: [asdict(e) for e in es] for k, es in m.effects.items()},
+            "zero_weight_units": _units_evidence(m),
+            "units_optimizer": common.optimizers[0],
             "width": s["width"],
-            "retrained_accuracy_max_gap": retrain_gap,
+            "retrained_accuracy_max_gap": m.retrain_gap,
+            "seeds": list(common.seeds),
+            "lr_grids": {k: list(v) for k, v in common.lr_grids.items()},
         },
         tables=[
             (
-                "Final test accuracy (mean [95% CI])",
-                ["activation", "weights", "bias", "accuracy", "diverged"],
-                acc_rows,
+                "Bias init vs zero bias per setting: tuned test accuracy % (lr selected on validation), Δ pts (95% CI, "
+                f"paired bootstrap over seeds and test examples), verdict with margin ±{100 * common.margin:g} pts",
+                ["setting", "activation", "weights", "bias", "%", "zero bias %", "Δ pts (95% CI)", "bias is"],
+                rows,
             ),
             (
-                "Paired difference to zero biases (same seeds)",
-                ["activation", "weights", "bias", "acc − acc(zero bias)"],
-                diff_rows,
-            ),
-            (
-                "Zero weights after training: distinct units / weight rank per hidden layer (min–max over seeds)",
+                f"Zero weights after training ({common.optimizers[0]}, every lr and seed): distinct units / weight "
+                "rank per hidden layer (min–max)",
                 ["activation", "bias", *[f"layer {i + 1}" for i in range(s["depth"])]],
-                unit_rows,
+                _unit_rows(m, activations, biases),
             ),
         ],
-        figures=[figure],
-        experiments=experiments,
-        settings={**s, "seeds": list(seeds), "biases": biases, "activations": activations},
+        figures=[_figure(ctx.out / "bias.png", activations, biases, random_bias, m)],
+        experiments=m.experiments,
+        settings={**s, "seeds": list(common.seeds), "biases": biases, "activations": activations},
     )
+
+
+def _figure(path: Path, activations: list[str], biases: list[str], random_bias: str, m: Measured) -> Path:
+    """Left: Δ (random bias − zero bias) with its CI per setting, activation and weights; right:
+    distinct units and rank of hidden layer 1 after training from zero weights."""
+    from initlab.plotting import new_figure, palette, save, style
+
+    fig, (left, right) = new_figure(2, size=(12, 4.3), gridspec_kw={"width_ratios": [3, 2]})
+    labels = list(m.effects)
+    series = [(a, w) for a in activations for w in WEIGHTS]
+    colors = palette([f"{a} {w}" for a, w in series])
+    step = 0.8 / len(series)
+    for j, (a, w) in enumerate(series):
+        for i, label in enumerate(labels):
+            e = next(x for x in m.effects[label] if (x.activation, x.weights, x.bias) == (a, w, random_bias))
+            x = i + (j - (len(series) - 1) / 2) * step
+            left.errorbar(
+                [x],
+                [100 * e.diff],
+                yerr=[[100 * (e.diff - e.ci[0])], [100 * (e.ci[1] - e.diff)]],
+                fmt="o" if w == "random" else "s",
+                color=colors[f"{a} {w}"],
+                capsize=3,
+                label=f"{a}, {w} weights" if i == 0 else None,
+            )
+    left.axhline(0, color="black", lw=0.8)
+    left.set_xticks(range(len(labels)), labels, rotation=20, ha="right")
+    style(
+        left,
+        ylabel=f"acc({random_bias} bias) − acc(zero bias), pts",
+        grid="y",
+        legend=True,
+        title="Above 0: the random bias helps (95% CI)",
+    )
+    bias_colors = palette(biases)
+    bar = 0.8 / len(biases)
+    for k, b in enumerate(biases):
+        xs = [i + (k - (len(biases) - 1) / 2) * bar for i in range(len(activations))]
+        first = [[next(iter(u.values())) for u in m.units[a][b]] for a in activations]
+        ys = [sum(u["distinct"] for u in us) / len(us) for us in first]
+        ranks = [sum(u["rank"] for u in us) / len(us) for us in first]
+        right.bar(xs, ys, width=bar, color=bias_colors[b], label=f"bias {b}")
+        right.scatter(xs, ranks, marker="D", color="black", s=18, zorder=3, label="weight rank" if k == 0 else None)
+        for x, y in zip(xs, ys):
+            right.annotate(f"{y:.0f}", (x, y), ha="center", va="bottom", fontsize=8)
+    right.set_xticks(range(len(activations)), activations)
+    right.set_ylim(0, 1.55 * max(next(iter(u.values()))["width"] for a in activations for u in m.units[a][biases[0]]))
+    style(
+        right,
+        ylabel="hidden layer 1 after training (mean)",
+        title="zero weights: distinct units (bars), rank (◆)",
+        grid="y",
+        legend={"loc": "upper center", "ncol": 2},
+    )
+    return save(fig, path, title="bias: zero vs constant vs random biases, with random and with zero weights")
+
+
+__all__ = ["CLAIM", "DEFAULTS", "BiasEffect", "Measured", "judge", "judge_setting", "measure", "present", "run"]

@@ -10,34 +10,46 @@ over about ``ξ_c`` layers, and Schoenholz et al. found networks trainable up to
 ``σ_b² = 0.05``), is short in the ordered phase (small weights: vanishing gradients) and in the
 chaotic phase (large weights: exploding gradients).
 
-Experiment. Tanh MLPs (``initlab.models.mlp``, ``width`` units, ``depth`` hidden layers, digits by
-default) over a grid of ``σ_w²`` (``sigma_w2``) and ``depth`` (``depths``): every weight, output
-layer included, drawn from ``variance_scaling(scale=σ_w², mode=fan_in, distribution=normal)``
-(``N(0, σ_w²/fan_in)``), every bias from ``normal(std=sqrt(σ_b²))`` with ``σ_b² = 0.05``. Each
-cell trains ``seeds`` networks for a fixed number of SGD steps (``epochs`` passes, momentum 0.9,
-one small learning rate for the whole grid, as in Schoenholz et al.) and records the final test
-accuracy. One stored comparison per depth (its schemes are the ``σ_w²`` values; reference: the
-value nearest the critical point). ``ξ_c`` comes from ``initlab.theory.depth_scales("tanh", σ_w²,
-σ_b²)``; a cell is *inside* when ``depth <= 6 ξ_c``.
+The experiment
+--------------
+Tanh MLPs (``initlab.models.mlp``, ``width`` units, ``depth`` hidden layers, digits by default)
+over a grid of ``σ_w²`` (``sigma_w2``) and ``depth`` (``depths``): every weight, output layer
+included, drawn from ``variance_scaling(scale=σ_w², mode=fan_in, distribution=normal)``
+(``N(0, σ_w²/fan_in)``), every bias from ``normal(std=sqrt(σ_b²))`` with ``σ_b² = 0.05``. The
+claim is about training, so it is measured over a small sensitivity grid: SGD (momentum 0.9) and
+Adam, the learning rate tuned per ``σ_w²`` on the validation split (SGD 0.002/0.01, Adam
+1e-4/1e-3), two budgets (2 and 8 epochs: "take longer to converge" is the short one). One stored,
+tuned comparison per (optimizer, depth); its schemes are the ``σ_w²`` values (reference: the
+value nearest the critical point). ``ξ_c`` comes from ``initlab.theory.depth_scales("tanh",
+σ_w², σ_b²)``; a cell is *inside* when ``depth <= 6 ξ_c``.
 
-Effect: inside minus outside accuracy at equal depth. For each seed, at every depth where the
-grid has cells on both sides of ``6 ξ_c``, the mean accuracy of the inside cells minus that of
-the outside cells, averaged over those depths; then the mean over seeds with its 95% t
-interval. Comparing at equal depth keeps depth itself (deeper trains slower) out of the effect.
-Verdict: *supported* when the interval lies above 0. Evidence adds how often the ``6 ξ_c`` line
-predicts whether a cell trains (mean accuracy above halfway between chance and the best cell),
-and the outside accuracy on the small-weight and the large-weight side separately.
+Shape: settings (``CommonSettings`` + the grid) -> **measure** -> **judge** (pure) -> **present**.
+
+Effect, per setting (optimizer, budget): inside minus outside accuracy at equal depth. For each
+seed, at every depth where the grid has cells on both sides of ``6 ξ_c``, the mean accuracy of
+the inside cells minus that of the outside cells, averaged over those depths; then the mean over
+seeds with its 95% t interval. Comparing at equal depth keeps depth itself (deeper trains
+slower) out of the effect. A setting supports the claim when that interval lies above 0; the
+study's verdict is ``supported`` / ``not supported`` only when every setting agrees, else
+``partly`` naming the settings that flip (Adam rescales each step, so it may train outside the
+line where SGD cannot). Evidence adds how often the ``6 ξ_c`` line predicts whether a cell
+trains (mean accuracy above halfway between chance and the best cell), and the outside accuracy
+on the small-weight and the large-weight side separately.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from initlab import checks
 from initlab.errors import UserError
 from initlab.studies.base import StudyContext, StudyResult, mean_ci, register
-from initlab.studies.settings import accuracy_by_seed, int_list, positive_list, seed_list
+from initlab.studies.grid import CommonSettings, Judgement, Setting, common_settings, judge_across
+from initlab.studies.settings import int_list, positive_list
 
 NAME = "criticality"
 CLAIM = (
@@ -49,25 +61,30 @@ TRAINABLE_DEPTH_FACTOR = 6.0  # Schoenholz et al. 2017: trainable up to about 6 
 
 DEFAULTS: dict[str, Any] = {
     "dataset": "digits",
-    "data_options": {},
+    "limit_train": None,  # training samples kept (None: all)
     "width": 64,  # units per hidden layer
     "depths": [4, 8, 16, 32, 48],  # hidden tanh layers
-    "sigma_w2": [0.5, 1.0, 1.5, 1.76, 2.5, 4.0, 8.0],  # weight variance x fan_in
+    "sigma_w2": [0.5, 1.0, 1.76, 4.0, 8.0],  # weight variance x fan_in
     "sigma_b2": 0.05,  # bias variance
     "seeds": 3,
     "epochs": 8,
+    "budgets": [2, 8],  # epochs at which the claim is judged
+    "optimizers": ["sgd", "adam"],
+    "sgd_lr_grid": [0.002, 0.01],  # SGD, momentum 0.9; selected per sigma_w2 on validation
+    "adam_lr_grid": [1e-4, 1e-3],
     "batch_size": 32,
-    "lr": 0.002,  # SGD, momentum 0.9: small enough for the 48-layer nets near criticality
+    "margin": 0.005,  # equivalence margin of the comparisons' own verdicts (not used by the judge)
     "curve_points": 25,  # sigma_w2 values at which the 6 xi_c line of the figure is computed
 }
 FULL: dict[str, Any] = {
     "dataset": "fashion-mnist",
-    "data_options": {"limit_train": 10000},
+    "limit_train": 10000,
     "width": 128,
     "depths": [4, 8, 16, 32, 64, 128],
     "sigma_w2": [0.5, 1.0, 1.25, 1.5, 1.76, 2.0, 2.5, 3.0, 4.0, 6.0, 8.0],
     "seeds": 5,
     "epochs": 5,
+    "budgets": [2, 5],
 }
 
 
@@ -128,99 +145,55 @@ def depth_matched_effect(
     return per_seed, depths
 
 
-def _figure(out, sigmas, depths, mean_acc, curve, critical, chance, sigma_b2) -> Any:
-    """Heatmap on evenly spaced cells; the 6 ξ_c line is placed by log-linear interpolation
-    between the cell centres (σ_w² and depth are both roughly geometric grids)."""
-    import matplotlib
+@dataclass(frozen=True)
+class Effect:
+    """Inside − outside accuracy at equal depth in one setting: per seed, and its mean with a t CI."""
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    log_s = np.log(np.asarray(sigmas, dtype=float))
-    log_d = np.log2(np.asarray(depths, dtype=float))
-
-    def x_of(sigma: float) -> float:
-        return float(np.interp(math.log(sigma), log_s, np.arange(len(sigmas)))) if len(sigmas) > 1 else 0.0
-
-    def y_of(depth: float) -> float:
-        if not math.isfinite(depth):
-            return len(depths) - 0.5
-        y = float(np.interp(math.log2(depth), log_d, np.arange(len(depths)))) if len(depths) > 1 else 0.0
-        if depth > depths[-1]:
-            y = len(depths) - 0.5  # above the grid: draw along its top edge
-        elif depth < depths[0]:
-            y = -0.5
-        return y
-
-    grid = np.array([[mean_acc[d][sw] for sw in sigmas] for d in depths])
-    fig, ax = plt.subplots(figsize=(8.5, 5.6))
-    mesh = ax.imshow(
-        grid,
-        origin="lower",
-        aspect="auto",
-        cmap="viridis",
-        vmin=chance,
-        vmax=1.0,
-        extent=(-0.5, len(sigmas) - 0.5, -0.5, len(depths) - 0.5),
-    )
-    for i in range(len(depths)):
-        for j in range(len(sigmas)):
-            value = grid[i, j]
-            ax.text(
-                j,
-                i,
-                f"{value:.2f}",
-                ha="center",
-                va="center",
-                fontsize=8,
-                color="white" if value < (chance + 1) / 2 else "black",
-            )
-    ax.plot(
-        [x_of(x) for x, _ in curve],
-        [y_of(y) for _, y in curve],
-        color="red",
-        lw=2.5,
-        label=r"$6\,\xi_c$: mean-field trainable depth (cells below it: inside)",
-    )
-    if sigmas[0] <= critical <= sigmas[-1]:
-        ax.axvline(x_of(critical), color="red", ls="--", lw=1, label=rf"critical $\sigma_w^2$ = {critical:.3g}")
-    ax.set_xticks(range(len(sigmas)), [f"{s:g}" for s in sigmas])
-    ax.set_yticks(range(len(depths)), [str(d) for d in depths])
-    ax.set_xlim(-0.5, len(sigmas) - 0.5)
-    ax.set_ylim(-0.5, len(depths) - 0.5)
-    ax.set_xlabel(r"$\sigma_w^2$ (weight variance × fan-in)")
-    ax.set_ylabel("depth (hidden tanh layers)")
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, fontsize=8)
-    fig.colorbar(mesh, ax=ax, label="test accuracy after a fixed number of steps (mean over seeds)")
-    ax.set_title(rf"criticality: tanh MLPs, $\sigma_b^2$ = {sigma_b2:g}, accuracy vs mean-field depth scale")
-    fig.tight_layout()
-    path = out / "criticality.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    per_seed: list[float]
+    mean: float
+    ci: tuple[float, float]
+    depths: list[int]  # the depths with cells on both sides of 6 ξ_c
 
 
-@register(NAME, CLAIM)
-def run(ctx: StudyContext) -> StudyResult:
-    """Tanh MLPs over a (σ_w², depth) grid at σ_b² = 0.05: accuracy after a fixed number of steps
-    against the mean-field trainable depth 6 ξ_c; see the module docstring for the exact design."""
-    import numpy as np
+def judge(effects: Mapping[str, Effect]) -> Judgement:
+    """Pure: per setting ``supported`` when the inside − outside CI lies above 0, else ``not
+    supported``; then across settings (``judge_across``)."""
+    return judge_across({label: "supported" if e.ci[0] > 0 else "not supported" for label, e in effects.items()})
 
+
+@dataclass
+class Grid:
+    """The (σ_w², depth) grid and its theory: what the runs are compared against."""
+
+    sigmas: list[float]
+    depths: list[int]
+    sigma_b2: float
+    bound: dict[float, float]  # σ_w² -> 6 ξ_c
+    inside: dict[int, dict[float, bool]]
+    critical: float
+
+
+@dataclass
+class Measured:
+    acc: dict[str, dict[int, dict[float, dict[int, float]]]]  # setting -> depth -> σ_w² -> seed -> accuracy
+    lr: dict[str, dict[int, dict[float, float | None]]]  # setting -> depth -> σ_w² -> selected lr
+    diverged: dict[str, dict[int, dict[float, int]]]  # optimizer -> depth -> σ_w² -> diverged members
+    effects: dict[str, Effect]
+    chance: float
+    steps: int  # SGD steps of the final budget
+    experiments: list[str]
+
+
+def _read_settings(ctx: StudyContext) -> tuple[dict[str, Any], CommonSettings, Grid]:
     from initlab import theory
-    from initlab.data import load
 
     s = ctx.setting(DEFAULTS, FULL)
-    seeds = seed_list(s["seeds"])
-    if len(seeds) < 2:
-        raise UserError(f"seeds: the CI over seeds needs at least 2 seeds; got {list(seeds)}")
+    common = common_settings(s)
     depths = int_list("depths", s["depths"], 1)
     sigmas = positive_list("sigma_w2", s["sigma_w2"])
     sigma_b2 = checks.real("sigma_b2", s["sigma_b2"], low=0.0)
-    curve_points = checks.integer("curve_points", s["curve_points"], minimum=2)
-
-    cache: dict[float, float] = {}
-    bound = {sw: trainable_depth(sw, sigma_b2, cache) for sw in sigmas}
+    checks.integer("curve_points", s["curve_points"], minimum=2)
+    bound = {sw: trainable_depth(sw, sigma_b2) for sw in sigmas}
     inside = {d: {sw: d <= bound[sw] for sw in sigmas} for d in depths}
     if not any(any(v.values()) and not all(v.values()) for v in inside.values()):
         raise UserError(
@@ -228,113 +201,265 @@ def run(ctx: StudyContext) -> StudyResult:
             f"({', '.join(f'{sw:g}: {bound[sw]:.3g}' for sw in sigmas)}); widen depths or sigma_w2"
         )
     critical = theory.critical_sigma_w2(ACTIVATION, sigma_b2) if sigma_b2 > 0 else 1.0
-    specs = {sw: weight_scheme(sw) for sw in sigmas}
-    reference = specs[min(sigmas, key=lambda sw: abs(math.log(sw / critical)))]
-    dataset = load(s["dataset"], **s["data_options"])
+    return s, common, Grid(sigmas, depths, sigma_b2, bound, inside, critical)
 
-    acc: dict[int, dict[float, dict[int, float]]] = {}
-    diverged: dict[int, dict[float, int]] = {}
+
+def measure(ctx: StudyContext, s: dict[str, Any], common: CommonSettings, grid: Grid) -> Measured:
+    """One tuned comparison per (optimizer, depth); accuracies per setting at the lr selected for it."""
+    from initlab.data import load
+    from initlab.studies.settings import tuned_by_seed
+
+    specs = {sw: weight_scheme(sw) for sw in grid.sigmas}
+    reference = specs[min(grid.sigmas, key=lambda sw: abs(math.log(sw / grid.critical)))]
+    acc: dict[str, dict] = {st.label: {} for st in common.settings}
+    lr: dict[str, dict] = {st.label: {} for st in common.settings}
+    diverged: dict[str, dict[int, dict[float, int]]] = {}
     experiments = []
-    for d in depths:
-        data = ctx.compare(
-            schemes=tuple(specs[sw] for sw in sigmas),
-            seeds=seeds,
-            dataset=s["dataset"],
-            data_options=s["data_options"],
-            model="mlp",
-            activation=ACTIVATION,
-            width=s["width"],
-            depth=d,
-            bias_init=bias_scheme(sigma_b2),
-            epochs=s["epochs"],
-            batch_size=s["batch_size"],
-            lr=s["lr"],
-            reference=reference,
-            chunk_size=len(sigmas) * len(seeds),
-        )
-        experiments.append(data.experiment_id)
-        by_seed = accuracy_by_seed(data)
-        acc[d] = {sw: by_seed[specs[sw]] for sw in sigmas}
-        rows = {r["scheme"]: r for r in data.summary}
-        diverged[d] = {sw: rows[specs[sw]]["diverged"] for sw in sigmas}
+    for optimizer in common.optimizers:
+        for d in grid.depths:
+            data = ctx.compare(
+                schemes=tuple(specs.values()),
+                model="mlp",
+                activation=ACTIVATION,
+                width=s["width"],
+                depth=d,
+                bias_init=bias_scheme(grid.sigma_b2),
+                reference=reference,
+                chunk_size=len(specs) * len(common.seeds) * len(common.lr_grids[optimizer]),
+                **common.compare_kwargs(optimizer),
+            )
+            experiments.append(data.experiment_id)
+            rows = {r["scheme"]: r for r in data.summary}
+            diverged.setdefault(optimizer, {})[d] = {sw: rows[specs[sw]]["diverged"] for sw in grid.sigmas}
+            for budget in common.budgets:
+                label = Setting(optimizer, budget).label
+                by_seed = tuned_by_seed(data, budget)
+                acc[label][d] = {sw: by_seed[specs[sw]] for sw in grid.sigmas}
+                lr[label][d] = {sw: data.tuning.selected[budget][specs[sw]] for sw in grid.sigmas}
+    effects = {}
+    for label, by_depth in acc.items():
+        per_seed, matched = depth_matched_effect(by_depth, grid.inside, common.seeds)
+        mean, lo, hi = mean_ci(per_seed)
+        effects[label] = Effect(per_seed, mean, (lo, hi), matched)
+    data_options: dict[str, Any] = {"limit_train": common.limit_train} if common.limit_train else {}
+    dataset = load(common.dataset, **data_options)
+    steps = common.epochs * math.ceil(dataset.x_train.shape[0] / common.batch_size)
+    return Measured(acc, lr, diverged, effects, 1.0 / dataset.num_classes, steps, experiments)
 
-    per_seed, matched = depth_matched_effect(acc, inside, seeds)
-    effect, lo, hi = mean_ci(per_seed)
-    verdict = "supported" if lo > 0 else "not supported"
 
-    mean_acc = {d: {sw: float(np.mean([acc[d][sw][k] for k in seeds])) for sw in sigmas} for d in depths}
-    chance = 1.0 / dataset.num_classes
-    best = max(v for row in mean_acc.values() for v in row.values())
+@register(NAME, CLAIM)
+def run(ctx: StudyContext) -> StudyResult:
+    """Tanh MLPs over a (σ_w², depth) grid at σ_b² = 0.05, SGD and Adam with tuned lr, two budgets:
+    accuracy against the mean-field trainable depth 6 ξ_c; see the module docstring for the design."""
+    s, common, grid = _read_settings(ctx)
+    m = measure(ctx, s, common, grid)
+    return present(ctx, s, common, grid, m, judge(m.effects))
+
+
+def mean_grid(m: Measured, label: str) -> dict[int, dict[float, float]]:
+    """depth -> σ_w² -> mean accuracy over seeds in one setting."""
+    return {d: {sw: sum(v.values()) / len(v) for sw, v in row.items()} for d, row in m.acc[label].items()}
+
+
+def _agreement(grid: Grid, means: dict[int, dict[float, float]], chance: float) -> dict[str, float]:
+    """How often the 6 ξ_c line predicts whether a cell trains; inside and outside means."""
+    best = max(v for row in means.values() for v in row.values())
     trains_at = chance + 0.5 * (best - chance)
-    cells = [(d, sw) for d in depths for sw in sigmas]
-    agree = sum((mean_acc[d][sw] >= trains_at) == inside[d][sw] for d, sw in cells) / len(cells)
+    cells = [(d, sw) for d in grid.depths for sw in grid.sigmas]
 
-    def side_mean(pred) -> float:
-        vals = [mean_acc[d][sw] for d, sw in cells if not inside[d][sw] and pred(sw)]
-        return float(np.mean(vals)) if vals else math.nan
+    def side(pred) -> float:
+        vals = [means[d][sw] for d, sw in cells if pred(d, sw)]
+        return sum(vals) / len(vals) if vals else math.nan
 
-    outside_small, outside_large = side_mean(lambda sw: sw < critical), side_mean(lambda sw: sw > critical)
-    inside_mean = float(np.mean([mean_acc[d][sw] for d, sw in cells if inside[d][sw]]))
+    return {
+        "trains_threshold": trains_at,
+        "prediction_agreement": sum((means[d][sw] >= trains_at) == grid.inside[d][sw] for d, sw in cells) / len(cells),
+        "inside_mean": side(lambda d, sw: grid.inside[d][sw]),
+        "outside_small_weights_mean": side(lambda d, sw: not grid.inside[d][sw] and sw < grid.critical),
+        "outside_large_weights_mean": side(lambda d, sw: not grid.inside[d][sw] and sw > grid.critical),
+    }
 
-    curve_x = sorted(
-        set(np.geomspace(min(sigmas), max(sigmas), curve_points).tolist())
-        | set(sigmas)
-        | ({critical} if min(sigmas) < critical < max(sigmas) else set())
-    )
-    curve = [(x, trainable_depth(x, sigma_b2, cache) if x != critical else math.inf) for x in curve_x]
-    figure = _figure(ctx.out, sigmas, depths, mean_acc, curve, critical, chance, sigma_b2)
 
-    header = ["depth"] + [f"σw²={sw:g} (6ξc={bound[sw]:.3g})" for sw in sigmas]
-    acc_rows = [
-        [str(d)]
-        + [
-            f"{mean_acc[d][sw]:.3f}{'' if inside[d][sw] else ' ✗'}"
-            + (f" ({diverged[d][sw]} div)" if diverged[d][sw] else "")
-            for sw in sigmas
+def _tables(s, common: CommonSettings, grid: Grid, m: Measured, final: list[str], judgement: Judgement) -> list:
+    from initlab import theory
+
+    tables = []
+    for label in final:
+        means, optimizer = mean_grid(m, label), label.split(",")[0]
+        rows = [
+            [str(d)]
+            + [
+                f"{means[d][sw]:.3f}{'' if grid.inside[d][sw] else ' ✗'} (lr {m.lr[label][d][sw]:g})"
+                + (f" ({m.diverged[optimizer][d][sw]} div)" if m.diverged[optimizer][d][sw] else "")
+                for sw in grid.sigmas
+            ]
+            for d in grid.depths
         ]
-        for d in depths
+        header = ["depth"] + [f"σw²={sw:g} (6ξc={grid.bound[sw]:.3g})" for sw in grid.sigmas]
+        tables.append((f"Mean test accuracy per (depth, σw²), {label} (selected lr); ✗ = beyond 6ξc", header, rows))
+    effect_rows = [
+        [
+            label,
+            f"{100 * e.mean:+.1f} [{100 * e.ci[0]:+.1f}, {100 * e.ci[1]:+.1f}]",
+            ", ".join(map(str, e.depths)),
+            judgement.by_setting[label],
+        ]
+        for label, e in m.effects.items()
     ]
-    theory_rows = []
-    for sw in sigmas:
-        xi_c = bound[sw] / TRAINABLE_DEPTH_FACTOR
-        chi = theory.chi1(ACTIVATION, sw, sigma_b2)
-        theory_rows.append([f"{sw:g}", f"{chi:.3f}", f"{xi_c:.3g}", f"{bound[sw]:.3g}", _phase(sw, critical)])
-    steps = s["epochs"] * math.ceil(dataset.x_train.shape[0] / s["batch_size"])
-    summary = (
-        f"Tanh MLPs ({s['dataset']}, width {s['width']}, {steps} SGD steps, {len(seeds)} seeds): cells inside the "
-        f"mean-field trainable depth 6ξc reach {100 * inside_mean:.1f}% mean test accuracy, cells beyond it "
-        f"{_num(outside_small)} on the small-weight side and {_num(outside_large)} on the large-weight side; at equal "
-        f"depth, inside − outside = {100 * effect:+.1f} pp [{100 * lo:+.1f}, {100 * hi:+.1f}]. The 6ξc line predicts whether a cell "
-        f"trains (accuracy ≥ {trains_at:.2f}) for {agree:.0%} of the {len(cells)} cells."
+    tables.append(
+        (
+            "Inside − outside 6ξc at equal depth, per setting (pts, 95% t CI over seeds)",
+            ["setting", "inside − outside pts", "depths matched", "claim"],
+            effect_rows,
+        )
     )
+    theory_rows = [
+        [
+            f"{sw:g}",
+            f"{theory.chi1(ACTIVATION, sw, grid.sigma_b2):.3f}",
+            f"{grid.bound[sw] / TRAINABLE_DEPTH_FACTOR:.3g}",
+            f"{grid.bound[sw]:.3g}",
+            _phase(sw, grid.critical),
+        ]
+        for sw in grid.sigmas
+    ]
+    tables.append(
+        (f"Mean-field theory for tanh at σb² = {grid.sigma_b2:g}", ["σw²", "χ1", "ξc", "6ξc", "phase"], theory_rows)
+    )
+    return tables
+
+
+def present(ctx, s, common: CommonSettings, grid: Grid, m: Measured, judgement: Judgement) -> StudyResult:
+    """Tables, figure and summary of the judged measurements."""
+    final = [Setting(o, common.budgets[-1]).label for o in common.optimizers]
+    head = m.effects[final[0]]
+    agreement = {label: _agreement(grid, mean_grid(m, label), m.chance) for label in final}
+    a0 = agreement[final[0]]
+    flips = f" It flips in: {', '.join(judgement.flips)}." if judgement.flips else ""
+    summary = (
+        f"Tanh MLPs ({s['dataset']}, width {s['width']}, {len(common.seeds)} seeds, lr tuned per σw² on validation). "
+        f"{final[0]}: cells inside the mean-field trainable depth 6ξc reach {100 * a0['inside_mean']:.1f}% mean test "
+        f"accuracy, cells beyond it {_num(a0['outside_small_weights_mean'])} on the small-weight side and "
+        f"{_num(a0['outside_large_weights_mean'])} on the large-weight side; the line predicts whether a cell trains "
+        f"for {a0['prediction_agreement']:.0%} of the cells. Inside − outside at equal depth per setting: "
+        + "; ".join(f"{k}: {100 * e.mean:+.1f} pp ({judgement.by_setting[k]})" for k, e in m.effects.items())
+        + "."
+        + flips
+    )
+    figure = _figure(ctx.out / "criticality.png", s, grid, m, final)
     return StudyResult(
         study=NAME,
         claim=CLAIM,
-        verdict=verdict,
-        effect=effect,
-        ci=(lo, hi),
-        effect_label="acc inside 6ξc − acc outside (equal depth)",
+        verdict=judgement.verdict,
+        effect=head.mean,
+        ci=head.ci,
+        effect_label=f"acc inside 6ξc − acc outside (equal depth; {final[0]}; the other settings in the table)",
         summary=summary,
         evidence={
-            "critical_sigma_w2": critical,
-            "sigma_b2": sigma_b2,
-            "trainable_depth": {f"{sw:g}": bound[sw] for sw in sigmas},
-            "mean_accuracy": {str(d): {f"{sw:g}": mean_acc[d][sw] for sw in sigmas} for d in depths},
-            "inside": {str(d): {f"{sw:g}": inside[d][sw] for sw in sigmas} for d in depths},
-            "effect_per_seed": per_seed,
-            "matched_depths": matched,
-            "inside_mean": inside_mean,
-            "outside_small_weights_mean": outside_small,
-            "outside_large_weights_mean": outside_large,
-            "trains_threshold": trains_at,
-            "prediction_agreement": agree,
-            "steps": steps,
+            "judgement": judgement.evidence(),
+            "critical_sigma_w2": grid.critical,
+            "sigma_b2": grid.sigma_b2,
+            "trainable_depth": {f"{sw:g}": grid.bound[sw] for sw in grid.sigmas},
+            "inside": {str(d): {f"{sw:g}": grid.inside[d][sw] for sw in grid.sigmas} for d in grid.depths},
+            "mean_accuracy": {
+                label: {str(d): {f"{sw:g}": v for sw, v in row.items()} for d, row in mean_grid(m, label).items()}
+                for label in m.acc
+            },
+            "effects": {label: asdict(e) for label, e in m.effects.items()},
+            "agreement": agreement,
+            "steps": m.steps,
+            "seeds": list(common.seeds),
+            "lr_grids": {k: list(v) for k, v in common.lr_grids.items()},
         },
-        tables=[
-            ("Mean test accuracy per (depth, σw²); ✗ = beyond 6ξc", header, acc_rows),
-            (f"Mean-field theory for tanh at σb² = {sigma_b2:g}", ["σw²", "χ1", "ξc", "6ξc", "phase"], theory_rows),
-        ],
+        tables=_tables(s, common, grid, m, final, judgement),
         figures=[figure],
-        experiments=experiments,
-        settings={**s, "seeds": list(seeds), "depths": depths, "sigma_w2": sigmas},
+        experiments=m.experiments,
+        settings={**s, "seeds": list(common.seeds), "depths": grid.depths, "sigma_w2": grid.sigmas},
     )
+
+
+def _figure(path: Path, s: dict[str, Any], grid: Grid, m: Measured, final: list[str]) -> Path:
+    """One heatmap per optimizer (final budget) on evenly spaced cells; the 6 ξ_c line is placed by
+    log-linear interpolation between the cell centres (σ_w² and depth are both roughly geometric)."""
+    import numpy as np
+
+    from initlab.plotting import new_figure, save, style
+
+    sigmas = grid.sigmas
+    curve_x = sorted(
+        set(np.geomspace(min(sigmas), max(sigmas), s["curve_points"]).tolist())
+        | set(sigmas)
+        | ({grid.critical} if min(sigmas) < grid.critical < max(sigmas) else set())
+    )
+    curve = [(x, trainable_depth(x, grid.sigma_b2) if x != grid.critical else math.inf) for x in curve_x]
+    fig, axes = new_figure(len(final), size=(7.5 * len(final), 5.8))
+    for ax, label in zip(axes, final):
+        mesh = _heatmap(ax, grid, mean_grid(m, label), curve, m.chance)
+        style(
+            ax,
+            xlabel=r"$\sigma_w^2$ (weight variance × fan-in)",
+            ylabel="depth (hidden tanh layers)",
+            title=f"{label} (lr tuned per column)",
+            grid=None,
+            legend={"loc": "upper center", "bbox_to_anchor": (0.5, -0.13), "ncol": 2},
+        )
+    fig.colorbar(mesh, ax=axes[-1], label="test accuracy (mean over seeds)")
+    return save(
+        fig,
+        path,
+        title=rf"criticality: tanh MLPs, $\sigma_b^2$ = {grid.sigma_b2:g}, accuracy vs mean-field depth scale",
+    )
+
+
+def _heatmap(ax: Any, grid: Grid, means: dict[int, dict[float, float]], curve: list, chance: float) -> Any:
+    import numpy as np
+
+    from initlab.plotting import heatmap
+
+    sigmas, depths = grid.sigmas, grid.depths
+    log_s, log_d = np.log(np.asarray(sigmas, dtype=float)), np.log2(np.asarray(depths, dtype=float))
+
+    def x_of(sigma: float) -> float:
+        return float(np.interp(math.log(sigma), log_s, np.arange(len(sigmas)))) if len(sigmas) > 1 else 0.0
+
+    def y_of(depth: float) -> float:
+        if not math.isfinite(depth) or depth > depths[-1]:
+            return len(depths) - 0.5  # above the grid: draw along its top edge
+        if depth < depths[0]:
+            return -0.5
+        return float(np.interp(math.log2(depth), log_d, np.arange(len(depths)))) if len(depths) > 1 else 0.0
+
+    mesh = heatmap(
+        ax,
+        [[means[d][sw] for sw in sigmas] for d in depths],
+        xticklabels=[f"{x:g}" for x in sigmas],
+        yticklabels=[str(d) for d in depths],
+        vmin=chance,
+        vmax=1.0,
+    )
+    ax.plot(
+        [x_of(x) for x, _ in curve],
+        [y_of(y) for _, y in curve],
+        color="red",
+        lw=2.5,
+        label=r"$6\,\xi_c$: mean-field trainable depth (cells below it: inside)",
+    )
+    if sigmas[0] <= grid.critical <= sigmas[-1]:
+        ax.axvline(
+            x_of(grid.critical), color="red", ls="--", lw=1, label=rf"critical $\sigma_w^2$ = {grid.critical:.3g}"
+        )
+    return mesh
+
+
+__all__ = [
+    "CLAIM",
+    "DEFAULTS",
+    "Effect",
+    "Grid",
+    "Measured",
+    "depth_matched_effect",
+    "judge",
+    "measure",
+    "present",
+    "run",
+]

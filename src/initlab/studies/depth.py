@@ -39,12 +39,14 @@ net stalls under Xavier's init and trains under theirs).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from initlab.errors import UserError
 from initlab.studies.base import StudyContext, StudyResult, mean_ci, register
-from initlab.studies.grid import judge_across
+from initlab.studies.grid import Judgement, judge_across
 
 CLAIM = (
     'He initialization "performs better than Xavier initialization in deeper networks with ReLU" '
@@ -104,24 +106,23 @@ def _ci_text(values: list[float], scale: float = 100.0, signed: bool = False) ->
 
 
 def _plot(path: Path, depths: list[int], activations: list[str], accuracy: dict, profiles: dict) -> Path:
-    import matplotlib
+    from initlab.plotting import new_figure, palette, save, style
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax_acc, ax_grad) = plt.subplots(1, 2, figsize=(11, 4.3))
+    fig, (ax_acc, ax_grad) = new_figure(2, size=(11, 4.3))
     styles = {"xavier_uniform": "--", "he_normal": "-"}
-    colors = dict(zip(activations, plt.get_cmap("tab10").colors))
+    colors = palette(activations)
     for act in activations:
         for sch in SCHEMES:
             means = [100 * mean_ci(accuracy[act][d][sch])[0] for d in depths]
             ax_acc.plot(depths, means, styles[sch], marker="o", color=colors[act], label=f"{act}, {sch}")
-    ax_acc.set_xlabel("hidden layers")
-    ax_acc.set_ylabel("test accuracy after fixed steps (%)")
     ax_acc.set_ylim(-2, 102)
-    ax_acc.set_title("Trainability vs depth (mean over seeds)")
-    ax_acc.grid(alpha=0.3)
-    ax_acc.legend(fontsize=8)
+    style(
+        ax_acc,
+        xlabel="hidden layers",
+        ylabel="test accuracy after fixed steps (%)",
+        title="Trainability vs depth (mean over seeds)",
+        legend=True,
+    )
     deepest = max(depths)
     for act in activations:
         for sch in SCHEMES:
@@ -129,22 +130,18 @@ def _plot(path: Path, depths: list[int], activations: list[str], accuracy: dict,
             last = prof[-1] if prof else math.nan
             ys = [p / last if last and math.isfinite(last) and last > 0 else math.nan for p in prof]
             ax_grad.plot(range(1, len(ys) + 1), ys, styles[sch], color=colors[act], label=f"{act}, {sch}")
-    ax_grad.set_yscale("log")
-    ax_grad.set_xlabel("hidden layer")
-    ax_grad.set_ylabel("grad_var / grad_var of the last hidden layer")
-    ax_grad.set_title(f"Backward signal at init, depth {deepest} (seed 0)")
-    ax_grad.grid(alpha=0.3)
-    ax_grad.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    style(
+        ax_grad,
+        xlabel="hidden layer",
+        ylabel="grad_var / grad_var of the last hidden layer",
+        title=f"Backward signal at init, depth {deepest} (seed 0)",
+        logy=True,
+        legend=True,
+    )
+    return save(fig, path)
 
 
-@register("depth", CLAIM)
-def run(ctx: StudyContext) -> StudyResult:
-    """Depth x {Xavier, He} x {ReLU, tanh}: accuracy after fixed steps and the per-layer gradient
-    ratio at init (see the module docstring for the protocol and the verdict rule)."""
+def _read_settings(ctx: StudyContext):
     from initlab.activations import canonical
     from initlab.studies.settings import as_list, seed_list
 
@@ -163,104 +160,116 @@ def run(ctx: StudyContext) -> StudyResult:
     optimizers = [str(o) for o in as_list(s["optimizers"])]
     if not optimizers or optimizers[0] != "sgd" or not set(optimizers) <= {"sgd", "adam"}:
         raise UserError(f"optimizers: 'sgd' first, then optionally 'adam'; got {s['optimizers']!r}")
+    return s, depths, activations, seeds, data_options, optimizers
+
+
+@dataclass
+class Measured:
+    accuracy: dict[str, dict[int, dict[str, list[float]]]]  # activation -> depth -> scheme -> per seed (SGD)
+    profiles: dict[str, dict[int, dict[str, list[float]]]]  # activation -> depth -> scheme -> grad_var per layer
+    adam_gaps: dict[int, list[float]]  # depth -> He − Xavier per seed, ReLU, Adam
+    experiments: list[str]
+    chance: float
+
+
+def _compare(ctx: StudyContext, s, seeds, data_options, depth: int, act: str, optimizer: str, lr: float):
+    """One stored comparison of the two schemes over the seeds (reference He, paired t)."""
+    return ctx.compare(
+        schemes=SCHEMES,
+        seeds=seeds,
+        dataset=s["dataset"],
+        width=s["width"],
+        depth=depth,
+        activation=act,
+        epochs=s["epochs"],
+        optimizer=optimizer,
+        lr=lr,
+        batch_size=s["batch_size"],
+        reference="he_normal",
+        paired_test="t",
+        data_options=data_options,
+    )
+
+
+def measure(ctx: StudyContext, s, depths, activations, seeds, data_options, optimizers) -> Measured:
+    """SGD: every (activation, depth); Adam: the ReLU comparisons again."""
+    from initlab.data import load
 
     accuracy: dict[str, dict[int, dict[str, list[float]]]] = {}
     profiles: dict[str, dict[int, dict[str, list[float]]]] = {}
     experiments = []
-    chance = None
     for act in activations:
         accuracy[act], profiles[act] = {}, {}
         for depth in depths:
-            data = ctx.compare(
-                schemes=SCHEMES,
-                seeds=seeds,
-                dataset=s["dataset"],
-                width=s["width"],
-                depth=depth,
-                activation=act,
-                epochs=s["epochs"],
-                lr=s["lr"],
-                batch_size=s["batch_size"],
-                reference="he_normal",
-                paired_test="t",
-                data_options=data_options,
-            )
+            data = _compare(ctx, s, seeds, data_options, depth, act, "sgd", s["lr"])
             experiments.append(data.experiment_id)
             by_seed = data.accuracy_by_seed()
             accuracy[act][depth] = {sch: [by_seed[sch][k] for k in seeds] for sch in SCHEMES}
             profiles[act][depth] = {sch: gradient_profile(data.signal.get(sch, [{}])) for sch in SCHEMES}
-            if chance is None:
-                from initlab.data import load
-
-                chance = 1.0 / load(s["dataset"], **data_options).num_classes
-
-    def gap(act: str, depth: int) -> list[float]:
-        return [h - x for h, x in zip(accuracy[act][depth]["he_normal"], accuracy[act][depth]["xavier_uniform"])]
-
-    deepest, shallowest = depths[-1], depths[0]
-    deep_gap = gap("relu", deepest)
-    effect, lo, hi = mean_ci(deep_gap)
-    deep_holds = lo > 0
-    if len(depths) > 1:
-        growth = [d - g for d, g in zip(deep_gap, gap("relu", shallowest))]
-        growth_mean, growth_lo, growth_hi = mean_ci(growth)
-        grows = growth_lo > 0
-    else:
-        growth, growth_mean, growth_lo, growth_hi, grows = [], math.nan, math.nan, math.nan, True
-    by_optimizer = {"sgd": judge_gaps(deep_gap, growth if len(depths) > 1 else None)}
+    chance = 1.0 / load(s["dataset"], **data_options).num_classes
     adam_gaps: dict[int, list[float]] = {}
     if "adam" in optimizers:
         for depth in depths:
-            data = ctx.compare(
-                schemes=SCHEMES,
-                seeds=seeds,
-                dataset=s["dataset"],
-                width=s["width"],
-                depth=depth,
-                activation="relu",
-                epochs=s["epochs"],
-                optimizer="adam",
-                lr=s["adam_lr"],
-                batch_size=s["batch_size"],
-                reference="he_normal",
-                paired_test="t",
-                data_options=data_options,
-            )
+            data = _compare(ctx, s, seeds, data_options, depth, "relu", "adam", s["adam_lr"])
             experiments.append(data.experiment_id)
             by_seed = data.accuracy_by_seed()
             adam_gaps[depth] = [by_seed["he_normal"][k] - by_seed["xavier_uniform"][k] for k in seeds]
-        adam_growth = [d - g for d, g in zip(adam_gaps[deepest], adam_gaps[shallowest])] if len(depths) > 1 else None
-        by_optimizer["adam"] = judge_gaps(adam_gaps[deepest], adam_growth)
-    judgement = judge_across(
-        {f"{o} (lr {s['lr'] if o == 'sgd' else s['adam_lr']:g})": v for o, v in by_optimizer.items()}
-    )
-    verdict = judgement.verdict
+    return Measured(accuracy, profiles, adam_gaps, experiments, chance)
 
-    def ratio(act: str, depth: int, sch: str) -> float:
-        prof = profiles[act][depth][sch]
-        return log10_ratio(prof[0], prof[-1]) if prof else math.nan
 
-    def mean_acc(act: str, depth: int, sch: str) -> float:
-        return mean_ci(accuracy[act][depth][sch])[0]
+def gap(accuracy: dict, act: str, depth: int) -> list[float]:
+    """He − Xavier test accuracy per seed."""
+    return [h - x for h, x in zip(accuracy[act][depth]["he_normal"], accuracy[act][depth]["xavier_uniform"])]
 
-    def trained(values: list[float]) -> int:
-        return sum(v > 2 * chance for v in values)
 
-    evidence = {
+def judge(gaps: Mapping[str, Mapping[int, list[float]]]) -> Judgement:
+    """Pure: optimizer label -> depth -> He − Xavier per seed (ReLU)  ->  ``judge_gaps`` per optimizer
+    (the deepest gap and its growth from the shallowest depth), then ``judge_across``."""
+    by_optimizer = {}
+    for label, by_depth in gaps.items():
+        depths = sorted(by_depth)
+        deep = by_depth[depths[-1]]
+        growth = [d - g for d, g in zip(deep, by_depth[depths[0]])] if len(depths) > 1 else None
+        by_optimizer[label] = judge_gaps(deep, growth)
+    return judge_across(by_optimizer)
+
+
+@register("depth", CLAIM)
+def run(ctx: StudyContext) -> StudyResult:
+    """Depth x {Xavier, He} x {ReLU, tanh}: accuracy after fixed steps and the per-layer gradient
+    ratio at init (see the module docstring for the protocol and the verdict rule)."""
+    s, depths, activations, seeds, data_options, optimizers = _read_settings(ctx)
+    m = measure(ctx, s, depths, activations, seeds, data_options, optimizers)
+    gaps = {f"sgd (lr {s['lr']:g})": {d: gap(m.accuracy, "relu", d) for d in depths}}
+    if m.adam_gaps:
+        gaps[f"adam (lr {s['adam_lr']:g})"] = m.adam_gaps
+    return present(ctx, s, depths, activations, seeds, m, judge(gaps))
+
+
+def _evidence(depths, activations, seeds, m: Measured, judgement: Judgement) -> dict[str, Any]:
+    deepest, shallowest = depths[-1], depths[0]
+    effect, lo, hi = mean_ci(gap(m.accuracy, "relu", deepest))
+    if len(depths) > 1:
+        growth = [d - g for d, g in zip(gap(m.accuracy, "relu", deepest), gap(m.accuracy, "relu", shallowest))]
+        growth_mean, growth_lo, growth_hi = mean_ci(growth)
+        grows = growth_lo > 0
+    else:
+        growth_mean, growth_lo, growth_hi, grows = math.nan, math.nan, math.nan, True
+    return {
         "depths": depths,
-        "accuracy": {act: {str(d): accuracy[act][d] for d in depths} for act in activations},
+        "accuracy": {act: {str(d): m.accuracy[act][d] for d in depths} for act in activations},
         "gap_he_minus_xavier": {
-            act: {str(d): dict(zip(("mean", "ci_low", "ci_high"), mean_ci(gap(act, d)))) for d in depths}
+            act: {str(d): dict(zip(("mean", "ci_low", "ci_high"), mean_ci(gap(m.accuracy, act, d)))) for d in depths}
             for act in activations
         },
         "trained_runs": {
-            act: {str(d): {sch: trained(accuracy[act][d][sch]) for sch in SCHEMES} for d in depths}
+            act: {str(d): {sch: _trained(m.accuracy[act][d][sch], m.chance) for sch in SCHEMES} for d in depths}
             for act in activations
         },
         "log10_grad_ratio_first_over_last": {
-            act: {str(d): {sch: ratio(act, d, sch) for sch in SCHEMES} for d in depths} for act in activations
+            act: {str(d): {sch: _ratio(m, act, d, sch) for sch in SCHEMES} for d in depths} for act in activations
         },
-        "relu_deepest_gap": {"depth": deepest, "mean": effect, "ci": [lo, hi], "holds": deep_holds},
+        "relu_deepest_gap": {"depth": deepest, "mean": effect, "ci": [lo, hi], "holds": lo > 0},
         "relu_gap_growth": {
             "from_depth": shallowest,
             "to_depth": deepest,
@@ -268,60 +277,85 @@ def run(ctx: StudyContext) -> StudyResult:
             "ci": [growth_lo, growth_hi],
             "holds": grows,
         },
-        "chance": chance,
+        "chance": m.chance,
         "seeds": list(seeds),
         "judgement": judgement.evidence(),
-        "adam_relu_gap": {str(d): dict(zip(("mean", "ci_low", "ci_high"), mean_ci(g))) for d, g in adam_gaps.items()},
+        "adam_relu_gap": {str(d): dict(zip(("mean", "ci_low", "ci_high"), mean_ci(g))) for d, g in m.adam_gaps.items()},
     }
+
+
+def _ratio(m: Measured, act: str, depth: int, sch: str) -> float:
+    prof = m.profiles[act][depth][sch]
+    return log10_ratio(prof[0], prof[-1]) if prof else math.nan
+
+
+def _trained(values: list[float], chance: float) -> int:
+    return sum(v > 2 * chance for v in values)
+
+
+def _summary(s, depths, activations, m: Measured, judgement: Judgement) -> str:
+    deepest, shallowest = depths[-1], depths[0]
+
+    def mean_acc(act: str, depth: int, sch: str) -> float:
+        return mean_ci(m.accuracy[act][depth][sch])[0]
+
+    tanh_note = ""
+    if "tanh" in activations:
+        t_mean, t_lo, t_hi = mean_ci(gap(m.accuracy, "tanh", deepest))
+        tanh_note = (
+            f" With tanh at depth {deepest}, He − Xavier = {100 * t_mean:+.1f} pts "
+            f"[{100 * t_lo:+.1f}, {100 * t_hi:+.1f}]."
+        )
+    adam = m.adam_gaps
+    return (
+        f"At depth {deepest} with ReLU, Xavier reaches {100 * mean_acc('relu', deepest, 'xavier_uniform'):.1f}% "
+        f"and He {100 * mean_acc('relu', deepest, 'he_normal'):.1f}% after {s['epochs']} epochs "
+        f"(log10 gradient ratio first/last hidden layer at init: {_ratio(m, 'relu', deepest, 'xavier_uniform'):+.1f} vs "
+        f"{_ratio(m, 'relu', deepest, 'he_normal'):+.1f}); at depth {shallowest} the gap is "
+        f"{100 * mean_ci(gap(m.accuracy, 'relu', shallowest))[0]:+.1f} pts."
+        + tanh_note
+        + (
+            f" With Adam (lr {s['adam_lr']:g}), He − Xavier at depth {deepest} = "
+            f"{100 * mean_ci(adam[deepest])[0]:+.1f} pts [{100 * mean_ci(adam[deepest])[1]:+.1f}, "
+            f"{100 * mean_ci(adam[deepest])[2]:+.1f}]; verdict per optimizer: "
+            + ", ".join(f"{k}: {v}" for k, v in judgement.by_setting.items())
+            + "."
+            if adam
+            else ""
+        )
+    )
+
+
+def present(ctx, s, depths, activations, seeds, m: Measured, judgement: Judgement) -> StudyResult:
+    """Tables, figure and summary of the judged measurements."""
+    deepest = depths[-1]
+    effect, lo, hi = mean_ci(gap(m.accuracy, "relu", deepest))
     rows = []
     for act in activations:
         for d in depths:
-            acc = accuracy[act][d]
+            acc = m.accuracy[act][d]
             rows.append(
                 [
                     act,
                     str(d),
                     _ci_text(acc["xavier_uniform"]),
                     _ci_text(acc["he_normal"]),
-                    _ci_text(gap(act, d), signed=True),
-                    f"{trained(acc['xavier_uniform'])}/{len(seeds)} | {trained(acc['he_normal'])}/{len(seeds)}",
-                    f"{ratio(act, d, 'xavier_uniform'):+.1f} | {ratio(act, d, 'he_normal'):+.1f}",
+                    _ci_text(gap(m.accuracy, act, d), signed=True),
+                    f"{_trained(acc['xavier_uniform'], m.chance)}/{len(seeds)} | "
+                    f"{_trained(acc['he_normal'], m.chance)}/{len(seeds)}",
+                    f"{_ratio(m, act, d, 'xavier_uniform'):+.1f} | {_ratio(m, act, d, 'he_normal'):+.1f}",
                 ]
             )
-    figure = _plot(ctx.out / "depth.png", depths, activations, accuracy, profiles)
-    tanh_note = ""
-    if "tanh" in activations:
-        t_mean, t_lo, t_hi = mean_ci(gap("tanh", deepest))
-        tanh_note = (
-            f" With tanh at depth {deepest}, He − Xavier = {100 * t_mean:+.1f} pts "
-            f"[{100 * t_lo:+.1f}, {100 * t_hi:+.1f}]."
-        )
-    summary = (
-        f"At depth {deepest} with ReLU, Xavier reaches {100 * mean_acc('relu', deepest, 'xavier_uniform'):.1f}% "
-        f"and He {100 * mean_acc('relu', deepest, 'he_normal'):.1f}% after {s['epochs']} epochs "
-        f"(log10 gradient ratio first/last hidden layer at init: {ratio('relu', deepest, 'xavier_uniform'):+.1f} vs "
-        f"{ratio('relu', deepest, 'he_normal'):+.1f}); at depth {shallowest} the gap is "
-        f"{100 * mean_ci(gap('relu', shallowest))[0]:+.1f} pts."
-        + tanh_note
-        + (
-            f" With Adam (lr {s['adam_lr']:g}), He − Xavier at depth {deepest} = "
-            f"{100 * mean_ci(adam_gaps[deepest])[0]:+.1f} pts [{100 * mean_ci(adam_gaps[deepest])[1]:+.1f}, "
-            f"{100 * mean_ci(adam_gaps[deepest])[2]:+.1f}]; verdict per optimizer: "
-            + ", ".join(f"{k}: {v}" for k, v in judgement.by_setting.items())
-            + "."
-            if adam_gaps
-            else ""
-        )
-    )
+    figure = _plot(ctx.out / "depth.png", depths, activations, m.accuracy, m.profiles)
     return StudyResult(
         study="depth",
         claim=CLAIM,
-        verdict=verdict,
+        verdict=judgement.verdict,
         effect=effect,
         ci=(lo, hi),
         effect_label=f"test accuracy He − Xavier, ReLU, depth {deepest} (paired by seed)",
-        summary=summary,
-        evidence=evidence,
+        summary=_summary(s, depths, activations, m, judgement),
+        evidence=_evidence(depths, activations, seeds, m, judgement),
         tables=[
             (
                 f"Test accuracy % after {s['epochs']} epochs (mean, 95% CI over {len(seeds)} seeds), runs above "
@@ -339,6 +373,6 @@ def run(ctx: StudyContext) -> StudyResult:
             )
         ],
         figures=[figure],
-        experiments=experiments,
+        experiments=m.experiments,
         settings=s,
     )

@@ -140,12 +140,9 @@ def run_grid(s: dict[str, Any], progress: bool = False) -> dict[str, Any]:
 
 def plot(grid: dict[str, Any], path) -> None:
     """Final training loss against lr, one curve per width; SP and μP side by side."""
-    import matplotlib
+    from initlab.plotting import new_figure, save, style
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    fig, axes = new_figure(2, size=(10, 4), sharey=True)
     for ax, par in zip(axes, PARAMETRIZATIONS):
         for width, row in grid[par]["rows"].items():
             lrs = sorted(row["losses"])
@@ -153,16 +150,13 @@ def plot(grid: dict[str, Any], path) -> None:
             ax.plot(lrs, [m if math.isfinite(m) else float("nan") for m in means], marker="o", label=f"width {width}")
             ax.axvline(row["opt"], color=ax.lines[-1].get_color(), alpha=0.3, lw=1)
         ax.set_xscale("log", base=2)
-        ax.set_yscale("log")
-        ax.set_title(
-            f"{'standard (He, one lr)' if par == 'sp' else 'μP (auto+mup)'}: drift {grid[par]['drift']:+.1f} log2"
+        name = "standard (He, one lr)" if par == "sp" else "μP (auto+mup)"
+        style(
+            ax, xlabel="Adam learning rate", title=f"{name}: drift {grid[par]['drift']:+.1f} log2", logy=True, grid=None
         )
-        ax.set_xlabel("Adam learning rate")
     axes[0].set_ylabel("final training loss (mean over seeds)")
-    axes[1].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    style(axes[1], grid=None, legend=True)
+    save(fig, path)
 
 
 @register("lr-transfer", CLAIM)

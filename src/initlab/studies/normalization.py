@@ -38,14 +38,16 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
 from initlab.errors import UserError
+from initlab.schemes import ARTICLE_SCHEMES
 from initlab.studies.base import StudyContext, StudyResult, mean_ci, register
-from initlab.studies.settings import accuracy_by_seed, fmt_ci, seed_list
+from initlab.studies.settings import accuracy_by_seed, fixed_lr_compare, fmt_ci, seed_list
 
 NAME = "normalization"
 CLAIM = (
@@ -65,16 +67,7 @@ DEFAULTS: dict[str, Any] = {
     "width": 64,  # units per hidden layer
     "depth": 6,  # hidden layers
     "activation": "relu",
-    "schemes": [
-        "random_uniform",
-        "random_normal",
-        "xavier_uniform",
-        "he_normal",
-        "orthogonal",
-        "sparse",
-        "uniform_fan",
-        "positive",
-    ],
+    "schemes": [s for s in ARTICLE_SCHEMES if s not in ("zeros", "constant")],  # the article's random ones
     "norms": ["none", "batch", "layer"],  # "none" first: the baseline
     "seeds": 5,
     "epochs": 10,
@@ -179,13 +172,10 @@ def percentile_ci(values: Sequence[float]) -> tuple[float, float]:
 
 
 def _figure(out, norms, schemes, stats, spread_ci) -> Any:
-    import matplotlib
+    from initlab.plotting import new_figure, palette, save, style
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.5), gridspec_kw={"width_ratios": [3, 1.2]})
-    colors = {n: plt.get_cmap("tab10")(i) for i, n in enumerate(norms)}
+    fig, (left, right) = new_figure(2, size=(13, 4.5), gridspec_kw={"width_ratios": [3, 1.2]})
+    colors = palette(norms)
     for k, n in enumerate(norms):
         xs = [i + (k - (len(norms) - 1) / 2) * 0.22 for i in range(len(schemes))]
         ys = [stats[n][s][0] for s in schemes]
@@ -195,11 +185,14 @@ def _figure(out, norms, schemes, stats, spread_ci) -> Any:
         ]
         left.errorbar(xs, ys, yerr=errs, fmt="o", capsize=2, color=colors[n], label=f"norm: {n}")
     left.set_xticks(range(len(schemes)), schemes, rotation=30, ha="right")
-    left.set_ylabel("final test accuracy (mean, 95% CI)")
     left.set_ylim(0, 1.02)
-    left.grid(axis="y", alpha=0.3)
-    left.legend(fontsize=8, loc="lower left")
-    left.set_title("accuracy per scheme")
+    style(
+        left,
+        ylabel="final test accuracy (mean, 95% CI)",
+        title="accuracy per scheme",
+        grid="y",
+        legend={"loc": "lower left"},
+    )
     values = [spread_ci[n]["std"][0] for n in norms]
     errs = [
         [v - spread_ci[n]["std"][1] for v, n in zip(values, norms)],
@@ -207,21 +200,12 @@ def _figure(out, norms, schemes, stats, spread_ci) -> Any:
     ]
     right.bar(range(len(norms)), values, yerr=errs, capsize=3, color=[colors[n] for n in norms])
     right.set_xticks(range(len(norms)), norms)
-    right.set_ylabel("std of scheme means (bootstrap 95% CI)")
-    right.grid(axis="y", alpha=0.3)
-    right.set_title("spread between schemes")
-    fig.suptitle("normalization: does BatchNorm/LayerNorm make the initialization irrelevant?")
-    fig.tight_layout()
-    path = out / "normalization.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    style(right, ylabel="std of scheme means (bootstrap 95% CI)", title="spread between schemes", grid="y")
+    title = "normalization: does BatchNorm/LayerNorm make the initialization irrelevant?"
+    return save(fig, out / "normalization.png", title=title)
 
 
-@register(NAME, CLAIM)
-def run(ctx: StudyContext) -> StudyResult:
-    """The spread of accuracy between the article's random schemes without normalization, with
-    BatchNorm and with LayerNorm; see the module docstring for the exact design."""
+def _read_settings(ctx: StudyContext) -> tuple[dict[str, Any], tuple[int, ...], list[str], list[str]]:
     from initlab.schemes import canonical_spec
 
     s = ctx.setting(DEFAULTS, FULL)
@@ -241,37 +225,51 @@ def run(ctx: StudyContext) -> StudyResult:
     resamples = s["bootstrap"]
     if isinstance(resamples, bool) or not isinstance(resamples, int) or resamples < 100:
         raise UserError(f"bootstrap: an integer >= 100; got {resamples!r}")
+    return s, seeds, schemes, norms
 
+
+def measure(ctx: StudyContext, s: dict[str, Any], seeds: tuple[int, ...], schemes: list[str], norms: list[str]):
+    """One stored comparison per normalization: per-seed accuracies, summary rows, experiment ids."""
     acc: dict[str, dict[str, dict[int, float]]] = {}
     rows_by_norm: dict[str, dict[str, dict]] = {}
     experiments = []
     for n in norms:
-        data = ctx.compare(
-            schemes=tuple(schemes),
-            seeds=seeds,
-            dataset=s["dataset"],
-            data_options=s["data_options"],
+        data = fixed_lr_compare(
+            ctx,
+            s,
+            seeds,
+            schemes,
             model=MODEL,
             model_options={"norm": n},
             width=s["width"],
             depth=s["depth"],
             activation=s["activation"],
-            epochs=s["epochs"],
-            batch_size=s["batch_size"],
-            lr=s["lr"],
             reference=REFERENCE if REFERENCE in schemes else schemes[0],
-            chunk_size=len(schemes) * len(seeds),
         )
         experiments.append(data.experiment_id)
         by_seed = accuracy_by_seed(data)
         acc[n] = {sc: by_seed[sc] for sc in schemes}
         rows_by_norm[n] = {r["scheme"]: r for r in data.summary}
+    return acc, rows_by_norm, experiments
 
+
+@dataclass
+class Spread:
+    """The spread between schemes per normalization, from the per-seed accuracies."""
+
+    stats: dict[str, dict[str, tuple[float, float, float]]]  # norm -> scheme -> (mean, ci_low, ci_high)
+    point: dict[str, tuple[float, float]]  # norm -> (std, range) of scheme means
+    degenerate: list[str]
+    point_trainable: dict[str, tuple[float, float]]  # the same without the degenerate schemes
+    spread_ci: dict[str, dict[str, tuple[float, float, float]]]  # norm -> std/range -> (value, lo, hi)
+    shrink: dict[str, tuple[float, float, float]]  # norm -> std(none) − std(norm), with its CI
+    best_minus_worst: dict[str, dict[str, Any]]
+
+
+def spread(acc, seeds, schemes: list[str], norms: list[str], resamples: int, matters: float, chance: float) -> Spread:
+    """Scheme means, spreads with bootstrap CIs, the degenerate schemes, best − worst per norm."""
     stats = {n: {sc: mean_ci(list(acc[n][sc].values())) for sc in schemes} for n in norms}
     point = {n: spreads(acc[n], seeds) for n in norms}
-    from initlab.data import load
-
-    chance = 1.0 / load(s["dataset"], **s["data_options"]).num_classes
     degenerate = degenerate_schemes({n: {sc: stats[n][sc][0] for sc in schemes} for n in norms}, chance)
     trainable = [sc for sc in schemes if sc not in degenerate]
     # The spread without the schemes that did not train somewhere: is it the scheme, or one failure?
@@ -294,9 +292,6 @@ def run(ctx: StudyContext) -> StudyResult:
         )
         for n in norms[1:]
     }
-    first = norms[1]
-    effect, lo, hi = shrink[first]
-
     best_minus_worst = {}
     for n in norms:
         best = max(schemes, key=lambda sc: stats[n][sc][0])
@@ -311,52 +306,92 @@ def run(ctx: StudyContext) -> StudyResult:
             "matters": bool(d[1] > matters),
             "near_best": near,
         }
-    if not best_minus_worst[BASELINE]["matters"]:
-        verdict = "not supported"
-    elif all(best_minus_worst[n]["matters"] for n in norms):
-        verdict = "supported"
-    else:
-        verdict = "partly"
+    return Spread(stats, point, degenerate, point_trainable, spread_ci, shrink, best_minus_worst)
 
+
+def judge(matters_by_norm: dict[str, bool]) -> str:
+    """Pure: whether best − worst exceeds ``matters`` per normalization (baseline first) -> verdict:
+    *not supported* when not even without normalization, *supported* when under every one, else *partly*."""
+    if not matters_by_norm[BASELINE]:
+        return "not supported"
+    return "supported" if all(matters_by_norm.values()) else "partly"
+
+
+@register(NAME, CLAIM)
+def run(ctx: StudyContext) -> StudyResult:
+    """The spread of accuracy between the article's random schemes without normalization, with
+    BatchNorm and with LayerNorm; see the module docstring for the exact design."""
+    from initlab.data import load
+
+    s, seeds, schemes, norms = _read_settings(ctx)
+    acc, rows_by_norm, experiments = measure(ctx, s, seeds, schemes, norms)
+    chance = 1.0 / load(s["dataset"], **s["data_options"]).num_classes
+    sp = spread(acc, seeds, schemes, norms, s["bootstrap"], s["matters"], chance)
+    verdict = judge({n: sp.best_minus_worst[n]["matters"] for n in norms})
+    return present(ctx, s, seeds, schemes, norms, rows_by_norm, sp, verdict, experiments)
+
+
+def _tables(schemes, norms, rows_by_norm, sp: Spread, matters: float) -> list:
     acc_rows = []
     for sc in schemes:
         acc_rows.append(
             [sc]
             + [
-                fmt_ci(*stats[n][sc])
+                fmt_ci(*sp.stats[n][sc])
                 + (f" ({rows_by_norm[n][sc]['diverged']} div)" if rows_by_norm[n][sc]["diverged"] else "")
                 for n in norms
             ]
         )
     spread_rows = []
     for n in norms:
-        bw = best_minus_worst[n]
+        bw = sp.best_minus_worst[n]
         spread_rows.append(
             [
                 n,
-                fmt_ci(*spread_ci[n]["std"]),
-                fmt_ci(*spread_ci[n]["range"]),
+                fmt_ci(*sp.spread_ci[n]["std"]),
+                fmt_ci(*sp.spread_ci[n]["range"]),
                 f"{bw['best']} − {bw['worst']}: {fmt_ci(bw['mean'], *bw['ci'])}",
                 f"{len(bw['near_best'])}/{len(schemes)}",
-                "—" if n == BASELINE else fmt_ci(*shrink[n]),
-                f"{point_trainable[n][0]:.3f} / {point_trainable[n][1]:.3f}",
+                "—" if n == BASELINE else fmt_ci(*sp.shrink[n]),
+                f"{sp.point_trainable[n][0]:.3f} / {sp.point_trainable[n][1]:.3f}",
             ]
         )
-    figure = _figure(ctx.out, norms, schemes, stats, spread_ci)
+    return [
+        ("Final test accuracy (mean [95% CI]) per scheme and normalization", ["scheme", *norms], acc_rows),
+        (
+            "Spread between schemes (bootstrap 95% CI over seeds)",
+            [
+                "norm",
+                "std of means",
+                "best − worst means",
+                "best − worst, paired",
+                f"within {matters:.0%} of best",
+                "std shrink vs none",
+                f"std / range without {', '.join(sp.degenerate) or 'none'}",
+            ],
+            spread_rows,
+        ),
+    ]
 
+
+def present(ctx, s, seeds, schemes, norms, rows_by_norm, sp: Spread, verdict: str, experiments) -> StudyResult:
+    """Tables, figure and summary of the judged measurements."""
+    matters, first = s["matters"], norms[1]
+    effect, lo, hi = sp.shrink[first]
+    figure = _figure(ctx.out, norms, schemes, sp.stats, sp.spread_ci)
     parts = []
     for n in norms:
-        bw = best_minus_worst[n]
+        bw = sp.best_minus_worst[n]
         parts.append(
-            f"{n}: std {100 * point[n][0]:.1f} pp, {len(bw['near_best'])}/{len(schemes)} schemes within "
-            f"{100 * matters:.0f} pp of the best, worst {bw['worst']} {100 * stats[n][bw['worst']][0]:.1f}%"
+            f"{n}: std {100 * sp.point[n][0]:.1f} pp, {len(bw['near_best'])}/{len(schemes)} schemes within "
+            f"{100 * matters:.0f} pp of the best, worst {bw['worst']} {100 * sp.stats[n][bw['worst']][0]:.1f}%"
         )
     summary = (
         f"Std of the {len(schemes)} schemes' mean accuracy ({s['dataset']}, {s['depth']}-layer {s['activation']} MLP, "
         f"{len(seeds)} seeds) — {'; '.join(parts)}. With {first} norm the spread shrinks by {100 * effect:+.1f} pp "
         f"[{100 * lo:+.1f}, {100 * hi:+.1f}]. Without the schemes that stayed within {DEGENERATE_MARGIN:.0%} of chance "
-        f"somewhere ({', '.join(degenerate) or 'none'}) the range of means is "
-        + ", ".join(f"{n} {100 * point_trainable[n][1]:.1f} pp" for n in norms)
+        f"somewhere ({', '.join(sp.degenerate) or 'none'}) the range of means is "
+        + ", ".join(f"{n} {100 * sp.point_trainable[n][1]:.1f} pp" for n in norms)
         + "."
     )
     return StudyResult(
@@ -374,42 +409,29 @@ def run(ctx: StudyContext) -> StudyResult:
             "accuracy": {
                 n: {
                     sc: {
-                        "mean": stats[n][sc][0],
-                        "ci": [stats[n][sc][1], stats[n][sc][2]],
+                        "mean": sp.stats[n][sc][0],
+                        "ci": [sp.stats[n][sc][1], sp.stats[n][sc][2]],
                         "diverged": rows_by_norm[n][sc]["diverged"],
                     }
                     for sc in schemes
                 }
                 for n in norms
             },
-            "spread_std": {n: {"value": spread_ci[n]["std"][0], "ci": list(spread_ci[n]["std"][1:])} for n in norms},
-            "spread_range": {
-                n: {"value": spread_ci[n]["range"][0], "ci": list(spread_ci[n]["range"][1:])} for n in norms
+            "spread_std": {
+                n: {"value": sp.spread_ci[n]["std"][0], "ci": list(sp.spread_ci[n]["std"][1:])} for n in norms
             },
-            "std_shrink": {n: {"value": shrink[n][0], "ci": list(shrink[n][1:])} for n in norms[1:]},
-            "best_minus_worst": best_minus_worst,
+            "spread_range": {
+                n: {"value": sp.spread_ci[n]["range"][0], "ci": list(sp.spread_ci[n]["range"][1:])} for n in norms
+            },
+            "std_shrink": {n: {"value": sp.shrink[n][0], "ci": list(sp.shrink[n][1:])} for n in norms[1:]},
+            "best_minus_worst": sp.best_minus_worst,
             "matters_threshold": matters,
-            "degenerate": degenerate,
+            "degenerate": sp.degenerate,
             "spread_without_degenerate": {
-                n: {"std": point_trainable[n][0], "range": point_trainable[n][1]} for n in norms
+                n: {"std": sp.point_trainable[n][0], "range": sp.point_trainable[n][1]} for n in norms
             },
         },
-        tables=[
-            ("Final test accuracy (mean [95% CI]) per scheme and normalization", ["scheme", *norms], acc_rows),
-            (
-                "Spread between schemes (bootstrap 95% CI over seeds)",
-                [
-                    "norm",
-                    "std of means",
-                    "best − worst means",
-                    "best − worst, paired",
-                    f"within {matters:.0%} of best",
-                    "std shrink vs none",
-                    f"std / range without {', '.join(degenerate) or 'none'}",
-                ],
-                spread_rows,
-            ),
-        ],
+        tables=_tables(schemes, norms, rows_by_norm, sp, matters),
         figures=[figure],
         experiments=experiments,
         settings={**s, "seeds": list(seeds), "schemes": schemes, "norms": norms, "model": MODEL},

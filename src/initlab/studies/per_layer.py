@@ -40,13 +40,14 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from torch import nn
 
 from initlab.errors import UserError
 from initlab.studies.base import StudyContext, StudyResult, register
-from initlab.studies.settings import accuracy_by_seed, fmt_ci, int_list, paired_diff, seed_list
+from initlab.studies.settings import accuracy_by_seed, fixed_lr_compare, fmt_ci, int_list, paired_diff, seed_list
 
 NAME = "per-layer"
 CLAIM = (
@@ -129,13 +130,10 @@ def _plan_counts(width: int, depth: int, input_shape: tuple[int, ...], num_class
 
 
 def _figure(out, depths, order, stats, curves) -> Any:
-    import matplotlib
+    from initlab.plotting import new_figure, palette, save, style
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
-    colors = {s: plt.get_cmap("tab10")(i) for i, s in enumerate(order)}
+    fig, (left, right) = new_figure(2, size=(11, 4.2))
+    colors = palette(order)
     for k, scheme in enumerate(order):
         xs = [d * (1 + 0.03 * (k - 1)) for d in depths]  # a small shift keeps the error bars apart
         rows = [stats[d][scheme] for d in depths]
@@ -148,12 +146,8 @@ def _figure(out, depths, order, stats, curves) -> Any:
         left.errorbar(xs, means, yerr=errs, marker="o", capsize=3, color=colors[scheme], label=scheme)
     left.set_xscale("log", base=2)
     left.set_xticks(depths, [str(d) for d in depths])
-    left.set_xlabel("residual blocks")
-    left.set_ylabel("final test accuracy")
     left.set_ylim(0, 1.02)
-    left.grid(alpha=0.3)
-    left.legend(fontsize=8)
-    left.set_title("mean and 95% CI over seeds")
+    style(left, xlabel="residual blocks", ylabel="final test accuracy", title="mean and 95% CI over seeds", legend=True)
     for scheme in order:
         for seed, pts in curves.get(scheme, {}).items():
             pts = sorted(pts)
@@ -164,18 +158,74 @@ def _figure(out, depths, order, stats, curves) -> Any:
                 alpha=0.6,
                 label=scheme if seed == min(curves[scheme]) else None,
             )
-    right.set_xlabel("epoch")
-    right.set_ylabel("test accuracy")
     right.set_ylim(0, 1.02)
-    right.grid(alpha=0.3)
-    right.legend(fontsize=8)
-    right.set_title(f"learning curves at {depths[-1]} blocks (one line per seed)")
-    fig.suptitle("per-layer: one scheme everywhere vs the auto plan (mixed activations, residual branches)")
-    fig.tight_layout()
-    path = out / "per_layer.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    style(
+        right,
+        xlabel="epoch",
+        ylabel="test accuracy",
+        title=f"learning curves at {depths[-1]} blocks (one line per seed)",
+        legend=True,
+    )
+    title = "per-layer: one scheme everywhere vs the auto plan (mixed activations, residual branches)"
+    return save(fig, out / "per_layer.png", title=title)
+
+
+@dataclass
+class Measured:
+    """The stored comparisons, one per depth: summary rows, per-seed accuracies, curves (deepest)."""
+
+    stats: dict[int, dict[str, dict[str, Any]]]  # depth -> scheme -> summary row
+    accuracy: dict[int, dict[str, dict[int, float]]]  # depth -> scheme -> seed -> test accuracy
+    curves: dict[str, dict[int, list[tuple[int, float]]]]  # scheme -> seed -> (epoch, test acc), deepest depth
+    experiments: list[str]
+
+
+def measure(ctx: StudyContext, s: dict[str, Any], seeds: tuple[int, ...], depths: list[int], order: list[str]):
+    """Run (or reuse) one comparison per depth, reference ``auto``."""
+    stats: dict[int, dict[str, dict[str, Any]]] = {}
+    accuracy: dict[int, dict[str, dict[int, float]]] = {}
+    experiments: list[str] = []
+    curves: dict[str, dict[int, list[tuple[int, float]]]] = {}
+    for depth in depths:
+        data = fixed_lr_compare(ctx, s, seeds, order, model=MODEL, width=s["width"], depth=depth, reference=POLICY)
+        experiments.append(data.experiment_id)
+        accuracy[depth] = accuracy_by_seed(data)
+        stats[depth] = {row["scheme"]: row for row in data.summary}
+        if depth == depths[-1]:
+            for e in data.epochs:
+                curves.setdefault(e["scheme"], {}).setdefault(e["seed"], []).append((e["epoch"], e["test_acc"]))
+    return Measured(stats, accuracy, curves, experiments)
+
+
+@dataclass(frozen=True)
+class Contrasts:
+    """At the deepest depth: auto against the best and worst uniform scheme and the best control."""
+
+    best: str
+    worst: str
+    vs_best: tuple[float, float, float]  # (mean, ci_low, ci_high) of auto − best
+    vs_worst: tuple[float, float, float]
+    best_control: str | None
+    vs_control: tuple[float, float, float] | None
+
+
+def contrasts(m: Measured, deep: int, uniform: list[str], controls: list[str]) -> Contrasts:
+    """Pick the best/worst uniform scheme and best control by mean (on the same runs) and pair auto with them."""
+    stats, accuracy = m.stats[deep], m.accuracy[deep]
+
+    def finite_mean(x: str) -> float:
+        return stats[x]["mean"] if math.isfinite(stats[x]["mean"]) else -1.0
+
+    best, worst = max(uniform, key=finite_mean), min(uniform, key=finite_mean)
+    best_control = max(controls, key=finite_mean) if controls else None
+    return Contrasts(
+        best,
+        worst,
+        paired_diff(accuracy[POLICY], accuracy[best]),
+        paired_diff(accuracy[POLICY], accuracy[worst]),
+        best_control,
+        paired_diff(accuracy[POLICY], accuracy[best_control]) if best_control else None,
+    )
 
 
 @register(NAME, CLAIM)
@@ -184,6 +234,7 @@ def run(ctx: StudyContext) -> StudyResult:
     residual MLP with mixed activations; see the module docstring for the exact design."""
     from initlab.data import load
     from initlab.schemes import canonical_spec
+    from initlab.sweep.config import ZEROED_BRANCH_ENDS
 
     s = ctx.setting(DEFAULTS, FULL)
     seeds = seed_list(s["seeds"])
@@ -191,57 +242,24 @@ def run(ctx: StudyContext) -> StudyResult:
         raise UserError(f"seeds: the paired CI needs at least 2 seeds; got {list(seeds)}")
     depths = int_list("depths", s["depths"], 1)
     uniform = [canonical_spec(x) for x in (s["schemes"] if isinstance(s["schemes"], list) else [s["schemes"]])]
-    from initlab.sweep.config import ZEROED_BRANCH_ENDS
-
     controls = [u + ZEROED_BRANCH_ENDS for u in uniform] if s["controls"] else []
     order = uniform + controls + [POLICY]
     dataset = load(s["dataset"], **s["data_options"])
 
-    stats: dict[int, dict[str, dict[str, float]]] = {}
-    accuracy: dict[int, dict[str, dict[int, float]]] = {}
-    experiments, curves = [], {}
-    for depth in depths:
-        data = ctx.compare(
-            schemes=tuple(order),
-            seeds=seeds,
-            dataset=s["dataset"],
-            data_options=s["data_options"],
-            model=MODEL,
-            width=s["width"],
-            depth=depth,
-            epochs=s["epochs"],
-            batch_size=s["batch_size"],
-            lr=s["lr"],
-            reference=POLICY,
-            chunk_size=len(order) * len(seeds),
-        )
-        experiments.append(data.experiment_id)
-        accuracy[depth] = accuracy_by_seed(data)
-        stats[depth] = {row["scheme"]: row for row in data.summary}
-        if depth == depths[-1]:
-            for e in data.epochs:
-                curves.setdefault(e["scheme"], {}).setdefault(e["seed"], []).append((e["epoch"], e["test_acc"]))
+    m = measure(ctx, s, seeds, depths, order)
+    c = contrasts(m, depths[-1], uniform, controls)
+    verdict = judge(c.vs_best[1], c.vs_control[1] if c.vs_control else None, c.vs_worst[1])
+    return present(ctx, s, seeds, depths, uniform, order, dataset, m, c, verdict)
 
-    deep = depths[-1]
-    means = {u: stats[deep][u]["mean"] for u in uniform}
-    best = max(uniform, key=lambda u: means[u] if math.isfinite(means[u]) else -1.0)
-    worst = min(uniform, key=lambda u: means[u] if math.isfinite(means[u]) else -1.0)
-    effect, lo, hi = paired_diff(accuracy[deep][POLICY], accuracy[deep][best])
-    vs_worst = paired_diff(accuracy[deep][POLICY], accuracy[deep][worst])
-    best_control, vs_control = None, None
-    if controls:
-        best_control = max(
-            controls, key=lambda c: stats[deep][c]["mean"] if math.isfinite(stats[deep][c]["mean"]) else -1.0
-        )
-        vs_control = paired_diff(accuracy[deep][POLICY], accuracy[deep][best_control])
-    verdict = judge(lo, vs_control[1] if vs_control else None, vs_worst[1])
 
-    per_depth = {}
+def _accuracy_rows(m: Measured, depths: list[int], order: list[str]) -> tuple[dict[str, Any], list[list[str]]]:
+    """The evidence's per-depth accuracies and the table rows."""
+    per_depth: dict[str, Any] = {}
     rows = []
     for depth in depths:
         per_depth[str(depth)] = {}
         for scheme in order:
-            st = stats[depth][scheme]
+            st = m.stats[depth][scheme]
             entry = {
                 "mean": st["mean"],
                 "ci": [st["ci_low"], st["ci_high"]],
@@ -250,11 +268,11 @@ def run(ctx: StudyContext) -> StudyResult:
                 "diverged": st["diverged"],
             }
             if scheme != POLICY:
-                d = paired_diff(accuracy[depth][POLICY], accuracy[depth][scheme])
+                d = paired_diff(m.accuracy[depth][POLICY], m.accuracy[depth][scheme])
                 entry["auto_minus_this"] = {"mean": d[0], "ci": [d[1], d[2]], "p_holm": st.get("p_holm")}
             per_depth[str(depth)][scheme] = entry
             auto_col = (
-                "—" if scheme == POLICY else fmt_ci(*paired_diff(accuracy[depth][POLICY], accuracy[depth][scheme]))
+                "—" if scheme == POLICY else fmt_ci(*paired_diff(m.accuracy[depth][POLICY], m.accuracy[depth][scheme]))
             )
             p = st.get("p_holm")
             rows.append(
@@ -267,43 +285,57 @@ def run(ctx: StudyContext) -> StudyResult:
                     "—" if p is None or not math.isfinite(p) else f"{p:.3g}",
                 ]
             )
-    plan_counts = _plan_counts(s["width"], deep, dataset.input_shape, dataset.num_classes)
-    figure = _figure(ctx.out, depths, order, stats, curves)
+    return per_depth, rows
 
+
+def _summary(s, seeds, depths, uniform, m: Measured, c: Contrasts) -> str:
+    deep, stats = depths[-1], m.stats
+    effect, lo, hi = c.vs_best
     summary = (
         f"On a {deep}-block residual MLP mixing ReLU/tanh/GELU/sigmoid ({s['dataset']}, {len(seeds)} seeds), the auto "
-        f"per-layer plan reaches {100 * stats[deep][POLICY]['mean']:.1f}% test accuracy vs {100 * means[best]:.1f}% for "
-        f"the best single scheme ({best}) and {100 * means[worst]:.1f}% for {worst}: auto − best = {100 * effect:+.1f} pp "
+        f"per-layer plan reaches {100 * stats[deep][POLICY]['mean']:.1f}% test accuracy vs "
+        f"{100 * stats[deep][c.best]['mean']:.1f}% for the best single scheme ({c.best}) and "
+        f"{100 * stats[deep][c.worst]['mean']:.1f}% for {c.worst}: auto − best = {100 * effect:+.1f} pp "
         f"[{100 * lo:+.1f}, {100 * hi:+.1f}]."
     )
     if len(depths) > 1:
         shallow = depths[0]
         sb = max(uniform, key=lambda u: stats[shallow][u]["mean"])
-        d0 = paired_diff(accuracy[shallow][POLICY], accuracy[shallow][sb])
+        d0 = paired_diff(m.accuracy[shallow][POLICY], m.accuracy[shallow][sb])
         summary += f" At {shallow} blocks auto − {sb} = {100 * d0[0]:+.1f} pp [{100 * d0[1]:+.1f}, {100 * d0[2]:+.1f}]."
-    if vs_control:
+    if c.vs_control:
         summary += (
-            f" Control, one scheme with zeroed branch ends ({best_control}): "
-            f"{100 * stats[deep][best_control]['mean']:.1f}%; auto − control = {100 * vs_control[0]:+.1f} pp "
-            f"[{100 * vs_control[1]:+.1f}, {100 * vs_control[2]:+.1f}]."
+            f" Control, one scheme with zeroed branch ends ({c.best_control}): "
+            f"{100 * stats[deep][c.best_control]['mean']:.1f}%; auto − control = {100 * c.vs_control[0]:+.1f} pp "
+            f"[{100 * c.vs_control[1]:+.1f}, {100 * c.vs_control[2]:+.1f}]."
         )
+    return summary
+
+
+def present(ctx, s, seeds, depths, uniform, order, dataset, m: Measured, c: Contrasts, verdict: str) -> StudyResult:
+    """Tables, figure and summary of the judged measurements."""
+    deep = depths[-1]
+    effect, lo, hi = c.vs_best
+    per_depth, rows = _accuracy_rows(m, depths, order)
+    plan_counts = _plan_counts(s["width"], deep, dataset.input_shape, dataset.num_classes)
+    figure = _figure(ctx.out, depths, order, m.stats, m.curves)
     return StudyResult(
         study=NAME,
         claim=CLAIM,
         verdict=verdict,
         effect=effect,
         ci=(lo, hi),
-        effect_label=f"acc(auto) − acc({best}) at {deep} blocks",
-        summary=summary,
+        effect_label=f"acc(auto) − acc({c.best}) at {deep} blocks",
+        summary=_summary(s, seeds, depths, uniform, m, c),
         evidence={
             "depths": depths,
-            "best_uniform": best,
-            "worst_uniform": worst,
+            "best_uniform": c.best,
+            "worst_uniform": c.worst,
             "auto_minus_best": {"mean": effect, "ci": [lo, hi]},
-            "auto_minus_worst": {"mean": vs_worst[0], "ci": [vs_worst[1], vs_worst[2]]},
-            "best_control": best_control,
+            "auto_minus_worst": {"mean": c.vs_worst[0], "ci": [c.vs_worst[1], c.vs_worst[2]]},
+            "best_control": c.best_control,
             "auto_minus_best_control": (
-                None if vs_control is None else {"mean": vs_control[0], "ci": [vs_control[1], vs_control[2]]}
+                None if c.vs_control is None else {"mean": c.vs_control[0], "ci": [c.vs_control[1], c.vs_control[2]]}
             ),
             "accuracy": per_depth,
             "auto_plan_weights": plan_counts,
@@ -322,6 +354,6 @@ def run(ctx: StudyContext) -> StudyResult:
             ),
         ],
         figures=[figure],
-        experiments=experiments,
+        experiments=m.experiments,
         settings={**s, "seeds": list(seeds), "depths": depths, "model": MODEL},
     )

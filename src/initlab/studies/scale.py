@@ -47,14 +47,14 @@ al. (2015) for the scale that preserves the signal in ReLU nets.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from initlab.errors import UserError
 from initlab.studies.base import StudyContext, StudyResult, mean_ci, register
+from initlab.studies.settings import finite_mean, paired_effect
 
 CLAIM = (
     '"While it is true that larger initial weights can result in quicker convergence during the initial phase of '
@@ -94,19 +94,10 @@ def factor_label(factor: float) -> str:
 
 def gradient_norm_at_init(config, dataset, scheme: str, seed: int, batch: int) -> float:
     """``||d L / d theta||_2`` over all parameters at init; ``L`` the mean cross-entropy of ``batch`` samples."""
-    import torch.nn.functional as F
+    from initlab.studies.weights import gradients_at_init
 
-    from initlab.engine import initialize_member
-    from initlab.engine.init import build_template
-    from initlab.schemes import scheme_from_spec
-    from initlab.sweep.cells import member_init, model_factory
-
-    model = build_template(model_factory(config, dataset.input_shape, dataset.num_classes))
-    initialize_member(model, member_init(scheme), seed, bias_init=scheme_from_spec(config.bias_init))
-    n = min(batch, dataset.x_train.shape[0])
-    loss = F.cross_entropy(model(dataset.x_train[:n]), dataset.y_train[:n])
-    grads = torch.autograd.grad(loss, list(model.parameters()))
-    return float(torch.sqrt(sum(g.double().pow(2).sum() for g in grads)))
+    norms = gradients_at_init(config, dataset, scheme, seed=seed, batch=batch)
+    return math.sqrt(sum(v * v for v in norms.values()))
 
 
 GOOD_START_SLACK = 0.05  # early accuracy within 5 points of He's mean counts as a good start
@@ -126,84 +117,54 @@ def unstable_later(row: dict[str, list], he_early_mean: float, early_step: int) 
     return count
 
 
-def _paired(a: list[float], b: list[float]) -> dict[str, Any]:
-    """Mean of a - b over finite pairs, its t 95% CI and the paired t-test p-value."""
-    from initlab.stats import paired_test
-
-    diffs = [x - y for x, y in zip(a, b) if math.isfinite(x) and math.isfinite(y)]
-    if not diffs:
-        return {"mean": math.nan, "ci": [math.nan, math.nan], "p": math.nan, "n": 0}
-    mean, lo, hi = mean_ci(diffs)
-    _, p = paired_test(a, b, "t")
-    return {"mean": mean, "ci": [lo, hi], "p": p, "n": len(diffs)}
-
-
 def _geomean(values: list[float]) -> float:
     finite = [v for v in values if v > 0 and math.isfinite(v)]
     return math.exp(sum(math.log(v) for v in finite) / len(finite)) if finite else math.nan
 
 
 def _plot(path: Path, factors: list[float], lrs: list[float], grad: dict, per_lr: dict, early_step: dict) -> Path:
-    import matplotlib
+    from initlab.plotting import new_figure, save, style
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))
-    ax = axes[0][0]
-    ax.plot(factors, [_geomean(grad[f]) for f in factors], "o-", color="black")
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    ax.set_xlabel("factor f (std = f x He)")
-    ax.set_ylabel("gradient norm at init")
-    ax.set_title("Gradient norm at init (geometric mean over seeds)")
+    fig, axes = new_figure(2, 2, size=(11, 7.5))
+    factor_axis = "factor f (std = f x He)"
+    axes[0].plot(factors, [_geomean(grad[f]) for f in factors], "o-", color="black")
+    axes[0].set_xscale("log", base=2)
+    style(
+        axes[0],
+        xlabel=factor_axis,
+        ylabel="gradient norm at init",
+        title="Gradient norm at init (geometric mean over seeds)",
+        logy=True,
+    )
     for lr in lrs:
         rows = per_lr[lr]
         label = f"lr {lr:g}"
-        axes[0][1].plot(factors, [_finite_mean(rows[f]["early_loss"]) for f in factors], "o-", label=label)
-        axes[1][0].plot(factors, [100 * _finite_mean(rows[f]["final_acc"]) for f in factors], "o-", label=label)
-        axes[1][1].plot(
+        axes[1].plot(factors, [finite_mean(rows[f]["early_loss"]) for f in factors], "o-", label=label)
+        axes[2].plot(factors, [100 * finite_mean(rows[f]["final_acc"]) for f in factors], "o-", label=label)
+        axes[3].plot(
             factors,
             [100 * (rows[f]["diverged"] + rows[f]["failed"]) / len(rows[f]["final_acc"]) for f in factors],
             "o-",
             label=label,
         )
     steps = ", ".join(str(x) for x in sorted(set(early_step.values())))
-    axes[0][1].set_title(f"Test loss early in training (step {steps})")
-    axes[0][1].set_ylabel("test loss (mean over seeds)")
-    axes[0][1].set_yscale("log")
-    axes[1][0].set_title("Final test accuracy")
-    axes[1][0].set_ylabel("test accuracy (%)")
-    axes[1][0].set_ylim(-2, 102)
-    axes[1][1].set_title("Runs diverged (NaN/inf) or failed (< 2x chance)")
-    axes[1][1].set_ylabel("% of seeds")
-    axes[1][1].set_ylim(-2, 102)
-    for a in (axes[0][1], axes[1][0], axes[1][1]):
-        a.set_xscale("log", base=2)
-        a.set_xlabel("factor f (std = f x He)")
-        a.legend(fontsize=8)
-    for a in axes.flat:
-        a.axvline(1.0, color="0.6", ls="--", lw=1)
-        a.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    axes[2].set_ylim(-2, 102)
+    axes[3].set_ylim(-2, 102)
+    panels = (
+        (axes[1], f"Test loss early in training (step {steps})", "test loss (mean over seeds)", True),
+        (axes[2], "Final test accuracy", "test accuracy (%)", False),
+        (axes[3], "Runs diverged (NaN/inf) or failed (< 2x chance)", "% of seeds", False),
+    )
+    for ax, title, ylabel, logy in panels:
+        ax.set_xscale("log", base=2)
+        style(ax, xlabel=factor_axis, ylabel=ylabel, title=title, logy=logy, legend=True)
+    for ax in axes:
+        ax.axvline(1.0, color="0.6", ls="--", lw=1)
+    return save(fig, path)
 
 
-def _finite_mean(values: list[float]) -> float:
-    finite = [v for v in values if math.isfinite(v)]
-    return sum(finite) / len(finite) if finite else math.nan
-
-
-@register("scale", CLAIM)
-def run(ctx: StudyContext) -> StudyResult:
-    """He's std times 1/16 ... 16: gradient norm at init, divergence, early loss, final accuracy;
-    both halves of the article's claim tested separately (see the module docstring)."""
-    from initlab.data import load
-    from initlab.stats import holm
+def _read_settings(ctx: StudyContext) -> tuple[dict[str, Any], list[float], list[float], tuple[int, ...]]:
     from initlab.studies.settings import as_list, seed_list
-    from initlab.sweep.config import CompareConfig
 
     s = ctx.setting(DEFAULTS, FULL)
     try:
@@ -219,9 +180,51 @@ def run(ctx: StudyContext) -> StudyResult:
         raise UserError(f"factors: must include 1 (He itself) and at least one factor > 1; got {s['factors']}")
     if not lrs or any(not (math.isfinite(x) and x > 0) for x in lrs):
         raise UserError(f"lrs: learning rates > 0; got {s['lrs']}")
-    seeds = seed_list(s["seeds"])
+    return s, factors, lrs, seed_list(s["seeds"])
+
+
+@dataclass
+class Measured:
+    schemes: dict[float, str]  # factor -> scheme spec
+    grad: dict[float, list[float]]  # factor -> gradient norm at init per seed
+    per_lr: dict[float, dict[float, dict[str, Any]]]  # lr -> factor -> per-seed rows (see ``_factor_rows``)
+    early_step: dict[float, int]  # lr -> the epoch-end step nearest to ``early_steps``
+    experiments: list[str]
+    chance: float
+
+
+def _factor_rows(data: Any, schemes: dict[float, str], seeds, early: int, chance: float) -> dict[float, dict[str, Any]]:
+    """Per factor, per seed: early loss and accuracy, final accuracy, drop from the peak, divergence."""
+    runs = {(r["scheme"], r["seed"]): r for r in data.runs}
+    epochs: dict[tuple[str, int], list[dict]] = {}
+    for e in data.epochs:
+        epochs.setdefault((e["scheme"], e["seed"]), []).append(e)
+    rows = {}
+    for f, sch in schemes.items():
+        early_rec = [next(e for e in epochs[(sch, k)] if e["step"] == early) for k in seeds]
+        final = [runs[(sch, k)]["test_acc"] for k in seeds]
+        peak = [max(e["test_acc"] for e in epochs[(sch, k)]) for k in seeds]
+        rows[f] = {
+            "early_loss": [r["test_loss"] for r in early_rec],
+            "early_acc": [r["test_acc"] for r in early_rec],
+            "final_acc": final,
+            "drop_from_peak": [p - a for p, a in zip(peak, final)],
+            "diverged": sum(runs[(sch, k)]["status"] == "diverged" for k in seeds),
+            "diverged_steps": [
+                runs[(sch, k)]["diverged_step"] for k in seeds if runs[(sch, k)]["status"] == "diverged"
+            ],
+            "diverged_step": [runs[(sch, k)]["diverged_step"] for k in seeds],
+            "failed": sum(runs[(sch, k)]["status"] != "diverged" and a < 2 * chance for k, a in zip(seeds, final)),
+        }
+    return rows
+
+
+def measure(ctx: StudyContext, s: dict[str, Any], factors: list[float], lrs: list[float], seeds) -> Measured:
+    """Gradient norms at init per factor and seed; one stored comparison per learning rate."""
+    from initlab.data import load
+    from initlab.sweep.config import CompareConfig
+
     schemes = {f: scheme_for(f) for f in factors}
-    he = schemes[1.0]
     data_options = {"limit_train": int(s["limit_train"])} if s["limit_train"] else {}
     base = dict(
         schemes=tuple(schemes[f] for f in factors),
@@ -232,16 +235,14 @@ def run(ctx: StudyContext) -> StudyResult:
         activation=s["activation"],
         epochs=s["epochs"],
         batch_size=s["batch_size"],
-        reference=he,
+        reference=schemes[1.0],
         paired_test="t",
         data_options=data_options,
     )
     dataset = load(s["dataset"], **data_options)
     chance = 1.0 / dataset.num_classes
-
     config = CompareConfig(**base, lr=lrs[0])
     grad = {f: [gradient_norm_at_init(config, dataset, schemes[f], k, s["grad_batch"]) for k in seeds] for f in factors}
-
     per_lr: dict[float, dict[float, dict[str, Any]]] = {}
     early_step: dict[float, int] = {}
     experiments = []
@@ -249,38 +250,37 @@ def run(ctx: StudyContext) -> StudyResult:
         data = ctx.compare(**base, lr=lr)
         experiments.append(data.experiment_id)
         steps = sorted({e["step"] for e in data.epochs})
-        early = min(steps, key=lambda x: (abs(x - s["early_steps"]), x))
-        early_step[lr] = early
-        runs = {(r["scheme"], r["seed"]): r for r in data.runs}
-        epochs: dict[tuple[str, int], list[dict]] = {}
-        for e in data.epochs:
-            epochs.setdefault((e["scheme"], e["seed"]), []).append(e)
-        rows = {}
-        for f in factors:
-            sch = schemes[f]
-            early_rec = [next(e for e in epochs[(sch, k)] if e["step"] == early) for k in seeds]
-            final = [runs[(sch, k)]["test_acc"] for k in seeds]
-            peak = [max(e["test_acc"] for e in epochs[(sch, k)]) for k in seeds]
-            rows[f] = {
-                "early_loss": [r["test_loss"] for r in early_rec],
-                "early_acc": [r["test_acc"] for r in early_rec],
-                "final_acc": final,
-                "drop_from_peak": [p - a for p, a in zip(peak, final)],
-                "diverged": sum(runs[(sch, k)]["status"] == "diverged" for k in seeds),
-                "diverged_steps": [
-                    runs[(sch, k)]["diverged_step"] for k in seeds if runs[(sch, k)]["status"] == "diverged"
-                ],
-                "diverged_step": [runs[(sch, k)]["diverged_step"] for k in seeds],
-                "failed": sum(runs[(sch, k)]["status"] != "diverged" and a < 2 * chance for k, a in zip(seeds, final)),
-            }
-        per_lr[lr] = rows
+        early_step[lr] = min(steps, key=lambda x: (abs(x - s["early_steps"]), x))
+        per_lr[lr] = _factor_rows(data, schemes, seeds, early_step[lr], chance)
+    return Measured(schemes, grad, per_lr, early_step, experiments, chance)
 
-    # the two halves, each Holm-corrected over its (lr, f > 1) tests
+
+@dataclass
+class Halves:
+    """The two halves of the claim, tested against He (f = 1) at every lr and factor > 1."""
+
+    tests_a: list[tuple[float, float, dict[str, Any]]]  # (lr, f, paired test of early loss)
+    tests_b: list[tuple[float, float, dict[str, Any]]]  # (lr, f, paired test of final accuracy)
+    faster: list[tuple[float, float]]
+    worse: list[tuple[float, float]]
+    more_divergence: list[tuple[float, float]]
+    late: dict[tuple[float, float], int]
+    after_good_start: list[tuple[float, float]]
+    bad_from_start: list[tuple[float, float]]
+
+
+def halves(m: Measured, factors: list[float], lrs: list[float]) -> Halves:
+    """Half A (faster start) and half B (unstable later), each Holm-corrected over its (lr, f > 1) tests."""
+    from initlab.stats import holm
+
+    per_lr = m.per_lr
     large = [f for f in factors if f > 1]
     tests_a = [
-        (lr, f, _paired(per_lr[lr][1.0]["early_loss"], per_lr[lr][f]["early_loss"])) for lr in lrs for f in large
+        (lr, f, paired_effect(per_lr[lr][1.0]["early_loss"], per_lr[lr][f]["early_loss"])) for lr in lrs for f in large
     ]
-    tests_b = [(lr, f, _paired(per_lr[lr][1.0]["final_acc"], per_lr[lr][f]["final_acc"])) for lr in lrs for f in large]
+    tests_b = [
+        (lr, f, paired_effect(per_lr[lr][1.0]["final_acc"], per_lr[lr][f]["final_acc"])) for lr in lrs for f in large
+    ]
     for tests in (tests_a, tests_b):
         for (_, _, t), p_holm in zip(tests, holm([t["p"] for _, _, t in tests])):
             t["p_holm"] = p_holm
@@ -292,85 +292,84 @@ def run(ctx: StudyContext) -> StudyResult:
 
     more_divergence = [(lr, f) for lr in lrs for f in large if broken(lr, f) > 0 and broken(lr, 1.0) == 0]
     late = {
-        (lr, f): unstable_later(per_lr[lr][f], _finite_mean(per_lr[lr][1.0]["early_acc"]), early_step[lr])
+        (lr, f): unstable_later(per_lr[lr][f], finite_mean(per_lr[lr][1.0]["early_acc"]), m.early_step[lr])
         for lr in lrs
         for f in factors
     }
     after_good_start = [(lr, f) for lr in lrs for f in large if late[(lr, f)] > late[(lr, 1.0)]]
     bad_from_start = [(lr, f) for lr, f in more_divergence if (lr, f) not in after_good_start]
-    half_a = bool(faster)
-    half_b = bool(after_good_start)
-    verdict = "supported" if half_a and half_b else "partly" if half_a or half_b else "not supported"
+    return Halves(tests_a, tests_b, faster, worse, more_divergence, late, after_good_start, bad_from_start)
 
-    finite_a = [(lr, f, t) for lr, f, t in tests_a if math.isfinite(t["mean"])]
-    if finite_a:
-        best_lr, best_f, best = max(finite_a, key=lambda x: x[2]["mean"])
-        effect, (lo, hi) = best["mean"], best["ci"]
-    else:
-        best_lr, best_f, effect, lo, hi = lrs[0], large[0], math.nan, math.nan, math.nan
 
-    def key(lr: float, f: float) -> str:
-        return f"f={factor_label(f)} (lr {lr:g})"
+def judge(half_a: bool, half_b: bool) -> str:
+    """Pure: *supported* when both halves hold, *partly* when one does, else *not supported*."""
+    return "supported" if half_a and half_b else "partly" if half_a or half_b else "not supported"
 
-    evidence = {
+
+@register("scale", CLAIM)
+def run(ctx: StudyContext) -> StudyResult:
+    """He's std times 1/16 ... 16: gradient norm at init, divergence, early loss, final accuracy;
+    both halves of the article's claim tested separately (see the module docstring)."""
+    s, factors, lrs, seeds = _read_settings(ctx)
+    m = measure(ctx, s, factors, lrs, seeds)
+    h = halves(m, factors, lrs)
+    return present(ctx, s, factors, lrs, seeds, m, h, judge(bool(h.faster), bool(h.after_good_start)))
+
+
+def _key(lr: float, f: float) -> str:
+    return f"f={factor_label(f)} (lr {lr:g})"
+
+
+def _evidence(factors, lrs, m: Measured, h: Halves) -> dict[str, Any]:
+    return {
         "factors": [factor_label(f) for f in factors],
-        "schemes": {factor_label(f): schemes[f] for f in factors},
-        "grad_norm_at_init": {factor_label(f): grad[f] for f in factors},
-        "early_step": {f"{lr:g}": early_step[lr] for lr in lrs},
-        "per_lr": {f"{lr:g}": {factor_label(f): per_lr[lr][f] for f in factors} for lr in lrs},
+        "schemes": {factor_label(f): m.schemes[f] for f in factors},
+        "grad_norm_at_init": {factor_label(f): m.grad[f] for f in factors},
+        "early_step": {f"{lr:g}": m.early_step[lr] for lr in lrs},
+        "per_lr": {f"{lr:g}": {factor_label(f): m.per_lr[lr][f] for f in factors} for lr in lrs},
         "half_a_faster_start": {
-            "holds": half_a,
-            "significant": [key(*x) for x in faster],
-            "tests": {key(lr, f): t for lr, f, t in tests_a},
+            "holds": bool(h.faster),
+            "significant": [_key(*x) for x in h.faster],
+            "tests": {_key(lr, f): t for lr, f, t in h.tests_a},
         },
         "half_b_unstable_later": {
-            "holds": half_b,
-            "significantly_worse": [key(*x) for x in worse],
-            "unstable_after_good_start": [key(*x) for x in after_good_start],
-            "bad_from_the_start": [key(*x) for x in bad_from_start],
-            "late_unstable_seeds": {key(lr, f): n for (lr, f), n in late.items()},
-            "diverged_or_failed_where_he_did_not": [key(*x) for x in more_divergence],
-            "tests": {key(lr, f): t for lr, f, t in tests_b},
+            "holds": bool(h.after_good_start),
+            "significantly_worse": [_key(*x) for x in h.worse],
+            "unstable_after_good_start": [_key(*x) for x in h.after_good_start],
+            "bad_from_the_start": [_key(*x) for x in h.bad_from_start],
+            "late_unstable_seeds": {_key(lr, f): n for (lr, f), n in h.late.items()},
+            "diverged_or_failed_where_he_did_not": [_key(*x) for x in h.more_divergence],
+            "tests": {_key(lr, f): t for lr, f, t in h.tests_b},
         },
-        "chance": chance,
+        "chance": m.chance,
     }
 
+
+def _tables(factors, lrs, seeds, m: Measured, h: Halves) -> list:
     tables = []
     for lr in lrs:
         rows = []
         for f in factors:
-            r = per_lr[lr][f]
-            m, a, b = mean_ci(r["final_acc"])
+            r = m.per_lr[lr][f]
+            mean, a, b = mean_ci(r["final_acc"])
             rows.append(
                 [
                     factor_label(f),
-                    f"{_geomean(grad[f]):.3g}",
-                    f"{_finite_mean(r['early_loss']):.3g}",
-                    f"{100 * _finite_mean(r['early_acc']):.1f}",
-                    f"{100 * m:.1f} [{100 * a:.1f}, {100 * b:.1f}]" if len(seeds) > 1 else f"{100 * m:.1f}",
-                    f"{100 * _finite_mean(r['drop_from_peak']):.1f}",
+                    f"{_geomean(m.grad[f]):.3g}",
+                    f"{finite_mean(r['early_loss']):.3g}",
+                    f"{100 * finite_mean(r['early_acc']):.1f}",
+                    f"{100 * mean:.1f} [{100 * a:.1f}, {100 * b:.1f}]" if len(seeds) > 1 else f"{100 * mean:.1f}",
+                    f"{100 * finite_mean(r['drop_from_peak']):.1f}",
                     f"{r['diverged']}/{len(seeds)}",
                     f"{r['failed']}/{len(seeds)}",
                 ]
             )
-        tables.append(
-            (
-                f"lr {lr:g}: per factor (std = f x He), {len(seeds)} seeds",
-                [
-                    "f",
-                    "|grad| at init",
-                    f"test loss @ step {early_step[lr]}",
-                    f"test acc % @ step {early_step[lr]}",
-                    "final test acc % (95% CI)",
-                    "best→final drop (pts)",
-                    "diverged",
-                    "failed",
-                ],
-                rows,
-            )
-        )
+        early = m.early_step[lr]
+        header = ["f", "|grad| at init", f"test loss @ step {early}", f"test acc % @ step {early}"]
+        header += ["final test acc % (95% CI)", "best→final drop (pts)", "diverged", "failed"]
+        tables.append((f"lr {lr:g}: per factor (std = f x He), {len(seeds)} seeds", header, rows))
     test_rows = []
-    for (lr, f, ta), (_, _, tb) in zip(tests_a, tests_b):
+    for (lr, f, ta), (_, _, tb) in zip(h.tests_a, h.tests_b):
         test_rows.append(
             [
                 f"{lr:g}",
@@ -379,7 +378,7 @@ def run(ctx: StudyContext) -> StudyResult:
                 f"{ta['p_holm']:.2g}",
                 f"{100 * tb['mean']:+.1f} [{100 * tb['ci'][0]:+.1f}, {100 * tb['ci'][1]:+.1f}]",
                 f"{tb['p_holm']:.2g}",
-                str(per_lr[lr][f]["diverged"]),
+                str(m.per_lr[lr][f]["diverged"]),
             ]
         )
     tables.append(
@@ -398,39 +397,54 @@ def run(ctx: StudyContext) -> StudyResult:
             test_rows,
         )
     )
+    return tables
 
-    figure = _plot(ctx.out / "scale.png", factors, lrs, grad, per_lr, early_step)
+
+def _summary(factors, m: Measured, h: Halves, effect: float, best_lr: float, best_f: float) -> str:
+    grad, key = m.grad, _key
     g1, gmax = _geomean(grad[1.0]), _geomean(grad[max(factors)])
-    summary = (
+    return (
         f"Gradient norm at init grows from {_geomean(grad[min(factors)]):.2g} (f={factor_label(min(factors))}) "
         f"through {g1:.2g} (He) to {gmax:.2g} (f={factor_label(max(factors))}). "
         + (
-            "A (faster start): holds for " + ", ".join(key(*x) for x in faster)
-            if half_a
+            "A (faster start): holds for " + ", ".join(key(*x) for x in h.faster)
+            if h.faster
             else "A (faster start): no factor > 1 has a significantly lower early loss than He"
         )
-        + f"; best gain {effect:+.3g} at {key(best_lr, best_f)} (step {early_step[best_lr]}). "
-        f"B (unstable later, a drop after a good start): {'holds at ' if half_b else 'does not hold'}"
-        + ", ".join(key(*x) for x in after_good_start)
+        + f"; best gain {effect:+.3g} at {key(best_lr, best_f)} (step {m.early_step[best_lr]}). "
+        f"B (unstable later, a drop after a good start): {'holds at ' if h.after_good_start else 'does not hold'}"
+        + ", ".join(key(*x) for x in h.after_good_start)
         + (
-            f"; bad from the start instead (not 'later'): {', '.join(key(*x) for x in bad_from_start)}"
-            if bad_from_start
+            f"; bad from the start instead (not 'later'): {', '.join(key(*x) for x in h.bad_from_start)}"
+            if h.bad_from_start
             else ""
         )
-        + (f"; final accuracy significantly below He at {', '.join(key(*x) for x in worse)}" if worse else "")
+        + (f"; final accuracy significantly below He at {', '.join(key(*x) for x in h.worse)}" if h.worse else "")
         + "."
     )
+
+
+def present(ctx, s, factors, lrs, seeds, m: Measured, h: Halves, verdict: str) -> StudyResult:
+    """Tables, figure and summary of the judged measurements."""
+    large = [f for f in factors if f > 1]
+    finite_a = [(lr, f, t) for lr, f, t in h.tests_a if math.isfinite(t["mean"])]
+    if finite_a:
+        best_lr, best_f, best = max(finite_a, key=lambda x: x[2]["mean"])
+        effect, (lo, hi) = best["mean"], best["ci"]
+    else:
+        best_lr, best_f, effect, lo, hi = lrs[0], large[0], math.nan, math.nan, math.nan
+    figure = _plot(ctx.out / "scale.png", factors, lrs, m.grad, m.per_lr, m.early_step)
     return StudyResult(
         study="scale",
         claim=CLAIM,
         verdict=verdict,
         effect=effect,
         ci=(lo, hi),
-        effect_label=f"early test loss He − {factor_label(best_f)}×He (lr {best_lr:g}, step {early_step[best_lr]})",
-        summary=summary,
-        evidence=evidence,
-        tables=tables,
+        effect_label=f"early test loss He − {factor_label(best_f)}×He (lr {best_lr:g}, step {m.early_step[best_lr]})",
+        summary=_summary(factors, m, h, effect, best_lr, best_f),
+        evidence=_evidence(factors, lrs, m, h),
+        tables=_tables(factors, lrs, seeds, m, h),
         figures=[figure],
-        experiments=experiments,
+        experiments=m.experiments,
         settings=s,
     )

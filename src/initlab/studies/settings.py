@@ -65,6 +65,23 @@ def positive_list(name: str, value: Any) -> list[float]:
         raise checks.fail(name, value, "a list of finite numbers > 0") from None
 
 
+def fixed_lr_compare(ctx: Any, s: dict[str, Any], seeds: tuple[int, ...], schemes: list[str], **config: Any) -> Any:
+    """A stored fixed-lr comparison of ``schemes`` over ``seeds`` (one cell: every member trains
+    together) with the training settings of a study's dict ``s`` (``dataset``, ``data_options``,
+    ``epochs``, ``batch_size``, ``lr``); ``config``: the model and the rest (``CompareConfig``)."""
+    return ctx.compare(
+        schemes=tuple(schemes),
+        seeds=seeds,
+        dataset=s["dataset"],
+        data_options=s["data_options"],
+        epochs=s["epochs"],
+        batch_size=s["batch_size"],
+        lr=s["lr"],
+        chunk_size=len(schemes) * len(seeds),
+        **config,
+    )
+
+
 def fmt_ci(mean: float, lo: float, hi: float, digits: int = 3) -> str:
     if not math.isfinite(mean):
         return "n/a"
@@ -78,8 +95,66 @@ def accuracy_by_seed(data: Any, epoch: int | None = None) -> dict[str, dict[int,
     return data.accuracy_by_seed(epoch)
 
 
+def finite_mean(values: Any) -> float:
+    """Mean of the finite values (None and NaN left out); NaN when there are none."""
+    finite = [float(v) for v in values if v is not None and math.isfinite(v)]
+    return sum(finite) / len(finite) if finite else math.nan
+
+
+def paired_effect(a: list[float], b: list[float]) -> dict[str, Any]:
+    """``{"mean", "ci", "p", "n"}``: mean of ``a[i] - b[i]`` over finite pairs (paired by seed), its
+    Student t 95% CI and the paired t-test p-value."""
+    from initlab.stats import paired_test
+
+    diffs = [x - y for x, y in zip(a, b) if math.isfinite(x) and math.isfinite(y)]
+    if not diffs:
+        return {"mean": math.nan, "ci": [math.nan, math.nan], "p": math.nan, "n": 0}
+    mean, lo, hi = mean_ci(diffs)
+    _, p = paired_test(a, b, "t")
+    return {"mean": mean, "ci": [lo, hi], "p": p, "n": len(diffs)}
+
+
 def paired_diff(a: dict[int, float], b: dict[int, float]) -> tuple[float, float, float]:
     """(mean, ci_low, ci_high) of ``a[s] - b[s]`` over the seeds both have."""
     seeds = sorted(set(a) & set(b))
     diffs = [a[s] - b[s] for s in seeds if math.isfinite(a[s]) and math.isfinite(b[s])]
     return mean_ci(diffs)
+
+
+def tuned_runs(data: Any, budget: int) -> dict[str, dict[int, Any]]:
+    """scheme -> {seed: ``analysis.Run``} at the lr selected on validation for ``budget``
+    (``ReportData.tuning``; a fixed-lr comparison: its one lr)."""
+    selected = data.tuning.selected[budget]
+    out: dict[str, dict[int, Any]] = {}
+    for r in data.all_runs:
+        if r.scheme in selected and r.lr == selected[r.scheme]:
+            out.setdefault(r.scheme, {})[r.seed] = r
+    return out
+
+
+def tuned_by_seed(data: Any, budget: int) -> dict[str, dict[int, float]]:
+    """scheme -> {seed: test accuracy after ``budget`` epochs} at the lr selected for that budget:
+    per-seed accuracies that pair across comparisons which share seeds."""
+    return {
+        scheme: {seed: r.test_curve.get(budget, math.nan) for seed, r in by_seed.items()}
+        for scheme, by_seed in tuned_runs(data, budget).items()
+    }
+
+
+def paired_versus(a: dict[int, Any], b: dict[int, Any], budget: int, margin: float) -> Any:
+    """``stats.PairedDifference`` of accuracy(a) − accuracy(b) after ``budget``: runs (seed -> Run,
+    possibly from two comparisons on the same data) paired by seed, bootstrap over seeds and test
+    examples, with the equivalence verdict at ``margin``. NaN and ``inconclusive`` when the runs
+    kept no per-example correctness at ``budget``."""
+    import numpy as np
+
+    from initlab import stats
+
+    correct_a = {s: r.correct_at(budget) for s, r in a.items()}
+    correct_b = {s: r.correct_at(budget) for s, r in b.items()}
+    seeds = sorted(s for s in set(a) & set(b) if correct_a[s] is not None and correct_b[s] is not None)
+    if not seeds:
+        return stats.PairedDifference(math.nan, math.nan, math.nan, "inconclusive", 0, 0)
+    return stats.compare_paired(
+        np.stack([correct_a[s] for s in seeds]), np.stack([correct_b[s] for s in seeds]), margin
+    )

@@ -2,44 +2,40 @@
 
 The experiment
 --------------
-An MLP (default: digits, 3 hidden layers of 64 ReLU units, SGD lr 0.05 with momentum 0.9,
-batch 32, 20 epochs, 5 seeds) is trained from the symmetric initializations ``zeros`` and
-``constant`` (every weight 0.01) and from the random schemes ``he_normal`` and
-``xavier_uniform``; biases start at zero in every case. The runs are a stored comparison
-(``StudyContext.compare``).
+An MLP (default: digits, 3 hidden layers of 64 ReLU units, batch 32, 5 seeds) is trained from
+the symmetric initializations ``zeros`` and ``constant`` (every weight 0.01) and from the random
+schemes ``he_normal`` and ``xavier_uniform``; biases start at zero in every case. The claim is
+about training, so it is measured over a small sensitivity grid: SGD (momentum 0.9) and Adam,
+each with its learning rate tuned per scheme on the validation split (SGD 0.01/0.05, Adam
+1e-3/3e-3), at two budgets (5 and 20 epochs). One stored, tuned comparison per optimizer
+(reference: the first random scheme).
 
-1. **Distinct units after training.** The comparison's cells are trained again with the same
-   engine, config and members (the reproduction is checked: the same final test accuracy, bit
-   for bit, is expected on the same machine) to read the trained weights. For every hidden layer
-   ``l`` the incoming weights and bias of unit ``i`` form the row ``r_i = [W_l[i, :], b_l[i]]``;
-   two units are the same when ``max_k |r_ik - r_jk| <= tol * max|r|`` (``tol`` = 1e-6: gradient
-   descent keeps identical rows bit-identical; random rows differ by a sizeable fraction of the
-   scale). The number of distinct units is the number of greedy clusters of rows under that
-   relation: 1 means the layer computes one feature ``width`` times; ``width`` means no two
-   units are alike.
-2. **Accuracy.** Final test accuracy per run; effect = accuracy of the best random scheme minus
-   that of ``zeros``, paired by seed, with a Student t 95% CI over seeds.
-3. **Gradients at init.** For each activation in ``grad_activations`` and each scheme, at seed
-   0, the mean cross-entropy of the first ``grad_batch`` training samples is differentiated
-   w.r.t. every parameter; a parameter *gets gradient* when its gradient norm exceeds
-   ``GRADIENT_FLOOR`` (1e-5) times the largest parameter-gradient norm of the same model (float32
-   rounding leaves ~1e-8 where the exact value is zero). With all weights zero the hidden
-   activations are ``phi(0)``: for ReLU and tanh ``phi(0) = 0``, so only the output bias gets
-   gradient (the backward pass stops at the zero output weights, and the output weight's
-   gradient ``delta h^T`` is zero because ``h = 0``); for sigmoid ``phi(0) = 1/2``, so the output
-   weights get gradient too. Constant init blocks the hidden layers at the first step as well:
-   identical output rows give identical logits, ``p`` uniform, and the signal sent back,
-   ``W_out^T delta = c * sum_k (p_k - y_k) * 1 = 0``; it flows once the output rows differ. After
-   training, the study checks whether the zero-initialized weights moved at all.
+Shape: settings (``CommonSettings`` + schemes) -> **measure** -> **judge** (pure) -> **present**.
 
-Verdict (the article's claim, for the trained activation):
-``supported`` when (a) every ``zeros``/``constant`` run ends with exactly one distinct unit in
-every hidden layer while random schemes keep every unit distinct, (b) the accuracy gap (best
-random − zeros) has a 95% CI above 0, and (c) zero init gives every weight matrix exactly zero
-gradient at init and the trained weights are still exactly zero ("inhibits gradient descent");
-``partly`` when (a) and (b) hold but not (c); ``not supported`` otherwise. Note that what the
-article calls "vanishing" gradients is not a decay with depth: the weight gradients are exactly
-zero from the first step, by symmetry and ``phi(0) = 0``, not small.
+1. **Distinct units after training** (per optimizer). The comparison's members, every learning
+   rate of the grid, are trained again exactly as stored (``initlab.studies.weights``; the
+   reproduction is checked against the stored accuracies) to read their weights. For every
+   hidden layer the incoming weights and bias of unit ``i`` form the row ``[W_l[i, :], b_l[i]]``;
+   two units are the same when their rows agree to ``tol`` (1e-6) × the largest entry. 1
+   distinct unit: the layer computes one feature ``width`` times.
+2. **Accuracy** (per optimizer and budget). ``zeros`` against the reference: the paired
+   difference with its 95% CI (bootstrap over seeds and test examples) and the equivalence
+   verdict (margin 0.5 points).
+3. **Gradients at init.** For each activation in ``grad_activations`` and each scheme (seed 0),
+   which parameters get a gradient (norm above 1e-5 × the model's largest; float32 rounding leaves
+   ~1e-8 where the exact value is zero). With all weights zero the hidden activations are
+   ``phi(0)``: for ReLU and tanh ``phi(0) = 0``, so only the output bias gets gradient; for
+   sigmoid ``phi(0) = 1/2``, so the output weights do too. Constant init: identical output rows
+   give identical logits, and the signal sent back, ``W_out^T delta = c * sum_k (p_k - y_k) = 0``.
+
+Judge, per setting (optimizer, budget): *supported* when (a) every ``zeros``/``constant`` member
+ends with one distinct unit per hidden layer while every random member keeps all units distinct,
+(b) ``zeros`` is ``worse`` than the reference, and (c) zero init gives every weight matrix exactly
+zero gradient at init and no zero-init member's weights moved ("inhibits gradient descent");
+*partly* when (a) and (b) hold but not (c); else *not supported*. The study's verdict is
+``supported`` / ``not supported`` only when every setting agrees, else ``partly`` naming the
+settings that flip (``initlab.studies.grid.judge_across``). What the article calls "vanishing"
+gradients is not a decay with depth: the weight gradients are exactly zero from the first step.
 
 Source: the article's misconceptions section; Goodfellow, Bengio & Courville (2016), §8.4
 ("the need to break symmetry between different units").
@@ -49,15 +45,26 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from initlab.errors import UserError
-from initlab.studies.base import StudyContext, StudyResult, mean_ci, register
-from initlab.studies.settings import as_list, seed_list
+from initlab.studies.base import StudyContext, StudyResult, register
+from initlab.studies.grid import CommonSettings, Judgement, Setting, budget_rows, common_settings, judge_across
+from initlab.studies.weights import (  # noqa: F401  (distinct_units: re-exported, documented here first)
+    distinct_units,
+    gradients_at_init,
+    hidden_layers,
+    layer_units,
+    retrained_members,
+    stored_accuracy,
+    template_model,
+    with_gradient,
+)
 
 CLAIM = (
     "Initializing all weights to zero \"leads to a problem called 'symmetry breaking,' where all neurons in a "
@@ -67,143 +74,95 @@ CLAIM = (
 
 DEFAULTS: dict[str, Any] = {
     "dataset": "digits",
+    "limit_train": None,  # training samples kept (None: all)
     "width": 64,  # hidden units per layer
     "depth": 3,  # hidden layers
     "activation": "relu",  # the trained networks' activation
     "epochs": 20,
+    "budgets": [5, 20],  # epochs at which the claim is judged
     "seeds": 5,  # a count (0..n-1) or a list of seeds
-    "lr": 0.05,  # SGD, momentum 0.9
+    "optimizers": ["sgd", "adam"],
+    "sgd_lr_grid": [0.01, 0.05],  # SGD, momentum 0.9; selected per scheme on validation
+    "adam_lr_grid": [1e-3, 3e-3],
     "batch_size": 32,
+    "margin": 0.005,  # equivalence margin on test accuracy (0.5 points)
     "symmetric": ["zeros", "constant"],
     "random": ["he_normal", "xavier_uniform"],
     "grad_activations": ["relu", "tanh", "sigmoid"],
     "grad_batch": 256,  # training samples for the gradient at init
     "tol": 1e-6,  # relative tolerance for two units to count as the same
 }
-FULL: dict[str, Any] = {"dataset": "fashion-mnist", "width": 256, "epochs": 10, "seeds": 10}
-GRADIENT_FLOOR = 1e-5  # a gradient norm below this fraction of the model's largest is rounding noise
+FULL: dict[str, Any] = {
+    "dataset": "fashion-mnist",
+    "limit_train": 20000,
+    "width": 256,
+    "epochs": 10,
+    "budgets": [3, 10],
+}
 
 
-def distinct_units(weight: torch.Tensor, bias: torch.Tensor | None = None, *, tol: float = 1e-6) -> int:
-    """How many distinct units a layer has: greedy clusters of its rows ``[W[i, :], b[i]]``.
+@dataclass(frozen=True)
+class Collapse:
+    """Per optimizer, over every retrained member (all lrs and seeds): the units after training."""
 
-    Rows ``i`` and ``j`` are the same unit when ``max_k |r_ik - r_jk| <= tol * max|r|`` (an
-    all-zero layer is one unit). Clusters are formed greedily: the first unassigned row takes
-    every unassigned row within tolerance of it.
-    """
-    if weight.dim() < 2:
-        raise UserError(f"distinct_units needs a weight of >= 2 dims; got shape {tuple(weight.shape)}")
-    if not tol >= 0:
-        raise UserError(f"tol must be a number >= 0; got {tol!r}")
-    rows = weight.detach().reshape(weight.shape[0], -1).double()
-    if bias is not None:
-        rows = torch.cat([rows, bias.detach().reshape(-1, 1).double()], dim=1)
-    limit = tol * float(rows.abs().max()) if rows.numel() else 0.0
-    distance = torch.cdist(rows, rows, p=math.inf)
-    unassigned = torch.ones(rows.shape[0], dtype=torch.bool)
-    clusters = 0
-    while bool(unassigned.any()):
-        first = int(unassigned.nonzero()[0])
-        unassigned &= distance[first] > limit
-        clusters += 1
-    return clusters
+    one_unit: bool  # every symmetric member: one distinct unit in every hidden layer
+    all_distinct: bool  # every random member: every unit distinct
+    zeros_moved: int  # zero-init members whose weight matrices changed at all
+    members: int  # zero-init members retrained
 
 
-def hidden_layers(model: torch.nn.Module) -> list[tuple[str, str | None]]:
-    """(weight name, bias name or None) of every weight matrix but the last (the output layer)."""
-    params = dict(model.named_parameters())
-    weights = [n for n, p in params.items() if p.dim() >= 2]
-    out = []
-    for name in weights[:-1]:
-        bias = name.rsplit(".", 1)[0] + ".bias" if "." in name else "bias"
-        out.append((name, bias if bias in params else None))
-    return out
+@dataclass(frozen=True)
+class Gap:
+    """``zeros`` against the reference (a random scheme) in one setting."""
+
+    zeros_acc: float  # tuned test accuracy, mean over seeds
+    reference_acc: float
+    diff: float  # zeros − reference, mean paired difference
+    ci: tuple[float, float]
+    vs_reference: str  # better / worse / equivalent / inconclusive
 
 
-def gradients_at_init(config, dataset, scheme: str, *, seed: int, batch: int) -> dict[str, float]:
-    """Parameter name -> L2 norm of d(mean cross-entropy)/d(parameter) at init, on ``batch`` samples."""
-    from initlab.engine import initialize_member
-    from initlab.engine.init import build_template
-    from initlab.schemes import scheme_from_spec
-    from initlab.sweep.cells import member_init, model_factory
+@dataclass
+class Measured:
+    """Everything ``judge`` and ``present`` read; built by ``measure`` from real runs."""
 
-    model = build_template(model_factory(config, dataset.input_shape, dataset.num_classes))
-    initialize_member(model, member_init(scheme), seed, bias_init=scheme_from_spec(config.bias_init))
-    n = min(batch, dataset.x_train.shape[0])
-    loss = F.cross_entropy(model(dataset.x_train[:n]), dataset.y_train[:n])
-    names = [name for name, _ in model.named_parameters()]
-    grads = torch.autograd.grad(loss, [p for _, p in model.named_parameters()])
-    return {name: float(g.double().norm()) for name, g in zip(names, grads)}
-
-
-def trained_weights(config, dataset):
-    """Train the comparison's cells again; yields ``(scheme, seed, test_acc, init, trained)`` per member.
-
-    Same cells, members, model factory and ``TrainConfig`` as ``initlab.sweep.compare``, so the
-    runs equal the stored ones (bit for bit on the same machine and thread count).
-    """
-    from initlab.engine import member_state_dict
-    from initlab.engine.init import initial_state
-    from initlab.sweep.cells import make_cells, model_factory
-    from initlab.sweep.runner import engine_members, train_ensemble
-
-    factory = model_factory(config, dataset.input_shape, dataset.num_classes)
-    tc = config.train_config()
-    for cell in make_cells(config):
-        members = engine_members(cell)
-        init_params, _ = initial_state(factory, members, bias_init=tc.bias_init, device=torch.device("cpu"))
-        result = train_ensemble(config, cell, dataset)
-        for i, (spec, m) in enumerate(zip(cell.members, result.members)):
-            init = {n: t[i] for n, t in init_params.items()}
-            yield spec.scheme, spec.seed, m.test_acc, init, member_state_dict(result.state, i)
+    gaps: dict[str, Gap]  # setting label -> zeros vs the reference
+    collapse: dict[str, Collapse]  # optimizer -> units after training
+    zero_grad_weights: bool  # zero init: every weight matrix has exactly zero gradient at init
+    units: dict[str, dict[str, dict[str, list[int]]]]  # optimizer -> scheme -> layer -> counts
+    moved: dict[str, dict[str, int]]  # optimizer -> scheme -> members whose weights moved
+    accuracy: dict[str, dict[str, dict[str, Any]]]  # setting -> scheme -> mean, ci, lr
+    grads: dict[str, dict[str, dict[str, float]]]  # activation -> scheme -> parameter -> |grad|
+    reproduced: str  # "k/n": retrained members whose accuracy equals the stored one
+    experiments: list[str]
+    layers: list[str]
+    output_weight: str
 
 
-def _plot(path: Path, order: list[str], units: dict, accuracy: dict, layers: list[str], width: int) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax_units, ax_acc) = plt.subplots(1, 2, figsize=(11, 4.2))
-    bar = 0.8 / max(len(layers), 1)
-    for j, layer in enumerate(layers):
-        means = [sum(units[s][layer]) / len(units[s][layer]) for s in order]
-        ax_units.bar([i + (j - (len(layers) - 1) / 2) * bar for i in range(len(order))], means, bar, label=layer)
-    ax_units.set_yscale("log", base=2)
-    ax_units.set_ylim(0.7, width * 1.5)
-    ax_units.axhline(width, color="0.4", ls="--", lw=1)
-    ax_units.set_xticks(range(len(order)), order, rotation=20)
-    ax_units.set_ylabel("distinct units after training (mean over seeds)")
-    ax_units.set_title(f"Distinct hidden units (of {width}) per layer")
-    ax_units.legend(fontsize=8)
-    for i, s in enumerate(order):
-        ys = [100 * a for a in accuracy[s]]
-        xs = [i + (k - (len(ys) - 1) / 2) * 0.06 for k in range(len(ys))]
-        ax_acc.scatter(xs, ys, s=20, zorder=3)
-        ax_acc.hlines(sum(ys) / len(ys), i - 0.3, i + 0.3, color="black", lw=1.5)
-    ax_acc.set_xticks(range(len(order)), order, rotation=20)
-    ax_acc.set_ylim(-2, 102)
-    ax_acc.set_ylabel("final test accuracy (%)")
-    ax_acc.set_title("Test accuracy (dots: seeds; bar: mean)")
-    ax_acc.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+def judge_setting(gap: Gap, collapse: Collapse, zero_grad_weights: bool) -> str:
+    """One setting's verdict from its measurements (see the module docstring)."""
+    if not (collapse.one_unit and collapse.all_distinct and gap.vs_reference == "worse"):
+        return "not supported"
+    inhibits = zero_grad_weights and collapse.zeros_moved == 0
+    return "supported" if inhibits else "partly"
 
 
-@register("symmetry", CLAIM)
-def run(ctx: StudyContext) -> StudyResult:
-    """Zero and constant init vs random schemes: distinct hidden units after training, accuracy,
-    and which parameters get gradient at init (see the module docstring for the exact protocol)."""
+def judge(
+    gaps: Mapping[str, Gap], collapse: Mapping[str, Collapse], zero_grad_weights: bool, optimizer_of: Mapping[str, str]
+) -> Judgement:
+    """Pure: per setting (label -> its optimizer in ``optimizer_of``) a verdict, then across settings."""
+    return judge_across(
+        {label: judge_setting(gap, collapse[optimizer_of[label]], zero_grad_weights) for label, gap in gaps.items()}
+    )
+
+
+def _read_settings(ctx: StudyContext) -> tuple[dict[str, Any], CommonSettings, list[str], list[str], str, list[str]]:
     from initlab.activations import canonical
-    from initlab.data import load
-    from initlab.engine.init import build_template
     from initlab.schemes import canonical_spec
-    from initlab.sweep.cells import model_factory
-    from initlab.sweep.config import CompareConfig
+    from initlab.studies.settings import as_list
 
     s = ctx.setting(DEFAULTS, FULL)
+    common = common_settings(s)
     symmetric = [canonical_spec(x) for x in as_list(s["symmetric"])]
     random_ = [canonical_spec(x) for x in as_list(s["random"])]
     if "zeros" not in symmetric:
@@ -212,157 +171,200 @@ def run(ctx: StudyContext) -> StudyResult:
         raise UserError("random: need at least one random scheme to compare against")
     if isinstance(s["depth"], int) and s["depth"] < 1:
         raise UserError(f"depth: need at least one hidden layer to count units in; got {s['depth']}")
-    order = symmetric + random_
-    seeds = seed_list(s["seeds"])
-    trained_act = canonical(s["activation"])
     grad_activations = [canonical(a) for a in as_list(s["grad_activations"])]
-    settings = dict(
-        schemes=tuple(order),
-        seeds=seeds,
-        dataset=s["dataset"],
-        width=s["width"],
-        depth=s["depth"],
-        activation=trained_act,
-        epochs=s["epochs"],
-        lr=s["lr"],
-        batch_size=s["batch_size"],
-        reference=random_[0],
-        paired_test="t",
+    return s, common, symmetric, random_, canonical(s["activation"]), grad_activations
+
+
+def _collapse(retrained: list, symmetric: list[str], random_: list[str], layers, tol: float, width: int):
+    """Units per scheme and layer, weights moved, and the ``Collapse`` of one optimizer's members."""
+    units: dict[str, dict[str, list[int]]] = {sch: {} for sch in symmetric + random_}
+    moved = dict.fromkeys(units, 0)
+    for m in retrained:
+        for layer, rec in layer_units(m.trained, layers, tol=tol).items():
+            units[m.scheme].setdefault(layer, []).append(rec["distinct"])
+        weights = [n for n, t in m.init.items() if t.dim() >= 2]
+        moved[m.scheme] += any(not torch.equal(m.init[n], m.trained[n]) for n in weights)
+    collapse = Collapse(
+        one_unit=all(c == 1 for sch in symmetric for counts in units[sch].values() for c in counts),
+        all_distinct=all(c == width for sch in random_ for counts in units[sch].values() for c in counts),
+        zeros_moved=moved["zeros"],
+        members=sum(m.scheme == "zeros" for m in retrained),
     )
-    config = CompareConfig(**settings)
-    data = ctx.compare(**settings)
-    stored = data.accuracy_by_seed()
-    dataset = load(config.dataset, **config.data_options)
+    return units, moved, collapse
 
-    # 1. distinct units and weight movement, from the same runs trained again
-    units: dict[str, dict[str, list[int]]] = {sch: {} for sch in order}
-    moved: dict[str, list[bool]] = {sch: [] for sch in order}
-    reproduced = 0
-    template = build_template(model_factory(config, dataset.input_shape, dataset.num_classes))
-    pairs = hidden_layers(template)
-    layers = [w.rsplit(".", 1)[0] for w, _ in pairs]  # module names: fc1, fc2, ...
-    for scheme, seed, acc, init, trained in trained_weights(config, dataset):
-        reproduced += acc == stored.get(scheme, {}).get(seed)
-        for w, b in pairs:
-            units[scheme].setdefault(w.rsplit(".", 1)[0], []).append(
-                distinct_units(trained[w], trained[b] if b else None, tol=s["tol"])
+
+def measure(ctx: StudyContext, s: dict[str, Any], common: CommonSettings, symmetric, random_, act, grad_acts):
+    """One tuned comparison per optimizer, its members retrained for their weights, gradients at init."""
+    from initlab.data import load
+    from initlab.sweep.config import CompareConfig
+
+    order = symmetric + random_
+    gaps, collapse, units, moved, accuracy, experiments = {}, {}, {}, {}, {}, []
+    reproduced = total = 0
+    config = None
+    for optimizer in common.optimizers:
+        kwargs = dict(schemes=tuple(order), width=s["width"], depth=s["depth"], activation=act)
+        kwargs.update(reference=random_[0], paired_test="t", **common.compare_kwargs(optimizer))
+        config, data = CompareConfig(**kwargs), ctx.compare(**kwargs)
+        experiments.append(data.experiment_id)
+        dataset = load(config.dataset, **config.data_options)
+        layers = hidden_layers(template_model(config, dataset))
+        stored = stored_accuracy(data)
+        retrained = list(retrained_members(config, dataset))
+        reproduced += sum(m.test_acc == stored.get((m.scheme, m.seed, m.lr)) for m in retrained)
+        total += len(retrained)
+        units[optimizer], moved[optimizer], collapse[optimizer] = _collapse(
+            retrained, symmetric, random_, layers, s["tol"], s["width"]
+        )
+        for budget in common.budgets:
+            label = Setting(optimizer, budget).label
+            rows = budget_rows(data, budget)
+            accuracy[label] = {
+                x: {"mean": rows[x]["mean"], "ci": [rows[x]["ci_low"], rows[x]["ci_high"]], "lr": rows[x]["lr"]}
+                for x in order
+            }
+            z = rows["zeros"]
+            gaps[label] = Gap(z["mean"], rows[random_[0]]["mean"], z["diff"], tuple(z["diff_ci"]), z["vs_reference"])
+    assert config is not None  # common_settings gives at least one optimizer
+    grads = {
+        a: {
+            x: gradients_at_init(
+                dataclasses.replace(config, activation=a), dataset, x, seed=common.seeds[0], batch=s["grad_batch"]
             )
-        weights = [n for n, t in init.items() if t.dim() >= 2]
-        moved[scheme].append(any(not torch.equal(init[n], trained[n]) for n in weights))
-
-    # 2. accuracy and the paired gap to zero init
-    accuracy = {sch: [stored[sch][k] for k in seeds] for sch in order}
-    best_random = max(random_, key=lambda x: sum(accuracy[x]) / len(accuracy[x]))
-    gap = [a - z for a, z in zip(accuracy[best_random], accuracy["zeros"])]
-    effect, lo, hi = mean_ci(gap)
-
-    # 3. gradients at init, per activation
-    grads: dict[str, dict[str, dict[str, float]]] = {}
-    for act in grad_activations + ([] if trained_act in grad_activations else [trained_act]):
-        cfg = dataclasses.replace(config, activation=act)
-        grads[act] = {sch: gradients_at_init(cfg, dataset, sch, seed=seeds[0], batch=s["grad_batch"]) for sch in order}
-
-    def with_gradient(g: dict[str, float]) -> list[str]:
-        # float32 rounding leaves ~1e-8 where the exact gradient is zero (constant init: equal
-        # logits make sum_k (p_k - y_k) = 0 reach the hidden layers), hence a relative floor
-        floor = GRADIENT_FLOOR * max(g.values(), default=0.0)
-        return [n for n, v in g.items() if v > floor]
-
-    weight_names = [n for n, p in template.named_parameters() if p.dim() >= 2]
-    output_weight = weight_names[-1]
-    zero_grad_weights = all(grads[trained_act]["zeros"][n] == 0.0 for n in weight_names)
-    zeros_never_moved = not any(moved["zeros"])
-    one_unit = all(all(c == 1 for c in units[sch][layer]) for sch in symmetric for layer in layers)
-    all_distinct = all(all(c == config.width for c in units[sch][layer]) for sch in random_ for layer in layers)
-    symmetry_holds = one_unit and all_distinct
-    performance_holds = lo > 0
-    inhibits = zero_grad_weights and zeros_never_moved
-    if symmetry_holds and performance_holds:
-        verdict = "supported" if inhibits else "partly"
-    else:
-        verdict = "not supported"
-
-    n_runs = len(seeds) * len(order)
-    evidence = {
-        "distinct_units": units,
-        "width": config.width,
-        "symmetric_runs_one_unit_per_layer": one_unit,
-        "random_runs_all_units_distinct": all_distinct,
-        "accuracy": {
-            sch: {"mean": mean_ci(v)[0], "ci": list(mean_ci(v)[1:]), "per_seed": v} for sch, v in accuracy.items()
-        },
-        "best_random": best_random,
-        "gap_best_random_minus_zeros": {"mean": effect, "ci": [lo, hi], "per_seed": gap},
-        "params_with_gradient_at_init": {
-            act: {sch: with_gradient(g) for sch, g in per.items()} for act, per in grads.items()
-        },
-        "zero_init_weight_gradients_all_zero": zero_grad_weights,
-        "weights_moved_in_training": {sch: sum(v) for sch, v in moved.items()},
-        "runs_per_scheme": len(seeds),
-        "reproduced_stored_runs": f"{reproduced}/{n_runs}",
+            for x in order
+        }
+        for a in grad_acts + ([] if act in grad_acts else [act])
     }
+    weight_names = [n for n, p in template_model(config, dataset).named_parameters() if p.dim() >= 2]
+    return Measured(
+        gaps=gaps,
+        collapse=collapse,
+        zero_grad_weights=all(grads[act]["zeros"][n] == 0.0 for n in weight_names),
+        units=units,
+        moved=moved,
+        accuracy=accuracy,
+        grads=grads,
+        reproduced=f"{reproduced}/{total}",
+        experiments=experiments,
+        layers=[w.rsplit(".", 1)[0] for w, _ in layers],
+        output_weight=weight_names[-1],
+    )
 
-    unit_rows = []
-    for sch in order:
-        row = [sch]
-        for layer in layers:
-            counts = units[sch][layer]
-            row.append(str(counts[0]) if min(counts) == max(counts) else f"{min(counts)}–{max(counts)}")
-        m, a, b = mean_ci(accuracy[sch])
-        row.append(f"{100 * m:.1f} [{100 * a:.1f}, {100 * b:.1f}]" if len(seeds) > 1 else f"{100 * m:.1f}")
-        row.append(f"{sum(moved[sch])}/{len(seeds)}")
-        unit_rows.append(row)
-    grad_rows = []
-    for act, per in grads.items():
+
+@register("symmetry", CLAIM)
+def run(ctx: StudyContext) -> StudyResult:
+    """Zero and constant init vs random schemes, SGD and Adam with tuned lr, two budgets: distinct
+    hidden units after training, accuracy, and which parameters get gradient at init (see the
+    module docstring for the exact protocol)."""
+    s, common, symmetric, random_, act, grad_acts = _read_settings(ctx)
+    m = measure(ctx, s, common, symmetric, random_, act, grad_acts)
+    optimizer_of = {st.label: st.optimizer for st in common.settings}
+    judgement = judge(m.gaps, m.collapse, m.zero_grad_weights, optimizer_of)
+    return present(ctx, s, common, symmetric, random_, act, m, judgement)
+
+
+def _unit_rows(m: Measured, order: list[str]) -> list[list[str]]:
+    rows = []
+    for optimizer, per_scheme in m.units.items():
+        for sch in order:
+            cells = [
+                str(c[0]) if min(c) == max(c) else f"{min(c)}–{max(c)}"
+                for c in (per_scheme[sch].get(layer, [0]) for layer in m.layers)
+            ]
+            n = len(next(iter(per_scheme[sch].values()), []))
+            rows.append([optimizer, sch, *cells, f"{m.moved[optimizer][sch]}/{n}"])
+    return rows
+
+
+def _grad_rows(m: Measured) -> list[list[str]]:
+    rows = []
+    for act, per in m.grads.items():
         for sch, g in per.items():
             names = with_gradient(g)
-            hidden_norm = math.sqrt(sum(g[w] ** 2 for w, _ in pairs))
+            hidden_norm = math.sqrt(sum(g[f"{layer}.weight"] ** 2 for layer in m.layers if f"{layer}.weight" in g))
             which = "all" if len(names) == len(g) else (", ".join(names) or "none")
-            grad_rows.append(
-                [act, sch, f"{len(names)}/{len(g)}", which, f"{hidden_norm:.3g}", f"{g[output_weight]:.3g}"]
-            )
+            rows.append([act, sch, f"{len(names)}/{len(g)}", which, f"{hidden_norm:.3g}", f"{g[m.output_weight]:.3g}"])
+    return rows
 
-    figure = _plot(ctx.out / "symmetry.png", order, units, accuracy, layers, config.width)
-    zero_params = with_gradient(grads[trained_act]["zeros"])
-    summary = (
-        f"After {config.epochs} epochs every hidden layer of every {'/'.join(symmetric)} run "
-        f"{'has exactly one distinct unit' if one_unit else 'does NOT always collapse to one unit'} (of "
-        f"{config.width}); {'/'.join(random_)} keep{'s' if len(random_) == 1 else ''} "
-        f"{'all' if all_distinct else 'not all'} units distinct. Zero init reaches "
-        f"{100 * mean_ci(accuracy['zeros'])[0]:.1f}% vs {100 * mean_ci(accuracy[best_random])[0]:.1f}% for "
-        f"{best_random}. At init under zero weights ({trained_act}) only {', '.join(zero_params) or 'no parameter'} "
-        f"get{'s' if len(zero_params) == 1 else ''} a gradient: the weight gradients are exactly zero, not vanishing"
-        + ("" if zeros_never_moved else " (yet the weights did move during training)")
-        + (
-            f"; with sigmoid (phi(0) = 1/2) {', '.join(with_gradient(grads['sigmoid']['zeros']))} do"
-            if "sigmoid" in grads and trained_act != "sigmoid"
-            else ""
-        )
-        + (
-            f". Constant init also starts with gradient in {', '.join(with_gradient(grads[trained_act]['constant']))}"
-            " only (equal logits send back sum_k (p_k - y_k) = 0)."
-            if "constant" in grads[trained_act]
-            else "."
-        )
+
+def _summary(s, symmetric, random_, act, m: Measured, judgement: Judgement, first: str) -> str:
+    head = m.gaps[first]
+    zero_params = with_gradient(m.grads[act]["zeros"])
+    flips = f" It flips in: {', '.join(judgement.flips)}." if judgement.flips else ""
+    collapsed = all(c.one_unit for c in m.collapse.values())
+    return (
+        f"Every hidden layer of every {'/'.join(symmetric)} member (each optimizer, lr and seed) "
+        f"{'ends with exactly one distinct unit' if collapsed else 'does NOT always collapse to one unit'} (of "
+        f"{s['width']}); zero init reaches {100 * head.zeros_acc:.1f}% against {100 * head.reference_acc:.1f}% "
+        f"for {random_[0]} ({first}, lr tuned on validation). At init under zero weights ({act}) only "
+        f"{', '.join(zero_params) or 'no parameter'} get{'s' if len(zero_params) == 1 else ''} a gradient: the "
+        "weight gradients are exactly zero, not vanishing"
+        + ("." if all(c.zeros_moved == 0 for c in m.collapse.values()) else " (yet some weights moved in training).")
+        + " Verdict per setting: "
+        + "; ".join(f"{k}: {v}" for k, v in judgement.by_setting.items())
+        + "."
+        + flips
     )
+
+
+def present(ctx, s, common: CommonSettings, symmetric, random_, act, m: Measured, judgement: Judgement) -> StudyResult:
+    """Tables, figure and summary of the judged measurements."""
+    order = symmetric + random_
+    first = Setting(common.optimizers[0], common.budgets[-1]).label
+    head = m.gaps[first]
+    gap_rows = [
+        [
+            label,
+            f"{100 * g.zeros_acc:.1f} (lr {m.accuracy[label]['zeros']['lr']:g})",
+            f"{100 * g.reference_acc:.1f} (lr {m.accuracy[label][random_[0]]['lr']:g})",
+            f"{100 * g.diff:+.2f} [{100 * g.ci[0]:+.2f}, {100 * g.ci[1]:+.2f}]",
+            g.vs_reference,
+            judgement.by_setting[label],
+        ]
+        for label, g in m.gaps.items()
+    ]
+    summary = _summary(s, symmetric, random_, act, m, judgement, first)
+    figure = _plot(ctx.out / "symmetry.png", order, m, s["width"])
     return StudyResult(
         study="symmetry",
         claim=CLAIM,
-        verdict=verdict,
-        effect=effect,
-        ci=(lo, hi),
-        effect_label=f"test accuracy {best_random} − zeros (paired by seed)",
+        verdict=judgement.verdict,
+        effect=-head.diff,
+        ci=(-head.ci[1], -head.ci[0]),
+        effect_label=f"test accuracy {random_[0]} − zeros ({first}; paired bootstrap over seeds and test examples)",
         summary=summary,
-        evidence=evidence,
+        evidence={
+            "judgement": judgement.evidence(),
+            "gaps": {k: asdict(g) for k, g in m.gaps.items()},
+            "collapse": {k: asdict(c) for k, c in m.collapse.items()},
+            "distinct_units": m.units,
+            "width": s["width"],
+            "accuracy": m.accuracy,
+            "params_with_gradient_at_init": {
+                a: {x: with_gradient(g) for x, g in per.items()} for a, per in m.grads.items()
+            },
+            "zero_init_weight_gradients_all_zero": m.zero_grad_weights,
+            "weights_moved_in_training": m.moved,
+            "reproduced_stored_runs": m.reproduced,
+            "seeds": list(common.seeds),
+            "lr_grids": {k: list(v) for k, v in common.lr_grids.items()},
+        },
         tables=[
             (
-                f"Distinct units per hidden layer after training (of {config.width}; range over seeds), "
-                "test accuracy % (mean, 95% CI), runs whose weights moved",
-                ["scheme", *layers, "test acc %", "weights moved"],
-                unit_rows,
+                f"zeros vs {random_[0]} per setting: tuned test accuracy % (selected lr), Δ pts (95% CI, paired "
+                f"bootstrap over seeds and test examples), verdict with margin ±{100 * common.margin:g} pts",
+                ["setting", "zeros %", f"{random_[0]} %", "Δ pts (95% CI)", "zeros is", "claim"],
+                gap_rows,
             ),
             (
-                f"Gradients at init (seed {seeds[0]}, {s['grad_batch']} samples): parameters with a nonzero gradient",
+                f"Distinct units per hidden layer after training (of {s['width']}; range over every lr and seed), "
+                "members whose weights moved",
+                ["optimizer", "scheme", *m.layers, "weights moved"],
+                _unit_rows(m, order),
+            ),
+            (
+                f"Gradients at init (seed {common.seeds[0]}, {s['grad_batch']} samples): parameters with a nonzero "
+                "gradient",
                 [
                     "activation",
                     "scheme",
@@ -371,10 +373,65 @@ def run(ctx: StudyContext) -> StudyResult:
                     "|grad| hidden weights",
                     "|grad| output weight",
                 ],
-                grad_rows,
+                _grad_rows(m),
             ),
         ],
         figures=[figure],
-        experiments=[data.experiment_id],
+        experiments=m.experiments,
         settings=s,
     )
+
+
+def _plot(path: Path, order: list[str], m: Measured, width: int) -> Path:
+    """Left: distinct units per layer (log2 axis), per optimizer; right: tuned accuracy per setting."""
+    from initlab.plotting import new_figure, palette, save, style
+
+    fig, (ax_units, ax_acc) = new_figure(2, size=(12, 4.4))
+    groups = [(opt, sch) for opt in m.units for sch in order]
+    bar = 0.8 / max(len(m.layers), 1)
+    for j, layer in enumerate(m.layers):
+        means = [sum(c) / len(c) for c in (m.units[opt][sch].get(layer, [0]) for opt, sch in groups)]
+        xs = [i + (j - (len(m.layers) - 1) / 2) * bar for i in range(len(groups))]
+        ax_units.bar(xs, means, bar, label=layer)
+    ax_units.set_ylim(0.7, width * 1.5)
+    ax_units.axhline(width, color="0.4", ls="--", lw=1)
+    ax_units.set_xticks(range(len(groups)), [f"{sch}\n{opt}" for opt, sch in groups], rotation=30, fontsize=8)
+    style(
+        ax_units,
+        ylabel="distinct units after training (mean)",
+        title=f"Distinct hidden units (of {width})",
+        logy=2,
+        grid="y",
+        legend=True,
+    )
+    colors = palette(order)
+    labels = list(m.accuracy)
+    for k, sch in enumerate(order):
+        xs = [i + (k - (len(order) - 1) / 2) * (0.8 / len(order)) for i in range(len(labels))]
+        ys = [100 * m.accuracy[label][sch]["mean"] for label in labels]
+        ax_acc.bar(xs, ys, 0.8 / len(order), color=colors[sch], label=sch)
+    ax_acc.set_xticks(range(len(labels)), labels, rotation=20, ha="right")
+    ax_acc.set_ylim(0, 118)  # room above the bars for the legend
+    style(
+        ax_acc,
+        ylabel="tuned test accuracy (%, mean over seeds)",
+        title="Accuracy per setting",
+        grid="y",
+        legend={"fontsize": 7, "loc": "upper center", "ncol": len(order)},
+    )
+    return save(fig, path)
+
+
+__all__ = [
+    "CLAIM",
+    "DEFAULTS",
+    "Collapse",
+    "Gap",
+    "Measured",
+    "distinct_units",
+    "judge",
+    "judge_setting",
+    "measure",
+    "present",
+    "run",
+]
