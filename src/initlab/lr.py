@@ -44,9 +44,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from initlab.engine.config import OPTIMIZERS
 from initlab.errors import UserError
 
-OPTIMIZERS = ("adam", "sgd")
 COARSE_GRIDS = {"adam": tuple(10.0**k for k in range(-6, 0)), "sgd": tuple(10.0**k for k in range(-4, 1))}
 REFINE_FACTORS = (10 ** (-2 / 3), 10 ** (-1 / 3), 10 ** (1 / 3), 10 ** (2 / 3))
 SGD_MOMENTUM = 0.9
@@ -166,7 +166,7 @@ def _check_inputs(
             "model has no trainable parameters (none with requires_grad=True): nothing to tune a learning rate for"
         )
     if not isinstance(optimizer, str) or optimizer not in OPTIMIZERS:
-        raise UserError(f"optimizer {optimizer!r} is not supported; allowed: {', '.join(OPTIMIZERS)}")
+        raise UserError(f"optimizer {optimizer!r} is not supported; allowed: {', '.join(sorted(OPTIMIZERS))}")
     for name, value in (("steps", steps), ("batch_size", batch_size)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise UserError(f"{name} must be an integer >= 1; got {value!r}")

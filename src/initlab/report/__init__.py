@@ -145,7 +145,7 @@ class ReportData:
     def from_records(
         cls, experiment_id: str, config: dict, runs: Sequence[Any], epochs: Sequence[Any], **kw
     ) -> ReportData:
-        """From store records (``RunRecord``/``EpochRecord``, or their dicts) and the config dict."""
+        """From store records (``RunRecord``/``StoredEpoch``, or their dicts) and the config dict."""
         run_dicts = [_as_dict(r) for r in runs]
         epoch_dicts = [_as_dict(e) for e in epochs]
         data = cls(experiment_id, dict(config), [], [], **kw)

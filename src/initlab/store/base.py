@@ -47,16 +47,16 @@ from typing import Any
 from initlab.errors import UserError, closest
 from initlab.store.records import (
     EXPERIMENT_STATUSES,
-    EpochRecord,
     ExperimentRecord,
     RunRecord,
+    StoredEpoch,
     canonical_json,
     config_hash,
 )
 
 Cell = tuple[str, int]
 # A validated chunk: cell -> (run, its epochs by epoch number).
-Chunk = dict[Cell, tuple[RunRecord, dict[int, EpochRecord]]]
+Chunk = dict[Cell, tuple[RunRecord, dict[int, StoredEpoch]]]
 
 _ID_LENGTH = 8  # hex digits: 32 bits, collisions checked anyway
 _MIN_PREFIX = 4  # shortest id prefix get_experiment resolves
@@ -109,7 +109,7 @@ def check_key(key: Any, what: str = "checkpoint key") -> str:
     return key
 
 
-def prepare_chunk(experiment_id: str, runs: Iterable[RunRecord], epochs: Iterable[EpochRecord]) -> Chunk:
+def prepare_chunk(experiment_id: str, runs: Iterable[RunRecord], epochs: Iterable[StoredEpoch]) -> Chunk:
     """Validate a chunk before anything is written: types, owner, no duplicates, epochs with runs."""
     chunk: Chunk = {}
     for run in runs:
@@ -123,8 +123,8 @@ def prepare_chunk(experiment_id: str, runs: Iterable[RunRecord], epochs: Iterabl
             raise UserError(f"commit_runs: cell {run.cell} appears twice in one chunk")
         chunk[run.cell] = (run, {})
     for ep in epochs:
-        if not isinstance(ep, EpochRecord):
-            raise UserError(f"commit_runs: epochs must be EpochRecord; got {type(ep).__name__}")
+        if not isinstance(ep, StoredEpoch):
+            raise UserError(f"commit_runs: epochs must be StoredEpoch; got {type(ep).__name__}")
         if ep.experiment_id != experiment_id:
             raise UserError(
                 f"commit_runs: epoch {ep.cell} belongs to experiment {ep.experiment_id!r}, not {experiment_id!r}"
@@ -139,14 +139,14 @@ def prepare_chunk(experiment_id: str, runs: Iterable[RunRecord], epochs: Iterabl
     return chunk
 
 
-def _without_time(record: RunRecord | EpochRecord) -> dict[str, Any]:
+def _without_time(record: RunRecord | StoredEpoch) -> dict[str, Any]:
     """Field name -> comparable value (NaN-aware, dicts as JSON), timing left out."""
     names = [f.name for f in fields(record)]
     return {n: v for n, v in zip(names, record._key()) if n != "wall_time"}
 
 
 def recommit_difference(
-    old_run: RunRecord, old_epochs: Sequence[EpochRecord], new_run: RunRecord, new_epochs: Mapping[int, EpochRecord]
+    old_run: RunRecord, old_epochs: Sequence[StoredEpoch], new_run: RunRecord, new_epochs: Mapping[int, StoredEpoch]
 ) -> str | None:
     """Why committing ``new_*`` over the committed ``old_*`` would change a result, or None.
 
@@ -252,7 +252,7 @@ class Store(abc.ABC):
         self,
         experiment_id: str,
         runs: Iterable[RunRecord],
-        epochs: Iterable[EpochRecord] = (),
+        epochs: Iterable[StoredEpoch] = (),
         *,
         delete_checkpoints: Iterable[str] = (),
     ) -> int:
@@ -273,7 +273,7 @@ class Store(abc.ABC):
         self._require(experiment_id)
         return self._runs(experiment_id)
 
-    def epochs(self, experiment_id: str) -> list[EpochRecord]:
+    def epochs(self, experiment_id: str) -> list[StoredEpoch]:
         """Committed epoch records of an experiment, ordered by (scheme, seed, epoch)."""
         self._require(experiment_id)
         return self._epochs(experiment_id)
@@ -385,7 +385,7 @@ class Store(abc.ABC):
     def _runs(self, experiment_id: str) -> list[RunRecord]: ...
 
     @abc.abstractmethod
-    def _epochs(self, experiment_id: str) -> list[EpochRecord]: ...
+    def _epochs(self, experiment_id: str) -> list[StoredEpoch]: ...
 
     @abc.abstractmethod
     def _committed_cells(self, experiment_id: str) -> set[Cell]: ...

@@ -30,7 +30,7 @@ from typing import Any
 
 from initlab.errors import UserError
 from initlab.store.base import Cell, Chunk, Store, conflict, new_experiment_id, recommit_difference, utc_now
-from initlab.store.records import EpochRecord, ExperimentRecord, RunRecord, canonical_json
+from initlab.store.records import ExperimentRecord, RunRecord, StoredEpoch, canonical_json
 from initlab.store.sqlite_schema import (
     _EPOCH_COLUMNS,
     _EXPERIMENT_COLUMNS,
@@ -434,7 +434,7 @@ class SQLiteStore(Store):
         )
         return [_run_record(r) for r in self._verified(rows, "run")]
 
-    def _epochs(self, experiment_id: str) -> list[EpochRecord]:
+    def _epochs(self, experiment_id: str) -> list[StoredEpoch]:
         rows = self._query(
             f"SELECT {_EPOCH_COLUMNS}, checksum FROM epochs WHERE experiment_id = ? ORDER BY scheme, seed, epoch",
             (experiment_id,),

@@ -9,7 +9,7 @@ import math
 import sqlite3
 from typing import Any
 
-from initlab.store.records import EpochRecord, ExperimentRecord, RunRecord, canonical_json
+from initlab.store.records import ExperimentRecord, RunRecord, StoredEpoch, canonical_json
 
 _EXPERIMENTS_DDL = """CREATE TABLE IF NOT EXISTS {name} (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -139,7 +139,7 @@ def _run_record(row: tuple[Any, ...]) -> RunRecord:
     )
 
 
-def _epoch_row(e: EpochRecord) -> tuple[Any, ...]:
+def _epoch_row(e: StoredEpoch) -> tuple[Any, ...]:
     return (
         e.experiment_id,
         e.scheme,
@@ -154,9 +154,9 @@ def _epoch_row(e: EpochRecord) -> tuple[Any, ...]:
     )
 
 
-def _epoch_record(row: tuple[Any, ...]) -> EpochRecord:
+def _epoch_record(row: tuple[Any, ...]) -> StoredEpoch:
     eid, scheme, seed, epoch, step, trl, tra, tel, tea, wall = row
-    return EpochRecord(
+    return StoredEpoch(
         experiment_id=eid,
         scheme=scheme,
         seed=seed,

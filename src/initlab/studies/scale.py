@@ -99,7 +99,7 @@ def gradient_norm_at_init(config, dataset, scheme: str, seed: int, batch: int) -
     from initlab.engine import initialize_member
     from initlab.engine.init import build_template
     from initlab.schemes import scheme_from_spec
-    from initlab.sweep.cells import member_init, model_factory
+    from initlab.sweep.chunks import member_init, model_factory
 
     model = build_template(model_factory(config, dataset.input_shape, dataset.num_classes))
     initialize_member(model, member_init(scheme), seed, bias_init=scheme_from_spec(config.bias_init))

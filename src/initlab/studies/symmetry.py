@@ -125,7 +125,7 @@ def gradients_at_init(config, dataset, scheme: str, *, seed: int, batch: int) ->
     from initlab.engine import initialize_member
     from initlab.engine.init import build_template
     from initlab.schemes import scheme_from_spec
-    from initlab.sweep.cells import member_init, model_factory
+    from initlab.sweep.chunks import member_init, model_factory
 
     model = build_template(model_factory(config, dataset.input_shape, dataset.num_classes))
     initialize_member(model, member_init(scheme), seed, bias_init=scheme_from_spec(config.bias_init))
@@ -144,12 +144,12 @@ def trained_weights(config, dataset):
     """
     from initlab.engine import member_state_dict
     from initlab.engine.init import initial_state
-    from initlab.sweep.cells import make_cells, model_factory
+    from initlab.sweep.chunks import make_chunks, model_factory
     from initlab.sweep.runner import engine_members, train_ensemble
 
     factory = model_factory(config, dataset.input_shape, dataset.num_classes)
     tc = config.train_config()
-    for cell in make_cells(config):
+    for cell in make_chunks(config):
         members = engine_members(cell)
         init_params, _ = initial_state(factory, members, bias_init=tc.bias_init, device=torch.device("cpu"))
         result = train_ensemble(config, cell, dataset)
@@ -200,7 +200,7 @@ def run(ctx: StudyContext) -> StudyResult:
     from initlab.data import load
     from initlab.engine.init import build_template
     from initlab.schemes import canonical_spec
-    from initlab.sweep.cells import model_factory
+    from initlab.sweep.chunks import model_factory
     from initlab.sweep.config import CompareConfig
 
     s = ctx.setting(DEFAULTS, FULL)

@@ -1,10 +1,10 @@
-"""The compare driver: schemes x (lrs x) seeds trained as cells, committed, summarized.
+"""The compare driver: schemes x (lrs x) seeds trained as chunks, committed, summarized.
 
-config -> dataset (+ validation split) -> cells -> backend (local or Ray) -> ``CellResult`` ->
+config -> dataset (+ validation split) -> chunks -> backend (local or Ray) -> ``ChunkResult`` ->
 store records -> store -> ``ReportData`` (stats) -> report. Data flows one way: the backends
-import nothing from here. Only this driver writes the store, one transaction per finished cell,
-so a killed run loses at most the cells in flight (and, locally, little of their finished epochs:
-a cell in flight is checkpointed at the end of an epoch as ``checkpoint_every`` says, by default
+import nothing from here. Only this driver writes the store, one transaction per finished chunk,
+so a killed run loses at most the chunks in flight (and, locally, little of their finished epochs:
+a chunk in flight is checkpointed at the end of an epoch as ``checkpoint_every`` says, by default
 every 120 s of training).
 """
 
@@ -19,9 +19,9 @@ from typing import Any, cast
 
 from initlab.errors import UserError
 from initlab.store.guard import writing
-from initlab.sweep.cells import Cell, make_cells, member_init, model_factory, steps_per_cell
-from initlab.sweep.config import BACKENDS, CompareConfig
-from initlab.sweep.runner import run_cell, with_validation
+from initlab.sweep.chunks import MemberChunk, make_chunks, member_init, model_factory, steps_per_chunk
+from initlab.sweep.config import EXECUTORS, CompareConfig
+from initlab.sweep.runner import run_chunk, with_validation
 
 DEFAULT_STORE = "runs/initlab.sqlite"
 # Below this many FLOPs per ensemble step, a second intra-op thread costs more in
@@ -160,7 +160,7 @@ def choose_threads(config: CompareConfig, dataset: Any, template: Any = None, ch
 
 
 def preflight(config: CompareConfig, dataset: Any) -> int:
-    """Checks made before the store is touched; returns the members per cell to train.
+    """Checks made before the store is touched; returns the members per chunk to train.
 
     Every scheme draws a sample (``Scheme.sample`` refuses values absurd for float32), and for
     a built-in model the memory estimate (``initlab.engine.memory``) must fit: the chunk size
@@ -230,38 +230,38 @@ def torch_threads(n: int):
         torch.set_num_threads(before)
 
 
-def commit_cell(store, experiment_id: str, cell: Cell, result) -> None:
-    """Commit a finished cell's records and drop its checkpoint, in one transaction."""
+def commit_chunk(store, experiment_id: str, chunk: MemberChunk, result) -> None:
+    """Commit a finished chunk's records and drop its checkpoint, in one transaction."""
     runs, epochs = result.store_records(experiment_id)
-    store.commit_runs(experiment_id, runs, epochs, delete_checkpoints=[cell.key])
+    store.commit_runs(experiment_id, runs, epochs, delete_checkpoints=[chunk.key])
 
 
 def run_local(
     store,
     experiment_id: str,
     config: CompareConfig,
-    cells: list[Cell],
+    chunks: list[MemberChunk],
     dataset: Any,
     progress: Callable[[int], None],
     *,
     device: str | None = None,
     checkpoint_every: str | None = None,
 ) -> None:
-    """Run pending cells one after another in this process, on ``device``; checkpoint a cell in
+    """Run pending chunks one after another in this process, on ``device``; checkpoint a chunk in
     flight as ``checkpoint_every`` says (``initlab.sweep.checkpoints``; default by time)."""
     from initlab.sweep.checkpoints import CheckpointPolicy
 
     policy = CheckpointPolicy.parse(checkpoint_every)
-    for cell in cells:
+    for chunk in chunks:
         policy.start()
-        saved = store.load_checkpoint(experiment_id, cell.key)
+        saved = store.load_checkpoint(experiment_id, chunk.key)
         done_before = 0
         if saved is not None:
             done_before = saved[0] * math.ceil(dataset.x_train.shape[0] / config.batch_size)
             progress(done_before)
 
-        def on_checkpoint(epoch: int, blob: bytes, _cell=cell) -> None:
-            store.save_checkpoint(experiment_id, _cell.key, epoch, blob)
+        def on_checkpoint(epoch: int, blob: bytes, _chunk=chunk) -> None:
+            store.save_checkpoint(experiment_id, _chunk.key, epoch, blob)
 
         last = [done_before]
 
@@ -269,9 +269,9 @@ def run_local(
             progress(done - _last[0])
             _last[0] = done
 
-        result = run_cell(
+        result = run_chunk(
             config,
-            cell,
+            chunk,
             dataset,
             resume_blob=saved[1] if saved else None,
             on_checkpoint=on_checkpoint,
@@ -279,7 +279,7 @@ def run_local(
             device=device,
             checkpoint_due=lambda epoch: policy.due(epoch, config.epochs),
         )
-        commit_cell(store, experiment_id, cell, result)
+        commit_chunk(store, experiment_id, chunk, result)
 
 
 @contextlib.contextmanager
@@ -363,7 +363,7 @@ def compare(
     ``device``: ``auto`` (None; CUDA if available, else CPU), ``cpu``, ``cuda``, ``cuda:N``, ``mps``
     for local training (Ray workers train on CPU); like threads it can change float rounding, so
     each run records it (``extra["device"]``) and the config hash leaves it out.
-    ``checkpoint_every``: ``"120s"`` (default), ``"5m"``, ``"1ep"``, ``"never"``: how often a cell in
+    ``checkpoint_every``: ``"120s"`` (default), ``"5m"``, ``"1ep"``, ``"never"``: how often a chunk in
     flight is checkpointed (``initlab.sweep.checkpoints``); results do not depend on it.
     """
     from initlab.report import write_report
@@ -373,8 +373,8 @@ def compare(
         config = CompareConfig(**settings)
     elif settings:
         raise UserError(f"give either a CompareConfig or settings, not both (got {sorted(settings)})")
-    if backend not in BACKENDS:
-        raise UserError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
+    if backend not in EXECUTORS:
+        raise UserError(f"backend must be one of {', '.join(EXECUTORS)}; got {backend!r}")
     if backend == "ray":
         from initlab.sweep.ray_backend import check_ray
 
@@ -400,7 +400,7 @@ def compare(
     Path(store).parent.mkdir(parents=True, exist_ok=True)
     with open_store(store) as db:
         experiment = open_experiment(db, config, resume)
-        # a resumed experiment keeps its cells: the same members train together as before (one
+        # a resumed experiment keeps its chunks: the same members train together as before (one
         # stored before the chunk size was recorded used the configured one)
         chunk_size = int(experiment.extra.get("chunk_size", config.chunk_size if resume else chunk_size))
         threads = threads or choose_threads(config, dataset, template, chunk_size)
@@ -411,8 +411,8 @@ def compare(
                 signal = {s: signal_at_init(config, dataset, s, template) for s in config.schemes}
                 db.set_experiment_extra(experiment.id, "signal", signal)
             done = db.committed_cells(experiment.id)
-            cells = [c for c in make_cells(config, chunk_size) if not c.store_keys <= done]
-            total = steps_per_cell(config, dataset.x_train.shape[0]) * len(cells)
+            chunks = [c for c in make_chunks(config, chunk_size) if not c.store_keys <= done]
+            total = steps_per_chunk(config, dataset.x_train.shape[0]) * len(chunks)
             description = f"compare {experiment.id} ({chunk_size} members per cell)"
             with _progress_bar(total, progress, description) as bar, torch_threads(threads):
 
@@ -425,7 +425,7 @@ def compare(
                         db,
                         experiment.id,
                         config,
-                        cells,
+                        chunks,
                         dataset,
                         advance,
                         device=str(target),
@@ -434,7 +434,7 @@ def compare(
                 else:
                     from initlab.sweep.ray_backend import run_ray
 
-                    run_ray(db, experiment.id, config, cells, dataset, advance, address=address)
+                    run_ray(db, experiment.id, config, chunks, dataset, advance, address=address)
         free, pages = db.free_pages() if hasattr(db, "free_pages") else (0, 0)
         if free > max(100, pages // 4):  # a store made before auto_vacuum: checkpoints left free pages
             db.compact()
