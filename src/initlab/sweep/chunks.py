@@ -85,5 +85,12 @@ def model_factory(config: CompareConfig, input_shape: tuple[int, ...], num_class
     )
 
 
+def build_model_template(config: CompareConfig, dataset: Any):
+    """The configured model, built once per compare (weights are set per member later)."""
+    from initlab.engine.init import build_template
+
+    return build_template(model_factory(config, dataset.input_shape, dataset.num_classes))
+
+
 def steps_per_chunk(config: CompareConfig, n_train: int) -> int:
     return math.ceil(n_train / config.batch_size) * config.epochs

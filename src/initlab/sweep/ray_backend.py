@@ -43,7 +43,7 @@ from typing import Any
 from initlab.errors import UserError
 from initlab.sweep.chunks import MemberChunk, steps_per_chunk
 from initlab.sweep.config import CompareConfig
-from initlab.sweep.records import ChunkResult
+from initlab.sweep.records import ChunkResult, commit_chunk
 
 RAY_MIN_VERSION = (2, 9)
 INSTALL_HINT = "pip install 'initlab[ray]'"
@@ -240,7 +240,7 @@ def run_ray(
             ready, _ = ray.wait(list(in_flight), num_returns=1)
             for ref in ready:
                 chunk = in_flight.pop(ref)
-                _commit(store, experiment_id, chunk, _result(ref, chunk))
+                commit_chunk(store, experiment_id, chunk, _result(ref, chunk))
                 advance(steps)
     finally:
         for ref in in_flight:  # driver interrupted or a chunk failed: stop the rest
@@ -249,11 +249,6 @@ def run_ray(
         if initialized_here:
             ray.shutdown()
     return submitted
-
-
-def _commit(store: Any, experiment_id: str, chunk: MemberChunk, result: ChunkResult) -> None:
-    runs, epochs = result.store_records(experiment_id)
-    store.commit_runs(experiment_id, runs, epochs, delete_checkpoints=[chunk.key])
 
 
 __all__ = ["check_ray", "probe_address", "run_ray", "train_chunk", "INSTALL_HINT", "MAX_RETRIES"]

@@ -156,5 +156,11 @@ class ChunkResult:
         return runs, epochs
 
 
+def commit_chunk(store: Any, experiment_id: str, chunk: Any, result: ChunkResult) -> None:
+    """Commit a finished chunk's records and drop its checkpoint, in one transaction."""
+    runs, epochs = result.store_records(experiment_id)
+    store.commit_runs(experiment_id, runs, epochs, delete_checkpoints=[chunk.key])
+
+
 def _finite(x: float) -> float | None:
     return float(x) if math.isfinite(x) else None
