@@ -109,26 +109,26 @@ def check_key(key: Any, what: str = "checkpoint key") -> str:
     return key
 
 
+def _check_owned(record: Any, record_type: type[RunRecord] | type[StoredEpoch], kind: str, experiment_id: str) -> None:
+    """``record`` is a ``record_type`` of experiment ``experiment_id`` (``kind``: run or epoch)."""
+    if not isinstance(record, record_type):
+        raise UserError(f"commit_runs: {kind}s must be {record_type.__name__}; got {type(record).__name__}")
+    if record.experiment_id != experiment_id:
+        raise UserError(
+            f"commit_runs: {kind} {record.cell} belongs to experiment {record.experiment_id!r}, not {experiment_id!r}"
+        )
+
+
 def prepare_chunk(experiment_id: str, runs: Iterable[RunRecord], epochs: Iterable[StoredEpoch]) -> Chunk:
     """Validate a chunk before anything is written: types, owner, no duplicates, epochs with runs."""
     chunk: Chunk = {}
     for run in runs:
-        if not isinstance(run, RunRecord):
-            raise UserError(f"commit_runs: runs must be RunRecord; got {type(run).__name__}")
-        if run.experiment_id != experiment_id:
-            raise UserError(
-                f"commit_runs: run {run.cell} belongs to experiment {run.experiment_id!r}, not {experiment_id!r}"
-            )
+        _check_owned(run, RunRecord, "run", experiment_id)
         if run.cell in chunk:
             raise UserError(f"commit_runs: cell {run.cell} appears twice in one chunk")
         chunk[run.cell] = (run, {})
     for ep in epochs:
-        if not isinstance(ep, StoredEpoch):
-            raise UserError(f"commit_runs: epochs must be StoredEpoch; got {type(ep).__name__}")
-        if ep.experiment_id != experiment_id:
-            raise UserError(
-                f"commit_runs: epoch {ep.cell} belongs to experiment {ep.experiment_id!r}, not {experiment_id!r}"
-            )
+        _check_owned(ep, StoredEpoch, "epoch", experiment_id)
         if ep.cell not in chunk:
             # An epoch without its run would be half a cell for a reader (invariant 3).
             raise UserError(f"commit_runs: epoch record for cell {ep.cell} has no run in this chunk")

@@ -123,35 +123,20 @@ class ChunkResult:
                 extra["backend_reason"] = self.backend_reason
             if self.task == "regression":  # the MSE in the target's own units, R² beside it
                 extra["r2"] = r_squared(last.test_loss * scale, self.test_var)
+            cell: dict[str, Any] = {"experiment_id": experiment_id, "scheme": label, "seed": seed}
             runs.append(
                 RunRecord(
-                    experiment_id=experiment_id,
-                    scheme=label,
-                    seed=seed,
+                    **cell,
                     status=m.status,
-                    test_acc=last.test_acc,
-                    test_loss=last.test_loss * scale,
-                    train_loss=last.train_loss * scale,
-                    train_acc=last.train_acc,
                     diverged_step=m.diverged_step,
                     wall_time=self.wall_time,
                     extra=extra,
+                    **_metrics(last, scale),
                 )
             )
             for r in m.records:
                 epochs.append(
-                    StoredEpoch(
-                        experiment_id=experiment_id,
-                        scheme=label,
-                        seed=seed,
-                        epoch=r.epoch,
-                        step=r.step,
-                        train_loss=r.train_loss * scale,
-                        train_acc=r.train_acc,
-                        test_loss=r.test_loss * scale,
-                        test_acc=r.test_acc,
-                        wall_time=r.wall_time,
-                    )
+                    StoredEpoch(**cell, epoch=r.epoch, step=r.step, wall_time=r.wall_time, **_metrics(r, scale))
                 )
         return runs, epochs
 
@@ -160,6 +145,16 @@ def commit_chunk(store: Any, experiment_id: str, chunk: Any, result: ChunkResult
     """Commit a finished chunk's records and drop its checkpoint, in one transaction."""
     runs, epochs = result.store_records(experiment_id)
     store.commit_runs(experiment_id, runs, epochs, delete_checkpoints=[chunk.key])
+
+
+def _metrics(record: Any, scale: float) -> dict[str, Any]:
+    """An engine ``EpochRecord``'s stored metrics, losses times ``scale`` (regression: target units)."""
+    return {
+        "test_acc": record.test_acc,
+        "test_loss": record.test_loss * scale,
+        "train_loss": record.train_loss * scale,
+        "train_acc": record.train_acc,
+    }
 
 
 def _finite(x: float) -> float | None:
