@@ -117,3 +117,41 @@ class TrainingHistory:
             if not all(bool(torch.isfinite(t[e]).all()) for t in params.values()):
                 diverged_step[e] = 0
         return cls(records=[[] for _ in range(n_members)], diverged_step=diverged_step)
+
+
+def checkpoint_state(
+    epoch: int,
+    step: int,
+    wall: float,
+    history: TrainingHistory,
+    params: dict[str, torch.Tensor],
+    buffers: dict[str, torch.Tensor],
+    optimizer_state: dict[str, Any],
+    config: TrainConfig,
+    members: Sequence[Member],
+    *,
+    backend: str,
+    backend_reason: str,
+    device: torch.device,
+    autocast: str | None,
+) -> dict[str, Any]:
+    """The state after ``epoch``: tensors copied to CPU, the history so far, what a resume checks."""
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "epoch": epoch,
+        "step": step,
+        "backend": backend,
+        "backend_reason": backend_reason,
+        "config": config.to_dict(),
+        "members": [m.to_dict() for m in members],
+        "params": {n: t.detach().to("cpu", copy=True) for n, t in params.items()},
+        "buffers": {n: t.detach().to("cpu", copy=True) for n, t in buffers.items()},
+        "optimizer": cpu_copy(optimizer_state),
+        "diverged_step": list(history.diverged_step),
+        "records": [[r.to_dict() for r in recs] for recs in history.records],
+        "wall_time": wall,
+        "correct": {int(k): v.clone() for k, v in history.kept.items()},
+        "torch_version": str(torch.__version__),
+        "device": str(device),
+        "autocast": autocast,
+    }

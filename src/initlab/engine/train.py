@@ -35,7 +35,7 @@ from initlab.engine.state import (
     CHECKPOINT_FORMAT,
     TrainingHistory,
     check_resume,
-    cpu_copy,
+    checkpoint_state,
     load_member,
     member_state_dict,
     state_from_bytes,
@@ -119,21 +119,13 @@ def train(
     n_members = len(members)
     if resume_state is not None:
         backend = _check_resume_backend(resume_state, config, members, shapes, backend, autocast)
-        params = {n: t.to(device).clone() for n, t in resume_state["params"].items()}
-        buffers = {n: t.to(device).clone() for n, t in resume_state["buffers"].items()}
-    else:
-        params, buffers = initial_state(model_factory, members, bias_init=config.bias_init, device=device, dtype=dtype)
+    params, buffers = _starting_tensors(model_factory, members, config, resume_state, device, dtype)
     impl, backend_reason = choose_backend(
         backend, template, data, params, buffers, trainable, members, autocast=autocast
     )
     if resume_state is not None:  # a resumed run keeps the reason its first part chose the backend for
         backend_reason = resume_state.get("backend_reason", backend_reason)
-    optimizer = make_optimizer(
-        [params[n] for n in trainable],
-        config,
-        lrs=[m.lr for m in members] if any(m.lr is not None for m in members) else None,
-        weight_decays=[m.weight_decay for m in members] if any(m.weight_decay is not None for m in members) else None,
-    )
+    optimizer = _optimizer(params, trainable, config, members)
     history = TrainingHistory.start(n_members, params, resume_state, optimizer)
     diverged_step, records, kept = history.diverged_step, history.records, history.kept
 
@@ -153,25 +145,21 @@ def train(
     final_state: dict[str, Any] | None = None
 
     def make_state(epoch: int, wall: float) -> dict[str, Any]:
-        return {
-            "format": CHECKPOINT_FORMAT,
-            "epoch": epoch,
-            "step": global_step,
-            "backend": impl.name,
-            "backend_reason": backend_reason,
-            "config": config.to_dict(),
-            "members": [m.to_dict() for m in members],
-            "params": {n: t.detach().to("cpu", copy=True) for n, t in params.items()},
-            "buffers": {n: t.detach().to("cpu", copy=True) for n, t in buffers.items()},
-            "optimizer": cpu_copy(optimizer.state_dict()),
-            "diverged_step": list(diverged_step),
-            "records": [[r.to_dict() for r in recs] for recs in records],
-            "wall_time": wall,
-            "correct": {int(k): v.clone() for k, v in kept.items()},
-            "torch_version": str(torch.__version__),
-            "device": str(device),
-            "autocast": autocast,
-        }
+        return checkpoint_state(
+            epoch,
+            global_step,
+            wall,
+            history,
+            params,
+            buffers,
+            optimizer.state_dict(),
+            config,
+            members,
+            backend=impl.name,
+            backend_reason=backend_reason,
+            device=device,
+            autocast=autocast,
+        )
 
     for epoch in range(history.epoch + 1, config.epochs + 1):
         order = torch.stack(
@@ -293,6 +281,34 @@ def _prepare(
     elif data.max_label >= out_shape[-1]:
         raise UserError(f"the model outputs {out_shape[-1]} classes but the data has label {data.max_label}")
     return template, shapes, trainable, dtype
+
+
+def _starting_tensors(
+    model_factory: Callable[[], nn.Module],
+    members: Sequence[Member],
+    config: TrainConfig,
+    resume_state: dict[str, Any] | None,
+    device: torch.device,
+    dtype: torch.dtype,
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """Stacked ``(params, buffers)`` on ``device``: the checkpoint's, or each member initialized."""
+    if resume_state is not None:
+        params = {n: t.to(device).clone() for n, t in resume_state["params"].items()}
+        buffers = {n: t.to(device).clone() for n, t in resume_state["buffers"].items()}
+        return params, buffers
+    return initial_state(model_factory, members, bias_init=config.bias_init, device=device, dtype=dtype)
+
+
+def _optimizer(
+    params: dict[str, torch.Tensor], trainable: list[str], config: TrainConfig, members: Sequence[Member]
+) -> Any:
+    """One stacked optimizer over the trainable parameters; members may carry their own lr and decay."""
+    return make_optimizer(
+        [params[n] for n in trainable],
+        config,
+        lrs=[m.lr for m in members] if any(m.lr is not None for m in members) else None,
+        weight_decays=[m.weight_decay for m in members] if any(m.weight_decay is not None for m in members) else None,
+    )
 
 
 def _check_resume_backend(

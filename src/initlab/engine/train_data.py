@@ -60,8 +60,10 @@ class TrainData:
         if (self.x_val is None) != (self.y_val is None):
             raise UserError("data has only one of x_val and y_val; give both or neither")
         x_val, y_val = self.x_val, self.y_val
-        if x_val is not None and y_val is not None and (
-            x_val.shape[1:] != self.x_train.shape[1:] or x_val.shape[0] != y_val.shape[0]
+        if (
+            x_val is not None
+            and y_val is not None
+            and (x_val.shape[1:] != self.x_train.shape[1:] or x_val.shape[0] != y_val.shape[0])
         ):
             raise UserError(
                 f"data.x_val {tuple(x_val.shape)} and data.y_val {tuple(y_val.shape)} do not "
