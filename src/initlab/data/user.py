@@ -147,6 +147,4 @@ def load_source(
         arrays, meta, num_classes = read_text(path, options.get("context"), level)
         files, spec = None, {"context": options.get("context"), "level": level}
     source = sources.fingerprint(path, files)
-    return finish(
-        name, arrays, source=source, where=where, spec=spec, meta=meta, num_classes=num_classes, **common
-    )
+    return finish(name, arrays, source=source, where=where, spec=spec, meta=meta, num_classes=num_classes, **common)

@@ -16,4 +16,12 @@ from initlab.report.files import write_report
 from initlab.report.terminal import print_terminal
 from initlab.report.wording import EQUIVALENCE_NOTE
 
-__all__ = ["ReportData", "print_terminal", "write_report", "claimed_mean", "EQUIVALENCE_NOTE", "RUN_COLUMNS", "SUMMARY_KEYS"]
+__all__ = [
+    "ReportData",
+    "print_terminal",
+    "write_report",
+    "claimed_mean",
+    "EQUIVALENCE_NOTE",
+    "RUN_COLUMNS",
+    "SUMMARY_KEYS",
+]

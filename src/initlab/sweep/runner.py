@@ -63,7 +63,9 @@ def run_chunk(
         device=device,
     )
     scale, test_var = _to_original_units(dataset) if config.task == "regression" else (1.0, float("nan"))
-    return ChunkResult.from_ensemble(chunk.index, chunk.members, result, task=config.task, scale=scale, test_var=test_var)
+    return ChunkResult.from_ensemble(
+        chunk.index, chunk.members, result, task=config.task, scale=scale, test_var=test_var
+    )
 
 
 def _to_original_units(dataset: Any) -> tuple[float, float]:
