@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from initlab.data import Dataset, load, loaders, names, read_idx, stratified_indices, write_idx
+from initlab.data import Dataset, fashion, load, loaders, names, read_idx, stratified_indices, write_idx
 from initlab.errors import UserError
 
 SYSTEM_FASHION = Path("/usr/share/datasets/fashion-mnist")
@@ -116,7 +116,7 @@ def _fake_fashion(directory: Path, n_train=50, n_test=20, gz=True, seed=0) -> di
 @pytest.fixture
 def no_system_data(monkeypatch, tmp_path):
     """Hide the real Fashion-MNIST locations, so only the test's directories are searched."""
-    monkeypatch.setattr(loaders, "SYSTEM_FASHION_MNIST", tmp_path / "system-absent")
+    monkeypatch.setattr(fashion, "SYSTEM_FASHION_MNIST", tmp_path / "system-absent")
     monkeypatch.delenv("INITLAB_DATA", raising=False)
 
 

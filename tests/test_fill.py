@@ -18,7 +18,7 @@ from initlab.errors import UserError
 from initlab.schemes import get_scheme
 from initlab.schemes.fill import fill_model_
 from initlab.seeding import derive_generator, param_generator
-from initlab.sweep.cells import member_init
+from initlab.sweep.chunks import member_init
 
 
 def relu_mlp() -> nn.Module:

@@ -22,7 +22,7 @@ import pytest
 from initlab.errors import UserError
 from initlab.store import open_store
 from initlab.sweep import compare, ray_backend  # ray_backend imports ray only when it runs
-from initlab.sweep.cells import make_cells, steps_per_cell
+from initlab.sweep.chunks import make_chunks, steps_per_chunk
 from initlab.sweep.config import CompareConfig
 
 try:
@@ -81,7 +81,7 @@ def run_rows(path: Path) -> list[tuple[str, int]]:
 
 
 def attempts(directory: Path) -> dict[int, int]:
-    """Cell index -> how many times a task started it (one marker file per start)."""
+    """Chunk index -> how many times a task started it (one marker file per start)."""
     counts: dict[int, int] = {}
     for marker in directory.iterdir():
         index = int(marker.name.split("-")[0])
@@ -171,42 +171,42 @@ def test_dead_worker_is_retried_and_every_cell_lands_once(ray_instance, local, d
         if cell.index == 1 and not crashed.exists():
             crashed.touch()
             os._exit(1)
-        return ray_backend.train_cell(config, cell, data, resume_blob)
+        return ray_backend.train_chunk(config, cell, data, resume_blob)
 
     path = tmp_path / "kill.sqlite"
     advanced: list[int] = []
     with open_store(path) as db:
         experiment = db.create_experiment(CONFIG.to_dict())
         submitted = ray_backend.run_ray(
-            db, experiment.id, CONFIG, make_cells(CONFIG), dataset, advanced.append, cell_task=dies_once_in_cell_1
+            db, experiment.id, CONFIG, make_chunks(CONFIG), dataset, advanced.append, chunk_task=dies_once_in_cell_1
         )
     assert crashed.exists()
     assert attempts(starts) == {0: 1, 1: 2, 2: 1}  # the dead attempt was retried once, by Ray
     assert sorted(submitted) == [0, 1, 2]  # the driver itself submitted each cell once
     assert run_rows(path) == sorted((s, k) for s in CONFIG.schemes for k in CONFIG.seeds)
     assert stored(path) == stored(local)  # the retry computed what the first attempt would have
-    assert advanced == [steps_per_cell(CONFIG, dataset.x_train.shape[0])] * 3  # one advance per finished cell
+    assert advanced == [steps_per_chunk(CONFIG, dataset.x_train.shape[0])] * 3  # one advance per finished cell
 
 
 @pytest.mark.ray
 def test_resume_submits_only_pending_cells_and_continues_checkpoints(ray_instance, local, tmp_path, monkeypatch):
-    from initlab.sweep.runner import run_cell
+    from initlab.sweep.runner import run_chunk
 
     starts = tmp_path / "starts"
     starts.mkdir()
 
     def counting(config, cell, data, resume_blob):
         (starts / f"{cell.index}-{'blob' if resume_blob else 'fresh'}").touch()
-        return ray_backend.train_cell(config, cell, data, resume_blob)
+        return ray_backend.train_chunk(config, cell, data, resume_blob)
 
-    monkeypatch.setattr(ray_backend, "run_ray", functools.partial(ray_backend.run_ray, cell_task=counting))
+    monkeypatch.setattr(ray_backend, "run_ray", functools.partial(ray_backend.run_ray, chunk_task=counting))
     path = tmp_path / "resume.sqlite"
-    cells = make_cells(CONFIG)
+    cells = make_chunks(CONFIG)
     with open_store(local) as ref, open_store(path) as db:
         (done,) = ref.list_experiments()
         experiment = db.create_experiment(CONFIG.to_dict())
         first = cells[0].store_keys
-        # Cell 0 committed before the resume, by a driver that was then killed.
+        # Chunk 0 committed before the resume, by a driver that was then killed.
         db.commit_runs(
             experiment.id,
             [
@@ -220,11 +220,11 @@ def test_resume_submits_only_pending_cells_and_continues_checkpoints(ray_instanc
                 if (e.scheme, e.seed) in first
             ],
         )
-        # Cell 2 left half-done by a local run: its checkpoint after epoch 1.
+        # Chunk 2 left half-done by a local run: its checkpoint after epoch 1.
         from initlab.data import load
 
         blobs: list[tuple[int, bytes]] = []
-        run_cell(CONFIG, cells[2], load(CONFIG.dataset), on_checkpoint=lambda epoch, blob: blobs.append((epoch, blob)))
+        run_chunk(CONFIG, cells[2], load(CONFIG.dataset), on_checkpoint=lambda epoch, blob: blobs.append((epoch, blob)))
         db.save_checkpoint(experiment.id, cells[2].key, *blobs[0])
         committed_before = db.runs(experiment.id)
     data = compare(CONFIG, store=path, resume=True, backend="ray", progress=False)
@@ -245,7 +245,7 @@ def test_cell_error_reaches_the_caller_as_itself(ray_instance, dataset, tmp_path
         experiment = db.create_experiment(CONFIG.to_dict())
         with pytest.raises(UserError, match=r"^cell \d: width 16 is not allowed here$"):
             ray_backend.run_ray(
-                db, experiment.id, CONFIG, make_cells(CONFIG), dataset, lambda n: None, cell_task=bad_cell
+                db, experiment.id, CONFIG, make_chunks(CONFIG), dataset, lambda n: None, chunk_task=bad_cell
             )
         assert db.runs(experiment.id) == []
 

@@ -31,10 +31,10 @@ from initlab.errors import UserError
 from initlab.store import (
     SCHEMA_VERSION,
     ConflictError,
-    EpochRecord,
     MemoryStore,
     RunRecord,
     Store,
+    StoredEpoch,
     canonical_json,
     config_hash,
     current_versions,
@@ -65,9 +65,9 @@ def make_run(eid: str, scheme: str, seed: int, **changes) -> RunRecord:
     return dataclasses.replace(run, **changes)
 
 
-def make_epochs(eid: str, scheme: str, seed: int, n_epochs: int = N_EPOCHS) -> list[EpochRecord]:
+def make_epochs(eid: str, scheme: str, seed: int, n_epochs: int = N_EPOCHS) -> list[StoredEpoch]:
     return [
-        EpochRecord(
+        StoredEpoch(
             experiment_id=eid,
             scheme=scheme,
             seed=seed,
@@ -83,7 +83,7 @@ def make_epochs(eid: str, scheme: str, seed: int, n_epochs: int = N_EPOCHS) -> l
     ]
 
 
-def make_chunk(eid: str, cells, n_epochs: int = N_EPOCHS) -> tuple[list[RunRecord], list[EpochRecord]]:
+def make_chunk(eid: str, cells, n_epochs: int = N_EPOCHS) -> tuple[list[RunRecord], list[StoredEpoch]]:
     runs = [make_run(eid, s, n) for s, n in cells]
     epochs = [e for s, n in cells for e in make_epochs(eid, s, n, n_epochs)]
     return runs, epochs
@@ -244,7 +244,7 @@ def test_nan_inf_and_exact_floats_round_trip(store):
         wall_time=0.1 + 0.2,
         extra={"loss_at_divergence": math.inf, "history": [math.nan, -0.0, 1e308]},
     )
-    epoch = EpochRecord(
+    epoch = StoredEpoch(
         experiment_id=exp.id,
         scheme="random_normal",
         seed=3,
@@ -362,9 +362,9 @@ def test_records_validate_and_are_frozen():
             RunRecord(**{**run.__dict__, **change})
     epoch = make_epochs("e1", "he_normal", 0)[0]
     with pytest.raises(UserError, match=r"epoch must be an integer in \[0"):
-        EpochRecord(**{**epoch.__dict__, "epoch": -1})
+        StoredEpoch(**{**epoch.__dict__, "epoch": -1})
     with pytest.raises(UserError, match="test_acc must be a fraction"):
-        EpochRecord(**{**epoch.__dict__, "test_acc": 1.5})
+        StoredEpoch(**{**epoch.__dict__, "test_acc": 1.5})
     # NaN equals NaN, so a record equals its copy and hashes alike.
     nan_run = dataclasses.replace(run, test_loss=math.nan)
     assert nan_run == dataclasses.replace(run, test_loss=float("nan"))
@@ -425,7 +425,7 @@ def drive(store: Store, eid: str, chunks, n_epochs: int, *, kill_after_epochs: i
             accs = history[f"{s}/{n}"]
             runs.append(make_run(eid, s, n, test_acc=accs[-1], train_acc=accs[-1]))
             epochs += [
-                EpochRecord(
+                StoredEpoch(
                     experiment_id=eid,
                     scheme=s,
                     seed=n,

@@ -255,7 +255,7 @@ def test_report_of_a_damaged_store_is_one_line(finished_store, tmp_path):
 
 
 def test_deleted_checkpoints_give_their_pages_back(tmp_path):
-    from initlab.store import EpochRecord, RunRecord
+    from initlab.store import RunRecord, StoredEpoch
 
     path = tmp_path / "s.sqlite"
     with open_store(path) as db:
@@ -276,7 +276,7 @@ def test_deleted_checkpoints_give_their_pages_back(tmp_path):
             wall_time=1.0,
             extra={},
         )
-        epoch = EpochRecord(
+        epoch = StoredEpoch(
             experiment_id=exp.id,
             scheme="he_normal",
             seed=0,

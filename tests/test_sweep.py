@@ -9,7 +9,7 @@ import torch
 
 from initlab.data import load
 from initlab.sweep import compare
-from initlab.sweep.cells import make_cells
+from initlab.sweep.chunks import make_chunks
 from initlab.sweep.config import CompareConfig, parse_seeds
 from initlab.sweep.driver import choose_threads, torch_threads
 
@@ -25,7 +25,7 @@ def test_grid_members_are_lr_major_and_labelled_by_rate():
 
 def test_cells_cover_every_member_once_in_seed_major_chunks():
     config = CompareConfig(schemes=("he_normal", "zeros", "xavier_uniform"), seeds=(0, 1, 2, 3), chunk_size=5)
-    cells = make_cells(config)
+    cells = make_chunks(config)
     members = [m for c in cells for m in c.members]
     assert members == config.members and len(set(members)) == 12
     assert [len(c.members) for c in cells] == [5, 5, 2]

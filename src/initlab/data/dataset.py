@@ -228,3 +228,16 @@ def stratified_indices(labels: torch.Tensor, count: int, generator: torch.Genera
         perm = torch.randperm(members.numel(), generator=generator)
         chosen.append(members[perm[:k]])
     return torch.sort(torch.cat(chosen)).values
+
+
+@dataclass(frozen=True)
+class RawSplits:
+    """A named loader's output before the shared steps of ``initlab.data.loaders.load`` (subsample,
+    standardize, flatten)."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    num_classes: int
+    meta: dict[str, Any]

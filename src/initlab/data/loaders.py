@@ -12,19 +12,16 @@ name               train/test   input shape     source and split
 ``synthetic``      any          (n_features,)   Gaussian mixture or teacher network from ``seed``
 =================  ===========  ==============  =====================================================
 
+The loaders live by source: ``initlab.data.fashion``, ``initlab.data.generated`` (MNIST-1D,
+synthetic), ``initlab.data.images`` (CIFAR-10, MNIST); digits is here.
+
 The split never depends on ``seed``: every seed of a comparison sees the same test set. ``seed``
 picks the synthetic data and the ``limit_train``/``limit_test`` subsets.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import math
 import os
-import random
-import tempfile
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,55 +31,26 @@ import numpy as np
 import torch
 
 from initlab import checks
-from initlab.data.dataset import Dataset, stratified_indices
+from initlab.data.dataset import Dataset, RawSplits, stratified_indices
 from initlab.data.dataset import standardize as standardize_splits
-from initlab.data.idx import read_idx
+from initlab.data.fashion import (  # noqa: F401  (re-exported: these were defined here)
+    FASHION_CLASSES,
+    FASHION_FILES,
+    GET_FASHION_MNIST,
+    fashion_mnist,
+    fashion_mnist_dirs,
+    find_fashion_mnist,
+)
+from initlab.data.generated import SYNTHETIC_KINDS, default_cache_dir, mnist1d, synthetic  # noqa: F401
 from initlab.errors import UserError, closest, lookup
 from initlab.seeding import derive_generator
 
-SYSTEM_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
-FASHION_FILES = {
-    "x_train": "train-images-idx3-ubyte",
-    "y_train": "train-labels-idx1-ubyte",
-    "x_test": "t10k-images-idx3-ubyte",
-    "y_test": "t10k-labels-idx1-ubyte",
-}
-FASHION_CLASSES = (
-    "T-shirt/top",
-    "Trouser",
-    "Pullover",
-    "Dress",
-    "Coat",
-    "Sandal",
-    "Shirt",
-    "Sneaker",
-    "Bag",
-    "Ankle boot",
-)
 DIGITS_TEST_SIZE = 360  # of 1797: 20.0%, a fixed stratified split
-GET_FASHION_MNIST = (
-    "Get the files with `apt-get install dataset-fashion-mnist` (Debian/Ubuntu, installs to "
-    f'{SYSTEM_FASHION_MNIST}), or when online with `python -c "import torchvision; '
-    "torchvision.datasets.FashionMNIST('DIR', download=True)\"` and pass data_dir=DIR "
-    "(--data-dir DIR) or set INITLAB_DATA=DIR"
-)
-
-
-@dataclass(frozen=True)
-class _Raw:
-    """A loader's output before the shared steps (subsample, standardize, flatten)."""
-
-    x_train: torch.Tensor
-    y_train: torch.Tensor
-    x_test: torch.Tensor
-    y_test: torch.Tensor
-    num_classes: int
-    meta: dict[str, Any]
 
 
 @dataclass(frozen=True)
 class _Loader:
-    fn: Callable[..., _Raw]
+    fn: Callable[..., RawSplits]
     options: dict[str, Any]  # option -> default; these (resolved) enter Dataset.spec
     local_options: tuple[str, ...] = ()  # where to look or cache; not part of the data's identity
     summary: str = ""
@@ -91,7 +59,7 @@ class _Loader:
 # --- digits ----------------------------------------------------------------------------------
 
 
-def _digits(*, seed: int) -> _Raw:
+def _digits(*, seed: int) -> RawSplits:
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
@@ -100,7 +68,7 @@ def _digits(*, seed: int) -> _Raw:
     test = stratified_indices(y, DIGITS_TEST_SIZE, derive_generator(0, "digits", "split"))
     is_test = torch.zeros(len(y), dtype=torch.bool)
     is_test[test] = True
-    return _Raw(
+    return RawSplits(
         x[~is_test],
         y[~is_test],
         x[is_test],
@@ -113,260 +81,10 @@ def _digits(*, seed: int) -> _Raw:
     )
 
 
-# --- Fashion-MNIST ---------------------------------------------------------------------------
-
-
-def fashion_mnist_dirs(data_dir: str | os.PathLike[str] | None = None) -> list[Path]:
-    """Where Fashion-MNIST is looked for, in order: ``data_dir``, ``$INITLAB_DATA``, the system dir.
-
-    Under each base directory the files may lie directly, in ``fashion-mnist/``, or in
-    torchvision's ``FashionMNIST/raw/``.
-    """
-    bases = [Path(data_dir)] if data_dir is not None else []
-    if os.environ.get("INITLAB_DATA"):
-        bases.append(Path(os.environ["INITLAB_DATA"]))
-    bases.append(SYSTEM_FASHION_MNIST)
-    dirs: list[Path] = []
-    for base in bases:
-        for d in (base, base / "fashion-mnist", base / "FashionMNIST" / "raw"):
-            if d not in dirs:
-                dirs.append(d)
-    return dirs
-
-
-def _find_file(directory: Path, stem: str) -> Path | None:
-    for name in (stem + ".gz", stem):
-        if (directory / name).is_file():
-            return directory / name
-    return None
-
-
-def find_fashion_mnist(data_dir: str | os.PathLike[str] | None = None) -> dict[str, Path]:
-    """The four Fashion-MNIST files from the first directory holding all of them; else ``UserError``."""
-    partial = []
-    for d in fashion_mnist_dirs(data_dir):
-        found = {key: _find_file(d, stem) for key, stem in FASHION_FILES.items()}
-        if all(found.values()):
-            return found  # type: ignore[return-value]
-        if any(found.values()):
-            missing = [FASHION_FILES[k] + "[.gz]" for k, v in found.items() if v is None]
-            partial.append(f"{d} lacks {', '.join(missing)}")
-    searched = ", ".join(str(d) for d in fashion_mnist_dirs(data_dir))
-    detail = f" ({'; '.join(partial)})" if partial else ""
-    raise UserError(
-        f"Fashion-MNIST not found: looked for {', '.join(s + '[.gz]' for s in FASHION_FILES.values())} "
-        f"in {searched}{detail}. {GET_FASHION_MNIST}."
-    )
-
-
-def _fashion_mnist(*, seed: int, data_dir: str | os.PathLike[str] | None = None) -> _Raw:
-    files = find_fashion_mnist(data_dir)
-    arrays = {key: read_idx(path) for key, path in files.items()}
-    for split in ("train", "test"):
-        images, labels = arrays[f"x_{split}"], arrays[f"y_{split}"]
-        where = f"{files[f'x_{split}']} / {files[f'y_{split}'].name}"
-        if images.ndim != 3 or labels.ndim != 1:
-            raise UserError(
-                f"Fashion-MNIST {where}: expected images (n, 28, 28) and labels (n,); "
-                f"got {images.shape} and {labels.shape}"
-            )
-        if images.shape[0] != labels.shape[0]:
-            raise UserError(f"Fashion-MNIST {where}: {images.shape[0]} images but {labels.shape[0]} labels")
-        if labels.size and (labels.min() < 0 or labels.max() > 9):
-            raise UserError(f"Fashion-MNIST {files[f'y_{split}']}: labels {labels.min()}..{labels.max()}; allowed 0..9")
-    # kept uint8 here: standardize() takes exact statistics from a histogram of the raw bytes
-    x_train, x_test = (torch.from_numpy(arrays[k]).unsqueeze(1) for k in ("x_train", "x_test"))
-    y_train, y_test = (torch.from_numpy(arrays[k].astype(np.int64)) for k in ("y_train", "y_test"))
-    return _Raw(
-        x_train,
-        y_train,
-        x_test,
-        y_test,
-        10,
-        {
-            "source": f"Fashion-MNIST IDX files in {files['x_train'].parent}",
-            "split": "official (60000 train / 10000 test)",
-            "classes": list(FASHION_CLASSES),
-        },
-    )
-
-
-# --- MNIST-1D --------------------------------------------------------------------------------
-
-
-def default_cache_dir() -> Path:
-    """``$INITLAB_CACHE``, else ``$XDG_CACHE_HOME/initlab``, else ``~/.cache/initlab``."""
-    if os.environ.get("INITLAB_CACHE"):
-        return Path(os.environ["INITLAB_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "initlab"
-
-
-def _generate_mnist1d() -> dict[str, np.ndarray]:
-    try:
-        from mnist1d.data import get_dataset_args, make_dataset
-    except ImportError:
-        raise UserError(
-            "dataset 'mnist1d' needs the mnist1d package: pip install mnist1d (or initlab[mnist1d])"
-        ) from None
-    args = get_dataset_args()
-    # make_dataset seeds and draws from numpy's and Python's global RNGs; keep them as they were.
-    np_state, py_state = np.random.get_state(), random.getstate()
-    try:
-        raw = make_dataset(args)
-    finally:
-        np.random.set_state(np_state)
-        random.setstate(py_state)
-    return {k: np.asarray(raw[k]) for k in ("x", "y", "x_test", "y_test")}
-
-
-def _mnist1d_cache_key() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        from mnist1d.data import get_dataset_args
-
-        # the url only serves the package's download, which initlab never uses
-        params = {k: v for k, v in get_dataset_args(as_dict=True).items() if k != "url"}
-        ver = version("mnist1d")
-    except (ImportError, PackageNotFoundError):
-        raise UserError(
-            "dataset 'mnist1d' needs the mnist1d package: pip install mnist1d (or initlab[mnist1d])"
-        ) from None
-    digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
-    return f"mnist1d-{ver}-{digest}"
-
-
-def _read_mnist1d_cache(path: Path) -> dict[str, np.ndarray] | None:
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in ("x", "y", "x_test", "y_test")}
-    except (OSError, KeyError, ValueError, EOFError):
-        return None  # absent or damaged: regenerate
-    if arrays["x"].ndim != 2 or len(arrays["x"]) != len(arrays["y"]) or len(arrays["x_test"]) != len(arrays["y_test"]):
-        return None
-    return arrays
-
-
-def _mnist1d(*, seed: int, cache_dir: str | os.PathLike[str] | bool | None = None) -> _Raw:
-    """MNIST-1D from its generator (about 2 s on one CPU core), cached as ``.npz``.
-
-    ``cache_dir``: where the generated arrays are kept (default ``default_cache_dir()``);
-    ``False`` disables the cache. The cache name carries the mnist1d version and a hash of the
-    generator arguments, so a changed generator never serves stale data.
-    """
-    key = _mnist1d_cache_key()
-    path = None
-    if cache_dir is not False:
-        path = Path(cache_dir if cache_dir not in (None, True) else default_cache_dir()) / f"{key}.npz"
-    arrays = _read_mnist1d_cache(path) if path is not None else None
-    cached = arrays is not None
-    if arrays is None:
-        arrays = _generate_mnist1d()
-        if path is not None:
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                # write then rename: a reader never sees a half-written cache file
-                fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
-                with os.fdopen(fd, "wb") as f:
-                    np.savez(f, **arrays)
-                os.replace(tmp, path)
-            except OSError as exc:
-                warnings.warn(f"could not cache MNIST-1D in {path.parent}: {exc}; it will be regenerated", stacklevel=3)
-    to_x = lambda a: torch.from_numpy(np.asarray(a, dtype=np.float32))  # noqa: E731
-    to_y = lambda a: torch.from_numpy(np.asarray(a, dtype=np.int64))  # noqa: E731
-    return _Raw(
-        to_x(arrays["x"]),
-        to_y(arrays["y"]),
-        to_x(arrays["x_test"]),
-        to_y(arrays["y_test"]),
-        10,
-        {
-            "source": f"mnist1d.data.make_dataset(get_dataset_args()) ({key})",
-            "split": "the generator's own: first 80% train, last 20% test",
-            "cache": str(path) if path is not None else None,
-            "from_cache": cached,
-        },
-    )
-
-
-# --- synthetic -------------------------------------------------------------------------------
-
-SYNTHETIC_KINDS = ("mixture", "teacher")
-
-
-def _positive_int(option: str, value: Any, minimum: int = 1) -> int:
-    return checks.integer(f"synthetic {option}", value, minimum=minimum)
-
-
-def _synthetic(
-    *,
-    seed: int,
-    kind: str = "mixture",
-    n_train: int = 2000,
-    n_test: int = 500,
-    n_features: int = 32,
-    n_classes: int = 4,
-    separation: float = 3.0,
-    hidden: int = 64,
-) -> _Raw:
-    """Data drawn from ``seed`` alone, any size; class structure from one of two ``kind``s.
-
-    ``mixture``: balanced classes (label i mod n_classes, shuffled); class means
-    ``μ_k = separation · u_k``, ``u_k ~ N(0, I/n_features)`` (so ``‖μ_k‖ ≈ separation``), and
-    ``x = μ_y + ε``, ``ε ~ N(0, I)``. Two classes are then separated by about
-    ``separation·√2`` noise standard deviations (pairwise Bayes error ``≈ Φ(-separation/√2)``,
-    1.7% at 3).
-    ``teacher``: ``x ~ N(0, I)``, ``y = argmax(W₂ tanh(W₁ x))`` with ``W₁ ~ N(0, 1/n_features)``
-    (hidden × n_features) and ``W₂ ~ N(0, 1/hidden)``: a noiseless rule a student MLP can learn
-    exactly (classes balanced only on average).
-    Generators: the means/teacher from ``(seed, "synthetic", "model")``, each split from
-    ``(seed, "synthetic", split)``, so the training set does not depend on ``n_test``.
-    """
-    checks.choice("synthetic kind", kind, SYNTHETIC_KINDS)
-    n_train, n_test = _positive_int("n_train", n_train), _positive_int("n_test", n_test)
-    n_features = _positive_int("n_features", n_features)
-    n_classes = _positive_int("n_classes", n_classes, 2)
-    hidden = _positive_int("hidden", hidden)
-    checks.real("synthetic separation", separation, low=0.0)
-    g_model = derive_generator(seed, "synthetic", "model")
-    if kind == "mixture":
-        means = separation * torch.randn(n_classes, n_features, generator=g_model) / math.sqrt(n_features)
-    else:
-        w1 = torch.randn(hidden, n_features, generator=g_model) / math.sqrt(n_features)
-        w2 = torch.randn(n_classes, hidden, generator=g_model) / math.sqrt(hidden)
-
-    def split(name: str, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        g = derive_generator(seed, "synthetic", name)
-        if kind == "mixture":
-            y = (torch.arange(n) % n_classes)[torch.randperm(n, generator=g)]
-            x = means[y] + torch.randn(n, n_features, generator=g)
-        else:
-            x = torch.randn(n, n_features, generator=g)
-            y = (torch.tanh(x @ w1.T) @ w2.T).argmax(dim=1)
-        return x, y.to(torch.int64)
-
-    x_train, y_train = split("train", n_train)
-    x_test, y_test = split("test", n_test)
-    what = (
-        f"Gaussian mixture, separation {separation}"
-        if kind == "mixture"
-        else f"tanh teacher network, {hidden} hidden units"
-    )
-    return _Raw(
-        x_train,
-        y_train,
-        x_test,
-        y_test,
-        n_classes,
-        {"source": f"synthetic {what}, seed {seed}", "split": "independent draws per split"},
-    )
-
-
 # --- CIFAR-10 and MNIST on disk (initlab.data.images reads them) ------------------------------
 
 
-def _on_disk(reader: Callable[[Any], tuple[dict[str, np.ndarray], list[Path]]], what: str, data_dir: Any) -> _Raw:
+def _on_disk(reader: Callable[[Any], tuple[dict[str, np.ndarray], list[Path]]], what: str, data_dir: Any) -> RawSplits:
     from initlab.data.sources import fingerprint
 
     arrays, files = reader(None if data_dir is None else str(data_dir))
@@ -376,7 +94,7 @@ def _on_disk(reader: Callable[[Any], tuple[dict[str, np.ndarray], list[Path]]], 
         if y.numel() and (int(y.min()) < 0 or int(y.max()) > 9):
             raise UserError(f"{what} {split} labels {int(y.min())}..{int(y.max())}; allowed 0..9")
     base = files[0].parent
-    return _Raw(
+    return RawSplits(
         x_train,
         y_train,
         x_test,
@@ -390,13 +108,13 @@ def _on_disk(reader: Callable[[Any], tuple[dict[str, np.ndarray], list[Path]]], 
     )
 
 
-def _cifar10(*, seed: int, data_dir: str | os.PathLike[str] | None = None) -> _Raw:
+def _cifar10(*, seed: int, data_dir: str | os.PathLike[str] | None = None) -> RawSplits:
     from initlab.data.images import read_cifar10
 
     return _on_disk(read_cifar10, "CIFAR-10 python batches", data_dir)
 
 
-def _mnist(*, seed: int, data_dir: str | os.PathLike[str] | None = None) -> _Raw:
+def _mnist(*, seed: int, data_dir: str | os.PathLike[str] | None = None) -> RawSplits:
     from initlab.data.images import read_mnist
 
     return _on_disk(read_mnist, "MNIST IDX files", data_dir)
@@ -406,12 +124,12 @@ def _mnist(*, seed: int, data_dir: str | os.PathLike[str] | None = None) -> _Raw
 
 _LOADERS: dict[str, _Loader] = {
     "digits": _Loader(_digits, {}, summary="8x8 handwritten digits (scikit-learn), 1437/360"),
-    "fashion-mnist": _Loader(_fashion_mnist, {}, ("data_dir",), "Zalando's 28x28 clothing images, 60000/10000"),
-    "mnist1d": _Loader(_mnist1d, {}, ("cache_dir",), "MNIST-1D, 40-sample signals, generated, 4000/1000"),
+    "fashion-mnist": _Loader(fashion_mnist, {}, ("data_dir",), "Zalando's 28x28 clothing images, 60000/10000"),
+    "mnist1d": _Loader(mnist1d, {}, ("cache_dir",), "MNIST-1D, 40-sample signals, generated, 4000/1000"),
     "cifar10": _Loader(_cifar10, {}, ("data_dir",), "CIFAR-10 python batches under --data-dir, 32x32 RGB, 50000/10000"),
     "mnist": _Loader(_mnist, {}, ("data_dir",), "MNIST IDX files under --data-dir, 28x28, 60000/10000"),
     "synthetic": _Loader(
-        _synthetic,
+        synthetic,
         {
             "kind": "mixture",
             "n_train": 2000,
@@ -529,20 +247,22 @@ def load(
     standardize = "global" if standardize is None else standardize
     loader = _LOADERS[key]
     checks.integer("seed", seed)
-    allowed = set(loader.options) | set(loader.local_options)
-    extra = sorted(set(options) - allowed)
-    if extra:
-        hint = closest(extra[0], sorted(allowed))
-        near = f" Did you mean {hint[0]!r}?" if hint else ""
-        raise UserError(
-            f"dataset {key!r} has no option {extra[0]!r}.{near} "
-            f"Allowed: {', '.join(sorted(allowed)) or 'none beyond data_dir, seed, flatten, standardize, limit_train, limit_test'}."
-        )
-    kwargs = {k: options.get(k, default) for k, default in loader.options.items()}
-    local = {k: options[k] for k in loader.local_options if k in options}
-    if "data_dir" in loader.local_options and data_dir is not None:
-        local["data_dir"] = data_dir
+    kwargs, local = _loader_options(key, loader, options, data_dir)
     raw = loader.fn(seed=seed, **kwargs, **local)
+    return check_source(_from_raw(key, raw, kwargs, seed, flatten, standardize, limit_train, limit_test), expected)
+
+
+def _from_raw(
+    key: str,
+    raw: RawSplits,
+    kwargs: dict[str, Any],
+    seed: int,
+    flatten: bool,
+    standardize: str,
+    limit_train: int | None,
+    limit_test: int | None,
+) -> Dataset:
+    """The shared steps after a named loader: subsample, standardize, flatten; spec and meta."""
     x_train, y_train, note_train = _limit(raw.x_train, raw.y_train, limit_train, seed, (key, "limit_train"))
     x_test, y_test, note_test = _limit(raw.x_test, raw.y_test, limit_test, seed, (key, "limit_test"))
     x_train, x_test, stats = standardize_splits(x_train, x_test, standardize)
@@ -567,6 +287,25 @@ def load(
     }
     if identity is not None:
         spec["source"] = identity
-    return check_source(
-        Dataset(key, x_train, y_train.contiguous(), x_test, y_test.contiguous(), raw.num_classes, spec, meta), expected
-    )
+    return Dataset(key, x_train, y_train.contiguous(), x_test, y_test.contiguous(), raw.num_classes, spec, meta)
+
+
+def _loader_options(
+    key: str, loader: _Loader, options: dict[str, Any], data_dir: str | os.PathLike[str] | None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(options that identify the data, with defaults; where-to-look options)`` for ``loader``;
+    an option it does not take is a ``UserError`` naming the nearest it does."""
+    allowed = set(loader.options) | set(loader.local_options)
+    extra = sorted(set(options) - allowed)
+    if extra:
+        hint = closest(extra[0], sorted(allowed))
+        near = f" Did you mean {hint[0]!r}?" if hint else ""
+        raise UserError(
+            f"dataset {key!r} has no option {extra[0]!r}.{near} "
+            f"Allowed: {', '.join(sorted(allowed)) or 'none beyond data_dir, seed, flatten, standardize, limit_train, limit_test'}."
+        )
+    kwargs = {k: options.get(k, default) for k, default in loader.options.items()}
+    local = {k: options[k] for k in loader.local_options if k in options}
+    if "data_dir" in loader.local_options and data_dir is not None:
+        local["data_dir"] = data_dir
+    return kwargs, local

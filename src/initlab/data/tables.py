@@ -7,7 +7,7 @@ recorded in ``meta["categories"]``, so the encoding is the same at every load of
 A row with a missing value (an empty cell, ``NA``, ``N/A``, ``NaN``, ``null``, ``None``, ``?``)
 in any used column is dropped, never imputed, and the count is reported
 (``meta["dropped_rows"]`` and a warning). ``inf`` parses as a number and is refused as
-non-finite. The train/test split is initlab's fixed one (``initlab.data.sources``).
+non-finite. The train/test split is initlab's fixed one (``initlab.data.prepare``).
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from typing import Any
 
 from initlab.data import sources
 from initlab.data.dataset import TASKS, Dataset
+from initlab.data.prepare import finish
 from initlab.errors import UserError
 
 # Options each kind of source accepts (beyond seed, task, standardize, flatten, limit_train/test).
@@ -146,6 +147,4 @@ def load_source(
         arrays, meta, num_classes = read_text(path, options.get("context"), level)
         files, spec = None, {"context": options.get("context"), "level": level}
     source = sources.fingerprint(path, files)
-    return sources.finish(
-        name, arrays, source=source, where=where, spec=spec, meta=meta, num_classes=num_classes, **common
-    )
+    return finish(name, arrays, source=source, where=where, spec=spec, meta=meta, num_classes=num_classes, **common)

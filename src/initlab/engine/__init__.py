@@ -14,18 +14,12 @@ See ``docs/engine.md`` for the design, the backends and the benchmark.
 
 from __future__ import annotations
 
+from initlab.engine.backends import BACKENDS
 from initlab.engine.config import InitFn, Member, TrainConfig
 from initlab.engine.init import initialize_member
 from initlab.engine.result import EnsembleResult, EpochRecord, MemberResult
-from initlab.engine.train import (
-    BACKENDS,
-    CHECKPOINT_FORMAT,
-    load_member,
-    member_state_dict,
-    state_from_bytes,
-    state_to_bytes,
-    train,
-)
+from initlab.engine.state import CHECKPOINT_FORMAT, load_member, member_state_dict, state_from_bytes, state_to_bytes
+from initlab.engine.train import train
 
 __all__ = [
     "BACKENDS",

@@ -15,302 +15,39 @@ thread count: same bits.
 
 from __future__ import annotations
 
-import io
 import math
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 from torch import nn
 
+from initlab.engine.backends import BACKENDS, Backend, choose_backend
 from initlab.engine.config import Member, TrainConfig
 from initlab.engine.device import on_device
-from initlab.engine.functional import LoopBackend, VmapBackend
-from initlab.engine.grouped import GroupedBackend, NotGrouped, has_conv, parse_grouped
+from initlab.engine.evaluate import accumulator_dtype, evaluate
 from initlab.engine.init import build_template, initial_state, isolated_global_rng
-from initlab.engine.losses import summed_loss, targets_per_sample
-from initlab.engine.mlp import MLPBackend, NotAnMLP, parse_mlp
+from initlab.engine.losses import targets_per_sample
 from initlab.engine.optim import make_optimizer
 from initlab.engine.result import EnsembleResult, EpochRecord, MemberResult
+from initlab.engine.state import (
+    CHECKPOINT_FORMAT,
+    TrainingHistory,
+    check_resume,
+    checkpoint_state,
+    load_member,
+    member_state_dict,
+    state_from_bytes,
+    state_to_bytes,
+)
+from initlab.engine.train_data import TrainData
 from initlab.errors import UserError
 from initlab.seeding import derive_generator
-
-BACKENDS = ("auto", "mlp", "grouped", "vmap", "loop")
-CHECKPOINT_FORMAT = "initlab.engine.checkpoint/1"
 
 EpochCallback = Callable[[int, list[EpochRecord]], None]
 CheckpointCallback = Callable[[dict[str, Any]], None]
 ProgressCallback = Callable[[int, int], None]
-
-
-class Backend(Protocol):
-    name: str
-
-    def loss_and_grads(
-        self,
-        params: dict[str, torch.Tensor],
-        buffers: dict[str, torch.Tensor],
-        idx: torch.Tensor,
-        *,
-        epoch: int,
-        step: int,
-    ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
-        """Gradients (trainable parameters, stacked), loss ``(E,)`` and correct count ``(E,)``."""
-
-    def logits(
-        self, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor], x: torch.Tensor
-    ) -> torch.Tensor:
-        """``(E, b, C)`` eval-mode outputs of every member on the shared inputs ``x``."""
-
-
-class _Data:
-    """The four tensors of a dataset, checked (any object with these attributes will do).
-
-    Targets by ``loss``: ``cross_entropy`` takes int64 class indices, one per sample ``(N,)`` or
-    one per position ``(N, T)``; ``mse`` takes float targets ``(N, k)`` or ``(N,)``.
-    """
-
-    def __init__(self, data: Any, loss: str = "cross_entropy") -> None:
-        missing = [a for a in ("x_train", "y_train", "x_test", "y_test") if not hasattr(data, a)]
-        if missing:
-            raise UserError(
-                f"data must have x_train, y_train, x_test and y_test tensors; "
-                f"{type(data).__name__} lacks {', '.join(missing)}"
-            )
-        for split in ("train", "test"):
-            x, y = getattr(data, f"x_{split}"), getattr(data, f"y_{split}")
-            if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.dim() < 2:
-                raise UserError(
-                    f"data.x_{split} must be a floating tensor (N, *features); got "
-                    f"{type(x).__name__}{tuple(x.shape) if isinstance(x, torch.Tensor) else ''}"
-                )
-            if loss == "mse":
-                if not isinstance(y, torch.Tensor) or not y.is_floating_point() or y.dim() not in (1, 2):
-                    raise UserError(
-                        f"data.y_{split} must be a float tensor (N, k) of targets for loss 'mse'; got "
-                        f"{getattr(y, 'dtype', type(y).__name__)} {tuple(getattr(y, 'shape', ()))}"
-                    )
-            elif not isinstance(y, torch.Tensor) or y.dtype != torch.int64 or y.dim() not in (1, 2):
-                raise UserError(
-                    f"data.y_{split} must be an int64 tensor (N,) of class indices (or (N, T) per "
-                    f"position); got {getattr(y, 'dtype', type(y).__name__)} {tuple(getattr(y, 'shape', ()))}"
-                )
-            if x.shape[0] != y.shape[0]:
-                raise UserError(f"data.x_{split} has {x.shape[0]} samples but data.y_{split} has {y.shape[0]}")
-            if loss != "mse" and y.numel() and int(y.min()) < 0:
-                raise UserError(f"data.y_{split} has a negative label {int(y.min())}")
-        if data.x_train.shape[0] == 0:
-            raise UserError("data.x_train is empty: nothing to train on")
-        if data.x_test.shape[1:] != data.x_train.shape[1:]:
-            raise UserError(
-                f"data.x_test samples have shape {tuple(data.x_test.shape[1:])}, "
-                f"data.x_train samples {tuple(data.x_train.shape[1:])}"
-            )
-        self.x_train, self.y_train = data.x_train, data.y_train
-        self.x_test, self.y_test = data.x_test, data.y_test
-        self.loss = loss
-        # Optional validation split (``initlab.data.split``): evaluated every epoch like the test set.
-        self.x_val, self.y_val = getattr(data, "x_val", None), getattr(data, "y_val", None)
-        if (self.x_val is None) != (self.y_val is None):
-            raise UserError("data has only one of x_val and y_val; give both or neither")
-        if self.x_val is not None and (
-            self.x_val.shape[1:] != self.x_train.shape[1:] or self.x_val.shape[0] != self.y_val.shape[0]
-        ):
-            raise UserError(
-                f"data.x_val {tuple(self.x_val.shape)} and data.y_val {tuple(self.y_val.shape)} do not "
-                f"match the training samples {tuple(self.x_train.shape[1:])}"
-            )
-        if loss == "mse":
-            for name in ("y_train", "y_test", "y_val"):
-                y = getattr(self, name)
-                if y is not None and y.dtype != self.x_train.dtype:
-                    setattr(self, name, y.to(self.x_train.dtype))
-            self.max_label = -1
-        else:
-            labels = [self.y_train, self.y_test] + ([self.y_val] if self.y_val is not None else [])
-            self.max_label = max(int(y.max()) for y in labels if y.numel())
-
-    def to(self, device: torch.device) -> None:
-        """Move the tensors to ``device`` (no copy when they are there already)."""
-        for name in ("x_train", "y_train", "x_test", "y_test", "x_val", "y_val"):
-            if getattr(self, name) is not None:
-                setattr(self, name, getattr(self, name).to(device))
-
-
-def state_to_bytes(state: dict[str, Any]) -> bytes:
-    """A checkpoint state as bytes (``torch.save``); ``state_from_bytes`` reads it back."""
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    return buffer.getvalue()
-
-
-def state_from_bytes(data: bytes) -> dict[str, Any]:
-    """Inverse of ``state_to_bytes``; loads tensors and plain data only (``weights_only``), on CPU."""
-    state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise UserError(f"not an initlab engine checkpoint (expected format {CHECKPOINT_FORMAT!r})")
-    return state
-
-
-def member_state_dict(state: dict[str, Any], index: int) -> dict[str, torch.Tensor]:
-    """Member ``index``'s parameters and buffers from a checkpoint state, as a ``state_dict``."""
-    return {n: t[index].clone() for n, t in {**state["params"], **state["buffers"]}.items()}
-
-
-def load_member(model_factory: Callable[[], nn.Module], state: dict[str, Any], index: int) -> nn.Module:
-    """A model from ``model_factory`` holding member ``index``'s trained parameters."""
-    model = build_template(model_factory)
-    model.load_state_dict(member_state_dict(state, index))
-    return model
-
-
-def _choose_backend(
-    requested: str,
-    template: nn.Module,
-    data: _Data,
-    params,
-    buffers,
-    trainable,
-    members: Sequence[Member],
-    *,
-    autocast: str | None = None,
-) -> tuple[Backend, str]:
-    """The backend and why it was chosen (for ``auto``: why the faster ones could not run)."""
-    if requested not in BACKENDS:
-        raise UserError(f"backend must be one of {', '.join(BACKENDS)}; got {requested!r}")
-    if requested == "mlp" and autocast is not None:
-        raise UserError(
-            f"backend 'mlp' computes its gradients by hand in the parameters' dtype; autocast="
-            f"{autocast!r} needs 'grouped', 'vmap' or 'loop' (or 'auto')"
-        )
-    names = list(params)
-    reasons = []
-    if requested in ("auto", "mlp") and autocast is None:
-        try:
-            if data.loss != "mse" and data.y_train.dim() != 1:
-                raise NotAnMLP("per-position targets need the general backends")
-            ops = parse_mlp(template, tuple(data.x_train.shape[1:]))
-        except NotAnMLP as exc:
-            if requested == "mlp":
-                raise UserError(f"backend 'mlp' cannot run this model: {exc}; use 'vmap' or 'loop'") from None
-            reasons.append(f"not a plain MLP ({exc})")
-        else:
-            why = "requested" if requested == "mlp" else "a plain MLP: batched matmuls"
-            return MLPBackend(ops, data.x_train, data.y_train, names, loss=data.loss), why
-    if requested in ("auto", "grouped"):
-        try:
-            if data.loss != "cross_entropy" or data.y_train.dim() != 1:
-                raise NotGrouped("the grouped path trains classifiers (one class index per sample)")
-            ops = parse_grouped(template)
-            if requested == "auto" and not has_conv(ops):
-                raise NotGrouped("no convolution: the vmap path is as fast")
-            backend = GroupedBackend(ops, data.x_train, data.y_train, names, trainable)
-            _probe(backend, params, buffers, data)
-        except Exception as exc:  # noqa: BLE001  (what it cannot run, vmap or the loop can)
-            if requested == "grouped":
-                raise UserError(
-                    f"backend 'grouped' cannot run this model ({type(exc).__name__}: "
-                    f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}); "
-                    f"use 'vmap' or 'loop'"
-                ) from exc
-            reasons.append(
-                f"not grouped ({str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__})"
-            )
-        else:
-            return backend, "requested" if requested == "grouped" else "convolutions: members as groups"
-    args = (template, data.x_train, data.y_train, names, trainable, [m.seed for m in members], data.loss)
-    if requested in ("auto", "vmap"):
-        try:
-            backend = VmapBackend(*args)
-            _probe(backend, params, buffers, data)
-        except Exception as exc:  # noqa: BLE001  (whatever vmap rejects, the loop handles)
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            if requested == "vmap":
-                raise UserError(
-                    f"backend 'vmap' cannot run this model ({type(exc).__name__}: {first}); use 'loop'"
-                ) from exc
-            reasons.append(f"torch.func.vmap cannot stack it ({type(exc).__name__}: {first[:160]})")
-        else:
-            return backend, "requested" if requested == "vmap" else "; ".join(reasons + ["vmap runs it"])
-    return LoopBackend(*args), "requested" if requested == "loop" else "; ".join(reasons)
-
-
-def _probe(backend: Backend, params, buffers, data: _Data) -> None:
-    """One tiny step and one evaluation on copies: raises if the backend cannot run the model."""
-    params = {n: t.clone() for n, t in params.items()}
-    buffers = {n: t.clone() for n, t in buffers.items()}
-    members = next(iter(params.values())).shape[0]
-    idx = torch.zeros((members, min(2, data.x_train.shape[0])), dtype=torch.int64, device=data.x_train.device)
-    with isolated_global_rng(data.x_train.device):
-        backend.loss_and_grads(params, buffers, idx, epoch=0, step=0)
-        backend.logits(params, buffers, data.x_train[:2].clone())
-
-
-def _accumulator_dtype(device: torch.device) -> torch.dtype:
-    """Metric sums in float64, except on MPS, which has no float64 (float32 there)."""
-    return torch.float32 if device.type == "mps" else torch.float64
-
-
-@torch.no_grad()
-def _evaluate(
-    backend: Backend,
-    params,
-    buffers,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    batch: int,
-    loss: str = "cross_entropy",
-    keep: bool = False,
-) -> tuple[list[float], list[float], torch.Tensor | None]:
-    """Mean loss and accuracy per member over the whole of ``(x, y)`` (accuracy NaN for mse); with
-    ``keep``, also the per-example correctness ``(E, n)`` bool on CPU (classification: for paired
-    bootstraps over test examples)."""
-    members = next(iter(params.values())).shape[0]
-    n = x.shape[0]
-    if n == 0:
-        return [math.nan] * members, [math.nan] * members, None
-    acc = _accumulator_dtype(x.device)
-    loss_sum = torch.zeros(members, dtype=acc, device=x.device)
-    correct = torch.zeros(members, dtype=torch.int64, device=x.device)
-    hits = []
-    with isolated_global_rng(x.device):
-        for start in range(0, n, batch):
-            xb, yb = x[start : start + batch], y[start : start + batch]
-            logits = backend.logits(params, buffers, xb)
-            sums, right = summed_loss(logits, yb, loss)
-            loss_sum += sums.to(acc)
-            correct += right
-            if keep:
-                hits.append((logits.argmax(dim=-1) == yb).cpu())
-    per_sample = targets_per_sample(y, loss)
-    accuracy = (correct.to(acc) / (n * per_sample)).tolist() if per_sample else [math.nan] * members
-    return (loss_sum / n).tolist(), accuracy, torch.cat(hits, dim=1) if keep else None
-
-
-def _check_resume(
-    state: dict[str, Any], config: TrainConfig, members: Sequence[Member], params_shapes: dict[str, tuple[int, ...]]
-) -> None:
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise UserError(f"resume_state is not an initlab engine checkpoint (format {CHECKPOINT_FORMAT!r})")
-    saved, now = dict(state["config"]), config.to_dict()
-    saved.pop("epochs")
-    now.pop("epochs")  # a resumed run may go on for more epochs
-    changed = [k for k in now if saved.get(k) != now[k]]
-    if changed:
-        k = changed[0]
-        raise UserError(f"resume_state was written with a different config: {k}={saved.get(k)!r}, now {now[k]!r}")
-    if config.epochs < state["epoch"]:
-        raise UserError(f"resume_state has {state['epoch']} epochs done; config.epochs={config.epochs} is fewer")
-    now_members = [m.to_dict() for m in members]
-    if state["members"] != now_members:
-        raise UserError(
-            f"resume_state was written for other members: {[(m['label'], m['seed']) for m in state['members']]}"
-            f", now {[(m['label'], m['seed']) for m in now_members]}"
-        )
-    shapes = {n: tuple(t.shape[1:]) for n, t in state["params"].items()}
-    if shapes != params_shapes:
-        raise UserError("resume_state parameters do not match the model from model_factory")
 
 
 @on_device
@@ -375,6 +112,138 @@ def train(
     Raises:
         UserError: bad config, members, data, backend or resume state.
     """
+    members, data = _checked_inputs(config, members, data, autocast)
+    if device is None:
+        device = data.x_train.device
+    template, shapes, trainable, dtype = _prepare(model_factory, data, config, device)
+    n_members = len(members)
+    if resume_state is not None:
+        backend = _check_resume_backend(resume_state, config, members, shapes, backend, autocast)
+    params, buffers = _starting_tensors(model_factory, members, config, resume_state, device, dtype)
+    impl, backend_reason = choose_backend(
+        backend, template, data, params, buffers, trainable, members, autocast=autocast
+    )
+    if resume_state is not None:  # a resumed run keeps the reason its first part chose the backend for
+        backend_reason = resume_state.get("backend_reason", backend_reason)
+    optimizer = _optimizer(params, trainable, config, members)
+    history = TrainingHistory.start(n_members, params, resume_state, optimizer)
+    diverged_step, records, kept = history.diverged_step, history.records, history.kept
+
+    # Diverged members are frozen: their gradients are zeroed and their parameters and buffers
+    # are put back after every update.
+    alive = torch.tensor([s is None for s in diverged_step], device=device)
+    frozen = _FrozenMembers(params, buffers, device)
+    if not bool(alive.all()):
+        frozen.add([e for e, s in enumerate(diverged_step) if s is not None], None)
+
+    n_train, batch = data.x_train.shape[0], config.batch_size
+    per_sample = max(1, targets_per_sample(data.y_train, config.loss))  # targets counted per sample
+    steps_per_epoch = math.ceil(n_train / batch)
+    total_steps = steps_per_epoch * config.epochs
+    global_step = history.step
+    started = time.perf_counter()
+    final_state: dict[str, Any] | None = None
+
+    def make_state(epoch: int, wall: float) -> dict[str, Any]:
+        return checkpoint_state(
+            epoch,
+            global_step,
+            wall,
+            history,
+            params,
+            buffers,
+            optimizer.state_dict(),
+            config,
+            members,
+            backend=impl.name,
+            backend_reason=backend_reason,
+            device=device,
+            autocast=autocast,
+        )
+
+    for epoch in range(history.epoch + 1, config.epochs + 1):
+        order = torch.stack(
+            [torch.randperm(n_train, generator=derive_generator(m.seed, "data", epoch)) for m in members]
+        ).to(device)
+        loss_sum = torch.zeros(n_members, dtype=accumulator_dtype(device), device=device)
+        correct_sum = torch.zeros(n_members, dtype=torch.int64, device=device)
+        seen = torch.zeros(n_members, dtype=torch.int64, device=device)
+        for k in range(steps_per_epoch):
+            idx = order[:, k * batch : (k + 1) * batch]
+            size = idx.shape[1]
+            buffers_before = {n: t.clone() for n, t in buffers.items()} if buffers else None
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast is not None):
+                grads, loss, correct = impl.loss_and_grads(params, buffers, idx, epoch=epoch, step=global_step + 1)
+            global_step += 1
+            # A sum is NaN/inf when any term is (or when it overflows: a gradient that large diverged).
+            grad_sum = grads[0].reshape(n_members, -1).sum(dim=1)
+            for g in grads[1:]:
+                grad_sum += g.reshape(n_members, -1).sum(dim=1)
+            finite = torch.isfinite(loss) & torch.isfinite(grad_sum)
+            if frozen.dead_idx is None and bool(finite.all()):
+                loss_sum.add_(loss, alpha=size)
+                correct_sum.add_(correct)
+                seen.add_(size * per_sample)
+                optimizer.step(grads)
+            else:
+                newly = (alive & ~finite).nonzero().flatten().tolist()
+                if newly:
+                    for e in newly:
+                        diverged_step[e] = global_step
+                    alive &= finite
+                    frozen.add(newly, buffers_before)
+                for g in grads:
+                    g.index_fill_(0, frozen.dead_idx, 0.0)
+                loss_sum.add_(torch.where(alive, loss.to(loss_sum.dtype), 0.0), alpha=size)
+                correct_sum.add_(torch.where(alive, correct, 0))
+                seen.add_(alive.long() * size * per_sample)
+                optimizer.step(grads)
+                frozen.restore()
+            if progress is not None:
+                progress(global_step, total_steps)
+
+        wall = history.wall_time + time.perf_counter() - started
+        train_sums = (loss_sum.tolist(), correct_sum.tolist(), seen.tolist(), per_sample)
+        epoch_records = _end_of_epoch(
+            impl,
+            params,
+            buffers,
+            data,
+            config,
+            epoch,
+            global_step,
+            wall,
+            train_sums,
+            keep=epoch in keep_correct,
+            kept=kept,
+        )
+        for e, record in enumerate(epoch_records):
+            records[e].append(record)
+        if checkpoint is not None or epoch == config.epochs:
+            final_state = make_state(epoch, wall)
+            if checkpoint is not None:
+                checkpoint(final_state)
+        if on_epoch is not None:
+            on_epoch(epoch, epoch_records)
+
+    if final_state is None:  # resumed with every epoch already done
+        final_state = make_state(history.epoch, history.wall_time)
+    return _result(
+        members,
+        history,
+        config,
+        impl.name,
+        backend_reason,
+        final_state,
+        steps_per_epoch,
+        resumed_from_epoch=history.epoch if resume_state is not None else None,
+    )
+
+
+def _checked_inputs(
+    config: TrainConfig, members: Sequence[Member | tuple[Any, int]], data: Any, autocast: str | None
+) -> tuple[list[Member], TrainData]:
+    """``train``'s arguments checked: the members as ``Member``s and the data as ``TrainData``."""
     if not isinstance(config, TrainConfig):
         raise UserError(f"config must be a TrainConfig; got {type(config).__name__}")
     members = [m if isinstance(m, Member) else Member(*m) for m in members]
@@ -382,9 +251,14 @@ def train(
         raise UserError("members is empty: give at least one Member(scheme, seed)")
     if autocast not in (None, "bf16"):
         raise UserError(f"autocast must be None or 'bf16'; got {autocast!r}")
-    data = _Data(data, config.loss)
-    if device is None:
-        device = data.x_train.device
+    return members, TrainData(data, config.loss)
+
+
+def _prepare(
+    model_factory: Callable[[], nn.Module], data: TrainData, config: TrainConfig, device: torch.device
+) -> tuple[nn.Module, dict[str, tuple[int, ...]], list[str], torch.dtype]:
+    """Data moved to ``device`` in the model's dtype, and the template model on ``device``, checked
+    against the data: ``(template, parameter shapes, trainable names, dtype)``."""
     data.to(device)
     template = build_template(model_factory).to(device)
     dtype = next(template.parameters()).dtype
@@ -406,179 +280,133 @@ def train(
             )
     elif data.max_label >= out_shape[-1]:
         raise UserError(f"the model outputs {out_shape[-1]} classes but the data has label {data.max_label}")
+    return template, shapes, trainable, dtype
 
-    n_members = len(members)
+
+def _starting_tensors(
+    model_factory: Callable[[], nn.Module],
+    members: Sequence[Member],
+    config: TrainConfig,
+    resume_state: dict[str, Any] | None,
+    device: torch.device,
+    dtype: torch.dtype,
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """Stacked ``(params, buffers)`` on ``device``: the checkpoint's, or each member initialized."""
     if resume_state is not None:
-        _check_resume(resume_state, config, members, shapes)
         params = {n: t.to(device).clone() for n, t in resume_state["params"].items()}
         buffers = {n: t.to(device).clone() for n, t in resume_state["buffers"].items()}
-        if backend == "auto":
-            backend = resume_state["backend"]
-        elif backend != resume_state["backend"]:
-            raise UserError(f"resume_state was trained with backend {resume_state['backend']!r}; got {backend!r}")
-        if resume_state.get("autocast") != autocast:
-            raise UserError(
-                f"resume_state was trained with autocast={resume_state.get('autocast')!r}; got {autocast!r}"
-            )
-    else:
-        params, buffers = initial_state(model_factory, members, bias_init=config.bias_init, device=device, dtype=dtype)
-    impl, backend_reason = _choose_backend(
-        backend, template, data, params, buffers, trainable, members, autocast=autocast
-    )
-    if resume_state is not None:  # a resumed run keeps the reason its first part chose the backend for
-        backend_reason = resume_state.get("backend_reason", backend_reason)
-    optimizer = make_optimizer(
+        return params, buffers
+    return initial_state(model_factory, members, bias_init=config.bias_init, device=device, dtype=dtype)
+
+
+def _optimizer(
+    params: dict[str, torch.Tensor], trainable: list[str], config: TrainConfig, members: Sequence[Member]
+) -> Any:
+    """One stacked optimizer over the trainable parameters; members may carry their own lr and decay."""
+    return make_optimizer(
         [params[n] for n in trainable],
         config,
         lrs=[m.lr for m in members] if any(m.lr is not None for m in members) else None,
         weight_decays=[m.weight_decay for m in members] if any(m.weight_decay is not None for m in members) else None,
     )
 
-    records: list[list[EpochRecord]] = [[] for _ in members]
-    kept: dict[int, torch.Tensor] = {}  # epoch -> (E, n_test) per-example test correctness
-    diverged_step: list[int | None] = [None] * n_members
-    start_epoch, global_step, time_before = 0, 0, 0.0
-    if resume_state is not None:
-        optimizer.load_state_dict(resume_state["optimizer"])
-        records = [[EpochRecord(**r) for r in recs] for recs in resume_state["records"]]
-        diverged_step = list(resume_state["diverged_step"])
-        start_epoch, global_step = int(resume_state["epoch"]), int(resume_state["step"])
-        time_before = float(resume_state["wall_time"])
-        kept = {int(k): v.clone() for k, v in resume_state.get("correct", {}).items()}
-    else:
-        for e in range(n_members):  # a non-finite initialization diverges before the first step
-            if not all(bool(torch.isfinite(t[e]).all()) for t in params.values()):
-                diverged_step[e] = 0
 
-    # Diverged members are frozen: their gradients are zeroed and their parameters and buffers
-    # are put back after every update. ``watched`` lists the tensors restored, ``frozen`` the rows.
-    watched = list(params.values()) + list(buffers.values())
-    alive = torch.tensor([s is None for s in diverged_step], device=device)
-    frozen_rows: dict[int, list[torch.Tensor]] = {}
-    dead_idx: torch.Tensor | None = None
-    frozen: list[torch.Tensor] = []
+def _check_resume_backend(
+    state: dict[str, Any],
+    config: TrainConfig,
+    members: Sequence[Member],
+    shapes: dict[str, tuple[int, ...]],
+    backend: str,
+    autocast: str | None,
+) -> str:
+    """The backend a resumed run uses (the checkpoint's), after checking the state fits this call."""
+    check_resume(state, config, members, shapes)
+    if backend == "auto":
+        backend = state["backend"]
+    elif backend != state["backend"]:
+        raise UserError(f"resume_state was trained with backend {state['backend']!r}; got {backend!r}")
+    if state.get("autocast") != autocast:
+        raise UserError(f"resume_state was trained with autocast={state.get('autocast')!r}; got {autocast!r}")
+    return backend
 
-    def freeze(new: list[int], buffers_before: dict[str, torch.Tensor] | None) -> None:
-        nonlocal dead_idx, frozen
-        sources = list(params.values()) + list((buffers if buffers_before is None else buffers_before).values())
-        for e in new:
-            frozen_rows[e] = [t[e].clone() for t in sources]
-        dead = sorted(frozen_rows)
-        dead_idx = torch.tensor(dead, dtype=torch.int64, device=device)
-        frozen = [torch.stack([frozen_rows[e][j] for e in dead]) for j in range(len(sources))]
 
-    if not bool(alive.all()):
-        freeze([e for e, s in enumerate(diverged_step) if s is not None], None)
+class _FrozenMembers:
+    """The rows of diverged members: kept as they were before the step that diverged, put back
+    into every parameter and buffer after each update (``restore``)."""
 
-    n_train, batch = data.x_train.shape[0], config.batch_size
-    per_sample = max(1, targets_per_sample(data.y_train, config.loss))  # targets counted per sample
-    steps_per_epoch = math.ceil(n_train / batch)
-    total_steps = steps_per_epoch * config.epochs
-    started = time.perf_counter()
-    final_state: dict[str, Any] | None = None
+    def __init__(self, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor], device: torch.device) -> None:
+        self.params, self.buffers, self.device = params, buffers, device
+        self.watched = list(params.values()) + list(buffers.values())
+        self.rows: dict[int, list[torch.Tensor]] = {}
+        self.dead_idx: torch.Tensor | None = None
+        self.frozen: list[torch.Tensor] = []
 
-    def make_state(epoch: int, wall: float) -> dict[str, Any]:
-        return {
-            "format": CHECKPOINT_FORMAT,
-            "epoch": epoch,
-            "step": global_step,
-            "backend": impl.name,
-            "backend_reason": backend_reason,
-            "config": config.to_dict(),
-            "members": [m.to_dict() for m in members],
-            "params": {n: t.detach().to("cpu", copy=True) for n, t in params.items()},
-            "buffers": {n: t.detach().to("cpu", copy=True) for n, t in buffers.items()},
-            "optimizer": _cpu(optimizer.state_dict()),
-            "diverged_step": list(diverged_step),
-            "records": [[r.to_dict() for r in recs] for recs in records],
-            "wall_time": wall,
-            "correct": {int(k): v.clone() for k, v in kept.items()},
-            "torch_version": str(torch.__version__),
-            "device": str(device),
-            "autocast": autocast,
-        }
-
-    for epoch in range(start_epoch + 1, config.epochs + 1):
-        order = torch.stack(
-            [torch.randperm(n_train, generator=derive_generator(m.seed, "data", epoch)) for m in members]
-        ).to(device)
-        loss_sum = torch.zeros(n_members, dtype=_accumulator_dtype(device), device=device)
-        correct_sum = torch.zeros(n_members, dtype=torch.int64, device=device)
-        seen = torch.zeros(n_members, dtype=torch.int64, device=device)
-        for k in range(steps_per_epoch):
-            idx = order[:, k * batch : (k + 1) * batch]
-            size = idx.shape[1]
-            buffers_before = {n: t.clone() for n, t in buffers.items()} if buffers else None
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast is not None):
-                grads, loss, correct = impl.loss_and_grads(params, buffers, idx, epoch=epoch, step=global_step + 1)
-            global_step += 1
-            # A sum is NaN/inf when any term is (or when it overflows: a gradient that large diverged).
-            grad_sum = grads[0].reshape(n_members, -1).sum(dim=1)
-            for g in grads[1:]:
-                grad_sum += g.reshape(n_members, -1).sum(dim=1)
-            finite = torch.isfinite(loss) & torch.isfinite(grad_sum)
-            if dead_idx is None and bool(finite.all()):
-                loss_sum.add_(loss, alpha=size)
-                correct_sum.add_(correct)
-                seen.add_(size * per_sample)
-                optimizer.step(grads)
-            else:
-                newly = (alive & ~finite).nonzero().flatten().tolist()
-                if newly:
-                    for e in newly:
-                        diverged_step[e] = global_step
-                    alive &= finite
-                    freeze(newly, buffers_before)
-                for g in grads:
-                    g.index_fill_(0, dead_idx, 0.0)
-                loss_sum.add_(torch.where(alive, loss.to(loss_sum.dtype), 0.0), alpha=size)
-                correct_sum.add_(torch.where(alive, correct, 0))
-                seen.add_(alive.long() * size * per_sample)
-                optimizer.step(grads)
-                for t, rows in zip(watched, frozen):
-                    t.index_copy_(0, dead_idx, rows)
-            if progress is not None:
-                progress(global_step, total_steps)
-
-        keep = epoch in keep_correct and config.loss != "mse" and data.y_test.dim() == 1
-        test_loss, test_acc, hits = _evaluate(
-            impl, params, buffers, data.x_test, data.y_test, config.eval_batch_size, config.loss, keep=keep
+    def add(self, new: list[int], buffers_before: dict[str, torch.Tensor] | None) -> None:
+        sources = list(self.params.values()) + list(
+            (self.buffers if buffers_before is None else buffers_before).values()
         )
-        if hits is not None:
-            kept[epoch] = hits
-        val_loss = val_acc = [math.nan] * n_members
-        if data.x_val is not None:
-            val_loss, val_acc, _ = _evaluate(
-                impl, params, buffers, data.x_val, data.y_val, config.eval_batch_size, config.loss
-            )
-        seen_list = seen.tolist()
-        train_loss = [s * per_sample / c if c else math.nan for s, c in zip(loss_sum.tolist(), seen_list)]
-        train_acc = [s / c if c and config.loss != "mse" else math.nan for s, c in zip(correct_sum.tolist(), seen_list)]
-        wall = time_before + time.perf_counter() - started
-        epoch_records = []
-        for e in range(n_members):
-            record = EpochRecord(
-                epoch,
-                global_step,
-                train_loss[e],
-                train_acc[e],
-                test_loss[e],
-                test_acc[e],
-                wall,
-                val_loss[e],
-                val_acc[e],
-            )
-            records[e].append(record)
-            epoch_records.append(record)
-        if checkpoint is not None or epoch == config.epochs:
-            final_state = make_state(epoch, wall)
-            if checkpoint is not None:
-                checkpoint(final_state)
-        if on_epoch is not None:
-            on_epoch(epoch, epoch_records)
+        for e in new:
+            self.rows[e] = [t[e].clone() for t in sources]
+        dead = sorted(self.rows)
+        self.dead_idx = torch.tensor(dead, dtype=torch.int64, device=self.device)
+        self.frozen = [torch.stack([self.rows[e][j] for e in dead]) for j in range(len(sources))]
 
-    if final_state is None:  # resumed with every epoch already done
-        final_state = make_state(start_epoch, time_before)
+    def restore(self) -> None:
+        for t, rows in zip(self.watched, self.frozen):
+            t.index_copy_(0, self.dead_idx, rows)
+
+
+def _end_of_epoch(
+    impl: Backend,
+    params: dict[str, torch.Tensor],
+    buffers: dict[str, torch.Tensor],
+    data: TrainData,
+    config: TrainConfig,
+    epoch: int,
+    step: int,
+    wall: float,
+    train_sums: tuple[list[float], list[int], list[int], int],
+    *,
+    keep: bool,
+    kept: dict[int, torch.Tensor],
+) -> list[EpochRecord]:
+    """One ``EpochRecord`` per member: the epoch's training sums (loss, correct, targets seen,
+    targets per sample) averaged, the test (and validation) set evaluated. With ``keep`` (and a
+    classifier with one target per sample) the per-example test correctness goes into ``kept``."""
+    n_members = len(train_sums[0])
+    keep = keep and config.loss != "mse" and data.y_test.dim() == 1
+    test_loss, test_acc, hits = evaluate(
+        impl, params, buffers, data.x_test, data.y_test, config.eval_batch_size, config.loss, keep=keep
+    )
+    if hits is not None:
+        kept[epoch] = hits
+    val_loss = val_acc = [math.nan] * n_members
+    if data.x_val is not None:
+        val_loss, val_acc, _ = evaluate(
+            impl, params, buffers, data.x_val, data.y_val, config.eval_batch_size, config.loss
+        )
+    loss_sums, correct_sums, seen, per_sample = train_sums
+    train_loss = [s * per_sample / c if c else math.nan for s, c in zip(loss_sums, seen)]
+    train_acc = [s / c if c and config.loss != "mse" else math.nan for s, c in zip(correct_sums, seen)]
+    return [
+        EpochRecord(epoch, step, train_loss[e], train_acc[e], test_loss[e], test_acc[e], wall, val_loss[e], val_acc[e])
+        for e in range(n_members)
+    ]
+
+
+def _result(
+    members: Sequence[Member],
+    history: TrainingHistory,
+    config: TrainConfig,
+    backend: str,
+    backend_reason: str,
+    final_state: dict[str, Any],
+    steps_per_epoch: int,
+    *,
+    resumed_from_epoch: int | None,
+) -> EnsembleResult:
+    """The ``EnsembleResult``: each member's records, status and steps to the target."""
+    records, diverged_step, kept = history.records, history.diverged_step, history.kept
     return EnsembleResult(
         members=tuple(
             MemberResult(
@@ -592,11 +420,11 @@ def train(
             for e, m in enumerate(members)
         ),
         config=config,
-        backend=impl.name,
+        backend=backend,
         backend_reason=backend_reason,
         wall_time=final_state["wall_time"],
         steps_per_epoch=steps_per_epoch,
-        resumed_from_epoch=start_epoch if resume_state is not None else None,
+        resumed_from_epoch=resumed_from_epoch,
         state=final_state,
     )
 
@@ -607,12 +435,13 @@ def _steps_to_target(records: Sequence[EpochRecord], target: float | None) -> in
     return next((r.step for r in records if r.test_acc >= target), None)
 
 
-def _cpu(obj: Any) -> Any:
-    """``obj`` (already a copy: ``StackedOptimizer.state_dict`` clones) with its tensors on CPU."""
-    if isinstance(obj, torch.Tensor):
-        return obj.cpu()
-    if isinstance(obj, dict):
-        return {k: _cpu(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_cpu(v) for v in obj]
-    return obj
+# BACKENDS, CHECKPOINT_FORMAT and the state helpers stay importable from here, where they were.
+__all__ = [
+    "BACKENDS",
+    "CHECKPOINT_FORMAT",
+    "load_member",
+    "member_state_dict",
+    "state_from_bytes",
+    "state_to_bytes",
+    "train",
+]

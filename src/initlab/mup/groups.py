@@ -6,10 +6,9 @@ from typing import Any
 
 from torch import nn
 
+from initlab.engine.config import OPTIMIZERS
 from initlab.errors import UserError
 from initlab.mup.table import MupRecord
-
-OPTIMIZERS = ("adam", "sgd")
 
 
 def param_groups(model: nn.Module, plan: Any, lr: float, optimizer: str = "adam") -> list[dict[str, Any]]:
@@ -25,7 +24,7 @@ def param_groups(model: nn.Module, plan: Any, lr: float, optimizer: str = "adam"
     >>> opt = torch.optim.Adam(initlab.mup.param_groups(model, plan, lr=1e-3))  # doctest: +SKIP
     """
     if optimizer not in OPTIMIZERS:
-        raise UserError(f"optimizer must be one of {', '.join(OPTIMIZERS)}; got {optimizer!r}")
+        raise UserError(f"optimizer must be one of {', '.join(sorted(OPTIMIZERS))}; got {optimizer!r}")
     if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
         raise UserError(f"lr must be a number > 0; got {lr!r}")
     params = dict(model.named_parameters())

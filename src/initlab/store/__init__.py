@@ -16,9 +16,9 @@ from initlab.store.memory import MemoryStore
 from initlab.store.records import (
     EXPERIMENT_STATUSES,
     RUN_STATUSES,
-    EpochRecord,
     ExperimentRecord,
     RunRecord,
+    StoredEpoch,
     canonical_json,
     config_hash,
 )
@@ -28,7 +28,6 @@ __all__ = [
     "Cell",
     "ConflictError",
     "EXPERIMENT_STATUSES",
-    "EpochRecord",
     "ExperimentRecord",
     "MemoryStore",
     "RUN_STATUSES",
@@ -36,6 +35,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "SQLiteStore",
     "Store",
+    "StoredEpoch",
     "canonical_json",
     "config_hash",
     "current_versions",

@@ -47,16 +47,16 @@ from typing import Any
 from initlab.errors import UserError, closest
 from initlab.store.records import (
     EXPERIMENT_STATUSES,
-    EpochRecord,
     ExperimentRecord,
     RunRecord,
+    StoredEpoch,
     canonical_json,
     config_hash,
 )
 
 Cell = tuple[str, int]
 # A validated chunk: cell -> (run, its epochs by epoch number).
-Chunk = dict[Cell, tuple[RunRecord, dict[int, EpochRecord]]]
+Chunk = dict[Cell, tuple[RunRecord, dict[int, StoredEpoch]]]
 
 _ID_LENGTH = 8  # hex digits: 32 bits, collisions checked anyway
 _MIN_PREFIX = 4  # shortest id prefix get_experiment resolves
@@ -109,26 +109,26 @@ def check_key(key: Any, what: str = "checkpoint key") -> str:
     return key
 
 
-def prepare_chunk(experiment_id: str, runs: Iterable[RunRecord], epochs: Iterable[EpochRecord]) -> Chunk:
+def _check_owned(record: Any, record_type: type[RunRecord] | type[StoredEpoch], kind: str, experiment_id: str) -> None:
+    """``record`` is a ``record_type`` of experiment ``experiment_id`` (``kind``: run or epoch)."""
+    if not isinstance(record, record_type):
+        raise UserError(f"commit_runs: {kind}s must be {record_type.__name__}; got {type(record).__name__}")
+    if record.experiment_id != experiment_id:
+        raise UserError(
+            f"commit_runs: {kind} {record.cell} belongs to experiment {record.experiment_id!r}, not {experiment_id!r}"
+        )
+
+
+def prepare_chunk(experiment_id: str, runs: Iterable[RunRecord], epochs: Iterable[StoredEpoch]) -> Chunk:
     """Validate a chunk before anything is written: types, owner, no duplicates, epochs with runs."""
     chunk: Chunk = {}
     for run in runs:
-        if not isinstance(run, RunRecord):
-            raise UserError(f"commit_runs: runs must be RunRecord; got {type(run).__name__}")
-        if run.experiment_id != experiment_id:
-            raise UserError(
-                f"commit_runs: run {run.cell} belongs to experiment {run.experiment_id!r}, not {experiment_id!r}"
-            )
+        _check_owned(run, RunRecord, "run", experiment_id)
         if run.cell in chunk:
             raise UserError(f"commit_runs: cell {run.cell} appears twice in one chunk")
         chunk[run.cell] = (run, {})
     for ep in epochs:
-        if not isinstance(ep, EpochRecord):
-            raise UserError(f"commit_runs: epochs must be EpochRecord; got {type(ep).__name__}")
-        if ep.experiment_id != experiment_id:
-            raise UserError(
-                f"commit_runs: epoch {ep.cell} belongs to experiment {ep.experiment_id!r}, not {experiment_id!r}"
-            )
+        _check_owned(ep, StoredEpoch, "epoch", experiment_id)
         if ep.cell not in chunk:
             # An epoch without its run would be half a cell for a reader (invariant 3).
             raise UserError(f"commit_runs: epoch record for cell {ep.cell} has no run in this chunk")
@@ -139,14 +139,14 @@ def prepare_chunk(experiment_id: str, runs: Iterable[RunRecord], epochs: Iterabl
     return chunk
 
 
-def _without_time(record: RunRecord | EpochRecord) -> dict[str, Any]:
+def _without_time(record: RunRecord | StoredEpoch) -> dict[str, Any]:
     """Field name -> comparable value (NaN-aware, dicts as JSON), timing left out."""
     names = [f.name for f in fields(record)]
     return {n: v for n, v in zip(names, record._key()) if n != "wall_time"}
 
 
 def recommit_difference(
-    old_run: RunRecord, old_epochs: Sequence[EpochRecord], new_run: RunRecord, new_epochs: Mapping[int, EpochRecord]
+    old_run: RunRecord, old_epochs: Sequence[StoredEpoch], new_run: RunRecord, new_epochs: Mapping[int, StoredEpoch]
 ) -> str | None:
     """Why committing ``new_*`` over the committed ``old_*`` would change a result, or None.
 
@@ -252,7 +252,7 @@ class Store(abc.ABC):
         self,
         experiment_id: str,
         runs: Iterable[RunRecord],
-        epochs: Iterable[EpochRecord] = (),
+        epochs: Iterable[StoredEpoch] = (),
         *,
         delete_checkpoints: Iterable[str] = (),
     ) -> int:
@@ -273,7 +273,7 @@ class Store(abc.ABC):
         self._require(experiment_id)
         return self._runs(experiment_id)
 
-    def epochs(self, experiment_id: str) -> list[EpochRecord]:
+    def epochs(self, experiment_id: str) -> list[StoredEpoch]:
         """Committed epoch records of an experiment, ordered by (scheme, seed, epoch)."""
         self._require(experiment_id)
         return self._epochs(experiment_id)
@@ -385,7 +385,7 @@ class Store(abc.ABC):
     def _runs(self, experiment_id: str) -> list[RunRecord]: ...
 
     @abc.abstractmethod
-    def _epochs(self, experiment_id: str) -> list[EpochRecord]: ...
+    def _epochs(self, experiment_id: str) -> list[StoredEpoch]: ...
 
     @abc.abstractmethod
     def _committed_cells(self, experiment_id: str) -> set[Cell]: ...

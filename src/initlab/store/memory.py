@@ -13,7 +13,7 @@ import threading
 from dataclasses import replace
 
 from initlab.store.base import Cell, Chunk, Store, conflict, new_experiment_id, recommit_difference
-from initlab.store.records import EpochRecord, ExperimentRecord, RunRecord, canonical_json
+from initlab.store.records import ExperimentRecord, RunRecord, StoredEpoch, canonical_json
 
 
 class MemoryStore(Store):
@@ -24,7 +24,7 @@ class MemoryStore(Store):
         self._lock = threading.RLock()
         self._experiments: dict[str, ExperimentRecord] = {}  # insertion order = creation order
         self._runs_by_cell: dict[str, dict[Cell, RunRecord]] = {}
-        self._epochs_by_cell: dict[str, dict[Cell, list[EpochRecord]]] = {}
+        self._epochs_by_cell: dict[str, dict[Cell, list[StoredEpoch]]] = {}
         self._checkpoints: dict[str, dict[str, tuple[int, bytes]]] = {}
 
     def _create_experiment(
@@ -117,7 +117,7 @@ class MemoryStore(Store):
                 for _, r in sorted(self._runs_by_cell[experiment_id].items())
             ]
 
-    def _epochs(self, experiment_id: str) -> list[EpochRecord]:
+    def _epochs(self, experiment_id: str) -> list[StoredEpoch]:
         with self._lock:
             by_cell = self._epochs_by_cell[experiment_id]
             return [e for cell in sorted(by_cell) for e in by_cell[cell]]

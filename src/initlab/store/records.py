@@ -187,8 +187,11 @@ class RunRecord(_Record):
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)
-class EpochRecord(_Record):
-    """Metrics of one member at the end of one epoch (epoch 0 may hold the metrics at init).
+class StoredEpoch(_Record):
+    """Metrics of one member at the end of one epoch, as stored (epoch 0 may hold the metrics at init).
+
+    The store's row for the engine's ``initlab.engine.EpochRecord``, keyed by the cell
+    ``(experiment_id, scheme, seed)``; its validation accuracy lives in ``RunRecord.extra``.
 
     ``step`` counts optimizer steps taken so far; accuracies are fractions in [0, 1]; metrics may
     be NaN; ``wall_time`` is in seconds, as the engine defines it.
@@ -206,7 +209,7 @@ class EpochRecord(_Record):
     wall_time: float
 
     def __post_init__(self) -> None:
-        owner = "EpochRecord"
+        owner = "StoredEpoch"
         set_ = object.__setattr__
         set_(self, "experiment_id", _as_name(owner, "experiment_id", self.experiment_id))
         set_(self, "scheme", _as_name(owner, "scheme", self.scheme))

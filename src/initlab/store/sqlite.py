@@ -14,6 +14,9 @@ give deleted checkpoints' pages back to the file system after each commit that d
 so a damaged file gives one clear error before a report reads numbers from it. NaN metrics are stored as NULL (metrics are never None, so
 NULL means NaN); +-inf are SQLite REALs. Triggers make ``runs`` and ``epochs`` append-only, so
 even raw SQL cannot change a committed record.
+
+The tables and row codecs are in ``initlab.store.sqlite_schema``; recognising, opening in WAL
+and migrating the file in ``initlab.store.sqlite_file``.
 """
 
 from __future__ import annotations
@@ -22,19 +25,18 @@ import json
 import os
 import sqlite3
 import threading
-import time
 from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from initlab.errors import UserError
 from initlab.store.base import Cell, Chunk, Store, conflict, new_experiment_id, recommit_difference, utc_now
-from initlab.store.records import EpochRecord, ExperimentRecord, RunRecord, canonical_json
+from initlab.store.records import ExperimentRecord, RunRecord, StoredEpoch, canonical_json
+from initlab.store.sqlite_file import APPLICATION, BUSY_TIMEOUT_S, SCHEMA_VERSION, inspect, migrate, set_wal
 from initlab.store.sqlite_schema import (
     _EPOCH_COLUMNS,
     _EXPERIMENT_COLUMNS,
-    _EXPERIMENTS_DDL,
     _RUN_COLUMNS,
     _SCHEMA,
     _blob_digest,
@@ -46,57 +48,6 @@ from initlab.store.sqlite_schema import (
     _run_record,
     _run_row,
 )
-
-SCHEMA_VERSION = 2
-APPLICATION = "initlab"
-_SQLITE_MAGIC = b"SQLite format 3\x00"
-_BUSY_TIMEOUT_S = 60.0  # a reader or second writer waits this long for a lock before failing
-
-
-def _not_a_store(path: Path, why: str) -> UserError:
-    return UserError(f"{path} is not an initlab store ({why}); use a new path or an existing initlab store")
-
-
-def _inspect(path: Path) -> int | None:
-    """The schema version of an existing file, None for an empty database; reads only.
-
-    Raises ``UserError`` for a file that is not an initlab store or was written by a newer
-    schema, leaving it exactly as it was: the connection is ``query_only`` and issues SELECTs
-    only. (It is not opened ``mode=ro``: a read-only connection to a WAL database cannot clean
-    up the -wal and -shm files it creates, and would leave them beside the refused file.)
-    """
-    with open(path, "rb") as fh:
-        head = fh.read(len(_SQLITE_MAGIC))
-    if not head:
-        return None
-    if head != _SQLITE_MAGIC:
-        raise _not_a_store(path, "not an SQLite database")
-    try:
-        with closing(sqlite3.connect(path, timeout=_BUSY_TIMEOUT_S, isolation_level=None)) as probe:
-            probe.execute("PRAGMA query_only = ON")
-            tables = sorted(r[0] for r in probe.execute("SELECT name FROM sqlite_master WHERE type = 'table'"))
-            if not tables:
-                return None
-            if "meta" not in tables:
-                raise _not_a_store(path, f"an SQLite database with tables {', '.join(tables)}")
-            meta = dict(probe.execute("SELECT key, value FROM meta").fetchall())
-    except sqlite3.OperationalError as exc:  # locked, unreadable: a store perhaps, but not now
-        raise UserError(f"cannot read store {path}: {exc}") from None
-    except sqlite3.DatabaseError as exc:  # not a database, malformed
-        raise _not_a_store(path, f"SQLite says: {exc}") from None
-    if meta.get("application") != APPLICATION:
-        raise _not_a_store(path, f"its meta table names application {meta.get('application')!r}")
-    try:
-        version = int(meta["schema_version"])
-    except (KeyError, ValueError):
-        raise _not_a_store(path, f"schema_version {meta.get('schema_version')!r} is not an integer") from None
-    if version > SCHEMA_VERSION:
-        raise UserError(
-            f"store {path} was written by schema {version}, this initlab reads <= {SCHEMA_VERSION}; upgrade initlab"
-        )
-    if version < 1:
-        raise _not_a_store(path, f"schema_version {version} was never written by initlab")
-    return version
 
 
 class SQLiteStore(Store):
@@ -110,7 +61,7 @@ class SQLiteStore(Store):
                 f"store path {self.path} is a directory; give a file path such as {self.path / 'initlab.db'}"
             )
         if self.path.exists():
-            version = _inspect(self.path)
+            version = inspect(self.path)
         elif not create:
             raise UserError(f"no initlab store at {self.path}")
         else:
@@ -125,77 +76,25 @@ class SQLiteStore(Store):
         self._lock = threading.RLock()
         try:
             self._conn = sqlite3.connect(
-                self.path, timeout=_BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+                self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
             )
             if version is None:
                 # only takes effect before the first table exists: a new store gives freed
                 # pages (deleted checkpoints) back with `PRAGMA incremental_vacuum`
                 self._conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
-            self._set_wal()
+            set_wal(self._conn)
             self._conn.execute("PRAGMA synchronous = FULL")
             self._conn.execute("PRAGMA foreign_keys = ON")
             if version is None:
                 self._initialise()
             elif version < SCHEMA_VERSION:
-                self._migrate()
+                migrate(self)
         except sqlite3.Error as exc:
             self.close()
             raise UserError(f"cannot open store {self.path}: {exc}") from None
         except BaseException:
             self.close()
             raise
-
-    def _set_wal(self) -> None:
-        """Switch to WAL; another process switching at the same moment makes SQLite answer
-        "locked" at once (the busy timeout does not cover it), so retry for a while."""
-        conn = self._connection()
-        deadline = time.monotonic() + _BUSY_TIMEOUT_S
-        while True:
-            try:
-                conn.execute("PRAGMA journal_mode = WAL")
-                return
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-
-    def _migrate(self) -> None:
-        """Version 1 -> 2: the experiments table's status CHECK gains 'failed' (SQLite cannot
-        alter a CHECK: the table is rebuilt, SQLite's documented 12-step way) and every table a
-        ``checksum`` column (computed for experiments; NULL, i.e. unchecked, for older runs,
-        epochs and checkpoints). A read-only file cannot be migrated and is refused."""
-        conn = self._connection()
-        with self._lock:
-            conn.execute("PRAGMA foreign_keys = OFF")  # only outside a transaction
-            try:
-                with self._write() as c:
-                    row = c.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-                    if row and int(row[0]) >= 2:  # another process migrated it meanwhile
-                        return
-                    c.execute(_EXPERIMENTS_DDL.format(name="experiments_v2"))
-                    rows = c.execute(f"SELECT seq, {_EXPERIMENT_COLUMNS} FROM experiments").fetchall()
-                    c.executemany(
-                        f"INSERT INTO experiments_v2 (seq, {_EXPERIMENT_COLUMNS}, checksum) "
-                        f"VALUES ({', '.join('?' * 12)})",
-                        [(*r, _digest(r[1:])) for r in rows],
-                    )
-                    for table in ("runs", "epochs", "checkpoints"):  # older records stay unchecked (NULL)
-                        c.execute(f"ALTER TABLE {table} ADD COLUMN checksum TEXT")
-                    c.execute("DROP TABLE experiments")
-                    c.execute("ALTER TABLE experiments_v2 RENAME TO experiments")
-                    c.execute("CREATE INDEX IF NOT EXISTS experiments_by_hash ON experiments (config_hash, seq)")
-                    c.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
-                    if c.execute("PRAGMA foreign_key_check").fetchall():
-                        raise sqlite3.IntegrityError("foreign keys broken by the migration")
-            except sqlite3.OperationalError as exc:
-                if "readonly" not in str(exc):
-                    raise
-                raise UserError(
-                    f"store {self.path} has schema 1 and must be upgraded to {SCHEMA_VERSION} by a process that "
-                    f"can write it (it is read-only here); open it once where it is writable"
-                ) from None
-            finally:
-                conn.execute("PRAGMA foreign_keys = ON")
 
     def _initialise(self) -> None:
         with self._write() as c:
@@ -434,7 +333,7 @@ class SQLiteStore(Store):
         )
         return [_run_record(r) for r in self._verified(rows, "run")]
 
-    def _epochs(self, experiment_id: str) -> list[EpochRecord]:
+    def _epochs(self, experiment_id: str) -> list[StoredEpoch]:
         rows = self._query(
             f"SELECT {_EPOCH_COLUMNS}, checksum FROM epochs WHERE experiment_id = ? ORDER BY scheme, seed, epoch",
             (experiment_id,),

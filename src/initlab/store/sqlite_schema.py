@@ -7,9 +7,11 @@ import hashlib
 import json
 import math
 import sqlite3
-from typing import Any
+from typing import Any, TypeVar
 
-from initlab.store.records import EpochRecord, ExperimentRecord, RunRecord, canonical_json
+from initlab.store.records import ExperimentRecord, RunRecord, StoredEpoch, canonical_json
+
+_R = TypeVar("_R", ExperimentRecord, RunRecord, StoredEpoch)
 
 _EXPERIMENTS_DDL = """CREATE TABLE IF NOT EXISTS {name} (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -106,84 +108,58 @@ def _metric(value: float | None) -> float:
     return math.nan if value is None else value
 
 
+_METRIC_COLUMNS = frozenset({"test_acc", "test_loss", "train_loss", "train_acc", "wall_time"})
+
+
+def _columns(columns: str) -> list[str]:
+    return [c.strip() for c in columns.split(",")]
+
+
+def _encode(record: Any, columns: str) -> tuple[Any, ...]:
+    """A record's stored values, in ``columns`` order: NaN metrics as NULL, ``*_json`` columns as
+    canonical JSON of the field without that suffix."""
+    values: list[Any] = []
+    for column in _columns(columns):
+        if column.endswith("_json"):
+            values.append(canonical_json(getattr(record, column[: -len("_json")]), allow_nan=True))
+        elif column in _METRIC_COLUMNS:
+            values.append(_real(getattr(record, column)))
+        else:
+            values.append(getattr(record, column))
+    return tuple(values)
+
+
+def _decode(record_type: type[_R], columns: str, row: tuple[Any, ...]) -> _R:
+    """Inverse of ``_encode``: NULL metrics are NaN again, JSON columns parsed."""
+    fields: dict[str, Any] = {}
+    for column, value in zip(_columns(columns), row, strict=True):
+        if column.endswith("_json"):
+            fields[column[: -len("_json")]] = json.loads(value)
+        elif column in _METRIC_COLUMNS:
+            fields[column] = _metric(value)
+        else:
+            fields[column] = value
+    return record_type(**fields)
+
+
 def _run_row(r: RunRecord) -> tuple[Any, ...]:
-    return (
-        r.experiment_id,
-        r.scheme,
-        r.seed,
-        r.status,
-        _real(r.test_acc),
-        _real(r.test_loss),
-        _real(r.train_loss),
-        _real(r.train_acc),
-        r.diverged_step,
-        _real(r.wall_time),
-        canonical_json(r.extra, allow_nan=True),
-    )
+    return _encode(r, _RUN_COLUMNS)
 
 
 def _run_record(row: tuple[Any, ...]) -> RunRecord:
-    eid, scheme, seed, status, tea, tel, trl, tra, dstep, wall, extra = row
-    return RunRecord(
-        experiment_id=eid,
-        scheme=scheme,
-        seed=seed,
-        status=status,
-        test_acc=_metric(tea),
-        test_loss=_metric(tel),
-        train_loss=_metric(trl),
-        train_acc=_metric(tra),
-        diverged_step=dstep,
-        wall_time=_metric(wall),
-        extra=json.loads(extra),
-    )
+    return _decode(RunRecord, _RUN_COLUMNS, row)
 
 
-def _epoch_row(e: EpochRecord) -> tuple[Any, ...]:
-    return (
-        e.experiment_id,
-        e.scheme,
-        e.seed,
-        e.epoch,
-        e.step,
-        _real(e.train_loss),
-        _real(e.train_acc),
-        _real(e.test_loss),
-        _real(e.test_acc),
-        _real(e.wall_time),
-    )
+def _epoch_row(e: StoredEpoch) -> tuple[Any, ...]:
+    return _encode(e, _EPOCH_COLUMNS)
 
 
-def _epoch_record(row: tuple[Any, ...]) -> EpochRecord:
-    eid, scheme, seed, epoch, step, trl, tra, tel, tea, wall = row
-    return EpochRecord(
-        experiment_id=eid,
-        scheme=scheme,
-        seed=seed,
-        epoch=epoch,
-        step=step,
-        train_loss=_metric(trl),
-        train_acc=_metric(tra),
-        test_loss=_metric(tel),
-        test_acc=_metric(tea),
-        wall_time=_metric(wall),
-    )
+def _epoch_record(row: tuple[Any, ...]) -> StoredEpoch:
+    return _decode(StoredEpoch, _EPOCH_COLUMNS, row)
 
 
 def _experiment_record(row: tuple[Any, ...]) -> ExperimentRecord:
-    eid, name, config, digest, created, status, v_initlab, v_torch, v_python, extra = row
-    return ExperimentRecord(
-        id=eid,
-        name=name,
-        config=json.loads(config),
-        config_hash=digest,
-        created_at=created,
-        status=status,
-        initlab_version=v_initlab,
-        torch_version=v_torch,
-        python_version=v_python,
-        extra=json.loads(extra),
-    )
+    return _decode(ExperimentRecord, _EXPERIMENT_COLUMNS, row)
 
 
 def _is_damage(exc: sqlite3.DatabaseError) -> bool:

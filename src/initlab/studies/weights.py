@@ -6,7 +6,7 @@ trained networks) share:
 - ``gradients_at_init``: per parameter, the norm of the loss gradient of a freshly initialized
   member of a comparison;
 - ``retrained_members``: the members of a stored comparison trained again exactly as
-  ``compare`` trained them (same cells, ensemble-mates, split, factory and ``TrainConfig``), with
+  ``compare`` trained them (same member chunks, split, factory and ``TrainConfig``), with
   their initial and trained weights — the store keeps numbers, not weights;
 - ``distinct_units`` / ``layer_units``: how many different units a layer has (and its rank).
 """
@@ -82,7 +82,7 @@ def layer_units(
 def template_model(config: Any, dataset: Any) -> torch.nn.Module:
     """The comparison's model, uninitialized (for parameter names and shapes)."""
     from initlab.engine.init import build_template
-    from initlab.sweep.cells import model_factory
+    from initlab.sweep.chunks import model_factory
 
     return build_template(model_factory(config, dataset.input_shape, dataset.num_classes))
 
@@ -91,7 +91,7 @@ def gradients_at_init(config: Any, dataset: Any, scheme: str, *, seed: int, batc
     """Parameter name -> L2 norm of d(mean cross-entropy)/d(parameter) at init, on ``batch`` samples."""
     from initlab.engine import initialize_member
     from initlab.schemes import scheme_from_spec
-    from initlab.sweep.cells import member_init
+    from initlab.sweep.chunks import member_init
 
     model = template_model(config, dataset)
     initialize_member(model, member_init(scheme), seed, bias_init=scheme_from_spec(config.bias_init))
@@ -123,26 +123,26 @@ class Retrained:
 
 
 def retrained_members(config: Any, dataset: Any, schemes: set[str] | None = None) -> Iterator[Retrained]:
-    """Train the comparison's cells again; yield every member (of ``schemes``, None: all).
+    """Train the comparison's member chunks again; yield every member (of ``schemes``, None: all).
 
-    Same cells, members, model factory and ``TrainConfig`` as ``initlab.sweep.compare``, so the
+    Same member chunks, model factory and ``TrainConfig`` as ``initlab.sweep.compare``, so the
     runs equal the stored ones (bit for bit on the same machine and thread count; callers check
-    ``test_acc`` against the store). Cells without a wanted member are skipped.
+    ``test_acc`` against the store). Chunks without a wanted member are skipped.
     """
     from initlab.engine import member_state_dict
     from initlab.engine.init import initial_state
-    from initlab.sweep.cells import make_cells, model_factory
+    from initlab.sweep.chunks import make_chunks, model_factory
     from initlab.sweep.runner import engine_members, train_ensemble
 
     factory = model_factory(config, dataset.input_shape, dataset.num_classes)
     tc = config.train_config()
-    for cell in make_cells(config):
-        if schemes is not None and not any(m.scheme in schemes for m in cell.members):
+    for chunk in make_chunks(config):
+        if schemes is not None and not any(m.scheme in schemes for m in chunk.members):
             continue
-        members = engine_members(cell)
+        members = engine_members(chunk)
         init_params, _ = initial_state(factory, members, bias_init=tc.bias_init, device=torch.device("cpu"))
-        result = train_ensemble(config, cell, dataset)
-        for i, (spec, m) in enumerate(zip(cell.members, result.members)):
+        result = train_ensemble(config, chunk, dataset)
+        for i, (spec, m) in enumerate(zip(chunk.members, result.members)):
             if schemes is None or spec.scheme in schemes:
                 init = {n: t[i] for n, t in init_params.items()}
                 yield Retrained(spec.scheme, spec.seed, spec.lr, m.test_acc, init, member_state_dict(result.state, i))

@@ -1,8 +1,11 @@
 """``initlab compare``: the sweep of schemes x (learning rates x) seeds.
 
-Rooms: ``config`` (what is compared), ``cells`` (members cut into chunks), ``runner`` (one cell
-on the engine), ``records`` (a cell's result and its store records), ``driver`` (the compare
-call: store, backends, report data), ``ray_backend`` (cells as Ray tasks).
+Rooms: ``config`` (what is compared), ``chunks`` (members cut into ``MemberChunk``s that train
+together), ``runner`` (one chunk on the engine), ``records`` (a chunk's result, its store records
+and their commit), ``experiment`` (which stored experiment, the data's identity), ``preflight``
+(checks and choices before the store is touched), ``local`` and ``ray_backend`` (the two
+executors), ``progress``, ``checkpoints`` (when a chunk in flight is saved), ``driver`` (the
+compare call: store, executors, report data).
 """
 
 from __future__ import annotations

@@ -18,7 +18,9 @@ from initlab.schemes import ARTICLE_SCHEMES
 if TYPE_CHECKING:
     from initlab.engine.config import TrainConfig
 
-BACKENDS = ("local", "ray")
+# Where a sweep runs (``compare(backend=...)``, ``--backend``): not the engine's training backends
+# (``initlab.engine.BACKENDS``: how members train together), hence its own name.
+EXECUTORS = ("local", "ray")
 PAIRED_TESTS = ("wilcoxon", "t")
 POLICIES = ("auto",)  # per-layer policies accepted beside scheme names
 DEFAULT_TARGET = 0.9  # test accuracy that defines "converged"; the report reads it for configs without one

@@ -1,31 +1,31 @@
-"""The Ray backend of ``initlab compare``: one Ray task per cell, only the driver writes the store.
+"""The Ray backend of ``initlab compare``: one Ray task per chunk, only the driver writes the store.
 
-A sweep is cut into cells (``initlab.sweep.cells``); here each pending cell becomes one Ray task
-that trains its members together with ``run_cell`` and returns its ``CellResult``. The driver, the
+A sweep is cut into chunks (``initlab.sweep.chunks``); here each pending chunk becomes one Ray task
+that trains its members together with ``run_chunk`` and returns its ``ChunkResult``. The driver, the
 process that called ``compare``, is the only one that touches the store: it collects results as
-they arrive (``ray.wait``) and commits each cell as one transaction, exactly as ``run_local``
-does, so a killed driver loses at most the cells in flight and ``--resume`` continues.
+they arrive (``ray.wait``) and commits each chunk as one transaction, exactly as ``run_local``
+does, so a killed driver loses at most the chunks in flight and ``--resume`` continues.
 
 Guarantees:
 
-- **Same bits as the local backend.** Cells are the same (same config, same chunking), so each
+- **Same bits as the local backend.** Chunks are the same (same config, same chunking), so each
   member trains with the same ensemble-mates on the same data order; every task runs torch with
   one intra-op thread, as ``OMP_NUM_THREADS=1`` does locally (the engine's promise is "same
   machine type and thread count: same bits").
 - **A dead worker is retried.** Tasks are ``max_retries=3``: when the worker process dies (killed,
-  out of memory, node lost) Ray runs the cell again from its start; a cell is deterministic, so
-  the retry returns what the first attempt would have. An exception raised *by* the cell (bad
+  out of memory, node lost) Ray runs the chunk again from its start; a chunk is deterministic, so
+  the retry returns what the first attempt would have. An exception raised *by* the chunk (bad
   config, bug) is not retried: it stops the sweep with that error.
-- **Committed cells are never redone.** The driver passes only pending cells; a cell is submitted
+- **Committed chunks are never redone.** The driver passes only pending chunks; a chunk is submitted
   once (retries aside) and committed once.
-- **Resume.** A cell that a local run left half-done (an epoch checkpoint in the store) is sent
+- **Resume.** A chunk that a local run left half-done (an epoch checkpoint in the store) is sent
   with its checkpoint and continues from it. Ray tasks send no checkpoints back (that would make
-  the workers write through the driver every epoch): a killed driver loses its in-flight cells,
+  the workers write through the driver every epoch): a killed driver loses its in-flight chunks,
   which start over on ``--resume``.
 
 The dataset goes into the object store once (``ray.put``); every task reads it from there (one
 copy per node, shared by the node's workers). At most ``IN_FLIGHT_PER_CPU`` tasks per cluster CPU
-are submitted at a time, so a sweep of many thousand cells keeps the driver's wait list, the
+are submitted at a time, so a sweep of many thousand chunks keeps the driver's wait list, the
 object store and the work lost to a driver kill small, while the cluster stays busy and an
 autoscaler still sees queued demand.
 """
@@ -41,9 +41,9 @@ from collections.abc import Callable
 from typing import Any
 
 from initlab.errors import UserError
-from initlab.sweep.cells import Cell, steps_per_cell
+from initlab.sweep.chunks import MemberChunk, steps_per_chunk
 from initlab.sweep.config import CompareConfig
-from initlab.sweep.records import CellResult
+from initlab.sweep.records import ChunkResult, commit_chunk
 
 RAY_MIN_VERSION = (2, 9)
 INSTALL_HINT = "pip install 'initlab[ray]'"
@@ -51,8 +51,8 @@ PROBE_TIMEOUT = 5.0  # seconds to open a TCP connection to the head's GCS port
 MAX_RETRIES = 3  # attempts after the first when a task's worker dies
 IN_FLIGHT_PER_CPU = 2  # tasks submitted per cluster CPU: one running, one queued behind it
 
-# What a task runs: (config, cell, dataset, resume_blob) -> CellResult.
-CellTask = Callable[[CompareConfig, Cell, Any, "bytes | None"], CellResult]
+# What a task runs: (config, chunk, dataset, resume_blob) -> ChunkResult.
+ChunkTask = Callable[[CompareConfig, MemberChunk, Any, "bytes | None"], ChunkResult]
 
 
 def _version_tuple(text: str) -> tuple[int, ...]:
@@ -110,26 +110,26 @@ def probe_address(address: str | None) -> None:
         ) from None
 
 
-def train_cell(config: CompareConfig, cell: Cell, dataset: Any, resume_blob: bytes | None) -> CellResult:
-    """The default task body: ``run_cell`` (continued from ``resume_blob`` when given)."""
-    from initlab.sweep.runner import run_cell
+def train_chunk(config: CompareConfig, chunk: MemberChunk, dataset: Any, resume_blob: bytes | None) -> ChunkResult:
+    """The default task body: ``run_chunk`` (continued from ``resume_blob`` when given)."""
+    from initlab.sweep.runner import run_chunk
 
-    return run_cell(config, cell, dataset, resume_blob=resume_blob)
+    return run_chunk(config, chunk, dataset, resume_blob=resume_blob)
 
 
-def _cell_task(
-    task: CellTask,
+def _chunk_task(
+    task: ChunkTask,
     config: CompareConfig,
-    cell: Cell,
+    chunk: MemberChunk,
     dataset: Any,
     resume_blob: bytes | None,
-) -> CellResult:
+) -> ChunkResult:
     # Runs in a Ray worker. One intra-op thread: the task holds one CPU (several tasks share a
     # node) and the local backend's bits are defined at a fixed thread count.
     import torch
 
     torch.set_num_threads(1)
-    return task(config, cell, dataset, resume_blob)
+    return task(config, chunk, dataset, resume_blob)
 
 
 def _connect(address: str | None) -> bool:
@@ -167,8 +167,8 @@ def _cluster_cpus() -> int:
     return max(1, int(ray.cluster_resources().get("CPU", 1)))
 
 
-def _result(ref: Any, cell: Cell) -> CellResult:
-    """``ray.get`` of a finished task, with the cell's own error when it raised one."""
+def _result(ref: Any, chunk: MemberChunk) -> ChunkResult:
+    """``ray.get`` of a finished task, with the chunk's own error when it raised one."""
     import ray
 
     try:
@@ -180,7 +180,7 @@ def _result(ref: Any, cell: Cell) -> CellResult:
         raise
     except (ray.exceptions.WorkerCrashedError, ray.exceptions.OutOfMemoryError, ray.exceptions.NodeDiedError) as exc:
         raise RuntimeError(
-            f"{cell.key}: its Ray worker died and Ray's retries are used up ({type(exc).__name__}); the cells "
+            f"{chunk.key}: its Ray worker died and Ray's retries are used up ({type(exc).__name__}); the cells "
             f"committed so far are kept, rerun with --resume to continue"
         ) from exc
 
@@ -189,61 +189,61 @@ def run_ray(
     store: Any,
     experiment_id: str,
     config: CompareConfig,
-    cells: list[Cell],
+    chunks: list[MemberChunk],
     dataset: Any,
     advance: Callable[[int], None],
     address: str | None = None,
     *,
-    cell_task: CellTask = train_cell,
+    chunk_task: ChunkTask = train_chunk,
 ) -> list[int]:
-    """Run ``cells`` as Ray tasks and commit each one's records to ``store`` as it finishes.
+    """Run ``chunks`` as Ray tasks and commit each one's records to ``store`` as it finishes.
 
     Args:
         store: the open results store; only this process writes it.
         experiment_id: the experiment the records belong to.
         config: the comparison's config (shipped to every task).
-        cells: the pending cells, each submitted once (retried only when its worker dies).
+        chunks: the pending chunks, each submitted once (retried only when its worker dies).
         dataset: put into the object store once; tasks read it from there.
         advance: ``advance(n)`` moves the progress bar by ``n`` training steps; called with the
-            cell's steps when its records are committed.
+            chunk's steps when its records are committed.
         address: a Ray cluster (``ray.init``'s ``address``); None: ``RAY_ADDRESS`` or a local
             instance. What this call initialized it shuts down at the end (a local instance
             stops, a cluster is only disconnected from); a Ray already initialized in this
             process is used as it is and left running.
-        cell_task: what a task runs, ``(config, cell, dataset, resume_blob) -> CellResult``
-            (``run_cell``'s ``CellResult``); tests inject faults through it.
+        chunk_task: what a task runs, ``(config, chunk, dataset, resume_blob) -> ChunkResult``
+            (``run_chunk``'s ``ChunkResult``); tests inject faults through it.
 
     Returns:
-        The indices of the cells submitted, in submission order.
+        The indices of the chunks submitted, in submission order.
     """
     import ray
 
-    if not cells:
+    if not chunks:
         return []
     initialized_here = _connect(address)
-    steps = steps_per_cell(config, dataset.x_train.shape[0])
-    queue = deque(cells)
-    in_flight: dict[Any, Cell] = {}
+    steps = steps_per_chunk(config, dataset.x_train.shape[0])
+    queue = deque(chunks)
+    in_flight: dict[Any, MemberChunk] = {}
     submitted: list[int] = []
     try:
-        task = ray.remote(num_cpus=1, max_retries=MAX_RETRIES)(_cell_task)
+        task = ray.remote(num_cpus=1, max_retries=MAX_RETRIES)(_chunk_task)
         dataset_ref = ray.put(dataset)
         while queue or in_flight:
             room = IN_FLIGHT_PER_CPU * _cluster_cpus() - len(in_flight)
             while queue and room > 0:
-                cell = queue.popleft()
-                saved = store.load_checkpoint(experiment_id, cell.key)
-                ref = task.remote(cell_task, config, cell, dataset_ref, saved[1] if saved else None)
-                in_flight[ref] = cell
-                submitted.append(cell.index)
+                chunk = queue.popleft()
+                saved = store.load_checkpoint(experiment_id, chunk.key)
+                ref = task.remote(chunk_task, config, chunk, dataset_ref, saved[1] if saved else None)
+                in_flight[ref] = chunk
+                submitted.append(chunk.index)
                 room -= 1
             ready, _ = ray.wait(list(in_flight), num_returns=1)
             for ref in ready:
-                cell = in_flight.pop(ref)
-                _commit(store, experiment_id, cell, _result(ref, cell))
+                chunk = in_flight.pop(ref)
+                commit_chunk(store, experiment_id, chunk, _result(ref, chunk))
                 advance(steps)
     finally:
-        for ref in in_flight:  # driver interrupted or a cell failed: stop the rest
+        for ref in in_flight:  # driver interrupted or a chunk failed: stop the rest
             with contextlib.suppress(Exception):
                 ray.cancel(ref, force=True)
         if initialized_here:
@@ -251,9 +251,4 @@ def run_ray(
     return submitted
 
 
-def _commit(store: Any, experiment_id: str, cell: Cell, result: CellResult) -> None:
-    runs, epochs = result.store_records(experiment_id)
-    store.commit_runs(experiment_id, runs, epochs, delete_checkpoints=[cell.key])
-
-
-__all__ = ["check_ray", "probe_address", "run_ray", "train_cell", "INSTALL_HINT", "MAX_RETRIES"]
+__all__ = ["check_ray", "probe_address", "run_ray", "train_chunk", "INSTALL_HINT", "MAX_RETRIES"]

@@ -1,8 +1,8 @@
-"""What a cell returns, and its one conversion into store records (both backends use it).
+"""What a chunk returns, and its one conversion into store records (both backends use it).
 
-``run_cell`` (``initlab.sweep.runner``) turns the engine's ``EnsembleResult`` into a
-``CellResult``: typed, picklable (a Ray task returns it as is) and free of tensors. The driver
-alone calls ``CellResult.store_records(experiment_id)`` and commits what it returns.
+``run_chunk`` (``initlab.sweep.runner``) turns the engine's ``EnsembleResult`` into a
+``ChunkResult``: typed, picklable (a Ray task returns it as is) and free of tensors. The driver
+alone calls ``ChunkResult.store_records(experiment_id)`` and commits what it returns.
 
 A run record's ``extra`` holds what the store's columns do not:
 
@@ -13,7 +13,8 @@ A run record's ``extra`` holds what the store's columns do not:
 - ``correct``: budget epoch -> which test examples were classified right, as base64 of
   ``numpy.packbits`` (``n_test`` bits), for paired bootstraps over test examples;
 - ``r2`` (regression): ``1 − MSE / Var(y_test)`` (``initlab.tasks.r_squared``);
-- ``backend``, ``backend_reason``, ``cell``, ``steps_per_epoch``, ``device``: provenance.
+- ``backend``, ``backend_reason``, ``cell`` (the member chunk's index; the stored key keeps its
+  first name), ``steps_per_epoch``, ``device``: provenance.
 
 Regression losses are trained on standardized targets; here, and only here, they are put back in
 the target's own units: ``MSE = MSE_std · σ_train²`` (``scale``), for the run and every epoch.
@@ -31,7 +32,7 @@ from initlab.sweep.config import MemberSpec
 
 @dataclass(frozen=True)
 class MemberOutcome:
-    """One member's result from a cell: the engine's per-epoch records and its outcome."""
+    """One member's result from a chunk: the engine's per-epoch records and its outcome."""
 
     spec: MemberSpec
     status: str
@@ -43,10 +44,10 @@ class MemberOutcome:
 
 
 @dataclass(frozen=True)
-class CellResult:
-    """A finished cell: every member's outcome, and how it was trained."""
+class ChunkResult:
+    """A finished chunk: every member's outcome, and how it was trained."""
 
-    cell: int
+    chunk: int
     backend: str
     wall_time: float
     steps_per_epoch: int
@@ -60,14 +61,14 @@ class CellResult:
     @classmethod
     def from_ensemble(
         cls,
-        cell: int,
+        chunk: int,
         members: tuple[MemberSpec, ...],
         result: Any,
         *,
         task: str = "classification",
         scale: float = 1.0,
         test_var: float = math.nan,
-    ) -> CellResult:
+    ) -> ChunkResult:
         """From an engine ``EnsembleResult`` whose members are ``members``, in order; ``scale`` and
         ``test_var`` (regression) put its losses in the target's units (``runner._to_original_units``)."""
         outcomes = []
@@ -84,7 +85,7 @@ class CellResult:
                 )
             )
         return cls(
-            cell,
+            chunk,
             result.backend,
             float(result.wall_time),
             int(result.steps_per_epoch),
@@ -97,8 +98,8 @@ class CellResult:
         )
 
     def store_records(self, experiment_id: str) -> tuple[list, list]:
-        """``(RunRecord list, EpochRecord list)`` for the store: the one place this mapping lives."""
-        from initlab.store import EpochRecord, RunRecord
+        """``(RunRecord list, StoredEpoch list)`` for the store: the one place this mapping lives."""
+        from initlab.store import RunRecord, StoredEpoch
         from initlab.tasks import r_squared
 
         scale = self.scale
@@ -108,7 +109,7 @@ class CellResult:
             label, seed = m.spec.key
             extra = {
                 "backend": self.backend,
-                "cell": self.cell,
+                "cell": self.chunk,
                 "steps_per_epoch": self.steps_per_epoch,
                 "device": self.device,
                 "scheme": m.spec.scheme,
@@ -122,37 +123,38 @@ class CellResult:
                 extra["backend_reason"] = self.backend_reason
             if self.task == "regression":  # the MSE in the target's own units, R² beside it
                 extra["r2"] = r_squared(last.test_loss * scale, self.test_var)
+            cell: dict[str, Any] = {"experiment_id": experiment_id, "scheme": label, "seed": seed}
             runs.append(
                 RunRecord(
-                    experiment_id=experiment_id,
-                    scheme=label,
-                    seed=seed,
+                    **cell,
                     status=m.status,
-                    test_acc=last.test_acc,
-                    test_loss=last.test_loss * scale,
-                    train_loss=last.train_loss * scale,
-                    train_acc=last.train_acc,
                     diverged_step=m.diverged_step,
                     wall_time=self.wall_time,
                     extra=extra,
+                    **_metrics(last, scale),
                 )
             )
             for r in m.records:
                 epochs.append(
-                    EpochRecord(
-                        experiment_id=experiment_id,
-                        scheme=label,
-                        seed=seed,
-                        epoch=r.epoch,
-                        step=r.step,
-                        train_loss=r.train_loss * scale,
-                        train_acc=r.train_acc,
-                        test_loss=r.test_loss * scale,
-                        test_acc=r.test_acc,
-                        wall_time=r.wall_time,
-                    )
+                    StoredEpoch(**cell, epoch=r.epoch, step=r.step, wall_time=r.wall_time, **_metrics(r, scale))
                 )
         return runs, epochs
+
+
+def commit_chunk(store: Any, experiment_id: str, chunk: Any, result: ChunkResult) -> None:
+    """Commit a finished chunk's records and drop its checkpoint, in one transaction."""
+    runs, epochs = result.store_records(experiment_id)
+    store.commit_runs(experiment_id, runs, epochs, delete_checkpoints=[chunk.key])
+
+
+def _metrics(record: Any, scale: float) -> dict[str, Any]:
+    """An engine ``EpochRecord``'s stored metrics, losses times ``scale`` (regression: target units)."""
+    return {
+        "test_acc": record.test_acc,
+        "test_loss": record.test_loss * scale,
+        "train_loss": record.train_loss * scale,
+        "train_acc": record.train_acc,
+    }
 
 
 def _finite(x: float) -> float | None:

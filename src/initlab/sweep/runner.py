@@ -1,7 +1,7 @@
-"""Run one cell: train its members together and return a typed ``CellResult``.
+"""Run one chunk: train its members together and return a typed ``ChunkResult``.
 
-Both backends call ``run_cell``; only the driver turns its result into store records
-(``CellResult.store_records``) and commits them.
+Both backends call ``run_chunk``; only the driver turns its result into store records
+(``ChunkResult.store_records``) and commits them.
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from collections.abc import Callable
 from typing import Any
 
 from initlab.engine import Member, state_from_bytes, state_to_bytes, train
-from initlab.sweep.cells import Cell, member_init, model_factory
+from initlab.sweep.chunks import MemberChunk, member_init, model_factory
 from initlab.sweep.config import CompareConfig
-from initlab.sweep.records import CellResult
+from initlab.sweep.records import ChunkResult
 
 
 def with_validation(config: CompareConfig, dataset: Any) -> Any:
@@ -29,9 +29,9 @@ def with_validation(config: CompareConfig, dataset: Any) -> Any:
     return carve(dataset, config.val_fraction)
 
 
-def run_cell(
+def run_chunk(
     config: CompareConfig,
-    cell: Cell,
+    chunk: MemberChunk,
     dataset: Any,
     *,
     resume_blob: bytes | None = None,
@@ -39,8 +39,8 @@ def run_cell(
     progress: Callable[[int, int], None] | None = None,
     device: str | None = None,
     checkpoint_due: Callable[[int], bool] | None = None,
-) -> CellResult:
-    """Train ``cell``'s members on ``dataset`` (its validation split carved if not yet done).
+) -> ChunkResult:
+    """Train ``chunk``'s members on ``dataset`` (its validation split carved if not yet done).
 
     ``on_checkpoint(epoch, blob)`` receives the serialized state after every epoch;
     ``resume_blob`` continues from one (the result equals the uninterrupted run's).
@@ -54,7 +54,7 @@ def run_cell(
 
     result = train_ensemble(
         config,
-        cell,
+        chunk,
         dataset,
         checkpoint=checkpoint if on_checkpoint is not None else None,
         progress=progress,
@@ -63,7 +63,9 @@ def run_cell(
         device=device,
     )
     scale, test_var = _to_original_units(dataset) if config.task == "regression" else (1.0, float("nan"))
-    return CellResult.from_ensemble(cell.index, cell.members, result, task=config.task, scale=scale, test_var=test_var)
+    return ChunkResult.from_ensemble(
+        chunk.index, chunk.members, result, task=config.task, scale=scale, test_var=test_var
+    )
 
 
 def _to_original_units(dataset: Any) -> tuple[float, float]:
@@ -74,15 +76,15 @@ def _to_original_units(dataset: Any) -> tuple[float, float]:
     return float(std[0]) ** 2, float(test_var[0])
 
 
-def engine_members(cell: Cell) -> list[Member]:
-    """The engine's ``Member``s of a cell, in its order."""
-    return [Member(member_init(m.scheme), m.seed, name=m.scheme, lr=m.lr) for m in cell.members]
+def engine_members(chunk: MemberChunk) -> list[Member]:
+    """The engine's ``Member``s of a chunk, in its order."""
+    return [Member(member_init(m.scheme), m.seed, name=m.scheme, lr=m.lr) for m in chunk.members]
 
 
-def train_ensemble(config: CompareConfig, cell: Cell, dataset: Any, **train_kwargs: Any):
-    """The engine's ``EnsembleResult`` for ``cell``, exactly as ``compare`` trains it (same split,
+def train_ensemble(config: CompareConfig, chunk: MemberChunk, dataset: Any, **train_kwargs: Any):
+    """The engine's ``EnsembleResult`` for ``chunk``, exactly as ``compare`` trains it (same split,
     members, factory, ``TrainConfig`` and autocast): how a study retrains a stored comparison."""
     dataset = with_validation(config, dataset)
     factory = model_factory(config, dataset.input_shape, dataset.num_classes)
     train_kwargs.setdefault("autocast", config.autocast)
-    return train(factory, engine_members(cell), dataset, config.train_config(), **train_kwargs)
+    return train(factory, engine_members(chunk), dataset, config.train_config(), **train_kwargs)

@@ -1,9 +1,10 @@
-"""A sweep as cells: chunks of (scheme, lr, seed) members that train together as one ensemble.
+"""A sweep as member chunks: (scheme, lr, seed) members that train together as one ensemble.
 
-A cell is the unit of work, of scheduling (one Ray task) and of commit (one store
-transaction). Cells are cut from the config's member list, so the same config and chunk size
-give the same cells, whichever backend runs them, and each member trains with the same
-ensemble-mates: the local and Ray backends produce the same bits.
+A chunk is the unit of work, of scheduling (one Ray task) and of commit (one store
+transaction, which commits the store cells ``(scheme, seed)`` of its members). Chunks are cut
+from the config's member list, so the same config and chunk size give the same chunks,
+whichever backend runs them, and each member trains with the same ensemble-mates: the local
+and Ray backends produce the same bits.
 """
 
 from __future__ import annotations
@@ -19,13 +20,13 @@ from initlab.sweep.config import ZEROED_BRANCH_ENDS, CompareConfig, MemberSpec, 
 
 
 @dataclass(frozen=True)
-class Cell:
+class MemberChunk:
     index: int
     members: tuple[MemberSpec, ...]
 
     @property
     def key(self) -> str:
-        """The cell's checkpoint key in the store."""
+        """The chunk's checkpoint key in the store (the stored text predates the name ``MemberChunk``)."""
         return f"cell-{self.index:04d}"
 
     @property
@@ -34,11 +35,11 @@ class Cell:
         return {m.key for m in self.members}
 
 
-def make_cells(config: CompareConfig, size: int | None = None) -> list[Cell]:
-    """Cells of ``size`` members (default ``config.chunk_size``), in ``config.members`` order."""
+def make_chunks(config: CompareConfig, size: int | None = None) -> list[MemberChunk]:
+    """Chunks of ``size`` members (default ``config.chunk_size``), in ``config.members`` order."""
     members = config.members
     size = config.chunk_size if size is None else size
-    return [Cell(i, tuple(members[k : k + size])) for i, k in enumerate(range(0, len(members), size))]
+    return [MemberChunk(i, tuple(members[k : k + size])) for i, k in enumerate(range(0, len(members), size))]
 
 
 class PolicyInit:
@@ -84,5 +85,12 @@ def model_factory(config: CompareConfig, input_shape: tuple[int, ...], num_class
     )
 
 
-def steps_per_cell(config: CompareConfig, n_train: int) -> int:
+def build_model_template(config: CompareConfig, dataset: Any):
+    """The configured model, built once per compare (weights are set per member later)."""
+    from initlab.engine.init import build_template
+
+    return build_template(model_factory(config, dataset.input_shape, dataset.num_classes))
+
+
+def steps_per_chunk(config: CompareConfig, n_train: int) -> int:
     return math.ceil(n_train / config.batch_size) * config.epochs
