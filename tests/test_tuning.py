@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 import torch
@@ -44,7 +45,7 @@ def test_bad_validation_fraction_is_named(fraction):
         with_validation(load("digits"), fraction)
 
 
-def test_every_member_is_validated_on_the_same_split(tmp_path):
+def test_every_member_is_validated_on_the_same_split(tmp_path, capsys):
     config = CompareConfig(
         schemes=("he_normal", "xavier_uniform"), seeds=(0, 1), epochs=1, width=16, batch_size=64, lr_grid=(0.01, 0.1)
     )
@@ -53,6 +54,12 @@ def test_every_member_is_validated_on_the_same_split(tmp_path):
     n_val = round(0.1 * load("digits").n_train)
     for run in data.all_runs:
         assert abs(run.val_acc[0] * n_val - round(run.val_acc[0] * n_val)) < 1e-9
+    # `initlab runs` counts a cell per (scheme, seed, lr): 2 x 2 x 2 done of 8
+    from initlab.cli import main
+
+    main(["runs", "--store", str(tmp_path / "s.sqlite"), "--json"])
+    (row,) = json.loads(capsys.readouterr().out)
+    assert (row["cells"], row["cells_total"]) == (8, 8)
 
 
 def test_lr_selection_never_reads_test_labels(tmp_path, monkeypatch):

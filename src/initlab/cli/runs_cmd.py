@@ -38,6 +38,10 @@ def run(args: argparse.Namespace) -> int:
                     "schemes": len(c.get("schemes", [])),
                     "seeds": len(c.get("seeds", [])),
                     "cells": len(db.committed_cells(e.id)),
+                    # one cell per (scheme, seed) and, in a tuned comparison, per learning rate
+                    "cells_total": len(c.get("schemes", []))
+                    * len(c.get("seeds", []))
+                    * max(1, len(c.get("lr_grid") or [])),
                 }
             )
     if args.json:
@@ -61,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
                 r["model"],
                 str(r["schemes"]),
                 str(r["seeds"]),
-                f"{r['cells']}/{r['schemes'] * r['seeds']}",
+                f"{r['cells']}/{r['cells_total']}",
             ]
             for r in rows
         ],
