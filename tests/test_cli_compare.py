@@ -96,7 +96,8 @@ def test_runs_and_report_rebuild_from_the_store(finished, tmp_path):
     )
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)["summary"] == out["summary"]
-    assert (tmp_path / "r" / "report.html").exists()
+    page = (tmp_path / "r" / "report.html").read_text()
+    assert f"<title>initlab {out['experiment_id']}</title>" in page  # the id, not a template left unfilled
 
 
 def _committed(store: Path) -> int:

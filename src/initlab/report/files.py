@@ -202,6 +202,7 @@ def _html(data: ReportData, parts: _Parts, files: dict[str, Path]) -> str:
     ]
     return (
         f"<!doctype html><html><head><meta charset='utf-8'>"
-        "<meta name='viewport' content='width=device-width, initial-scale=1'><title>initlab {html.escape(data.experiment_id)}</title>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        f"<title>initlab {html.escape(data.experiment_id)}</title>"
         f"<style>{_STYLE}</style></head><body>{''.join(body)}</body></html>"
     )
