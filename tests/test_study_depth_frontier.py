@@ -100,9 +100,10 @@ def test_quick_study_runs_end_to_end(tmp_path):
     from initlab.store import open_store
 
     with open_store(tmp_path / "s.sqlite") as db:
-        stored = {(e.config["family"], e.config["depth"]): len(db.runs(e.id)) for e in db.list_experiments()}
-    assert sorted(stored) == sorted(set(stored)) and sum(stored.values()) == len(data["evidence"]["rows"])
-    assert set(data["experiments"]) and len(data["experiments"]) == len(stored)
+        stored = {e.id: (e.config["family"], e.config["activation"], e.config["depth"]) for e in db.list_experiments()}
+        runs = sum(len(db.runs(e)) for e in stored)
+    assert len(set(stored.values())) == len(stored) == 6  # mlp tanh/relu x 2 depths, cnn x 2 depths
+    assert runs == len(data["evidence"]["rows"]) and set(data["experiments"]) == set(stored)
 
 
 def made_up_cell(scheme, seed, depth=10, acc=0.5):

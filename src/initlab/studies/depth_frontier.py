@@ -158,7 +158,8 @@ def planned_cells(s: dict[str, Any]) -> list[tuple[str, str, int, list[tuple[str
         ds = {**depth_settings(s, depth), "width": s["cnn_channels"]}
         cells = [(sc, k) for sc in ds["cnn_schemes"] for k in range(ds["seeds"])]
         plan.append(("cnn", "tanh", depth, cells, ds))
-    return plan
+    # Shallow depths first, across networks: an interrupted run has every depth up to where it stopped.
+    return sorted(plan, key=lambda p: p[2])
 
 
 def network(row: dict[str, Any]) -> str:
