@@ -104,7 +104,7 @@ def orthogonal_batch(
     q = q * torch.diagonal(r, dim1=-2, dim2=-1).sign().unsqueeze(-2)
     if rows < cols:
         q = q.transpose(-2, -1)
-    values = (q * gain).reshape(len(generators), *shape).to(dtype)
+    values: torch.Tensor = (q * gain).reshape(len(generators), *shape).to(dtype)
     largest = float(values.abs().max())
     if not (math.isfinite(largest) and largest <= math.sqrt(torch.finfo(dtype).max)):
         get_scheme("orthogonal", gain=gain)._check_range(values, dtype)  # raises its one-line message

@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from typing import Any
 
 from initlab.errors import UserError
@@ -251,12 +252,21 @@ def run(ctx: StudyContext) -> StudyResult:
             depth,
             cells,
             ds,
-            lambda scheme, seed, f=family, a=activation, d=depth, ds=ds: run_cell(f, a, scheme, d, seed, ds, data[f]),
+            _computer(family, activation, depth, ds, data[family]),
             show,
         )
         experiments.append(experiment)
         rows += got
     return _result(rows, s, classes, experiments, ctx.out)
+
+
+def _computer(family: str, activation: str, depth: int, ds: dict[str, Any], data) -> Callable[[str, int], dict]:
+    """``compute(scheme, seed)`` for one depth: ``run_cell`` with that depth's settings."""
+
+    def compute(scheme: str, seed: int) -> dict[str, Any]:
+        return run_cell(family, activation, scheme, depth, seed, ds, data)
+
+    return compute
 
 
 def lr_fits(rows: list[dict[str, Any]], threshold: float) -> dict[str, dict[str, float]]:
