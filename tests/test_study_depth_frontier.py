@@ -214,3 +214,16 @@ def test_full_settings_reach_10000_layers_for_auto_and_torch_default():
     }
     assert {sc for sc, _ in deepest[("mlp", "tanh")]} >= {"auto", "torch_default"}
     assert {sc for sc, _ in deepest[("mlp", "relu")]} >= {"auto"}
+
+
+def test_accuracy_by_depth_averages_seeds_and_marks_depths_not_run():
+    from initlab.studies.depth_frontier import accuracy_by_depth
+
+    rows = [
+        {**row("tanh", "auto", 10, 0.9), "lr": 1e-3},
+        {**row("tanh", "auto", 10, 0.8, seed=1), "lr": 1e-4},
+        {**row("tanh", "auto", 30, 0.5), "family": "cnn", "lr": 1e-5},
+    ]
+    _, header, body = accuracy_by_depth(rows)
+    assert header == ["network", "scheme", "10", "30"]
+    assert body == [["tanh", "auto", "0.850 (1e-04/1e-03) x2", "-"], ["cnn tanh", "auto", "-", "0.500 (1e-05)"]]

@@ -333,6 +333,7 @@ def _result(rows, s, classes, experiments, out) -> StudyResult:
                 ["network", "scheme", "depth", "seed", "lr", "test acc", "log10 J spread", "6 xi_c", "s"],
                 table_rows,
             ),
+            accuracy_by_depth(rows),
             ("Depth at which each scheme falls to chance", ["network", "scheme", "falls at depth"], frontier_rows),
             (
                 "Selected lr against depth: lr = a * depth^b",
@@ -344,6 +345,27 @@ def _result(rows, s, classes, experiments, out) -> StudyResult:
         experiments=experiments,
         settings=s,
     )
+
+
+def accuracy_by_depth(rows: list[dict[str, Any]]) -> tuple[str, list[str], list[list[str]]]:
+    """The headline table: per network and scheme, mean test accuracy over seeds at each depth,
+    with the selected learning rate(s) in brackets ("-": not run at that depth)."""
+    depths = sorted({r["depth"] for r in rows})
+    body = []
+    for net in sorted({network(r) for r in rows}, key=lambda n: (n.startswith("cnn"), n)):
+        for scheme in sorted({r["scheme"] for r in rows if network(r) == net}):
+            line = [net, scheme]
+            for d in depths:
+                mine = [r for r in rows if network(r) == net and r["scheme"] == scheme and r["depth"] == d]
+                if not mine:
+                    line.append("-")
+                    continue
+                acc = sum(r["test_acc"] for r in mine) / len(mine)
+                lrs = "/".join(f"{lr:.0e}" for lr in sorted({r["lr"] for r in mine}))
+                line.append(f"{acc:.3f} ({lrs})" + (f" x{len(mine)}" if len(mine) > 1 else ""))
+            body.append(line)
+    title = "Test accuracy by depth (mean over the seeds run, xN; the lr suggest_lr picked in brackets)"
+    return title, ["network", "scheme", *[str(d) for d in depths]], body
 
 
 def _plot(rows: list[dict[str, Any]], fits: dict[str, dict[str, float]], threshold: float, out):
