@@ -172,6 +172,10 @@ def test_stored_cells_are_read_back_and_not_recomputed(tmp_path):
     assert second_id == first_id and computed == cells and seen == [True, True, False]
     assert rows[:2] == first
     assert rows[1]["lr"] == 2e-3 and math.isinf(rows[1]["jacobian_spread"]) and math.isnan(rows[1]["lr_val_loss"][1])
+    # compute=None reads what is stored and computes nothing.
+    _, stored_only = run_depth(store, "mlp", "tanh", 10, [*cells, ("auto", 5)], SETTINGS, None)
+    assert stored_only == rows and len(computed) == 3
+    assert run_depth(store, "mlp", "tanh", 30, cells, SETTINGS, None) == (None, [])
     # Other settings are another experiment: nothing is reused across them.
     other_id, _ = run_depth(store, "mlp", "tanh", 10, cells[:1], {**SETTINGS, "epochs": 2}, compute)
     assert other_id != first_id and computed[-1] == ("auto", 0)

@@ -19,7 +19,8 @@ activation's gain, He normal, orthogonal at gain 1, ``auto`` = ``initlab.initial
 
 ``deep`` lowers the cost at the largest depths: a list of tiers ``{"from": D, ...}`` whose other
 keys (``schemes``, ``cnn_schemes``, ``seeds``, ``lr_grid``, ``lr_steps``, ``epochs``) replace the
-settings at depths >= D (later tiers win). Every cell is stored (``initlab.studies.frontier_store``:
+settings at depths >= D (later tiers win). ``compute``: False reads the cells already stored and
+computes none (to render a run still in progress). Every cell is stored (``initlab.studies.frontier_store``:
 one experiment per network and depth, whose config holds that depth's settings; a cell per
 (scheme, seed)); cells already stored with the same settings are read back, not recomputed, and
 every table and figure is computed from the records read back from the store.
@@ -90,6 +91,7 @@ DEFAULTS: dict[str, Any] = {
     "lr_steps": None,  # suggest_lr's budget (None: 3 epochs of its training part)
     "seeds": 1,
     "deep": [],  # tiers {"from": depth, ...overrides} for the largest depths (module docstring)
+    "compute": True,  # False: only read the cells already stored (renders a run still in progress)
 }
 QUICK = {
     "depths": [10, 30, 100],
@@ -252,11 +254,14 @@ def run(ctx: StudyContext) -> StudyResult:
             depth,
             cells,
             ds,
-            _computer(family, activation, depth, ds, data[family]),
+            _computer(family, activation, depth, ds, data[family]) if s["compute"] else None,
             show,
         )
-        experiments.append(experiment)
+        if experiment is not None:
+            experiments.append(experiment)
         rows += got
+    if not rows:
+        raise UserError(f"depth-frontier: compute=false and the store {ctx.store} holds no cell of these settings")
     return _result(rows, s, classes, experiments, ctx.out)
 
 

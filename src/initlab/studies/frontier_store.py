@@ -25,7 +25,6 @@ ROW_EXTRA = (
     "lr_grid",
     "lr_val_loss",
     "lr_val_acc",
-    "lr_seconds",
     "jacobian_spread",
     "six_xi_c",
 )
@@ -85,6 +84,9 @@ def _records(experiment_id: str, row: dict[str, Any]):
     return run, epochs
 
 
+# A run's ``extra`` must be reproduced by a recomputed cell (``initlab.store.base``): no timings in it.
+
+
 def row_from_record(family: str, activation: str, depth: int, run) -> dict[str, Any]:
     """The study's row of one stored run (what its tables, judge and plots use)."""
     row = {
@@ -109,14 +111,15 @@ def run_depth(
     depth: int,
     cells: list[tuple[str, int]],
     s: dict[str, Any],
-    compute: Callable[[str, int], dict[str, Any]],
+    compute: Callable[[str, int], dict[str, Any]] | None,
     on_row: Callable[[dict[str, Any], bool], None] | None = None,
-) -> tuple[str, list[dict[str, Any]]]:
+) -> tuple[str | None, list[dict[str, Any]]]:
     """Compute the (scheme, seed) ``cells`` of one depth not yet stored, commit each, read all back.
 
-    ``compute(scheme, seed)`` gives ``frontier_cells.run_cell``'s dict; ``on_row(row, reused)`` is
-    told of every cell (``reused``: read from the store, not computed). Returns the experiment id
-    and the rows of ``cells`` as read back from the store.
+    ``compute(scheme, seed)`` gives ``frontier_cells.run_cell``'s dict (None: compute nothing,
+    return the cells already stored: renders a run still in progress); ``on_row(row, reused)``
+    is told of every cell (``reused``: read from the store, not computed). Returns the experiment
+    id (None when nothing is stored and nothing computed) and the rows read back from the store.
     """
     from initlab.store import config_hash, open_store
 
@@ -124,12 +127,16 @@ def run_depth(
     store_path.parent.mkdir(parents=True, exist_ok=True)
     with open_store(store_path) as db:
         found = db.find_experiment(config_hash(config))
+        if found is None and compute is None:
+            return None, []
         experiment = found or db.create_experiment(config, name=f"depth-frontier {family} {activation} depth {depth}")
         stored = {r.cell: r for r in db.runs(experiment.id)}
     for scheme, seed in cells:
         if (scheme, seed) in stored:
             if on_row is not None:
                 on_row(row_from_record(family, activation, depth, stored[(scheme, seed)]), True)
+            continue
+        if compute is None:
             continue
         run, epochs = _records(experiment.id, compute(scheme, seed))
         with open_store(store_path) as db:  # one short handle per commit: a kill loses one cell at most
@@ -140,4 +147,4 @@ def run_depth(
         stored = {r.cell: r for r in db.runs(experiment.id)}
         if all(cell in stored for cell in cells) and experiment.status != "finished":
             db.set_status(experiment.id, "finished")
-    return experiment.id, [row_from_record(family, activation, depth, stored[cell]) for cell in cells]
+    return experiment.id, [row_from_record(family, activation, depth, stored[cell]) for cell in cells if cell in stored]
