@@ -105,9 +105,10 @@ QUICK = {
     "cnn_channels": 4,
     "cnn_schemes": ["torch_default", "delta_orthogonal"],
 }
-# Sized to about an hour on one core of the 2-core machine (docs/studies/depth-frontier.md has the
-# measured time): every scheme with 2 seeds up to 300 layers, then fewer schemes, one seed, a
-# short fixed grid and fewer epochs as depth grows; 10,000 layers for auto and torch's default.
+# Sized to about an hour of CPU on one core (docs/studies/depth-frontier.md has the measured
+# time): every scheme with 2 seeds up to 30 layers, then one seed, fewer schemes, a short fixed
+# grid and fewer epochs as depth grows; 10,000 layers for auto, torch's default and Xavier (tanh)
+# and auto (ReLU: looks-linear).
 FULL: dict[str, Any] = {
     "depths": [10, 30, 100, 300, 1000, 3000, 10000],
     "seeds": 2,
@@ -126,7 +127,7 @@ FULL: dict[str, Any] = {
             "from": 3000,
             "lr_grid": [1e-6, 3e-6, 1e-5],
             "epochs": 1,
-            "schemes": {"tanh": ["torch_default", "auto"], "relu": ["auto"]},
+            "schemes": {"tanh": ["torch_default", "xavier_uniform", "auto"], "relu": ["auto"]},
         },
     ],
 }
