@@ -384,15 +384,24 @@ def _plot(rows: list[dict[str, Any]], fits: dict[str, dict[str, float]], thresho
     fig, axes = plt.subplots(len(nets), 3, figsize=(13, 3.6 * len(nets)), squeeze=False)
     for i, net in enumerate(nets):
         for scheme in sorted({r["scheme"] for r in rows if network(r) == net}):
-            mine = sorted((r for r in rows if network(r) == net and r["scheme"] == scheme), key=lambda r: r["depth"])
-            depths = [r["depth"] for r in mine]
-            line = axes[i][0].plot(depths, [r["test_acc"] for r in mine], "o-", label=scheme)[0]
-            axes[i][1].plot(depths, [r["jacobian_spread"] for r in mine], "o-", color=line.get_color())
-            axes[i][2].plot(depths, [r["lr"] for r in mine], "o", color=line.get_color())
+            mine = [r for r in rows if network(r) == net and r["scheme"] == scheme]
+            depths = sorted({r["depth"] for r in mine})
+            at = {d: [r for r in mine if r["depth"] == d] for d in depths}
+
+            def mean(key: str, d: int, at=at) -> float:
+                return sum(r[key] for r in at[d]) / len(at[d])
+
+            # Lines through the means over seeds; every run as a dot.
+            line = axes[i][0].plot(depths, [mean("test_acc", d) for d in depths], "-", label=scheme)[0]
+            color = line.get_color()
+            axes[i][0].plot([r["depth"] for r in mine], [r["test_acc"] for r in mine], "o", color=color)
+            axes[i][1].plot(depths, [mean("jacobian_spread", d) for d in depths], "o-", color=color)
+            axes[i][2].plot([r["depth"] for r in mine], [r["lr"] for r in mine], "o", color=color, alpha=0.7)
             fit = fits.get(f"{net}/{scheme}")
-            if fit is not None:
-                span = [min(depths), max(depths)]
-                axes[i][2].plot(span, [fit["a"] * d ** fit["b"] for d in span], "--", color=line.get_color())
+            trained = [r["depth"] for r in mine if r["test_acc"] > threshold]
+            if fit is not None and trained:
+                span = [min(trained), max(trained)]
+                axes[i][2].plot(span, [fit["a"] * d ** fit["b"] for d in span], "--", color=color)
         axes[i][0].axhline(threshold, color="grey", linestyle=":")
         axes[i][0].set_ylabel(f"{net}: test accuracy")
         axes[i][1].set_ylabel("log10 s_max/s_min (Jacobian at init)")
