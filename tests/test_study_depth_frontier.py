@@ -9,7 +9,9 @@ import sys
 
 import pytest
 
-from initlab.studies.depth_frontier import fit_power_law, judge, six_xi_c
+from initlab.errors import UserError
+from initlab.studies.depth_frontier import depth_settings, fit_power_law, judge, planned_cells, six_xi_c
+from initlab.studies.frontier_store import experiment_config, run_depth
 
 
 def row(activation, scheme, depth, acc, seed=0):
@@ -86,9 +88,146 @@ def test_quick_study_runs_end_to_end(tmp_path):
     assert res.returncode == 0, res.stderr[-2000:]
     data = json.loads(res.stdout)
     assert data["study"] == "depth-frontier" and data["verdict"] in ("supported", "not supported")
-    rows = data["evidence"]["rows"]
+    rows = [r for r in data["evidence"]["rows"] if r["family"] == "mlp"]
     assert {r["depth"] for r in rows} == {5, 20}
+    cnn = {(r["scheme"], r["depth"]) for r in data["evidence"]["rows"] if r["family"] == "cnn"}
+    assert cnn == {(s, d) for s in ("torch_default", "delta_orthogonal") for d in (10, 30)}
     assert all(r["lr"] in (1e-4, 1e-3, 1e-2) for r in rows)
     # looks_linear's map is linear at init: every singular value of its Jacobian equal, spread 0.
     assert all(abs(r["jacobian_spread"]) < 1e-3 for r in rows if r["scheme"] == "looks_linear")
     assert (tmp_path / "depth-frontier" / "depth_frontier.json").exists()
+    # Every row was read back from the store: one experiment per (network, depth), a run per cell.
+    from initlab.store import open_store
+
+    with open_store(tmp_path / "s.sqlite") as db:
+        stored = {e.id: (e.config["family"], e.config["activation"], e.config["depth"]) for e in db.list_experiments()}
+        runs = sum(len(db.runs(e)) for e in stored)
+    assert len(set(stored.values())) == len(stored) == 6  # mlp tanh/relu x 2 depths, cnn x 2 depths
+    assert runs == len(data["evidence"]["rows"]) and set(data["experiments"]) == set(stored)
+
+
+def made_up_cell(scheme, seed, depth=10, acc=0.5):
+    return {
+        "family": "mlp",
+        "activation": "tanh",
+        "scheme": scheme,
+        "depth": depth,
+        "seed": seed,
+        "lr": 1e-3 * (seed + 1),
+        "lr_ok": True,
+        "lr_grid": [1e-3, 1e-2],
+        "lr_val_loss": [0.5, math.nan],
+        "lr_val_acc": [0.8, 0.1],
+        "lr_seconds": 0.1,
+        "test_acc": acc,
+        "test_loss": 1.0,
+        "train_loss": 0.9,
+        "train_acc": 0.6,
+        "status": "ok",
+        "diverged_step": None,
+        "jacobian_spread": math.inf,
+        "six_xi_c": 12.0,
+        "seconds": 3.0,
+        "epochs": [
+            {
+                "epoch": 1,
+                "step": 5,
+                "train_loss": 0.9,
+                "train_acc": 0.6,
+                "test_loss": 1.0,
+                "test_acc": acc,
+                "wall_time": 1.0,
+            }
+        ],
+    }
+
+
+SETTINGS = {
+    "dataset": "digits",
+    "limit_train": None,
+    "width": 16,
+    "epochs": 1,
+    "batch_size": 64,
+    "lr_grid": [1e-3, 1e-2],
+    "lr_steps": 5,
+}
+
+
+def test_stored_cells_are_read_back_and_not_recomputed(tmp_path):
+    store = tmp_path / "s.sqlite"
+    computed = []
+
+    def compute(scheme, seed):
+        computed.append((scheme, seed))
+        return made_up_cell(scheme, seed)
+
+    cells = [("auto", 0), ("auto", 1), ("xavier_uniform", 0)]
+    first_id, first = run_depth(store, "mlp", "tanh", 10, cells[:2], SETTINGS, compute)
+    assert computed == cells[:2]
+    # A rerun with one more cell computes only the new one; the rest come back from the store.
+    seen = []
+    second_id, rows = run_depth(
+        store, "mlp", "tanh", 10, cells, SETTINGS, compute, lambda r, reused: seen.append(reused)
+    )
+    assert second_id == first_id and computed == cells and seen == [True, True, False]
+    assert rows[:2] == first
+    assert rows[1]["lr"] == 2e-3 and math.isinf(rows[1]["jacobian_spread"]) and math.isnan(rows[1]["lr_val_loss"][1])
+    # compute=None reads what is stored and computes nothing.
+    _, stored_only = run_depth(store, "mlp", "tanh", 10, [*cells, ("auto", 5)], SETTINGS, None)
+    assert stored_only == rows and len(computed) == 3
+    assert run_depth(store, "mlp", "tanh", 30, cells, SETTINGS, None) == (None, [])
+    # Other settings are another experiment: nothing is reused across them.
+    other_id, _ = run_depth(store, "mlp", "tanh", 10, cells[:1], {**SETTINGS, "epochs": 2}, compute)
+    assert other_id != first_id and computed[-1] == ("auto", 0)
+
+
+def test_experiment_config_names_the_settings_that_decide_the_results():
+    config = experiment_config("cnn", "tanh", 30, SETTINGS)
+    assert config["study"] == "depth-frontier" and config["family"] == "cnn" and config["depth"] == 30
+    assert {k: config[k] for k in SETTINGS} == SETTINGS
+
+
+def test_deep_tiers_apply_from_their_depth_and_later_tiers_win():
+    s = {
+        "schemes": {"tanh": ["a", "b", "c"]},
+        "seeds": 2,
+        "lr_grid": None,
+        "epochs": 3,
+        "deep": [
+            {"from": 1000, "seeds": 1, "epochs": 2},
+            {"from": 100, "lr_grid": [1e-5]},
+            {"from": 3000, "epochs": 1},
+        ],
+    }
+    assert depth_settings(s, 30)["lr_grid"] is None and depth_settings(s, 30)["seeds"] == 2
+    at_1000 = depth_settings(s, 1000)
+    assert (at_1000["lr_grid"], at_1000["seeds"], at_1000["epochs"]) == ([1e-5], 1, 2)
+    assert depth_settings(s, 10000)["epochs"] == 1
+    with pytest.raises(UserError, match="unknown key 'width'"):
+        depth_settings({**s, "deep": [{"from": 10, "width": 3}]}, 30)
+    with pytest.raises(UserError, match="deep: a list of tiers"):
+        depth_settings({**s, "deep": {"from": 10}}, 30)
+
+
+def test_full_settings_reach_10000_layers_for_auto_and_torch_default():
+    from initlab.studies.depth_frontier import DEFAULTS, FULL
+
+    s = {**DEFAULTS, **FULL}
+    deepest = {
+        (family, activation): cells for family, activation, depth, cells, _ in planned_cells(s) if depth == 10000
+    }
+    assert {sc for sc, _ in deepest[("mlp", "tanh")]} >= {"auto", "torch_default"}
+    assert {sc for sc, _ in deepest[("mlp", "relu")]} >= {"auto"}
+
+
+def test_accuracy_by_depth_averages_seeds_and_marks_depths_not_run():
+    from initlab.studies.depth_frontier import accuracy_by_depth
+
+    rows = [
+        {**row("tanh", "auto", 10, 0.9), "lr": 1e-3},
+        {**row("tanh", "auto", 10, 0.8, seed=1), "lr": 1e-4},
+        {**row("tanh", "auto", 30, 0.5), "family": "cnn", "lr": 1e-5},
+    ]
+    _, header, body = accuracy_by_depth(rows)
+    assert header == ["network", "scheme", "10", "30"]
+    assert body == [["tanh", "auto", "0.850 (1e-04/1e-03) x2", "-"], ["cnn tanh", "auto", "-", "0.500 (1e-05)"]]

@@ -12,6 +12,9 @@ as a CPU one. The global RNG is never used.
 
 from __future__ import annotations
 
+import functools
+import json
+import math
 from typing import Any
 
 import torch
@@ -23,13 +26,28 @@ from initlab.policy.introspect import SCALED_KINDS
 from initlab.policy.lsuv import DEFAULT_MAX_ITER, DEFAULT_TOL, check_data, lsuv_
 from initlab.policy.plans import Plan, PlanEntry
 from initlab.policy.policies import plan as make_plan
-from initlab.schemes import get_scheme
-from initlab.schemes.fill import fill_model_
+from initlab.schemes import Scheme, get_scheme
+from initlab.schemes.fill import fill_model_, orthogonal_batch
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_scheme(name: str, params_json: str) -> Scheme:
+    return get_scheme(name, **json.loads(params_json))
+
+
+def scheme_of(name: str, params: dict[str, Any]) -> Scheme:
+    """``get_scheme(name, **params)``, validated once per (name, params): a deep plain chain has
+    thousands of entries with the same scheme, and a ``Scheme`` is immutable."""
+    try:
+        key = json.dumps(params, sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError):
+        return get_scheme(name, **params)
+    return _cached_scheme(name, key)
 
 
 def draw(entry: PlanEntry, shape: tuple[int, ...], dtype: torch.dtype, generator: torch.Generator) -> torch.Tensor:
     """The values ``entry`` gives a parameter of ``shape`` (on the generator's device)."""
-    spec = get_scheme(entry.scheme, **entry.params)
+    spec = scheme_of(entry.scheme, entry.params)
     if entry.chunks > 1:
         rows = shape[0] // entry.chunks
         parts = [spec.sample((rows, *shape[1:]), generator=generator, dtype=dtype) for _ in range(entry.chunks)]
@@ -39,7 +57,7 @@ def draw(entry: PlanEntry, shape: tuple[int, ...], dtype: torch.dtype, generator
     for block in entry.blocks:
         if block.stop > shape[0]:
             raise UserError(f"{entry.param}: row block {block.start}:{block.stop} exceeds {shape[0]} rows")
-        fill = get_scheme(block.scheme, **block.params)
+        fill = scheme_of(block.scheme, block.params)
         values[block.start : block.stop] = fill.sample(
             (block.stop - block.start, *shape[1:]), generator=generator, dtype=dtype
         )
@@ -56,6 +74,24 @@ class EntrySampler:
 
     def sample(self, shape: tuple[int, ...], *, generator: torch.Generator, dtype: torch.dtype) -> torch.Tensor:
         return draw(self.entry, shape, dtype, generator)
+
+    def batch_key(self, shape: tuple[int, ...], dtype: torch.dtype) -> tuple | None:
+        """Plain orthogonal entries of one shape, gain and dtype are drawn together (``fill_model_``)."""
+        e = self.entry
+        plain = e.chunks == 1 and not e.blocks and (e.mup is None or e.mup.get("init_std_mult", 1.0) == 1.0)
+        if (
+            e.scheme != "orthogonal"
+            or not plain
+            or len(shape) < 2
+            or math.prod(shape) == 0
+            or not dtype.is_floating_point
+        ):
+            return None
+        return ("orthogonal", float(scheme_of(e.scheme, e.params).params["gain"]), shape, dtype)
+
+    def sample_batch(self, shape: tuple[int, ...], generators: list[torch.Generator], dtype: torch.dtype):
+        gain = float(scheme_of(self.entry.scheme, self.entry.params).params["gain"])
+        return orthogonal_batch(shape, generators, dtype, gain)
 
 
 def apply_plan(model: nn.Module, plan: Plan, *, seed: int = 0) -> None:

@@ -2,34 +2,45 @@
 
 The experiment
 --------------
-Plain MLPs (no normalization, no residual connection) of ``depth`` linear layers of ``width``
-units on digits, for activation in {tanh, ReLU} and the schemes of ``schemes`` (torch's default
-``U(±1/sqrt(fan_in))``, Xavier uniform with the activation's gain, He normal, orthogonal at gain
-1, ``auto`` = ``initlab.initialize(net, "auto")``, and for ReLU ``looks_linear``); biases zero.
-Per (activation, scheme, depth, seed):
+Plain networks (no normalization, no residual connection; ``initlab.studies.frontier_cells``)
+on digits: MLPs of ``depth`` linear layers of ``width`` units for activation in {tanh, ReLU}, and
+a tanh CNN of ``depth - 1`` 3x3 convolutions of ``cnn_channels`` channels plus a Linear read-out
+(depths ``cnn_depths``). Schemes: torch's default ``U(±1/sqrt(fan_in))``, Xavier uniform with the
+activation's gain, He normal, orthogonal at gain 1, ``auto`` = ``initlab.initialize(net,
+"auto")``, for ReLU ``looks_linear``, for the CNN ``delta_orthogonal``; biases zero. Per
+(network, scheme, depth, seed):
 
 1. the network is initialized (per-parameter generators from the seed);
 2. the learning rate is chosen by ``initlab.suggest_lr`` (Adam) from that init, on a validation
-   split carved from the training set (``lr_grid``: a fixed grid, or None for the adaptive one);
+   split carved from the training set (``lr_grid``: a fixed grid, or None for the adaptive one;
+   ``lr_steps`` its budget per rate);
 3. a copy trains ``epochs`` epochs on the whole training set at that rate (Adam, batch
    ``batch_size``) and is tested once on the test set.
 
+``deep`` lowers the cost at the largest depths: a list of tiers ``{"from": D, ...}`` whose other
+keys (``schemes``, ``cnn_schemes``, ``seeds``, ``lr_grid``, ``lr_steps``, ``epochs``) replace the
+settings at depths >= D (later tiers win). ``compute``: False reads the cells already stored and
+computes none (to render a run still in progress). Every cell is stored (``initlab.studies.frontier_store``:
+one experiment per network and depth, whose config holds that depth's settings; a cell per
+(scheme, seed)); cells already stored with the same settings are read back, not recomputed, and
+every table and figure is computed from the records read back from the store.
+
 Next to it, the theory at init: ``6 xi_c`` (the mean-field depth scale of Schoenholz et al. 2017,
 ``initlab.theory.depth_scales``, for the scheme's ``sigma_w^2`` on square layers: 1/3 torch
-default, g^2 Xavier with gain g, 2 He, 1 orthogonal, sigma_crit^2 auto; infinite at criticality),
-the spread ``log10(s_max/s_min)`` of the input-output Jacobian's singular values at init
-(``initlab.diagnose.jacobian``, exact, mean over 8 training samples), and the selected learning
-rate against depth with a fitted power law ``lr = a * depth^b`` per scheme.
+default, g^2 Xavier and He with gain g, 1 orthogonal, sigma_crit^2 auto and delta-orthogonal;
+infinite at criticality), the spread ``log10(s_max/s_min)`` of the input-output Jacobian's
+singular values at init (``initlab.diagnose.jacobian``, exact, mean over 8 training samples), and
+the selected learning rate against depth with a fitted power law ``lr = a * depth^b`` per scheme.
 
 Judge (``judge``): a run *trains* when its test accuracy exceeds twice chance (0.2 on 10
-classes). Per (activation, scheme) the *frontier* is the smallest measured depth at which no
-seed trains (None: trains at every measured depth). The article says a good initialization
-"can prevent issues such as vanishing or exploding gradients, which can hinder training":
-``supported`` when, for some activation and depth, one scheme trains and another falls to
-chance (the init decides whether the network trains); ``not supported`` when every scheme
-trains at every depth or none does; the effect is the largest accuracy gap between schemes at
-the deepest depth. Runs and their settings are written to ``depth_frontier.json`` in the
-study's directory.
+classes). Per network (``tanh``, ``relu``, ``cnn tanh``) and scheme the *frontier* is the smallest
+measured depth at which no seed trains (None: trains at every measured depth). The article says
+a good initialization "can prevent issues such as vanishing or exploding gradients, which can
+hinder training": ``supported`` when, for some network and depth, one scheme trains and another
+falls to chance (the init decides whether the network trains); ``not supported`` when every
+scheme trains at every depth or none does; the effect is the largest accuracy gap between
+schemes at a network's deepest depth. The rows read back and the settings are also written to
+``depth_frontier.json`` in the study's directory.
 
 Sources: Schoenholz, Gilmer, Ganguli & Sohl-Dickstein (2017), Deep information propagation;
 Pennington, Schoenholz & Ganguli (2017), Resurrecting the sigmoid; Xiao et al. (2018),
@@ -40,10 +51,20 @@ from __future__ import annotations
 
 import json
 import math
-import time
+from collections.abc import Callable
 from typing import Any
 
+from initlab.errors import UserError
 from initlab.studies.base import StudyContext, StudyResult, register
+from initlab.studies.frontier_cells import (  # noqa: F401  (re-exported: the study's public helpers)
+    initialize,
+    looks_linear_policy,
+    plain_cnn,
+    plain_mlp,
+    run_cell,
+    sigma_w2,
+    six_xi_c,
+)
 
 CLAIM = (
     '"Optimal weight initialization can prevent issues such as vanishing or exploding gradients, '
@@ -53,6 +74,7 @@ SCHEMES = {
     "tanh": ["torch_default", "xavier_uniform", "orthogonal", "auto"],
     "relu": ["torch_default", "he_normal", "orthogonal", "auto", "looks_linear"],
 }
+CNN_SCHEMES = ["torch_default", "xavier_uniform", "he_normal", "delta_orthogonal"]
 DEFAULTS: dict[str, Any] = {
     "dataset": "digits",
     "limit_train": None,
@@ -60,162 +82,94 @@ DEFAULTS: dict[str, Any] = {
     "schemes": SCHEMES,
     "depths": [10, 30, 100, 300],
     "width": 128,
+    "cnn_depths": [10, 30],  # [] leaves the CNN out
+    "cnn_channels": 8,
+    "cnn_schemes": CNN_SCHEMES,
     "epochs": 3,
     "batch_size": 64,
     "lr_grid": None,  # None: suggest_lr's adaptive grid
     "lr_steps": None,  # suggest_lr's budget (None: 3 epochs of its training part)
     "seeds": 1,
+    "deep": [],  # tiers {"from": depth, ...overrides} for the largest depths (module docstring)
+    "compute": True,  # False: only read the cells already stored (renders a run still in progress)
 }
 QUICK = {
     "depths": [10, 30, 100],
     "width": 32,
-    "limit_train": 600,
+    "limit_train": 300,
     "epochs": 2,
-    "lr_grid": [1e-4, 1e-3, 1e-2],
-    "lr_steps": 10,
-    "schemes": {"tanh": ["torch_default", "xavier_uniform", "auto"], "relu": ["he_normal", "looks_linear"]},
+    "lr_grid": [1e-3, 1e-2],
+    "lr_steps": 5,
+    "schemes": {"tanh": ["torch_default", "auto"], "relu": ["he_normal", "looks_linear"]},
+    "cnn_depths": [10, 30],
+    "cnn_channels": 4,
+    "cnn_schemes": ["torch_default", "delta_orthogonal"],
 }
-FULL = {"depths": [10, 30, 100, 300, 1000, 3000, 10000], "seeds": 2}
+# Sized to about an hour of CPU on one core (docs/studies/depth-frontier.md has the measured
+# time): every scheme with 2 seeds up to 30 layers, then one seed, fewer schemes, a short fixed
+# grid and fewer epochs as depth grows; 10,000 layers for auto, torch's default and Xavier (tanh)
+# and auto (ReLU: looks-linear).
+FULL: dict[str, Any] = {
+    "depths": [10, 30, 100, 300, 1000, 3000, 10000],
+    "seeds": 2,
+    "lr_grid": [1e-5, 1e-4, 1e-3, 1e-2],
+    "lr_steps": 18,
+    "cnn_depths": [10, 30, 100, 300],
+    "deep": [
+        {"from": 100, "cnn_schemes": CNN_SCHEMES, "seeds": 1, "lr_grid": [1e-5, 1e-4, 1e-3]},
+        {
+            "from": 1000,
+            "lr_grid": [1e-6, 1e-5, 1e-4],
+            "epochs": 2,
+            "schemes": {"tanh": ["torch_default", "xavier_uniform", "auto"], "relu": ["he_normal", "auto"]},
+        },
+        {
+            "from": 3000,
+            "lr_grid": [1e-6, 3e-6, 1e-5],
+            "epochs": 1,
+            "schemes": {"tanh": ["torch_default", "xavier_uniform", "auto"], "relu": ["auto"]},
+        },
+    ],
+}
+TIER_KEYS = ("schemes", "cnn_schemes", "seeds", "lr_grid", "lr_steps", "epochs")
 TRAINED_FACTOR = 2.0  # trained: test accuracy above twice chance
 
 
-def plain_mlp(activation: str, depth: int, width: int, inputs: int, classes: int):
-    """``depth`` Linear layers (depth - 1 hidden activations), no normalization, no skip."""
-    from torch import nn
-
-    from initlab.activations import activation_module
-
-    layers: list[nn.Module] = [nn.Linear(inputs, width), activation_module(activation)]
-    for _ in range(depth - 2):
-        layers += [nn.Linear(width, width), activation_module(activation)]
-    return nn.Sequential(*layers, nn.Linear(width, classes))
-
-
-def looks_linear_policy(model) -> dict[str, Any]:
-    """looks_linear on every weight (first / hidden / last positions), biases zero."""
-    from torch import nn
-
-    linears = [name for name, m in model.named_modules() if isinstance(m, nn.Linear)]
-    policy: dict[str, Any] = {}
-    for i, name in enumerate(linears):
-        position = "first" if i == 0 else "last" if i == len(linears) - 1 else "hidden"
-        policy[f"{name}.weight"] = {"name": "looks_linear", "params": {"position": position}}
-    return policy
+def depth_settings(s: dict[str, Any], depth: int) -> dict[str, Any]:
+    """The settings at ``depth``: ``s`` with the ``deep`` tiers whose ``from`` <= depth applied."""
+    out = dict(s)
+    tiers = s["deep"]
+    if not isinstance(tiers, list) or any(not isinstance(t, dict) or "from" not in t for t in tiers):
+        raise UserError(f'deep: a list of tiers {{"from": depth, ...}}; got {tiers!r:.120}')
+    for tier in sorted(tiers, key=lambda t: t["from"]):
+        bad = sorted(set(tier) - {"from", *TIER_KEYS})
+        if bad:
+            raise UserError(f"deep tier {tier!r:.80}: unknown key {bad[0]!r}; allowed: from, {', '.join(TIER_KEYS)}")
+        if depth >= tier["from"]:
+            out.update({k: v for k, v in tier.items() if k != "from"})
+    return out
 
 
-def initialize(model, scheme: str, activation: str, seed: int) -> None:
-    import initlab
-
-    if scheme == "auto":
-        initlab.initialize(model, "auto", seed=seed)
-    elif scheme == "looks_linear":
-        initlab.initialize(model, looks_linear_policy(model), seed=seed)
-    elif scheme == "xavier_uniform":
-        gain = initlab.gain(activation)
-        initlab.initialize(model, {"*.weight": {"name": "xavier_uniform", "params": {"gain": gain}}}, seed=seed)
-    elif scheme == "he_normal":
-        initlab.initialize(
-            model, {"*.weight": {"name": "he_normal", "params": {"nonlinearity": activation}}}, seed=seed
-        )
-    else:
-        initlab.initialize(model, scheme, seed=seed)
+def planned_cells(s: dict[str, Any]) -> list[tuple[str, str, int, list[tuple[str, int]], dict[str, Any]]]:
+    """(family, activation, depth, [(scheme, seed)], that depth's settings), in run order."""
+    plan = []
+    for activation in s["activations"]:
+        for depth in s["depths"]:
+            ds = depth_settings(s, depth)
+            schemes = ds["schemes"].get(activation, [])
+            plan.append(("mlp", activation, depth, [(sc, k) for sc in schemes for k in range(ds["seeds"])], ds))
+    for depth in s["cnn_depths"]:
+        ds = {**depth_settings(s, depth), "width": s["cnn_channels"]}
+        cells = [(sc, k) for sc in ds["cnn_schemes"] for k in range(ds["seeds"])]
+        plan.append(("cnn", "tanh", depth, cells, ds))
+    # Shallow depths first, across networks: an interrupted run has every depth up to where it stopped.
+    return sorted(plan, key=lambda p: p[2])
 
 
-def sigma_w2(scheme: str, activation: str, depth: int) -> float | None:
-    """The weight variance times fan_in on square layers (the mean-field sigma_w^2); None: not Gaussian-like."""
-    import initlab
-    from initlab.policy import depth_critical_gain
-
-    if scheme == "torch_default":
-        return 1.0 / 3.0
-    if scheme == "xavier_uniform":
-        return initlab.gain(activation) ** 2
-    if scheme == "he_normal":
-        return initlab.gain(activation) ** 2
-    if scheme == "orthogonal":
-        return 1.0
-    if scheme == "auto":
-        if activation == "relu":
-            return 2.0  # auto gives He to homogeneous activations
-        sigma = depth_critical_gain(activation, None, depth - 1)
-        return None if sigma is None else sigma * sigma
-    return None  # looks_linear: a linear map at init, no mean-field depth scale
-
-
-def six_xi_c(scheme: str, activation: str, depth: int) -> float:
-    from initlab import theory
-
-    s2 = sigma_w2(scheme, activation, depth)
-    if s2 is None:
-        return math.inf
-    return 6.0 * theory.depth_scales(activation, s2, 0.0)[1]
-
-
-def jacobian_spread(model, x) -> float:
-    """Mean over samples of log10(s_max / s_min) of the input-output Jacobian."""
-    import torch
-
-    from initlab.diagnose.jacobian import jacobian_singular_values
-
-    with torch.random.fork_rng(devices=[]):
-        try:
-            singular, _ = jacobian_singular_values(model, x)
-        except RuntimeError:  # a non-finite Jacobian (chaotic init overflowing float32): no finite spread
-            return math.inf
-    ratio = singular[:, 0].double() / singular[:, -1].double().clamp_min(1e-300)
-    spread = float(torch.log10(ratio).mean())
-    return spread if math.isfinite(spread) else math.inf
-
-
-def run_cell(activation: str, scheme: str, depth: int, seed: int, s: dict[str, Any], data) -> dict[str, Any]:
-    """One (activation, scheme, depth, seed): lr from suggest_lr, then train and test once."""
-    import copy
-    from types import SimpleNamespace
-
-    from initlab.engine import Member, TrainConfig, train
-    from initlab.lr import suggest_lr
-
-    start = time.perf_counter()
-    classes = int(data.y_train.max()) + 1
-    model = plain_mlp(activation, depth, s["width"], data.x_train.shape[1], classes)
-    initialize(model, scheme, activation, seed)
-    spread = jacobian_spread(model, data.x_train[:8])
-    suggestion = suggest_lr(
-        model,
-        data.x_train,
-        data.y_train,
-        optimizer="adam",
-        grid=s["lr_grid"],
-        steps=s["lr_steps"],
-        batch_size=s["batch_size"],
-        seed=seed,
-    )
-    state = {n: t.detach().clone() for n, t in model.state_dict().items()}
-
-    def as_initialized(copy_, _seed):
-        copy_.load_state_dict(state)
-
-    config = TrainConfig(epochs=s["epochs"], batch_size=s["batch_size"], optimizer="adam", lr=suggestion.lr)
-    result = train(
-        lambda: copy.deepcopy(model),
-        [Member(as_initialized, seed, name=scheme)],
-        SimpleNamespace(x_train=data.x_train, y_train=data.y_train, x_test=data.x_test, y_test=data.y_test),
-        config,
-    )
-    member = result.members[0]
-    return {
-        "activation": activation,
-        "scheme": scheme,
-        "depth": depth,
-        "seed": seed,
-        "lr": suggestion.lr,
-        "lr_ok": suggestion.ok,
-        "test_acc": member.test_acc,
-        "status": member.status,
-        "jacobian_spread": spread,
-        "six_xi_c": six_xi_c(scheme, activation, depth),
-        "seconds": time.perf_counter() - start,
-    }
+def network(row: dict[str, Any]) -> str:
+    """The row's network: its activation for the MLPs ("tanh", "relu"), "cnn tanh" for the CNN."""
+    family = row.get("family", "mlp")
+    return row["activation"] if family == "mlp" else f"{family} {row['activation']}"
 
 
 def fit_power_law(depths: list[int], lrs: list[float]) -> tuple[float, float] | None:
@@ -234,8 +188,8 @@ def judge(rows: list[dict[str, Any]], classes: int) -> dict[str, Any]:
     frontier: dict[str, dict[str, int | None]] = {}
     gaps: list[tuple[str, int, float]] = []
     decides = False
-    for activation in sorted({r["activation"] for r in rows}):
-        mine = [r for r in rows if r["activation"] == activation]
+    for activation in sorted({network(r) for r in rows}):
+        mine = [r for r in rows if network(r) == activation]
         depths = sorted({r["depth"] for r in mine})
         frontier[activation] = {}
         for scheme in sorted({r["scheme"] for r in mine}):
@@ -269,46 +223,84 @@ def judge(rows: list[dict[str, Any]], classes: int) -> dict[str, Any]:
 
 @register("depth-frontier", CLAIM)
 def run(ctx: StudyContext) -> StudyResult:
-    """Trainable depth per scheme for plain tanh and ReLU MLPs, learning rate from suggest_lr."""
+    """Trainable depth per scheme for plain tanh and ReLU MLPs and a tanh CNN, lr from suggest_lr."""
     from initlab.data import load
+    from initlab.studies.frontier_store import run_depth
 
     s = ctx.setting(DEFAULTS, FULL)
     if ctx.quick:
         s.update({k: v for k, v in QUICK.items() if k not in ctx.overrides})
-    data = load(s["dataset"], flatten=True, limit_train=s["limit_train"])
-    classes = int(data.y_train.max()) + 1
-    rows = []
-    for activation in s["activations"]:
-        for depth in s["depths"]:
-            for scheme in s["schemes"][activation]:
-                for seed in range(s["seeds"]):
-                    row = run_cell(activation, scheme, depth, seed, s, data)
-                    rows.append(row)
-                    if ctx.progress:
-                        print(
-                            f"depth-frontier: {activation} {scheme} depth {depth} seed {seed}: "
-                            f"lr {row['lr']:.3g}, test {row['test_acc']:.3f}, {row['seconds']:.1f} s",
-                            flush=True,
-                        )
-    verdict = judge(rows, classes)
+    plan = planned_cells(s)  # bad tiers are refused before any work
+    data = {"mlp": load(s["dataset"], flatten=True, limit_train=s["limit_train"])}
+    if s["cnn_depths"]:
+        data["cnn"] = load(s["dataset"], flatten=False, limit_train=s["limit_train"])
+    classes = int(data["mlp"].y_train.max()) + 1
+
+    def show(row: dict[str, Any], reused: bool) -> None:
+        if ctx.progress:
+            print(
+                f"depth-frontier: {network(row)} {row['scheme']} depth {row['depth']} seed {row['seed']}: "
+                f"lr {row['lr']:.3g}, test {row['test_acc']:.3f}, {row['seconds']:.1f} s"
+                + (" (stored)" if reused else ""),
+                flush=True,
+            )
+
+    rows: list[dict[str, Any]] = []
+    experiments = []
+    for family, activation, depth, cells, ds in plan:
+        experiment, got = run_depth(
+            ctx.store,
+            family,
+            activation,
+            depth,
+            cells,
+            ds,
+            _computer(family, activation, depth, ds, data[family]) if s["compute"] else None,
+            show,
+        )
+        if experiment is not None:
+            experiments.append(experiment)
+        rows += got
+    if not rows:
+        raise UserError(f"depth-frontier: compute=false and the store {ctx.store} holds no cell of these settings")
+    return _result(rows, s, classes, experiments, ctx.out)
+
+
+def _computer(family: str, activation: str, depth: int, ds: dict[str, Any], data) -> Callable[[str, int], dict]:
+    """``compute(scheme, seed)`` for one depth: ``run_cell`` with that depth's settings."""
+
+    def compute(scheme: str, seed: int) -> dict[str, Any]:
+        return run_cell(family, activation, scheme, depth, seed, ds, data)
+
+    return compute
+
+
+def lr_fits(rows: list[dict[str, Any]], threshold: float) -> dict[str, dict[str, float]]:
+    """``{"network/scheme": {"a", "b"}}``: lr = a * depth^b over the runs that trained."""
     fits = {}
-    for activation in s["activations"]:
-        for scheme in s["schemes"][activation]:
-            trained = [
-                r
-                for r in rows
-                if r["activation"] == activation and r["scheme"] == scheme and r["test_acc"] > verdict["threshold"]
-            ]
+    for net in sorted({network(r) for r in rows}):
+        for scheme in sorted({r["scheme"] for r in rows if network(r) == net}):
+            trained = [r for r in rows if network(r) == net and r["scheme"] == scheme and r["test_acc"] > threshold]
             fit = fit_power_law([r["depth"] for r in trained], [r["lr"] for r in trained])
             if fit is not None:
-                fits[f"{activation}/{scheme}"] = {"a": fit[0], "b": fit[1]}
-    (ctx.out / "depth_frontier.json").write_text(
-        json.dumps({"settings": s, "rows": rows, "fits": fits, "judge": verdict}, indent=1, default=str)
+                fits[f"{net}/{scheme}"] = {"a": fit[0], "b": fit[1]}
+    return fits
+
+
+def _result(rows, s, classes, experiments, out) -> StudyResult:
+    verdict = judge(rows, classes)
+    fits = lr_fits(rows, verdict["threshold"])
+    (out / "depth_frontier.json").write_text(
+        json.dumps(
+            {"settings": s, "experiments": experiments, "rows": rows, "fits": fits, "judge": verdict},
+            indent=1,
+            default=str,
+        )
     )
-    figures = [_plot(rows, s, verdict["threshold"], ctx.out)]
+    figures = [_plot(rows, fits, verdict["threshold"], out)]
     table_rows = [
         [
-            r["activation"],
+            network(r),
             r["scheme"],
             str(r["depth"]),
             str(r["seed"]),
@@ -327,8 +319,10 @@ def run(ctx: StudyContext) -> StudyResult:
     ]
     summary = (
         f"Test accuracy after {s['epochs']} epoch(s) at the learning rate suggest_lr picked, depths "
-        f"{s['depths']}, {s['seeds']} seed(s); a run trains above {verdict['threshold']:.2f}. "
-        f"Largest gap between schemes at the deepest depth: {verdict['effect']:.2f} ({verdict['effect_where']})."
+        f"{s['depths']} (CNN {s['cnn_depths']}), {s['seeds']} seed(s)"
+        + (" (fewer schemes, seeds and epochs at the largest depths: settings 'deep')" if s["deep"] else "")
+        + f"; a run trains above {verdict['threshold']:.2f}. Largest gap between schemes at the deepest "
+        f"depth: {verdict['effect']:.2f} ({verdict['effect_where']})."
     )
     return StudyResult(
         study="depth-frontier",
@@ -341,47 +335,81 @@ def run(ctx: StudyContext) -> StudyResult:
         evidence={"frontier": verdict["frontier"], "fits": fits, "rows": rows},
         tables=[
             (
-                "Runs",
-                ["activation", "scheme", "depth", "seed", "lr", "test acc", "log10 J spread", "6 xi_c", "s"],
+                "Runs (read back from the store)",
+                ["network", "scheme", "depth", "seed", "lr", "test acc", "log10 J spread", "6 xi_c", "s"],
                 table_rows,
             ),
-            ("Depth at which each scheme falls to chance", ["activation", "scheme", "falls at depth"], frontier_rows),
+            accuracy_by_depth(rows),
+            ("Depth at which each scheme falls to chance", ["network", "scheme", "falls at depth"], frontier_rows),
             (
                 "Selected lr against depth: lr = a * depth^b",
-                ["activation/scheme", "a", "b"],
+                ["network/scheme", "a", "b"],
                 [[k, f"{v['a']:.3g}", f"{v['b']:.2f}"] for k, v in fits.items()],
             ),
         ],
         figures=figures,
+        experiments=experiments,
         settings=s,
     )
 
 
-def _plot(rows: list[dict[str, Any]], s: dict[str, Any], threshold: float, out):
+def accuracy_by_depth(rows: list[dict[str, Any]]) -> tuple[str, list[str], list[list[str]]]:
+    """The headline table: per network and scheme, mean test accuracy over seeds at each depth,
+    with the selected learning rate(s) in brackets ("-": not run at that depth)."""
+    depths = sorted({r["depth"] for r in rows})
+    body = []
+    for net in sorted({network(r) for r in rows}, key=lambda n: (n.startswith("cnn"), n)):
+        for scheme in sorted({r["scheme"] for r in rows if network(r) == net}):
+            line = [net, scheme]
+            for d in depths:
+                mine = [r for r in rows if network(r) == net and r["scheme"] == scheme and r["depth"] == d]
+                if not mine:
+                    line.append("-")
+                    continue
+                acc = sum(r["test_acc"] for r in mine) / len(mine)
+                lrs = "/".join(f"{lr:.0e}" for lr in sorted({r["lr"] for r in mine}))
+                line.append(f"{acc:.3f} ({lrs})" + (f" x{len(mine)}" if len(mine) > 1 else ""))
+            body.append(line)
+    title = "Test accuracy by depth (mean over the seeds run, xN; the lr suggest_lr picked in brackets)"
+    return title, ["network", "scheme", *[str(d) for d in depths]], body
+
+
+def _plot(rows: list[dict[str, Any]], fits: dict[str, dict[str, float]], threshold: float, out):
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    acts = s["activations"]
-    fig, axes = plt.subplots(len(acts), 3, figsize=(13, 3.6 * len(acts)), squeeze=False)
-    for i, activation in enumerate(acts):
-        for scheme in s["schemes"][activation]:
-            mine = sorted(
-                (r for r in rows if r["activation"] == activation and r["scheme"] == scheme), key=lambda r: r["depth"]
-            )
-            depths = [r["depth"] for r in mine]
-            axes[i][0].plot(depths, [r["test_acc"] for r in mine], "o-", label=scheme)
-            axes[i][1].plot(depths, [r["jacobian_spread"] for r in mine], "o-", label=scheme)
-            axes[i][2].plot(depths, [r["lr"] for r in mine], "o-", label=scheme)
+    nets = sorted({network(r) for r in rows}, key=lambda n: (n.startswith("cnn"), n))
+    fig, axes = plt.subplots(len(nets), 3, figsize=(13, 3.6 * len(nets)), squeeze=False)
+    for i, net in enumerate(nets):
+        for scheme in sorted({r["scheme"] for r in rows if network(r) == net}):
+            mine = [r for r in rows if network(r) == net and r["scheme"] == scheme]
+            depths = sorted({r["depth"] for r in mine})
+            at = {d: [r for r in mine if r["depth"] == d] for d in depths}
+
+            def mean(key: str, d: int, at=at) -> float:
+                return sum(r[key] for r in at[d]) / len(at[d])
+
+            # Lines through the means over seeds; every run as a dot.
+            line = axes[i][0].plot(depths, [mean("test_acc", d) for d in depths], "-", label=scheme)[0]
+            color = line.get_color()
+            axes[i][0].plot([r["depth"] for r in mine], [r["test_acc"] for r in mine], "o", color=color)
+            axes[i][1].plot(depths, [mean("jacobian_spread", d) for d in depths], "o-", color=color)
+            axes[i][2].plot([r["depth"] for r in mine], [r["lr"] for r in mine], "o", color=color, alpha=0.7)
+            fit = fits.get(f"{net}/{scheme}")
+            trained = [r["depth"] for r in mine if r["test_acc"] > threshold]
+            if fit is not None and trained:
+                span = [min(trained), max(trained)]
+                axes[i][2].plot(span, [fit["a"] * d ** fit["b"] for d in span], "--", color=color)
         axes[i][0].axhline(threshold, color="grey", linestyle=":")
-        axes[i][0].set_ylabel(f"{activation}: test accuracy")
+        axes[i][0].set_ylabel(f"{net}: test accuracy")
         axes[i][1].set_ylabel("log10 s_max/s_min (Jacobian at init)")
-        axes[i][2].set_ylabel("selected lr (Adam)")
+        axes[i][2].set_ylabel("selected lr (Adam); dashed: fit")
         axes[i][2].set_yscale("log")
         for ax in axes[i]:
             ax.set_xscale("log")
-            ax.set_xlabel("depth (linear layers)")
+            ax.set_xlabel("depth (weight layers)")
         axes[i][0].legend(fontsize=7)
     fig.tight_layout()
     path = out / "depth_frontier.png"
