@@ -94,7 +94,7 @@ def orthogonal_batch(
     Non-finite or overflowing values are refused as ``Scheme.sample`` refuses them.
     """
     from initlab.schemes import get_scheme
-    from initlab.schemes.core import draw_normal
+    from initlab.schemes.draws import draw_normal
 
     rows, cols = shape[0], math.prod(shape[1:])
     flat = torch.stack([draw_normal((rows, cols), g, torch.float32, 0.0, 1.0) for g in generators])

@@ -6,7 +6,7 @@ learning-rate grid and budget of ``suggest_lr``), so ``find_experiment`` recogni
 the same settings. Its cells are (scheme, seed): a ``RunRecord`` per cell (test accuracy and
 loss, last-epoch training metrics, wall time) whose ``extra`` holds the selected learning rate,
 ``suggest_lr``'s grid with its validation losses and accuracies, the Jacobian spread and the
-depth scale at init; an ``EpochRecord`` per training epoch. Cells already committed are not
+depth scale at init; an ``StoredEpoch`` per training epoch. Cells already committed are not
 recomputed (an interrupted run resumes), and the study's tables are built from the records read
 back here, never from memory.
 """
@@ -51,7 +51,7 @@ def experiment_config(family: str, activation: str, depth: int, s: dict[str, Any
 
 
 def _records(experiment_id: str, row: dict[str, Any]):
-    from initlab.store import EpochRecord, RunRecord
+    from initlab.store import RunRecord, StoredEpoch
 
     run = RunRecord(
         experiment_id=experiment_id,
@@ -67,7 +67,7 @@ def _records(experiment_id: str, row: dict[str, Any]):
         extra={k: row[k] for k in ROW_EXTRA},
     )
     epochs = [
-        EpochRecord(
+        StoredEpoch(
             experiment_id=experiment_id,
             scheme=row["scheme"],
             seed=row["seed"],
