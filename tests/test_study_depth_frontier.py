@@ -104,6 +104,17 @@ def test_quick_study_runs_end_to_end(tmp_path):
         runs = sum(len(db.runs(e)) for e in stored)
     assert len(set(stored.values())) == len(stored) == 6  # mlp tanh/relu x 2 depths, cnn x 2 depths
     assert runs == len(data["evidence"]["rows"]) and set(data["experiments"]) == set(stored)
+    # `initlab runs` names a study's network family and counts its runs (no scheme x seed total)
+    listed = subprocess.run(
+        [sys.executable, "-m", "initlab", "runs", "--store", str(tmp_path / "s.sqlite")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert "mlp 5x" in listed.stdout and "cnn 10x" in listed.stdout
+    assert "None" not in listed.stdout and "/0" not in listed.stdout
 
 
 def made_up_cell(scheme, seed, depth=10, acc=0.5):

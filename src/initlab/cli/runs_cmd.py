@@ -34,7 +34,9 @@ def run(args: argparse.Namespace) -> int:
                     "created": e.created_at,
                     "status": effective_status(e.status, e.extra),
                     "dataset": c.get("dataset"),
-                    "model": f"{c.get('model')} {c.get('depth')}x{c.get('width')} {c.get('activation')}",
+                    # a study's experiment (depth-frontier) names its network family, not a model
+                    "model": f"{c.get('model') or c.get('family') or '?'} {c.get('depth')}x{c.get('width')} "
+                    f"{c.get('activation')}",
                     "schemes": len(c.get("schemes", [])),
                     "seeds": len(c.get("seeds", [])),
                     "cells": len(db.committed_cells(e.id)),
@@ -65,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
                 r["model"],
                 str(r["schemes"]),
                 str(r["seeds"]),
-                f"{r['cells']}/{r['cells_total']}",
+                f"{r['cells']}/{r['cells_total']}" if r["cells_total"] else str(r["cells"]),
             ]
             for r in rows
         ],
