@@ -5,39 +5,56 @@ The experiment
 He's normal initialization scaled by a factor ``f``: weights ``W ~ N(0, f^2 * 2 / fan_in)``,
 the scheme ``variance_scaling(scale=2 f^2, mode=fan_in, distribution=normal)`` (``f = 1`` is
 ``he_normal``), for ``f`` in {1/16, 1/8, 1/4, 1/2, 1, 2, 4, 8, 16}. Default model and data: a
-2 x 128 ReLU MLP on digits (1437 training images), SGD with momentum 0.9, batch 32, 20 epochs,
-5 seeds, biases zero; the sweep runs at two learning rates (0.005 and 0.05), one stored
-comparison per learning rate, because whether "large weights are faster" can hinge on the
-step size. Per factor:
+2 x 128 ReLU MLP on digits (training set less its validation split), batch 32, 20 epochs, 5
+seeds, biases zero.
 
+The sensitivity grid: FIXED learning rates
+------------------------------------------
+A setting is ``(optimizer, lr, budget)``: SGD (momentum 0.9) at 0.005 and 0.05, Adam at 1e-3
+and 1e-2 (the larger rate of each optimizer is the aggressive one), each judged up to a budget
+of 5 and of 20 epochs. The learning rate is deliberately *not* tuned per factor, unlike the
+other studies (``CommonSettings.lr_grids``, selected on validation): the claim is about
+instability, and picking for each factor the rate that trains it best would select away the
+very runs that blow up. So each rate is its own stored fixed-lr comparison (all factors and
+seeds, one per ``(optimizer, lr)``), and the settings ``sgd_lrs`` / ``adam_lrs`` list rates that
+are all used, not a grid to choose from. A budget ``b`` reads the first ``b`` epochs of the same
+runs. The shared settings (dataset, limit_train, seeds, epochs, budgets, batch_size,
+optimizers) are read with ``common_settings``; its learning-rate grids hold the fixed rates here
+and never reach ``CompareConfig.lr_grid``.
+
+Measured, per factor and seed
+-----------------------------
 - **gradient norm at init**: ``||d L / d theta||_2`` over all parameters, ``L`` the mean
-  cross-entropy of the first ``grad_batch`` (256) training samples, per seed;
-- **divergence**: runs whose loss or gradient turned NaN/inf (the engine's ``diverged``); also
-  **failed** runs, whose final test accuracy is below twice chance (``2 / classes``): a ReLU net
-  whose units all died trains on without NaNs but learns nothing;
-- **early loss**: the test loss at the end of the epoch whose step count is nearest to
-  ``early_steps`` (100; on digits with batch 32: epoch 2, step 90);
-- **final accuracy**: test accuracy after the last epoch, and the drop from the run's best
-  epoch to its last one.
+  cross-entropy of the first ``grad_batch`` (256) training samples (the same for every setting);
+- **early loss and accuracy**: test loss and accuracy at the end of the epoch whose step count
+  is nearest to ``early_steps`` (100; on digits with batch 32: epoch 2, step 82); every budget
+  must come after that epoch, so that "later" has epochs to happen in;
+- **at the budget ``b``**: test accuracy after epoch ``b``; the drop from the run's best epoch
+  up to ``b`` to epoch ``b``; divergence (the engine's ``diverged``: loss or gradient NaN/inf)
+  at a step up to the end of epoch ``b``; **failed**: not diverged yet test accuracy at ``b``
+  below twice chance (``2 / classes``: a ReLU net whose units all died trains on without NaNs).
 
-The article's claim has two halves, tested separately with paired t-tests across seeds (seed
-``s`` fixes the data order for every factor) and Holm's correction over all ``(lr, f > 1)``
-pairs of each half:
+Judge, per setting (pure, unit-tested on made-up runs)
+------------------------------------------------------
+Two halves, each against He (``f = 1``) with seeds paired (seed ``s`` fixes the data order for
+every factor), Holm-corrected over the setting's factors ``f > 1``:
 
-- **A (faster start)**: for some ``f > 1`` and learning rate, the early test loss of He
-  (``f = 1``) minus that of ``f`` is > 0 with Holm-adjusted p < 0.05 (pairs where a loss is
-  not finite are left out);
-- **B (unstable later)**: for some ``f > 1`` and learning rate, more seeds than under He are
-  *unstable after a good start*: early test accuracy at least He's mean early accuracy minus
+- **A (faster start)**: for some ``f > 1``, the early test loss of He minus that of ``f`` is
+  > 0 with a paired t-test's Holm-adjusted p < 0.05 (pairs where a loss is not finite left out).
+  A is read at the early step, so it is the same for both budgets of an ``(optimizer, lr)``;
+- **B (unstable later)**: for some ``f > 1``, more seeds than under He are *unstable after a
+  good start* by the budget: early test accuracy at least He's mean early accuracy minus
   ``GOOD_START_SLACK`` (5 points), then a drop of more than ``LATE_DROP`` (2 points) from the
-  run's best epoch to its last, or a divergence after the early step (``unstable_later``, pure,
-  tested on made-up runs). A run that is bad from the start (dead units, saturated logits) is
-  not "unstable later": it is reported apart, as are the paired final-accuracy tests.
+  best epoch up to the budget to the budget, or a divergence after the early step and by the
+  budget (``unstable_later``). A run that is bad from the start (dead units, saturated logits,
+  an early divergence) is not "unstable later": it is reported apart, as are the paired tests
+  of the accuracy at the budget.
 
-Verdict: ``supported`` if both halves hold, ``partly`` if one does, ``not supported`` if
-neither. Effect: half A's largest mean early-loss gain over He (``loss(He) - loss(f)``) among
-``f > 1`` and learning rates, with its Student t 95% CI over seeds; negative means the larger
-weights started *slower*.
+A setting is *supported* when both halves hold, *partly* when one does, *not supported* when
+neither. The study's verdict (``initlab.studies.grid.judge_across``) is ``supported`` / ``not
+supported`` only when every setting agrees, else ``partly``, naming the settings that flip.
+Effect: half A's largest mean early-loss gain over He (``loss(He) - loss(f)``) over ``f > 1`` and
+the rates, with its Student t 95% CI over seeds; negative: the larger weights started *slower*.
 
 Source: the article's misconceptions section ("initializing weights to very large values will
 speed up the learning process ... they can also lead to unstable behavior later on"); He et
@@ -47,15 +64,17 @@ al. (2015) for the scale that preserves the signal in ReLU nets.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from fractions import Fraction
-from pathlib import Path
 from typing import Any
 
 from initlab.errors import UserError
-from initlab.studies.base import StudyContext, StudyResult, mean_ci, register
+from initlab.studies.base import StudyContext, StudyResult, register
+from initlab.studies.grid import CommonSettings, Judgement, common_settings, float_list, judge_across
 from initlab.studies.settings import finite_mean, paired_effect
 
+NAME = "scale"
 CLAIM = (
     '"While it is true that larger initial weights can result in quicker convergence during the initial phase of '
     'training, they can also lead to unstable behavior later on. Large weights can cause the network to diverge."'
@@ -68,15 +87,20 @@ DEFAULTS: dict[str, Any] = {
     "depth": 2,
     "activation": "relu",
     "factors": [1 / 16, 1 / 8, 1 / 4, 1 / 2, 1, 2, 4, 8, 16],  # multiples of He's standard deviation
-    "lrs": [0.005, 0.05],  # SGD learning rates, momentum 0.9; one comparison each
+    "optimizers": ["sgd", "adam"],
+    "sgd_lrs": [0.005, 0.05],  # FIXED rates (SGD momentum 0.9), every one used: see the module docstring
+    "adam_lrs": [1e-3, 1e-2],
     "epochs": 20,
+    "budgets": [5, 20],  # "unstable later" is judged up to each budget
     "seeds": 5,
     "batch_size": 32,
     "early_steps": 100,  # "the initial phase": the epoch end nearest to this step
     "grad_batch": 256,  # training samples for the gradient norm at init
 }
-FULL: dict[str, Any] = {"dataset": "fashion-mnist", "limit_train": 10000, "epochs": 10}
+FULL: dict[str, Any] = {"dataset": "fashion-mnist", "limit_train": 10000, "epochs": 10, "budgets": [3, 10]}
 ALPHA = 0.05
+GOOD_START_SLACK = 0.05  # early accuracy within 5 points of He's mean counts as a good start
+LATE_DROP = 0.02  # accuracy lost from a run's best epoch to the budget that counts as instability
 
 
 def scheme_for(factor: float) -> str:
@@ -100,14 +124,199 @@ def gradient_norm_at_init(config, dataset, scheme: str, seed: int, batch: int) -
     return math.sqrt(sum(v * v for v in norms.values()))
 
 
-GOOD_START_SLACK = 0.05  # early accuracy within 5 points of He's mean counts as a good start
-LATE_DROP = 0.02  # accuracy lost from a run's best epoch to its last that counts as instability
+# --- settings -------------------------------------------------------------------------------
 
 
-def unstable_later(row: dict[str, list], he_early_mean: float, early_step: int) -> int:
+@dataclass(frozen=True)
+class Rate:
+    """An optimizer at one fixed learning rate: one stored comparison."""
+
+    optimizer: str
+    lr: float
+
+    @property
+    def label(self) -> str:
+        return f"{self.optimizer} lr {self.lr:g}"
+
+
+@dataclass(frozen=True)
+class RateSetting:
+    """One point of the grid: a fixed rate, judged up to ``budget`` epochs."""
+
+    rate: Rate
+    budget: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.rate.label}, {self.budget} epochs"
+
+
+@dataclass(frozen=True)
+class ScaleSettings:
+    common: CommonSettings  # shared vocabulary; its lr_grids hold the fixed rates (never tuned)
+    factors: tuple[float, ...]
+    early_steps: int
+    grad_batch: int
+
+    @property
+    def rates(self) -> list[Rate]:
+        return [Rate(o, lr) for o, lrs in self.common.lr_grids.items() for lr in lrs]
+
+    @property
+    def settings(self) -> list[RateSetting]:
+        return [RateSetting(r, b) for r in self.rates for b in self.common.budgets]
+
+
+def _read_settings(ctx: StudyContext) -> tuple[dict[str, Any], ScaleSettings]:
+    from initlab.studies.settings import as_list
+
+    s = ctx.setting(DEFAULTS, FULL)
+    try:
+        factors = tuple(sorted(float(Fraction(str(f))) for f in as_list(s["factors"])))
+    except (TypeError, ValueError, ZeroDivisionError):
+        raise UserError(f"factors: numbers (fractions like 1/16 allowed); got {s['factors']!r}") from None
+    if any(not (math.isfinite(f) and f > 0) for f in factors) or len(set(factors)) != len(factors):
+        raise UserError(f"factors: distinct numbers > 0; got {s['factors']}")
+    if 1.0 not in factors or not any(f > 1 for f in factors):
+        raise UserError(f"factors: must include 1 (He itself) and at least one factor > 1; got {s['factors']}")
+    optimizers = [str(o) for o in as_list(s["optimizers"])]
+    if not optimizers or any(o not in ("sgd", "adam") for o in optimizers) or len(set(optimizers)) < len(optimizers):
+        raise UserError(f"optimizers: sgd and/or adam, each once; got {s['optimizers']!r}")
+    rates = {o: float_list(f"{o}_lrs", s[f"{o}_lrs"]) for o in optimizers}
+    common = common_settings({**s, **{f"{o}_lr_grid": r for o, r in rates.items()}})
+    for name in ("early_steps", "grad_batch"):
+        value = s[name]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise UserError(f"{name}: an integer >= 1; got {value!r}")
+    return s, ScaleSettings(common, factors, s["early_steps"], s["grad_batch"])
+
+
+def steps_per_epoch(n_train: int, batch_size: int, val_fraction: float) -> int:
+    """Optimizer steps per epoch on ``n_train`` samples less the validation split (last batch kept)."""
+    from initlab.data.split import validation_size
+
+    return math.ceil((n_train - validation_size(val_fraction, n_train)) / batch_size)
+
+
+def early_epoch(per_epoch: int, early_steps: int, epochs: int) -> int:
+    """The epoch (1-based) whose end is nearest to step ``early_steps`` (the earlier one on a tie)."""
+    return min(range(1, epochs + 1), key=lambda e: (abs(e * per_epoch - early_steps), e))
+
+
+# --- measure --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SeedCurve:
+    """One run's test metrics after epochs 1..E, and the step it diverged at (None: never)."""
+
+    steps: tuple[int, ...]
+    test_acc: tuple[float, ...]
+    test_loss: tuple[float, ...]
+    diverged_step: int | None
+
+
+@dataclass
+class Measured:
+    schemes: dict[float, str]  # factor -> scheme spec
+    grad: dict[float, list[float]]  # factor -> gradient norm at init per seed
+    curves: dict[Rate, dict[float, list[SeedCurve]]]  # rate -> factor -> per seed
+    early: int  # the early epoch
+    experiments: list[str]
+    chance: float
+
+
+def _curves(data: Any, schemes: dict[float, str], seeds: Sequence[int]) -> dict[float, list[SeedCurve]]:
+    runs = {(r["scheme"], r["seed"]): r for r in data.runs}
+    by_run = data.curves()
+    out = {}
+    for f, sch in schemes.items():
+        out[f] = []
+        for k in seeds:
+            epochs = [e for e in by_run[(sch, k)] if e["epoch"] >= 1]
+            out[f].append(
+                SeedCurve(
+                    steps=tuple(int(e["step"]) for e in epochs),
+                    test_acc=tuple(float(e["test_acc"]) for e in epochs),
+                    test_loss=tuple(float(e["test_loss"]) for e in epochs),
+                    diverged_step=runs[(sch, k)]["diverged_step"] if runs[(sch, k)]["status"] == "diverged" else None,
+                )
+            )
+    return out
+
+
+def measure(ctx: StudyContext, s: dict[str, Any], grid: ScaleSettings) -> Measured:
+    """Gradient norms at init per factor and seed; one stored fixed-lr comparison per rate."""
+    from initlab.data import load
+    from initlab.sweep.config import CompareConfig
+
+    common = grid.common
+    schemes = {f: scheme_for(f) for f in grid.factors}
+    data_options = {"limit_train": common.limit_train} if common.limit_train else {}
+    base = dict(
+        schemes=tuple(schemes[f] for f in grid.factors),
+        seeds=common.seeds,
+        dataset=common.dataset,
+        width=s["width"],
+        depth=s["depth"],
+        activation=s["activation"],
+        epochs=common.epochs,
+        budgets=common.budgets,
+        batch_size=common.batch_size,
+        reference=schemes[1.0],
+        paired_test="t",
+        data_options=data_options,
+    )
+    config = CompareConfig(**base)
+    dataset = load(common.dataset, **data_options)
+    per_epoch = steps_per_epoch(int(dataset.y_train.numel()), common.batch_size, config.val_fraction)
+    early = early_epoch(per_epoch, grid.early_steps, common.epochs)
+    if early >= common.budgets[0]:
+        raise UserError(
+            f"budgets: each must be later than the early epoch {early} (the epoch end nearest to "
+            f"early_steps={grid.early_steps}, {per_epoch} steps per epoch); got {list(common.budgets)}"
+        )
+    grad = {
+        f: [gradient_norm_at_init(config, dataset, schemes[f], k, grid.grad_batch) for k in common.seeds]
+        for f in grid.factors
+    }
+    curves: dict[Rate, dict[float, list[SeedCurve]]] = {}
+    experiments = []
+    for rate in grid.rates:
+        data = ctx.compare(**base, optimizer=rate.optimizer, lr=rate.lr)
+        experiments.append(data.experiment_id)
+        curves[rate] = _curves(data, schemes, common.seeds)
+    return Measured(schemes, grad, curves, early, experiments, 1.0 / dataset.num_classes)
+
+
+# --- judge (pure) ---------------------------------------------------------------------------
+
+
+def budget_row(curves: Sequence[SeedCurve], early: int, budget: int, chance: float) -> dict[str, Any]:
+    """Per seed, read up to epoch ``budget``: early loss and accuracy (epoch ``early``), accuracy
+    at the budget, drop from the best epoch to it, divergence step by then (None: none)."""
+    final = [c.test_acc[budget - 1] for c in curves]
+    end = [c.steps[budget - 1] for c in curves]
+    diverged_step = [
+        c.diverged_step if c.diverged_step is not None and c.diverged_step <= e else None for c, e in zip(curves, end)
+    ]
+    return {
+        "early_loss": [c.test_loss[early - 1] for c in curves],
+        "early_acc": [c.test_acc[early - 1] for c in curves],
+        "early_step": curves[0].steps[early - 1] if curves else 0,
+        "final_acc": final,
+        "drop_from_peak": [max(c.test_acc[:budget]) - a for c, a in zip(curves, final)],
+        "diverged_step": diverged_step,
+        "diverged": sum(d is not None for d in diverged_step),
+        "failed": sum(d is None and a < 2 * chance for d, a in zip(diverged_step, final)),
+    }
+
+
+def unstable_later(row: Mapping[str, Sequence], he_early_mean: float, early_step: int) -> int:
     """Seeds of ``row`` that started well and then dropped or diverged (see half B).
 
-    ``row``: per seed ``early_acc``, ``drop_from_peak`` and ``diverged_step`` (None: never).
+    ``row``: per seed ``early_acc``, ``drop_from_peak`` and ``diverged_step`` (None: never), all
+    read up to the budget.
     """
     count = 0
     for early, drop, diverged in zip(row["early_acc"], row["drop_from_peak"], row["diverged_step"]):
@@ -117,334 +326,100 @@ def unstable_later(row: dict[str, list], he_early_mean: float, early_step: int) 
     return count
 
 
-def _geomean(values: list[float]) -> float:
-    finite = [v for v in values if v > 0 and math.isfinite(v)]
-    return math.exp(sum(math.log(v) for v in finite) / len(finite)) if finite else math.nan
-
-
-def _plot(path: Path, factors: list[float], lrs: list[float], grad: dict, per_lr: dict, early_step: dict) -> Path:
-    from initlab.plotting import new_figure, save, style
-
-    fig, axes = new_figure(2, 2, size=(11, 7.5))
-    factor_axis = "factor f (std = f x He)"
-    axes[0].plot(factors, [_geomean(grad[f]) for f in factors], "o-", color="black")
-    axes[0].set_xscale("log", base=2)
-    style(
-        axes[0],
-        xlabel=factor_axis,
-        ylabel="gradient norm at init",
-        title="Gradient norm at init (geometric mean over seeds)",
-        logy=True,
-    )
-    for lr in lrs:
-        rows = per_lr[lr]
-        label = f"lr {lr:g}"
-        axes[1].plot(factors, [finite_mean(rows[f]["early_loss"]) for f in factors], "o-", label=label)
-        axes[2].plot(factors, [100 * finite_mean(rows[f]["final_acc"]) for f in factors], "o-", label=label)
-        axes[3].plot(
-            factors,
-            [100 * (rows[f]["diverged"] + rows[f]["failed"]) / len(rows[f]["final_acc"]) for f in factors],
-            "o-",
-            label=label,
-        )
-    steps = ", ".join(str(x) for x in sorted(set(early_step.values())))
-    axes[2].set_ylim(-2, 102)
-    axes[3].set_ylim(-2, 102)
-    panels = (
-        (axes[1], f"Test loss early in training (step {steps})", "test loss (mean over seeds)", True),
-        (axes[2], "Final test accuracy", "test accuracy (%)", False),
-        (axes[3], "Runs diverged (NaN/inf) or failed (< 2x chance)", "% of seeds", False),
-    )
-    for ax, title, ylabel, logy in panels:
-        ax.set_xscale("log", base=2)
-        style(ax, xlabel=factor_axis, ylabel=ylabel, title=title, logy=logy, legend=True)
-    for ax in axes:
-        ax.axvline(1.0, color="0.6", ls="--", lw=1)
-    return save(fig, path)
-
-
-def _read_settings(ctx: StudyContext) -> tuple[dict[str, Any], list[float], list[float], tuple[int, ...]]:
-    from initlab.studies.settings import as_list, seed_list
-
-    s = ctx.setting(DEFAULTS, FULL)
-    try:
-        factors = sorted(float(Fraction(str(f))) for f in as_list(s["factors"]))
-        lrs = [float(x) for x in as_list(s["lrs"])]
-    except (TypeError, ValueError, ZeroDivisionError):
-        raise UserError(
-            f"factors and lrs: numbers (fractions like 1/16 allowed); got factors={s['factors']!r}, lrs={s['lrs']!r}"
-        ) from None
-    if any(not (math.isfinite(f) and f > 0) for f in factors) or len(set(factors)) != len(factors):
-        raise UserError(f"factors: distinct numbers > 0; got {s['factors']}")
-    if 1.0 not in factors or not any(f > 1 for f in factors):
-        raise UserError(f"factors: must include 1 (He itself) and at least one factor > 1; got {s['factors']}")
-    if not lrs or any(not (math.isfinite(x) and x > 0) for x in lrs):
-        raise UserError(f"lrs: learning rates > 0; got {s['lrs']}")
-    return s, factors, lrs, seed_list(s["seeds"])
-
-
-@dataclass
-class Measured:
-    schemes: dict[float, str]  # factor -> scheme spec
-    grad: dict[float, list[float]]  # factor -> gradient norm at init per seed
-    per_lr: dict[float, dict[float, dict[str, Any]]]  # lr -> factor -> per-seed rows (see ``_factor_rows``)
-    early_step: dict[float, int]  # lr -> the epoch-end step nearest to ``early_steps``
-    experiments: list[str]
-    chance: float
-
-
-def _factor_rows(data: Any, schemes: dict[float, str], seeds, early: int, chance: float) -> dict[float, dict[str, Any]]:
-    """Per factor, per seed: early loss and accuracy, final accuracy, drop from the peak, divergence."""
-    runs = {(r["scheme"], r["seed"]): r for r in data.runs}
-    epochs: dict[tuple[str, int], list[dict]] = {}
-    for e in data.epochs:
-        epochs.setdefault((e["scheme"], e["seed"]), []).append(e)
-    rows = {}
-    for f, sch in schemes.items():
-        early_rec = [next(e for e in epochs[(sch, k)] if e["step"] == early) for k in seeds]
-        final = [runs[(sch, k)]["test_acc"] for k in seeds]
-        peak = [max(e["test_acc"] for e in epochs[(sch, k)]) for k in seeds]
-        rows[f] = {
-            "early_loss": [r["test_loss"] for r in early_rec],
-            "early_acc": [r["test_acc"] for r in early_rec],
-            "final_acc": final,
-            "drop_from_peak": [p - a for p, a in zip(peak, final)],
-            "diverged": sum(runs[(sch, k)]["status"] == "diverged" for k in seeds),
-            "diverged_steps": [
-                runs[(sch, k)]["diverged_step"] for k in seeds if runs[(sch, k)]["status"] == "diverged"
-            ],
-            "diverged_step": [runs[(sch, k)]["diverged_step"] for k in seeds],
-            "failed": sum(runs[(sch, k)]["status"] != "diverged" and a < 2 * chance for k, a in zip(seeds, final)),
-        }
-    return rows
-
-
-def measure(ctx: StudyContext, s: dict[str, Any], factors: list[float], lrs: list[float], seeds) -> Measured:
-    """Gradient norms at init per factor and seed; one stored comparison per learning rate."""
-    from initlab.data import load
-    from initlab.sweep.config import CompareConfig
-
-    schemes = {f: scheme_for(f) for f in factors}
-    data_options = {"limit_train": int(s["limit_train"])} if s["limit_train"] else {}
-    base = dict(
-        schemes=tuple(schemes[f] for f in factors),
-        seeds=seeds,
-        dataset=s["dataset"],
-        width=s["width"],
-        depth=s["depth"],
-        activation=s["activation"],
-        epochs=s["epochs"],
-        batch_size=s["batch_size"],
-        reference=schemes[1.0],
-        paired_test="t",
-        data_options=data_options,
-    )
-    dataset = load(s["dataset"], **data_options)
-    chance = 1.0 / dataset.num_classes
-    config = CompareConfig(**base, lr=lrs[0])
-    grad = {f: [gradient_norm_at_init(config, dataset, schemes[f], k, s["grad_batch"]) for k in seeds] for f in factors}
-    per_lr: dict[float, dict[float, dict[str, Any]]] = {}
-    early_step: dict[float, int] = {}
-    experiments = []
-    for lr in lrs:
-        data = ctx.compare(**base, lr=lr)
-        experiments.append(data.experiment_id)
-        steps = sorted({e["step"] for e in data.epochs})
-        early_step[lr] = min(steps, key=lambda x: (abs(x - s["early_steps"]), x))
-        per_lr[lr] = _factor_rows(data, schemes, seeds, early_step[lr], chance)
-    return Measured(schemes, grad, per_lr, early_step, experiments, chance)
-
-
 @dataclass
 class Halves:
-    """The two halves of the claim, tested against He (f = 1) at every lr and factor > 1."""
+    """The two halves of the claim in one setting, against He (f = 1) at each factor > 1."""
 
-    tests_a: list[tuple[float, float, dict[str, Any]]]  # (lr, f, paired test of early loss)
-    tests_b: list[tuple[float, float, dict[str, Any]]]  # (lr, f, paired test of final accuracy)
-    faster: list[tuple[float, float]]
-    worse: list[tuple[float, float]]
-    more_divergence: list[tuple[float, float]]
-    late: dict[tuple[float, float], int]
-    after_good_start: list[tuple[float, float]]
-    bad_from_start: list[tuple[float, float]]
+    tests_a: dict[float, dict[str, Any]]  # f -> paired test of the early loss (He - f)
+    tests_b: dict[float, dict[str, Any]]  # f -> paired test of the accuracy at the budget (He - f)
+    late: dict[float, int]  # f (He too) -> seeds unstable after a good start
+    faster: list[float] = field(default_factory=list)
+    worse: list[float] = field(default_factory=list)
+    after_good_start: list[float] = field(default_factory=list)
+    bad_from_start: list[float] = field(default_factory=list)  # diverged/failed where He did not, not "later"
+
+    @property
+    def a(self) -> bool:
+        return bool(self.faster)
+
+    @property
+    def b(self) -> bool:
+        return bool(self.after_good_start)
 
 
-def halves(m: Measured, factors: list[float], lrs: list[float]) -> Halves:
-    """Half A (faster start) and half B (unstable later), each Holm-corrected over its (lr, f > 1) tests."""
+def halves(rows: Mapping[float, Mapping[str, Any]]) -> Halves:
+    """Pure: per-factor rows of one setting (``budget_row``; factor 1 is He) -> both halves,
+    each Holm-corrected over the factors > 1."""
     from initlab.stats import holm
 
-    per_lr = m.per_lr
-    large = [f for f in factors if f > 1]
-    tests_a = [
-        (lr, f, paired_effect(per_lr[lr][1.0]["early_loss"], per_lr[lr][f]["early_loss"])) for lr in lrs for f in large
-    ]
-    tests_b = [
-        (lr, f, paired_effect(per_lr[lr][1.0]["final_acc"], per_lr[lr][f]["final_acc"])) for lr in lrs for f in large
-    ]
+    he = rows[1.0]
+    large = sorted(f for f in rows if f > 1)
+    tests_a = {f: paired_effect(he["early_loss"], rows[f]["early_loss"]) for f in large}
+    tests_b = {f: paired_effect(he["final_acc"], rows[f]["final_acc"]) for f in large}
     for tests in (tests_a, tests_b):
-        for (_, _, t), p_holm in zip(tests, holm([t["p"] for _, _, t in tests])):
+        for t, p_holm in zip(tests.values(), holm([t["p"] for t in tests.values()])):
             t["p_holm"] = p_holm
-    faster = [(lr, f) for lr, f, t in tests_a if t["mean"] > 0 and t["p_holm"] < ALPHA]
-    worse = [(lr, f) for lr, f, t in tests_b if t["mean"] > 0 and t["p_holm"] < ALPHA]
+    early_step = he["early_step"]
+    late = {f: unstable_later(r, finite_mean(he["early_acc"]), early_step) for f, r in rows.items()}
+    h = Halves(tests_a, tests_b, late)
+    h.faster = [f for f, t in tests_a.items() if t["mean"] > 0 and t["p_holm"] < ALPHA]
+    h.worse = [f for f, t in tests_b.items() if t["mean"] > 0 and t["p_holm"] < ALPHA]
+    h.after_good_start = [f for f in large if late[f] > late[1.0]]
 
-    def broken(lr: float, f: float) -> int:
-        return per_lr[lr][f]["diverged"] + per_lr[lr][f]["failed"]
+    def broken(f: float) -> int:
+        return rows[f]["diverged"] + rows[f]["failed"]
 
-    more_divergence = [(lr, f) for lr in lrs for f in large if broken(lr, f) > 0 and broken(lr, 1.0) == 0]
-    late = {
-        (lr, f): unstable_later(per_lr[lr][f], finite_mean(per_lr[lr][1.0]["early_acc"]), m.early_step[lr])
-        for lr in lrs
-        for f in factors
-    }
-    after_good_start = [(lr, f) for lr in lrs for f in large if late[(lr, f)] > late[(lr, 1.0)]]
-    bad_from_start = [(lr, f) for lr, f in more_divergence if (lr, f) not in after_good_start]
-    return Halves(tests_a, tests_b, faster, worse, more_divergence, late, after_good_start, bad_from_start)
+    h.bad_from_start = [f for f in large if broken(f) > broken(1.0) and f not in h.after_good_start]
+    return h
 
 
-def judge(half_a: bool, half_b: bool) -> str:
-    """Pure: *supported* when both halves hold, *partly* when one does, else *not supported*."""
-    return "supported" if half_a and half_b else "partly" if half_a or half_b else "not supported"
+def judge_setting(h: Halves) -> str:
+    """*supported* when both halves hold, *partly* when one does, else *not supported*."""
+    return "supported" if h.a and h.b else "partly" if h.a or h.b else "not supported"
 
 
-@register("scale", CLAIM)
-def run(ctx: StudyContext) -> StudyResult:
-    """He's std times 1/16 ... 16: gradient norm at init, divergence, early loss, final accuracy;
-    both halves of the article's claim tested separately (see the module docstring)."""
-    s, factors, lrs, seeds = _read_settings(ctx)
-    m = measure(ctx, s, factors, lrs, seeds)
-    h = halves(m, factors, lrs)
-    return present(ctx, s, factors, lrs, seeds, m, h, judge(bool(h.faster), bool(h.after_good_start)))
+def judge(by_setting: Mapping[str, Halves]) -> Judgement:
+    """Pure: setting label -> its halves  ->  the study's judgement across the settings."""
+    return judge_across({label: judge_setting(h) for label, h in by_setting.items()})
 
 
-def _key(lr: float, f: float) -> str:
-    return f"f={factor_label(f)} (lr {lr:g})"
-
-
-def _evidence(factors, lrs, m: Measured, h: Halves) -> dict[str, Any]:
+def judged_rows(m: Measured, grid: ScaleSettings) -> dict[RateSetting, dict[float, dict[str, Any]]]:
+    """setting -> factor -> ``budget_row``."""
     return {
-        "factors": [factor_label(f) for f in factors],
-        "schemes": {factor_label(f): m.schemes[f] for f in factors},
-        "grad_norm_at_init": {factor_label(f): m.grad[f] for f in factors},
-        "early_step": {f"{lr:g}": m.early_step[lr] for lr in lrs},
-        "per_lr": {f"{lr:g}": {factor_label(f): m.per_lr[lr][f] for f in factors} for lr in lrs},
-        "half_a_faster_start": {
-            "holds": bool(h.faster),
-            "significant": [_key(*x) for x in h.faster],
-            "tests": {_key(lr, f): t for lr, f, t in h.tests_a},
-        },
-        "half_b_unstable_later": {
-            "holds": bool(h.after_good_start),
-            "significantly_worse": [_key(*x) for x in h.worse],
-            "unstable_after_good_start": [_key(*x) for x in h.after_good_start],
-            "bad_from_the_start": [_key(*x) for x in h.bad_from_start],
-            "late_unstable_seeds": {_key(lr, f): n for (lr, f), n in h.late.items()},
-            "diverged_or_failed_where_he_did_not": [_key(*x) for x in h.more_divergence],
-            "tests": {_key(lr, f): t for lr, f, t in h.tests_b},
-        },
-        "chance": m.chance,
+        st: {f: budget_row(m.curves[st.rate][f], m.early, st.budget, m.chance) for f in grid.factors}
+        for st in grid.settings
     }
 
 
-def _tables(factors, lrs, seeds, m: Measured, h: Halves) -> list:
-    tables = []
-    for lr in lrs:
-        rows = []
-        for f in factors:
-            r = m.per_lr[lr][f]
-            mean, a, b = mean_ci(r["final_acc"])
-            rows.append(
-                [
-                    factor_label(f),
-                    f"{_geomean(m.grad[f]):.3g}",
-                    f"{finite_mean(r['early_loss']):.3g}",
-                    f"{100 * finite_mean(r['early_acc']):.1f}",
-                    f"{100 * mean:.1f} [{100 * a:.1f}, {100 * b:.1f}]" if len(seeds) > 1 else f"{100 * mean:.1f}",
-                    f"{100 * finite_mean(r['drop_from_peak']):.1f}",
-                    f"{r['diverged']}/{len(seeds)}",
-                    f"{r['failed']}/{len(seeds)}",
-                ]
-            )
-        early = m.early_step[lr]
-        header = ["f", "|grad| at init", f"test loss @ step {early}", f"test acc % @ step {early}"]
-        header += ["final test acc % (95% CI)", "best→final drop (pts)", "diverged", "failed"]
-        tables.append((f"lr {lr:g}: per factor (std = f x He), {len(seeds)} seeds", header, rows))
-    test_rows = []
-    for (lr, f, ta), (_, _, tb) in zip(h.tests_a, h.tests_b):
-        test_rows.append(
-            [
-                f"{lr:g}",
-                factor_label(f),
-                f"{ta['mean']:+.3g} [{ta['ci'][0]:+.3g}, {ta['ci'][1]:+.3g}]",
-                f"{ta['p_holm']:.2g}",
-                f"{100 * tb['mean']:+.1f} [{100 * tb['ci'][0]:+.1f}, {100 * tb['ci'][1]:+.1f}]",
-                f"{tb['p_holm']:.2g}",
-                str(m.per_lr[lr][f]["diverged"]),
-            ]
-        )
-    tables.append(
-        (
-            "The two halves vs He (f = 1), paired by seed, Holm-corrected per half: A = early test loss "
-            "(He − f; > 0: f starts faster), B = final accuracy pts (He − f; > 0: f ends worse)",
-            [
-                "lr",
-                "f",
-                "A: Δ early loss (95% CI)",
-                "A: p Holm",
-                "B: Δ final acc pts (95% CI)",
-                "B: p Holm",
-                "f diverged",
-            ],
-            test_rows,
-        )
-    )
-    return tables
+@register(NAME, CLAIM)
+def run(ctx: StudyContext) -> StudyResult:
+    """He's std times 1/16 ... 16 at fixed rates of SGD and Adam, two budgets: gradient norm at init,
+    divergence, early loss, accuracy at each budget; both halves of the claim tested per setting."""
+    from initlab.studies.scale_report import present
+
+    s, grid = _read_settings(ctx)
+    m = measure(ctx, s, grid)
+    rows = judged_rows(m, grid)
+    by_setting = {st: halves(r) for st, r in rows.items()}
+    judgement = judge({st.label: h for st, h in by_setting.items()})
+    return present(ctx, s, grid, m, rows, by_setting, judgement)
 
 
-def _summary(factors, m: Measured, h: Halves, effect: float, best_lr: float, best_f: float) -> str:
-    grad, key = m.grad, _key
-    g1, gmax = _geomean(grad[1.0]), _geomean(grad[max(factors)])
-    return (
-        f"Gradient norm at init grows from {_geomean(grad[min(factors)]):.2g} (f={factor_label(min(factors))}) "
-        f"through {g1:.2g} (He) to {gmax:.2g} (f={factor_label(max(factors))}). "
-        + (
-            "A (faster start): holds for " + ", ".join(key(*x) for x in h.faster)
-            if h.faster
-            else "A (faster start): no factor > 1 has a significantly lower early loss than He"
-        )
-        + f"; best gain {effect:+.3g} at {key(best_lr, best_f)} (step {m.early_step[best_lr]}). "
-        f"B (unstable later, a drop after a good start): {'holds at ' if h.after_good_start else 'does not hold'}"
-        + ", ".join(key(*x) for x in h.after_good_start)
-        + (
-            f"; bad from the start instead (not 'later'): {', '.join(key(*x) for x in h.bad_from_start)}"
-            if h.bad_from_start
-            else ""
-        )
-        + (f"; final accuracy significantly below He at {', '.join(key(*x) for x in h.worse)}" if h.worse else "")
-        + "."
-    )
-
-
-def present(ctx, s, factors, lrs, seeds, m: Measured, h: Halves, verdict: str) -> StudyResult:
-    """Tables, figure and summary of the judged measurements."""
-    large = [f for f in factors if f > 1]
-    finite_a = [(lr, f, t) for lr, f, t in h.tests_a if math.isfinite(t["mean"])]
-    if finite_a:
-        best_lr, best_f, best = max(finite_a, key=lambda x: x[2]["mean"])
-        effect, (lo, hi) = best["mean"], best["ci"]
-    else:
-        best_lr, best_f, effect, lo, hi = lrs[0], large[0], math.nan, math.nan, math.nan
-    figure = _plot(ctx.out / "scale.png", factors, lrs, m.grad, m.per_lr, m.early_step)
-    return StudyResult(
-        study="scale",
-        claim=CLAIM,
-        verdict=verdict,
-        effect=effect,
-        ci=(lo, hi),
-        effect_label=f"early test loss He − {factor_label(best_f)}×He (lr {best_lr:g}, step {m.early_step[best_lr]})",
-        summary=_summary(factors, m, h, effect, best_lr, best_f),
-        evidence=_evidence(factors, lrs, m, h),
-        tables=_tables(factors, lrs, seeds, m, h),
-        figures=[figure],
-        experiments=m.experiments,
-        settings=s,
-    )
+__all__ = [
+    "CLAIM",
+    "DEFAULTS",
+    "Halves",
+    "Measured",
+    "Rate",
+    "RateSetting",
+    "SeedCurve",
+    "budget_row",
+    "early_epoch",
+    "halves",
+    "judge",
+    "judge_setting",
+    "measure",
+    "run",
+    "scheme_for",
+    "unstable_later",
+]
