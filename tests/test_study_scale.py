@@ -118,6 +118,10 @@ def test_halves_and_the_setting_verdict_on_made_up_rows():
     assert (only_a.a, only_a.b, judge_setting(only_a)) == (True, False, "partly")
     neither = halves({1.0: HE, 8.0: BAD})
     assert judge_setting(neither) == "not supported" and neither.worse == [8.0]
+    # one seed of five dipping is within the noise: reported as isolated, not counted (half B needs half)
+    one_dip = made_up_row(FAST_AND_STABLE["early_loss"], [0.92] * 5, [0.85] + [0.95] * 4, [0.10] + [0.0] * 4)
+    isolated = halves({1.0: HE, 2.0: one_dip})
+    assert (isolated.late[2.0], isolated.b, isolated.isolated) == (1, False, [2.0])
     # the same drop when He drops as often is no evidence for "unstable later"
     he_unstable = made_up_row(HE["early_loss"], HE["early_acc"], HE["final_acc"], [0.10, 0.10, 0.10, 0.0, 0.0])
     assert halves({1.0: he_unstable, 2.0: FAST_THEN_UNSTABLE}).b is False

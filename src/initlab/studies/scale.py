@@ -37,18 +37,23 @@ Measured, per factor and seed
 Judge, per setting (pure, unit-tested on made-up runs)
 ------------------------------------------------------
 Two halves, each against He (``f = 1``) with seeds paired (seed ``s`` fixes the data order for
-every factor), Holm-corrected over the setting's factors ``f > 1``:
+every factor):
 
 - **A (faster start)**: for some ``f > 1``, the early test loss of He minus that of ``f`` is
-  > 0 with a paired t-test's Holm-adjusted p < 0.05 (pairs where a loss is not finite left out).
-  A is read at the early step, so it is the same for both budgets of an ``(optimizer, lr)``;
-- **B (unstable later)**: for some ``f > 1``, more seeds than under He are *unstable after a
-  good start* by the budget: early test accuracy at least He's mean early accuracy minus
+  > 0 with a paired t-test's p < 0.05, Holm-corrected over the setting's factors ``f > 1``
+  (pairs where a loss is not finite left out). A is read at the early step, so it is the same
+  for both budgets of an ``(optimizer, lr)``;
+- **B (unstable later)**: for some ``f > 1``, at least half the seeds
+  (``MIN_UNSTABLE_SHARE``) are *unstable after a good start* by the budget, and more of them
+  than under He. A seed is: early test accuracy at least He's mean early accuracy minus
   ``GOOD_START_SLACK`` (5 points), then a drop of more than ``LATE_DROP`` (2 points) from the
   best epoch up to the budget to the budget, or a divergence after the early step and by the
-  budget (``unstable_later``). A run that is bad from the start (dead units, saturated logits,
-  an early divergence) is not "unstable later": it is reported apart, as are the paired tests
-  of the accuracy at the budget.
+  budget (``unstable_later``). The share is asked for because one seed's dip is within the
+  noise: a 2-point drop is 8 images of digits' 360-image test set, and He's own runs dip so at
+  the larger rates; such isolated seeds are reported (``isolated``), not counted. A run that is
+  bad from the start (dead units, saturated logits, an early divergence) is not "unstable
+  later": it is reported apart, as are the paired t-tests (Holm over the factors) of the
+  accuracy at the budget.
 
 A setting is *supported* when both halves hold, *partly* when one does, *not supported* when
 neither. The study's verdict (``initlab.studies.grid.judge_across``) is ``supported`` / ``not
@@ -101,6 +106,7 @@ FULL: dict[str, Any] = {"dataset": "fashion-mnist", "limit_train": 10000, "epoch
 ALPHA = 0.05
 GOOD_START_SLACK = 0.05  # early accuracy within 5 points of He's mean counts as a good start
 LATE_DROP = 0.02  # accuracy lost from a run's best epoch to the budget that counts as instability
+MIN_UNSTABLE_SHARE = 0.5  # half B: at least this share of a factor's seeds unstable after a good start
 
 
 def scheme_for(factor: float) -> str:
@@ -335,7 +341,8 @@ class Halves:
     late: dict[float, int]  # f (He too) -> seeds unstable after a good start
     faster: list[float] = field(default_factory=list)
     worse: list[float] = field(default_factory=list)
-    after_good_start: list[float] = field(default_factory=list)
+    after_good_start: list[float] = field(default_factory=list)  # half B holds at these factors
+    isolated: list[float] = field(default_factory=list)  # more unstable seeds than He, but under the share
     bad_from_start: list[float] = field(default_factory=list)  # diverged/failed where He did not, not "later"
 
     @property
@@ -348,8 +355,8 @@ class Halves:
 
 
 def halves(rows: Mapping[float, Mapping[str, Any]]) -> Halves:
-    """Pure: per-factor rows of one setting (``budget_row``; factor 1 is He) -> both halves,
-    each Holm-corrected over the factors > 1."""
+    """Pure: per-factor rows of one setting (``budget_row``; factor 1 is He) -> both halves (see
+    the module docstring); the paired tests Holm-corrected over the factors > 1."""
     from initlab.stats import holm
 
     he = rows[1.0]
@@ -364,7 +371,9 @@ def halves(rows: Mapping[float, Mapping[str, Any]]) -> Halves:
     h = Halves(tests_a, tests_b, late)
     h.faster = [f for f, t in tests_a.items() if t["mean"] > 0 and t["p_holm"] < ALPHA]
     h.worse = [f for f, t in tests_b.items() if t["mean"] > 0 and t["p_holm"] < ALPHA]
-    h.after_good_start = [f for f in large if late[f] > late[1.0]]
+    enough = math.ceil(MIN_UNSTABLE_SHARE * len(he["early_acc"]))
+    h.after_good_start = [f for f in large if late[f] > late[1.0] and late[f] >= enough]
+    h.isolated = [f for f in large if late[1.0] < late[f] < enough]
 
     def broken(f: float) -> int:
         return rows[f]["diverged"] + rows[f]["failed"]

@@ -42,6 +42,7 @@ def _evidence(grid: ScaleSettings, m: Measured, rows, by_setting: dict[RateSetti
                 "holds": h.b,
                 "unstable_after_good_start": [fl(f) for f in h.after_good_start],
                 "late_unstable_seeds": {fl(f): n for f, n in h.late.items()},
+                "isolated_below_share": [fl(f) for f in h.isolated],
                 "bad_from_the_start": [fl(f) for f in h.bad_from_start],
                 "significantly_worse": [fl(f) for f in h.worse],
                 "tests": {fl(f): t for f, t in h.tests_b.items()},
@@ -92,6 +93,7 @@ def _rate_table(rate: Rate, grid: ScaleSettings, m: Measured, rows) -> tuple[str
 
 def _halves_table(grid: ScaleSettings, m: Measured, by_setting: dict[RateSetting, Halves], judgement):
     out = []
+    n = len(grid.common.seeds)
     for st, h in by_setting.items():
         for f, ta in h.tests_a.items():
             tb = h.tests_b[f]
@@ -101,7 +103,7 @@ def _halves_table(grid: ScaleSettings, m: Measured, by_setting: dict[RateSetting
                     factor_label(f),
                     f"{ta['mean']:+.3g} [{ta['ci'][0]:+.3g}, {ta['ci'][1]:+.3g}]",
                     f"{ta['p_holm']:.2g}",
-                    f"{h.late[f]} (He {h.late[1.0]})",
+                    f"{h.late[f]}/{n} (He {h.late[1.0]})",
                     f"{100 * tb['mean']:+.1f} [{100 * tb['ci'][0]:+.1f}, {100 * tb['ci'][1]:+.1f}]",
                     f"{tb['p_holm']:.2g}",
                     judgement.by_setting[st.label],
@@ -110,8 +112,9 @@ def _halves_table(grid: ScaleSettings, m: Measured, by_setting: dict[RateSetting
     title = (
         "The two halves per setting, vs He (f = 1), paired by seed, Holm-corrected over the factors of a setting: "
         "A = early test loss He − f (> 0: f starts faster); B = seeds unstable after a good start (a drop of more "
-        "than 2 pts from the best epoch, or a divergence, after the early step and by the budget), and the "
-        "accuracy at the budget He − f (pts; > 0: f ends worse)"
+        "than 2 pts from the best epoch, or a divergence, after the early step and by the budget; B holds at f "
+        "when at least half the seeds are, and more than under He), and the accuracy at the budget He − f (pts; "
+        "> 0: f ends worse)"
     )
     header = ["setting", "f", "A: Δ early loss (95% CI)", "A: p Holm", "B: unstable seeds", "Δ acc pts (95% CI)"]
     return title, header + ["Δ acc: p Holm", "setting verdict"], out
@@ -139,6 +142,9 @@ def _summary(grid: ScaleSettings, m: Measured, by_setting: dict[RateSetting, Hal
     text += ". B (unstable later, a drop after a good start): " + (
         "holds at " + "; ".join(b_holds) if b_holds else "holds in no setting"
     )
+    isolated = [f"{st.label} ({_factors(h.isolated)})" for st, h in by_setting.items() if h.isolated]
+    if isolated:
+        text += "; more unstable seeds than He but fewer than half (noise, not counted): " + "; ".join(isolated)
     if bad:
         text += "; bad from the start instead (not 'later'): " + "; ".join(bad)
     text += ". Verdict per setting: " + "; ".join(f"{k}: {v}" for k, v in judgement.by_setting.items()) + "."
