@@ -11,7 +11,17 @@ from typing import Any
 
 from initlab.studies.base import StudyContext, StudyResult, mean_ci
 from initlab.studies.grid import Judgement
-from initlab.studies.scale import CLAIM, NAME, Halves, Measured, Rate, RateSetting, ScaleSettings, factor_label
+from initlab.studies.scale import (
+    CLAIM,
+    MIN_UNSTABLE_SHARE,
+    NAME,
+    Halves,
+    Measured,
+    Rate,
+    RateSetting,
+    ScaleSettings,
+    factor_label,
+)
 from initlab.studies.settings import finite_mean
 
 
@@ -196,6 +206,7 @@ def _plot(path: Path, grid: ScaleSettings, m: Measured, rows, by_setting: dict[R
         style(ax, xlabel=axis, ylabel=ylabel, title=title, logy=logy, legend={"fontsize": 7})
     axes[2].set_ylim(-2, 102)
     axes[3].set_ylim(-2, 102)
+    axes[3].axhline(100 * MIN_UNSTABLE_SHARE, color="0.6", ls=":", lw=1)  # half B's share of seeds
     for ax in axes:
         ax.set_xscale("log", base=2)
         ax.axvline(1.0, color="0.6", ls="--", lw=1)
