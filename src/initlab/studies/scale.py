@@ -417,10 +417,12 @@ def run(ctx: StudyContext) -> StudyResult:
 __all__ = [
     "CLAIM",
     "DEFAULTS",
+    "MIN_UNSTABLE_SHARE",
     "Halves",
     "Measured",
     "Rate",
     "RateSetting",
+    "ScaleSettings",
     "SeedCurve",
     "budget_row",
     "early_epoch",
@@ -430,5 +432,6 @@ __all__ = [
     "measure",
     "run",
     "scheme_for",
+    "steps_per_epoch",
     "unstable_later",
 ]
