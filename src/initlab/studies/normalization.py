@@ -8,37 +8,53 @@ Normalization layers are the usual reason for the belief: BatchNorm (Ioffe & Sze
 makes a layer's output invariant to the scale of its weights, so only the direction of each
 weight row matters at init.
 
-Experiment. A plain MLP (``normalized_mlp``: ``depth`` hidden layers of ``width`` units, each
+The experiment
+--------------
+A plain MLP (``normalized_mlp``: ``depth`` hidden layers of ``width`` units, each
 ``Linear → [norm] → activation``, ReLU, digits by default) in three versions, ``norm`` = none,
 ``batch`` (``BatchNorm1d``) and ``layer`` (``LayerNorm``), each trained from the article's
 random schemes (its ten minus ``zeros`` and ``constant``, which no normalization can rescue:
 every unit of a layer stays identical, see the ``symmetry`` study): ``random_uniform``
 (U(±0.05)), ``random_normal`` (N(0, 0.01²)), ``xavier_uniform``, ``he_normal``,
 ``orthogonal``, ``sparse``, ``uniform_fan`` and ``positive``. Biases zero, norm gains 1 and
-shifts 0; the same seeds (data order) for every scheme and normalization; SGD with momentum 0.9,
-one learning rate. One stored comparison per normalization.
+shifts 0; seed s fixes the data order for every scheme and normalization. The claim is about
+training, so it is judged over a sensitivity grid: SGD (momentum 0.9) and Adam, the learning
+rate tuned per scheme on the validation split (SGD 0.002/0.01/0.05, Adam 3e-4/1e-3/3e-3), at
+two budgets (3 and 10 epochs). One stored, tuned comparison per (optimizer, norm).
 
-Spread between schemes, per normalization: the standard deviation (ddof=1) of the schemes' mean
-final test accuracies, and the range (best − worst scheme mean). Their 95% CIs come from a
-bootstrap over seeds (``bootstrap`` resamples, seeds drawn with replacement from a
-``torch.Generator`` seeded 0, the same resample for every scheme and normalization, percentile
-interval). Effect: how much the std of scheme means shrinks from no normalization to the first
-normalization in ``norms`` (BatchNorm by default): ``spread(none) − spread(batch)``.
+Shape: settings (``CommonSettings`` + width, depth, activation, schemes, norms, matters,
+degenerate, bootstrap) -> **measure** (per setting and norm: tuned accuracies, spreads, the
+best − worst contrast; with and without the degenerate schemes) -> **judge** (pure) ->
+**present** (tables, figure).
 
-Verdict on the article's claim that initialization matters: for each normalization the paired
-difference best − worst scheme (the two picked by mean; a 95% t interval over seeds) tells
-whether the choice of scheme changes accuracy by more than ``matters`` (2 accuracy points).
-*supported*: it does with and without every normalization; *partly*: it does without
-normalization but not with at least one normalization (normalization makes the belief true
-there); *not supported*: it does not even without normalization.
+Degenerate schemes (data-driven, per setting): a scheme whose tuned mean *validation*
+accuracy is below ``degenerate`` × chance (2 × 1/10 = 20% on digits) under at least one norm
+of that setting: it did not train there, whatever the reason. It is left out of every norm of
+that setting for the "without degenerate" numbers, so the norms are compared on one scheme set.
+
+Spread between schemes, per setting and norm: the standard deviation (ddof=1) of the schemes'
+mean test accuracies and the range (best − worst mean), each with a 95% percentile bootstrap
+CI over seeds (``bootstrap`` resamples from a ``torch.Generator`` seeded 0; the same resamples
+for every scheme, norm and setting). Best − worst, paired: the best and the worst scheme are
+picked by mean validation accuracy (never by test data), and ``acc(best) − acc(worst)`` on the
+test set gets a paired bootstrap CI over seeds and test examples (``stats.compare_paired``).
+
+Judge, per setting. The choice of scheme *matters* under a norm when the paired best − worst
+CI lies above ``matters`` (2 accuracy points). *supported*: it matters under every norm (none
+included) among the non-degenerate schemes; *not supported*: it does not matter without
+normalization even counting the degenerate schemes; *partly*: otherwise (it matters without
+normalization, but under some norm only through schemes that did not train, or not at all): a
+verdict that holds only because some scheme failed to train is never "supported". The study's
+verdict is ``supported`` / ``not supported`` only when every setting agrees, else ``partly``
+with the flipping settings named (``initlab.studies.grid.judge_across``).
 """
 
 from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
@@ -46,8 +62,8 @@ from torch import nn
 
 from initlab.errors import UserError
 from initlab.schemes import ARTICLE_SCHEMES
-from initlab.studies.base import StudyContext, StudyResult, mean_ci, register
-from initlab.studies.settings import accuracy_by_seed, fixed_lr_compare, fmt_ci, seed_list
+from initlab.studies.base import StudyContext, StudyResult, register
+from initlab.studies.grid import CommonSettings, Judgement, Setting, common_settings, judge_across
 
 NAME = "normalization"
 CLAIM = (
@@ -63,7 +79,7 @@ REFERENCE = "he_normal"  # the scheme the stored comparisons pair the others aga
 
 DEFAULTS: dict[str, Any] = {
     "dataset": "digits",
-    "data_options": {},
+    "limit_train": None,  # training samples kept (None: all)
     "width": 64,  # units per hidden layer
     "depth": 6,  # hidden layers
     "activation": "relu",
@@ -71,18 +87,23 @@ DEFAULTS: dict[str, Any] = {
     "norms": ["none", "batch", "layer"],  # "none" first: the baseline
     "seeds": 5,
     "epochs": 10,
+    "budgets": [3, 10],  # epochs at which the claim is judged
+    "optimizers": ["sgd", "adam"],
+    "sgd_lr_grid": [0.002, 0.01, 0.05],  # SGD, momentum 0.9; selected per scheme on validation
+    "adam_lr_grid": [3e-4, 1e-3, 3e-3],
     "batch_size": 32,
-    "lr": 0.05,  # SGD, momentum 0.9
+    "margin": 0.005,  # equivalence margin on test accuracy (0.5 points)
     "matters": 0.02,  # accuracy difference (fraction) from which the choice of scheme "matters"
+    "degenerate": 2.0,  # below this multiple of chance (validation) under some norm: did not train
     "bootstrap": 2000,  # resamples of the seeds for the spread CIs
 }
 FULL: dict[str, Any] = {
     "dataset": "fashion-mnist",
-    "data_options": {"limit_train": 10000},
+    "limit_train": 10000,
     "width": 128,
     "depth": 8,
-    "seeds": 8,
     "epochs": 10,
+    "budgets": [3, 10],
 }
 
 
@@ -125,43 +146,34 @@ def normalized_mlp(
     return nn.Sequential(layers)
 
 
-def spreads(acc: dict[str, dict[int, float]], seeds: Sequence[int]) -> tuple[float, float]:
-    """(std with ddof=1, range) of the schemes' mean accuracy over ``seeds`` (repeats allowed)."""
-    means = torch.tensor([sum(acc[s][k] for k in seeds) / len(seeds) for s in acc], dtype=torch.float64)
+# --- spreads and the degenerate schemes (pure) ---------------------------------------------------------
+
+
+def _table(acc: Mapping[str, Mapping[int, float]], seeds: Sequence[int]) -> torch.Tensor:
+    return torch.tensor([[acc[s][k] for k in seeds] for s in acc], dtype=torch.float64)
+
+
+def spreads(acc: Mapping[str, Mapping[int, float]], seeds: Sequence[int]) -> tuple[float, float]:
+    """(std with ddof=1, range) of the schemes' mean accuracy over ``seeds`` (repeats allowed;
+    non-finite accuracies left out of a scheme's mean)."""
+    means = _table(acc, seeds).nanmean(dim=1)
     std = float(means.std(unbiased=True)) if means.numel() > 1 else math.nan
     return std, float(means.max() - means.min())
 
 
-DEGENERATE_MARGIN = 0.1  # a scheme within 10 points of chance in some normalization did not train there
-
-
-def degenerate_schemes(means: dict[str, dict[str, float]], chance: float) -> list[str]:
-    """Schemes whose mean accuracy is within ``DEGENERATE_MARGIN`` of chance under some
-    normalization (``means[norm][scheme]``): they did not train there, whatever the reason."""
-    schemes = next(iter(means.values()), {})
-    return [sc for sc in schemes if any(m[sc] <= chance + DEGENERATE_MARGIN for m in means.values())]
-
-
 def bootstrap_spreads(
-    acc: dict[str, dict[str, dict[int, float]]],
-    seeds: Sequence[int],
-    resamples: int,
-) -> dict[str, dict[str, list[float]]]:
-    """Bootstrap distribution of (std, range) per normalization and of the std difference to none.
+    acc: Mapping[str, Mapping[int, float]], seeds: Sequence[int], resamples: int
+) -> dict[str, list[float]]:
+    """Bootstrap distribution of ``{"std", "range"}`` of the schemes' mean accuracy.
 
-    Every resample draws ``len(seeds)`` seeds with replacement (``torch.Generator`` seeded 0) and
-    uses them for every normalization and scheme, so differences between normalizations are paired.
-    """
+    Every resample draws ``len(seeds)`` seeds with replacement (``torch.Generator`` seeded 0), the
+    same draw for every scheme; calls with the same number of seeds and ``resamples`` draw the same
+    resamples, so differences between norms and scheme sets are paired."""
     gen = torch.Generator().manual_seed(0)
-    draws = torch.randint(len(seeds), (resamples, len(seeds)), generator=gen).tolist()
-    out: dict[str, dict[str, list[float]]] = {n: {"std": [], "range": []} for n in acc}
-    for row in draws:
-        picked = [seeds[i] for i in row]
-        for n in acc:
-            std, rng = spreads(acc[n], picked)
-            out[n]["std"].append(std)
-            out[n]["range"].append(rng)
-    return out
+    draws = torch.randint(len(seeds), (resamples, len(seeds)), generator=gen)
+    means = _table(acc, seeds)[:, draws].nanmean(dim=-1)  # (schemes, resamples)
+    std = means.std(dim=0, unbiased=True) if means.shape[0] > 1 else torch.full((resamples,), math.nan)
+    return {"std": std.tolist(), "range": (means.max(dim=0).values - means.min(dim=0).values).tolist()}
 
 
 def percentile_ci(values: Sequence[float]) -> tuple[float, float]:
@@ -171,268 +183,213 @@ def percentile_ci(values: Sequence[float]) -> tuple[float, float]:
     return float(torch.quantile(v, 0.025)), float(torch.quantile(v, 0.975))
 
 
-def _figure(out, norms, schemes, stats, spread_ci) -> Any:
-    from initlab.plotting import new_figure, palette, save, style
-
-    fig, (left, right) = new_figure(2, size=(13, 4.5), gridspec_kw={"width_ratios": [3, 1.2]})
-    colors = palette(norms)
-    for k, n in enumerate(norms):
-        xs = [i + (k - (len(norms) - 1) / 2) * 0.22 for i in range(len(schemes))]
-        ys = [stats[n][s][0] for s in schemes]
-        errs = [
-            [y - stats[n][s][1] if math.isfinite(stats[n][s][1]) else 0 for y, s in zip(ys, schemes)],
-            [stats[n][s][2] - y if math.isfinite(stats[n][s][2]) else 0 for y, s in zip(ys, schemes)],
-        ]
-        left.errorbar(xs, ys, yerr=errs, fmt="o", capsize=2, color=colors[n], label=f"norm: {n}")
-    left.set_xticks(range(len(schemes)), schemes, rotation=30, ha="right")
-    left.set_ylim(0, 1.02)
-    style(
-        left,
-        ylabel="final test accuracy (mean, 95% CI)",
-        title="accuracy per scheme",
-        grid="y",
-        legend={"loc": "lower left"},
-    )
-    values = [spread_ci[n]["std"][0] for n in norms]
-    errs = [
-        [v - spread_ci[n]["std"][1] for v, n in zip(values, norms)],
-        [spread_ci[n]["std"][2] - v for v, n in zip(values, norms)],
-    ]
-    right.bar(range(len(norms)), values, yerr=errs, capsize=3, color=[colors[n] for n in norms])
-    right.set_xticks(range(len(norms)), norms)
-    style(right, ylabel="std of scheme means (bootstrap 95% CI)", title="spread between schemes", grid="y")
-    title = "normalization: does BatchNorm/LayerNorm make the initialization irrelevant?"
-    return save(fig, out / "normalization.png", title=title)
+def degenerate_schemes(val_means: Mapping[str, Mapping[str, float]], floor: float) -> list[str]:
+    """Schemes whose mean validation accuracy is below ``floor`` (or not finite) under some norm
+    (``val_means[norm][scheme]``): they did not train there, whatever the reason."""
+    schemes = next(iter(val_means.values()), {})
+    return [sc for sc in schemes if any(not math.isfinite(m[sc]) or m[sc] < floor for m in val_means.values())]
 
 
-def _read_settings(ctx: StudyContext) -> tuple[dict[str, Any], tuple[int, ...], list[str], list[str]]:
+# --- per-setting outcomes and the judge ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Contrast:
+    """acc(best) − acc(worst), the two picked by mean validation accuracy; paired bootstrap CI over
+    seeds and test examples, and its equivalence verdict at the margin."""
+
+    best: str
+    worst: str
+    diff: float
+    ci: tuple[float, float]
+    verdict: str
+
+
+@dataclass(frozen=True)
+class NormOutcome:
+    """One norm in one setting: tuned accuracies, the spread and best − worst, with and without
+    the setting's degenerate schemes (``*_clean``; NaN / None with fewer than two left)."""
+
+    norm: str
+    accuracy: dict[str, float]  # scheme -> tuned mean test accuracy
+    val_accuracy: dict[str, float]  # scheme -> tuned mean validation accuracy
+    lr: dict[str, float | None]  # scheme -> the lr selected on validation
+    std: tuple[float, float, float]  # std of scheme means (value, ci_low, ci_high)
+    range: tuple[float, float, float]  # best − worst scheme mean
+    std_clean: tuple[float, float, float]
+    range_clean: tuple[float, float, float]
+    contrast: Contrast
+    contrast_clean: Contrast | None
+
+
+@dataclass(frozen=True)
+class SettingOutcome:
+    label: str
+    degenerate: tuple[str, ...]
+    norms: dict[str, NormOutcome]  # the baseline ("none") first
+
+
+def matters_in(contrast: Contrast | None, matters: float) -> bool:
+    """Whether best − worst is above ``matters`` with 95% confidence (its CI's lower end)."""
+    return contrast is not None and math.isfinite(contrast.ci[0]) and contrast.ci[0] > matters
+
+
+def judge_setting(outcome: SettingOutcome, matters: float) -> str:
+    """Pure: one setting's verdict (rule in the module docstring)."""
+    if not matters_in(outcome.norms[BASELINE].contrast, matters):
+        return "not supported"
+    if all(matters_in(o.contrast_clean, matters) for o in outcome.norms.values()):
+        return "supported"
+    return "partly"
+
+
+def judge(outcomes: Mapping[str, SettingOutcome], matters: float) -> Judgement:
+    """Pure: setting label -> measured outcome  ->  the study's judgement across settings."""
+    return judge_across({label: judge_setting(o, matters) for label, o in outcomes.items()})
+
+
+# --- measure -------------------------------------------------------------------------------------------
+
+
+def _read_settings(ctx: StudyContext) -> tuple[dict[str, Any], CommonSettings, list[str], list[str]]:
     from initlab.schemes import canonical_spec
+    from initlab.studies.settings import as_list
 
     s = ctx.setting(DEFAULTS, FULL)
-    seeds = seed_list(s["seeds"])
-    if len(seeds) < 2:
-        raise UserError(f"seeds: the CIs need at least 2 seeds; got {list(seeds)}")
-    schemes = [canonical_spec(x) for x in (s["schemes"] if isinstance(s["schemes"], (list, tuple)) else [s["schemes"]])]
-    if len(schemes) < 2:
-        raise UserError(f"schemes: a spread needs at least 2 schemes; got {s['schemes']!r}")
-    norms = list(s["norms"]) if isinstance(s["norms"], (list, tuple)) else [s["norms"]]
+    common = common_settings(s)
+    schemes = [canonical_spec(x) for x in as_list(s["schemes"])]
+    if len(schemes) < 2 or len(set(schemes)) != len(schemes):
+        raise UserError(f"schemes: a spread needs at least 2 distinct schemes; got {s['schemes']!r}")
+    norms = [str(n) for n in as_list(s["norms"])]
     bad = [n for n in norms if n not in NORMS]
     if bad or len(norms) < 2 or norms[0] != BASELINE or len(set(norms)) != len(norms):
         raise UserError(f"norms: 'none' first, then one or more of 'batch', 'layer'; got {s['norms']!r}")
-    matters = s["matters"]
-    if isinstance(matters, bool) or not isinstance(matters, (int, float)) or not 0 <= matters < 1:
-        raise UserError(f"matters: an accuracy difference in [0, 1); got {matters!r}")
+    for key, low, high in (("matters", 0.0, 1.0), ("degenerate", 0.0, math.inf)):
+        v = s[key]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not low <= v < high:
+            raise UserError(f"{key}: a number in [{low:g}, {high:g}); got {v!r}")
     resamples = s["bootstrap"]
     if isinstance(resamples, bool) or not isinstance(resamples, int) or resamples < 100:
         raise UserError(f"bootstrap: an integer >= 100; got {resamples!r}")
-    return s, seeds, schemes, norms
+    return s, common, schemes, norms
 
 
-def measure(ctx: StudyContext, s: dict[str, Any], seeds: tuple[int, ...], schemes: list[str], norms: list[str]):
-    """One stored comparison per normalization: per-seed accuracies, summary rows, experiment ids."""
-    acc: dict[str, dict[str, dict[int, float]]] = {}
-    rows_by_norm: dict[str, dict[str, dict]] = {}
-    experiments = []
-    for n in norms:
-        data = fixed_lr_compare(
-            ctx,
-            s,
-            seeds,
-            schemes,
-            model=MODEL,
-            model_options={"norm": n},
-            width=s["width"],
-            depth=s["depth"],
-            activation=s["activation"],
-            reference=REFERENCE if REFERENCE in schemes else schemes[0],
-        )
-        experiments.append(data.experiment_id)
-        by_seed = accuracy_by_seed(data)
-        acc[n] = {sc: by_seed[sc] for sc in schemes}
-        rows_by_norm[n] = {r["scheme"]: r for r in data.summary}
-    return acc, rows_by_norm, experiments
+def _contrast(runs: Mapping[str, Mapping[int, Any]], val: Mapping[str, float], budget: int, margin: float):
+    """Best − worst by mean validation accuracy (NaN counts as worst), paired on the test set."""
+    from initlab.studies.settings import paired_versus
+
+    if len(runs) < 2:
+        return None
+    order = sorted(runs, key=lambda sc: -(val[sc] if math.isfinite(val[sc]) else -1.0))
+    best, worst = order[0], order[-1]
+    p = paired_versus(runs[best], runs[worst], budget, margin)
+    return Contrast(best, worst, p.diff, (p.ci_low, p.ci_high), p.verdict)
 
 
-@dataclass
-class Spread:
-    """The spread between schemes per normalization, from the per-seed accuracies."""
-
-    stats: dict[str, dict[str, tuple[float, float, float]]]  # norm -> scheme -> (mean, ci_low, ci_high)
-    point: dict[str, tuple[float, float]]  # norm -> (std, range) of scheme means
-    degenerate: list[str]
-    point_trainable: dict[str, tuple[float, float]]  # the same without the degenerate schemes
-    spread_ci: dict[str, dict[str, tuple[float, float, float]]]  # norm -> std/range -> (value, lo, hi)
-    shrink: dict[str, tuple[float, float, float]]  # norm -> std(none) − std(norm), with its CI
-    best_minus_worst: dict[str, dict[str, Any]]
-
-
-def spread(acc, seeds, schemes: list[str], norms: list[str], resamples: int, matters: float, chance: float) -> Spread:
-    """Scheme means, spreads with bootstrap CIs, the degenerate schemes, best − worst per norm."""
-    stats = {n: {sc: mean_ci(list(acc[n][sc].values())) for sc in schemes} for n in norms}
-    point = {n: spreads(acc[n], seeds) for n in norms}
-    degenerate = degenerate_schemes({n: {sc: stats[n][sc][0] for sc in schemes} for n in norms}, chance)
-    trainable = [sc for sc in schemes if sc not in degenerate]
-    # The spread without the schemes that did not train somewhere: is it the scheme, or one failure?
-    point_trainable = {
-        n: spreads({sc: acc[n][sc] for sc in trainable}, seeds) if len(trainable) > 1 else (math.nan, math.nan)
-        for n in norms
-    }
+def _spread(acc, seeds, resamples) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+    if len(acc) < 2:
+        nan3 = (math.nan, math.nan, math.nan)
+        return nan3, nan3
+    std, rng = spreads(acc, seeds)
     boot = bootstrap_spreads(acc, seeds, resamples)
-    spread_ci = {
-        n: {
-            "std": (point[n][0], *percentile_ci(boot[n]["std"])),
-            "range": (point[n][1], *percentile_ci(boot[n]["range"])),
-        }
-        for n in norms
+    return (std, *percentile_ci(boot["std"])), (rng, *percentile_ci(boot["range"]))
+
+
+def outcome_of(datas: Mapping[str, Any], setting: Setting, seeds, floor: float, margin: float, resamples: int):
+    """One setting's ``SettingOutcome`` from its stored comparisons (norm -> ``ReportData``)."""
+    from initlab.studies.settings import finite_mean, tuned_runs
+
+    runs = {n: tuned_runs(d, setting.budget) for n, d in datas.items()}
+    val = {
+        n: {sc: finite_mean(r.val_at(setting.budget) for r in rs.values()) for sc, rs in by.items()}
+        for n, by in runs.items()
     }
-    shrink = {
-        n: (
-            point[BASELINE][0] - point[n][0],
-            *percentile_ci([a - b for a, b in zip(boot[BASELINE]["std"], boot[n]["std"])]),
+    degenerate = degenerate_schemes(val, floor)
+    norms = {}
+    for n, by_scheme in runs.items():
+        acc = {
+            sc: {k: r.test_curve.get(setting.budget, math.nan) for k, r in rs.items()} for sc, rs in by_scheme.items()
+        }
+        clean = {sc: a for sc, a in acc.items() if sc not in degenerate}
+        std, rng = _spread(acc, seeds, resamples)
+        std_clean, rng_clean = _spread(clean, seeds, resamples)
+        norms[n] = NormOutcome(
+            norm=n,
+            accuracy={sc: finite_mean(a.values()) for sc, a in acc.items()},
+            val_accuracy=val[n],
+            lr=dict(datas[n].tuning.selected[setting.budget]),
+            std=std,
+            range=rng,
+            std_clean=std_clean,
+            range_clean=rng_clean,
+            contrast=_contrast(by_scheme, val[n], setting.budget, margin),
+            contrast_clean=_contrast({sc: by_scheme[sc] for sc in clean}, val[n], setting.budget, margin),
         )
-        for n in norms[1:]
-    }
-    best_minus_worst = {}
-    for n in norms:
-        best = max(schemes, key=lambda sc: stats[n][sc][0])
-        worst = min(schemes, key=lambda sc: stats[n][sc][0])
-        d = mean_ci([acc[n][best][k] - acc[n][worst][k] for k in seeds])
-        near = [sc for sc in schemes if stats[n][best][0] - stats[n][sc][0] <= matters]
-        best_minus_worst[n] = {
-            "best": best,
-            "worst": worst,
-            "mean": d[0],
-            "ci": [d[1], d[2]],
-            "matters": bool(d[1] > matters),
-            "near_best": near,
-        }
-    return Spread(stats, point, degenerate, point_trainable, spread_ci, shrink, best_minus_worst)
+    return SettingOutcome(setting.label, tuple(degenerate), norms)
 
 
-def judge(matters_by_norm: dict[str, bool]) -> str:
-    """Pure: whether best − worst exceeds ``matters`` per normalization (baseline first) -> verdict:
-    *not supported* when not even without normalization, *supported* when under every one, else *partly*."""
-    if not matters_by_norm[BASELINE]:
-        return "not supported"
-    return "supported" if all(matters_by_norm.values()) else "partly"
+def measure(ctx: StudyContext, s: dict[str, Any], common: CommonSettings, schemes: list[str], norms: list[str]):
+    """One tuned comparison per (optimizer, norm), reduced to one ``SettingOutcome`` per setting;
+    and the experiment ids."""
+    from initlab.data import load
+
+    chance = (
+        1.0 / load(common.dataset, **({"limit_train": common.limit_train} if common.limit_train else {})).num_classes
+    )
+    outcomes: dict[str, SettingOutcome] = {}
+    experiments = []
+    for optimizer in common.optimizers:
+        datas = {}
+        for n in norms:
+            kwargs = common.compare_kwargs(optimizer)
+            data = ctx.compare(
+                schemes=tuple(schemes),
+                model=MODEL,
+                model_options={"norm": n},
+                width=s["width"],
+                depth=s["depth"],
+                activation=s["activation"],
+                reference=REFERENCE if REFERENCE in schemes else schemes[0],
+                chunk_size=len(schemes) * len(kwargs["lr_grid"]) * len(common.seeds),  # one cell: all train together
+                **kwargs,
+            )
+            experiments.append(data.experiment_id)
+            datas[n] = data
+        for budget in common.budgets:
+            setting = Setting(optimizer, budget)
+            outcomes[setting.label] = outcome_of(
+                datas, setting, common.seeds, s["degenerate"] * chance, common.margin, s["bootstrap"]
+            )
+    return outcomes, experiments, chance
 
 
 @register(NAME, CLAIM)
 def run(ctx: StudyContext) -> StudyResult:
     """The spread of accuracy between the article's random schemes without normalization, with
-    BatchNorm and with LayerNorm; see the module docstring for the exact design."""
-    from initlab.data import load
+    BatchNorm and with LayerNorm, SGD and Adam with tuned lr, two budgets; with and without the
+    schemes that did not train (see the module docstring for the exact design)."""
+    s, common, schemes, norms = _read_settings(ctx)
+    outcomes, experiments, chance = measure(ctx, s, common, schemes, norms)
+    judgement = judge(outcomes, s["matters"])
+    from initlab.studies.normalization_present import present
 
-    s, seeds, schemes, norms = _read_settings(ctx)
-    acc, rows_by_norm, experiments = measure(ctx, s, seeds, schemes, norms)
-    chance = 1.0 / load(s["dataset"], **s["data_options"]).num_classes
-    sp = spread(acc, seeds, schemes, norms, s["bootstrap"], s["matters"], chance)
-    verdict = judge({n: sp.best_minus_worst[n]["matters"] for n in norms})
-    return present(ctx, s, seeds, schemes, norms, rows_by_norm, sp, verdict, experiments)
-
-
-def _tables(schemes, norms, rows_by_norm, sp: Spread, matters: float) -> list:
-    acc_rows = []
-    for sc in schemes:
-        acc_rows.append(
-            [sc]
-            + [
-                fmt_ci(*sp.stats[n][sc])
-                + (f" ({rows_by_norm[n][sc]['diverged']} div)" if rows_by_norm[n][sc]["diverged"] else "")
-                for n in norms
-            ]
-        )
-    spread_rows = []
-    for n in norms:
-        bw = sp.best_minus_worst[n]
-        spread_rows.append(
-            [
-                n,
-                fmt_ci(*sp.spread_ci[n]["std"]),
-                fmt_ci(*sp.spread_ci[n]["range"]),
-                f"{bw['best']} − {bw['worst']}: {fmt_ci(bw['mean'], *bw['ci'])}",
-                f"{len(bw['near_best'])}/{len(schemes)}",
-                "—" if n == BASELINE else fmt_ci(*sp.shrink[n]),
-                f"{sp.point_trainable[n][0]:.3f} / {sp.point_trainable[n][1]:.3f}",
-            ]
-        )
-    return [
-        ("Final test accuracy (mean [95% CI]) per scheme and normalization", ["scheme", *norms], acc_rows),
-        (
-            "Spread between schemes (bootstrap 95% CI over seeds)",
-            [
-                "norm",
-                "std of means",
-                "best − worst means",
-                "best − worst, paired",
-                f"within {matters:.0%} of best",
-                "std shrink vs none",
-                f"std / range without {', '.join(sp.degenerate) or 'none'}",
-            ],
-            spread_rows,
-        ),
-    ]
+    return present(ctx, s, common, schemes, norms, outcomes, judgement, experiments, chance)
 
 
-def present(ctx, s, seeds, schemes, norms, rows_by_norm, sp: Spread, verdict: str, experiments) -> StudyResult:
-    """Tables, figure and summary of the judged measurements."""
-    matters, first = s["matters"], norms[1]
-    effect, lo, hi = sp.shrink[first]
-    figure = _figure(ctx.out, norms, schemes, sp.stats, sp.spread_ci)
-    parts = []
-    for n in norms:
-        bw = sp.best_minus_worst[n]
-        parts.append(
-            f"{n}: std {100 * sp.point[n][0]:.1f} pp, {len(bw['near_best'])}/{len(schemes)} schemes within "
-            f"{100 * matters:.0f} pp of the best, worst {bw['worst']} {100 * sp.stats[n][bw['worst']][0]:.1f}%"
-        )
-    summary = (
-        f"Std of the {len(schemes)} schemes' mean accuracy ({s['dataset']}, {s['depth']}-layer {s['activation']} MLP, "
-        f"{len(seeds)} seeds) — {'; '.join(parts)}. With {first} norm the spread shrinks by {100 * effect:+.1f} pp "
-        f"[{100 * lo:+.1f}, {100 * hi:+.1f}]. Without the schemes that stayed within {DEGENERATE_MARGIN:.0%} of chance "
-        f"somewhere ({', '.join(sp.degenerate) or 'none'}) the range of means is "
-        + ", ".join(f"{n} {100 * sp.point_trainable[n][1]:.1f} pp" for n in norms)
-        + "."
-    )
-    return StudyResult(
-        study=NAME,
-        claim=CLAIM,
-        verdict=verdict,
-        effect=effect,
-        ci=(lo, hi),
-        effect_label=f"std of scheme means: none − {first}",
-        effect_unit="pp",
-        summary=summary,
-        evidence={
-            "schemes": schemes,
-            "norms": norms,
-            "accuracy": {
-                n: {
-                    sc: {
-                        "mean": sp.stats[n][sc][0],
-                        "ci": [sp.stats[n][sc][1], sp.stats[n][sc][2]],
-                        "diverged": rows_by_norm[n][sc]["diverged"],
-                    }
-                    for sc in schemes
-                }
-                for n in norms
-            },
-            "spread_std": {
-                n: {"value": sp.spread_ci[n]["std"][0], "ci": list(sp.spread_ci[n]["std"][1:])} for n in norms
-            },
-            "spread_range": {
-                n: {"value": sp.spread_ci[n]["range"][0], "ci": list(sp.spread_ci[n]["range"][1:])} for n in norms
-            },
-            "std_shrink": {n: {"value": sp.shrink[n][0], "ci": list(sp.shrink[n][1:])} for n in norms[1:]},
-            "best_minus_worst": sp.best_minus_worst,
-            "matters_threshold": matters,
-            "degenerate": sp.degenerate,
-            "spread_without_degenerate": {
-                n: {"std": sp.point_trainable[n][0], "range": sp.point_trainable[n][1]} for n in norms
-            },
-        },
-        tables=_tables(schemes, norms, rows_by_norm, sp, matters),
-        figures=[figure],
-        experiments=experiments,
-        settings={**s, "seeds": list(seeds), "schemes": schemes, "norms": norms, "model": MODEL},
-    )
+def outcome_evidence(o: SettingOutcome) -> dict[str, Any]:
+    return {"degenerate": list(o.degenerate), "norms": {n: asdict(x) for n, x in o.norms.items()}}
+
+
+__all__ = [
+    "CLAIM",
+    "DEFAULTS",
+    "Contrast",
+    "NormOutcome",
+    "SettingOutcome",
+    "degenerate_schemes",
+    "judge",
+    "judge_setting",
+    "measure",
+    "normalized_mlp",
+    "run",
+]
