@@ -242,3 +242,30 @@ def test_accuracy_by_depth_averages_seeds_and_marks_depths_not_run():
     _, header, body = accuracy_by_depth(rows)
     assert header == ["network", "scheme", "10", "30"]
     assert body == [["tanh", "auto", "0.850 (1e-04/1e-03) x2", "-"], ["cnn tanh", "auto", "-", "0.500 (1e-05)"]]
+
+
+def test_effect_without_an_interval_says_why_on_the_page_not_nan(tmp_path):
+    from initlab.studies.base import StudyResult
+    from initlab.studies.depth_frontier import _result
+    from initlab.studies.page import save_result, write_page
+
+    settings = {**SETTINGS, "depths": [10, 30], "cnn_depths": [], "seeds": 1, "deep": []}
+    one_seed = [made_up_cell("auto", 0, depth=d, acc=0.9) for d in (10, 30)]
+    one_seed += [made_up_cell("torch_default", 0, depth=10, acc=0.8), made_up_cell("torch_default", 0, 30, 0.1)]
+    one_seed[1]["lr"] = 1e-4  # two rates: the lr-against-depth panel has a range to draw
+    out = tmp_path / "depth-frontier"
+    out.mkdir()
+    result = _result(one_seed, settings, 10, ["e1"], out)
+    assert result.effect == pytest.approx(0.8) and math.isnan(result.ci[0])
+    assert (
+        result.effect_text() == "accuracy gap between schemes at the deepest depth = +80.0 pp (one seed, no interval)"
+    )
+    save_result(result, tmp_path, command="initlab study depth-frontier", wall_s=1.0)
+    page = write_page([], tmp_path, order=["depth-frontier"]).read_text()
+    assert "(one seed, no interval)" in page and "nan" not in page.lower()
+    record = json.loads((out / "result.json").read_text())
+    assert StudyResult.from_record(record, base=tmp_path).ci_note == "one seed, no interval"
+    # Two seeds at the deepest depth: the note names the gap, not a single seed.
+    two_seeds = one_seed + [made_up_cell(s, 1, depth=30, acc=0.5) for s in ("auto", "torch_default")]
+    note = _result(two_seeds, {**settings, "seeds": 2}, 10, ["e1"], out).ci_note
+    assert note == "largest minus smallest over schemes and 2 seeds, no interval"

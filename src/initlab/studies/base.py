@@ -40,13 +40,19 @@ class StudyResult:
     # "pp": ``effect`` is a difference of accuracies (fractions), shown x100 in percentage points
     # like the tables beside it; "": shown as it is; "auto": "pp" when the label names accuracy
     effect_unit: str = "auto"
+    # shown in place of the interval when ``ci`` is not finite (e.g. "one seed, no interval")
+    ci_note: str = ""
 
     def effect_text(self) -> str:
-        """``label = +8.8 pp (95% CI [+6.1, +11.4])``: the effect in the unit of the tables."""
+        """``label = +8.8 pp (95% CI [+6.1, +11.4])``: the effect in the unit of the tables; without
+        a finite interval, ``label = +77.8 pp (one seed, no interval)`` (``ci_note``)."""
         lo, hi = self.ci
         unit = self.effect_unit
         if unit == "auto":
             unit = "pp" if "acc" in self.effect_label.lower() else ""
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            value = f"{100 * self.effect:+.1f} pp" if unit == "pp" else f"{self.effect:.4g}"
+            return f"{self.effect_label} = {value} ({self.ci_note or 'no interval'})"
         if unit == "pp":
             return f"{self.effect_label} = {100 * self.effect:+.1f} pp (95% CI [{100 * lo:+.1f}, {100 * hi:+.1f}])"
         return f"{self.effect_label} = {self.effect:.4g} (95% CI [{lo:.4g}, {hi:.4g}])"
@@ -90,6 +96,8 @@ class StudyResult:
             figures=[str(Path(f).resolve().relative_to(base.resolve())) for f in self.figures],
             effect_unit=self.effect_unit,
         )
+        if self.ci_note:
+            record["ci_note"] = self.ci_note
         return record
 
     @classmethod
@@ -114,6 +122,7 @@ class StudyResult:
             experiments=list(record.get("experiments", [])),
             settings=record.get("settings", {}),
             effect_unit=record.get("effect_unit", "auto"),
+            ci_note=record.get("ci_note", ""),
         )
 
     def markdown(self, *, figure_dir: Path | None = None) -> str:

@@ -330,6 +330,7 @@ def _result(rows, s, classes, experiments, out) -> StudyResult:
         verdict=verdict["verdict"],
         effect=verdict["effect"],
         ci=(math.nan, math.nan),
+        ci_note=effect_ci_note(rows, verdict["effect_where"]),
         effect_label="accuracy gap between schemes at the deepest depth",
         summary=summary,
         evidence={"frontier": verdict["frontier"], "fits": fits, "rows": rows},
@@ -351,6 +352,16 @@ def _result(rows, s, classes, experiments, out) -> StudyResult:
         experiments=experiments,
         settings=s,
     )
+
+
+def effect_ci_note(rows: list[dict[str, Any]], where: str) -> str:
+    """Why the effect has no interval: a gap between single runs when the effect's network and depth
+    (``where``: "tanh, depth 1000") ran one seed; else a largest-minus-smallest gap over schemes and seeds."""
+    net, _, depth = where.rpartition(", depth ")
+    seeds = {r["seed"] for r in rows if network(r) == net and str(r["depth"]) == depth}
+    if len(seeds) <= 1:
+        return "one seed, no interval"
+    return f"largest minus smallest over schemes and {len(seeds)} seeds, no interval"
 
 
 def accuracy_by_depth(rows: list[dict[str, Any]]) -> tuple[str, list[str], list[list[str]]]:
