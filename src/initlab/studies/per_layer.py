@@ -26,11 +26,10 @@ from the zeroing alone shows up against the control, not as "a scheme per layer"
 The grid. The claim is about training, so it is judged over a small sensitivity grid: SGD
 (momentum 0.9) and Adam, the learning rate tuned per scheme on the validation split, at two
 budgets (3 and 10 epochs), digits, 5 seeds (Fashion-MNIST with ``--full``). The rates: SGD
-0.01 and 0.05 (0.05 is the single rate this study used to run, where Xavier everywhere fails at
-16 blocks; at 0.01 an independent trial found Xavier everywhere within 0.3 points of auto, so a
-grid without it would flatter auto), Adam 3e-4 and 1e-3 (Adam's usual default and the rate
-below it, the one deep nets without normalization often need). Two rates per optimizer keep the
-default run near five minutes at one thread (20 members per scheme and depth). One stored,
+0.01 and 0.05 (0.05: the single rate this study used to run, where Xavier everywhere fails at 16
+blocks; at 0.01 an independent trial found Xavier everywhere within 0.3 points of auto, so a grid
+without it would flatter auto), Adam 3e-4 and 1e-3 (Adam's default and the smaller rate deep nets
+without normalization often need). Two rates keep the default run near five minutes at one thread. One stored,
 tuned comparison per (optimizer, depth), reference ``auto``; seed s fixes the data order in all
 of them (paired design).
 
@@ -236,14 +235,8 @@ def measure(ctx: StudyContext, s: dict[str, Any], common: CommonSettings, depths
     experiments = []
     for optimizer in common.optimizers:
         for depth in depths:
-            data = ctx.compare(
-                schemes=tuple(order),
-                model=MODEL,
-                width=s["width"],
-                depth=depth,
-                reference=POLICY,
-                **common.compare_kwargs(optimizer),
-            )
+            model = dict(model=MODEL, width=s["width"], depth=depth)
+            data = ctx.compare(schemes=tuple(order), reference=POLICY, **model, **common.compare_kwargs(optimizer))
             experiments.append(data.experiment_id)
             for budget in common.budgets:
                 rows[Setting(optimizer, budget).label][depth] = _rows(data, budget, order)
@@ -359,17 +352,13 @@ def present(ctx, s, common: CommonSettings, depths, order, m: Measured, judgemen
     head = m.rows[head_label][deep][picks[head_label].best_uniform]
     dataset = load(common.dataset, **({"limit_train": common.limit_train} if common.limit_train else {}))
     plan_counts = _plan_counts(s["width"], deep, dataset.input_shape, dataset.num_classes)
+
+    def versus(x: str | None, label: str) -> str:
+        return "—" if x is None else f"{_pts(m.rows[label][deep][x])} ({m.rows[label][deep][x].auto_is})"
+
     verdict_rows = [
-        [
-            label,
-            p.best_uniform,
-            _pts(m.rows[label][deep][p.best_uniform]) + f" ({m.rows[label][deep][p.best_uniform].auto_is})",
-            p.best_control or "—",
-            "—"
-            if p.best_control is None
-            else _pts(m.rows[label][deep][p.best_control]) + f" ({m.rows[label][deep][p.best_control].auto_is})",
-            p.verdict,
-        ]
+        [label, p.best_uniform, versus(p.best_uniform, label), p.best_control or "—", versus(p.best_control, label)]
+        + [p.verdict]
         for label, p in picks.items()
     ]
     return StudyResult(
@@ -432,36 +421,17 @@ def _figure(path: Path, deep: int, order: list[str], m: Measured, picks: Mapping
             r = m.rows[label][deep].get(x) if x else None
             if r is None or r.auto_minus is None or r.auto_minus_ci is None:
                 continue
-            y, (lo, hi) = 100 * r.auto_minus, r.auto_minus_ci
-            left.errorbar(
-                [i + (k - 0.5) * 0.4],
-                [y],
-                yerr=[[y - 100 * lo], [100 * hi - y]],
-                fmt=marker,
-                color=f"C{k}",
-                capsize=3,
-                label=f"auto − {what}" if i == 0 else None,
-            )
+            y, (lo, hi), at = 100 * r.auto_minus, r.auto_minus_ci, i + (k - 0.5) * 0.4
+            bar = dict(fmt=marker, color=f"C{k}", capsize=3, label=f"auto − {what}" if i == 0 else None)
+            left.errorbar([at], [y], yerr=[[y - 100 * lo], [100 * hi - y]], **bar)
             short = x.replace("_normal", "").replace("_uniform", "").replace("+zeroed_branch_ends", "+0 ends")
-            left.annotate(
-                short,
-                (i + (k - 0.5) * 0.4, 100 * lo),
-                xytext=(0, -9),
-                textcoords="offset points",
-                ha="center",
-                fontsize=7,
-            )
+            left.annotate(short, (at, 100 * lo), xytext=(0, -9), textcoords="offset points", ha="center", fontsize=7)
     left.set_yscale("symlog", linthresh=1.0)
     ticks = [-50, -20, -10, -5, -2, -1, 0, 1, 2, 5, 10, 20, 50]
     left.set_yticks(ticks, [f"{t:+d}" if t else "0" for t in ticks])
     left.set_xticks(range(len(labels)), labels, rotation=20, ha="right")
-    style(
-        left,
-        ylabel="auto − scheme, test accuracy pts (symlog)",
-        title=f"{deep} blocks: above the band, auto is better",
-        grid="y",
-        legend=True,
-    )
+    title = f"{deep} blocks: above the band, auto is better"
+    style(left, ylabel="auto − scheme, test accuracy pts (symlog)", title=title, grid="y", legend=True)
     colors = palette(order)
     for k, x in enumerate(order):
         xs = [i + (k - (len(order) - 1) / 2) * (0.8 / len(order)) for i in range(len(labels))]
@@ -476,8 +446,7 @@ def _figure(path: Path, deep: int, order: list[str], m: Measured, picks: Mapping
         grid="y",
         legend={"fontsize": 7, "loc": "upper center", "ncol": 3},
     )
-    title = "per-layer: one scheme everywhere (with and without zeroed branch ends) vs the auto plan"
-    return save(fig, path, title=title)
+    return save(fig, path, title="per-layer: one scheme everywhere (with and without zeroed branch ends) vs auto")
 
 
 __all__ = [
