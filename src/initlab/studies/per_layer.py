@@ -309,9 +309,14 @@ def _head_text(label: str, rows: Mapping[str, Row], pick: Pick) -> str:
 def _summary(common: CommonSettings, depths: list[int], m: Measured, judgement: Judgement, picks) -> str:
     deep = depths[-1]
     flips = f" It flips in: {', '.join(judgement.flips)}." if judgement.flips else ""
+    versus_best = [m.rows[label][deep][p.best_uniform] for label, p in picks.items()]
+    counts = ", ".join(f"{w} in {sum(r.auto_is == w for r in versus_best)}" for w in AUTO_IS)
+    largest = max((abs(r.auto_minus) for r in versus_best if r.auto_minus is not None), default=math.nan)
     summary = (
         f"{deep}-block residual MLP mixing ReLU/tanh/GELU/sigmoid ({common.dataset}, {len(common.seeds)} seeds, lr "
-        "tuned on validation per scheme; best uniform scheme and best control picked on the same runs). "
+        "tuned on validation per scheme; best uniform scheme and best control picked on the same runs). Auto against "
+        f"the best uniform scheme, over {len(picks)} settings: {counts} (largest |Δ| {100 * largest:.1f} pts; margin "
+        f"±{100 * common.margin:g}). "
         + "; ".join(_head_text(label, m.rows[label][deep], p) for label, p in picks.items())
         + "."
         + flips
@@ -427,11 +432,14 @@ def _figure(path: Path, deep: int, order: list[str], m: Measured, picks: Mapping
             short = x.replace("_normal", "").replace("_uniform", "").replace("+zeroed_branch_ends", "+0 ends")
             left.annotate(short, (at, 100 * lo), xytext=(0, -9), textcoords="offset points", ha="center", fontsize=7)
     left.set_yscale("symlog", linthresh=1.0)
-    ticks = [-50, -20, -10, -5, -2, -1, 0, 1, 2, 5, 10, 20, 50]
+    span = max([2.0] + [abs(v) for line in left.lines for v in line.get_ydata()])
+    ticks = [v for v in (-50, -20, -10, -5, -2, -1, 0, 1, 2, 5, 10, 20, 50) if abs(v) <= 1.5 * span]
     left.set_yticks(ticks, [f"{t:+d}" if t else "0" for t in ticks])
     left.set_xticks(range(len(labels)), labels, rotation=20, ha="right")
     title = f"{deep} blocks: above the band, auto is better"
-    style(left, ylabel="auto − scheme, test accuracy pts (symlog)", title=title, grid="y", legend=True)
+    legend = {"fontsize": 7, "loc": "upper center", "ncol": 3}
+    left.set_ylim(-1.6 * span, 8 * span)  # room above the bars for the legend
+    style(left, ylabel="auto − scheme, test accuracy pts (symlog)", title=title, grid="y", legend=legend)
     colors = palette(order)
     for k, x in enumerate(order):
         xs = [i + (k - (len(order) - 1) / 2) * (0.8 / len(order)) for i in range(len(labels))]
