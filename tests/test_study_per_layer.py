@@ -136,6 +136,10 @@ def test_tiny_run_judges_every_setting_at_the_deepest_depth(result):
         )
         # the selected rate is one of the grid's
         assert all(deep[x]["lr"] == 0.05 for x in deep)
+    # one rate: the untuned table at the final budget is the tuned one
+    untuned = r.evidence["untuned_by_rate"]["sgd"]
+    final = r.evidence["accuracy"]["sgd, 2 epochs"]["12"]
+    assert all(untuned[x]["0.05"] == pytest.approx(final[x]["mean"]) for x in UNIFORM + CONTROLS + ["auto"])
     head = r.evidence["by_setting"]["sgd, 2 epochs"]["auto_minus_best_uniform"]
     assert r.effect == pytest.approx(head["mean"])
     assert r.evidence["auto_plan_weights"]["zeros"] == 12  # one zeroed branch end per block

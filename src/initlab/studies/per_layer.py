@@ -48,8 +48,9 @@ best control (a scheme per layer beats every single scheme, zeroed branch ends o
 gain is the zeroing), or no control was run (the gain cannot be told from the zeroing);
 *not supported* when auto is not better than the best uniform scheme. The study's verdict is
 ``supported`` / ``not supported`` only when every setting agrees, else ``partly`` naming the
-settings that flip (``initlab.studies.grid.judge_across``). The shallower depths are reported
-per setting, not judged.
+settings that flip (``initlab.studies.grid.judge_across``). Reported, not judged: the shallower
+depths per setting, and every rate of the grid untuned at the deepest depth and final budget
+(what one fixed rate would have shown). The figure is drawn by ``initlab.studies.per_layer_plot``.
 """
 
 from __future__ import annotations
@@ -58,7 +59,6 @@ import math
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 from torch import nn
@@ -159,6 +159,8 @@ class Measured:
 
     rows: dict[str, dict[int, dict[str, Row]]]  # setting label -> depth -> scheme -> row
     experiments: list[str]
+    # deepest depth, final budget, untuned: optimizer -> scheme -> lr -> mean test accuracy over seeds
+    by_rate: dict[str, dict[str, dict[float, float]]]
 
 
 def best_of(rows: Mapping[str, Row], candidates: Sequence[str]) -> str | None:
@@ -232,7 +234,7 @@ def _rows(data: Any, budget: int, order: list[str]) -> dict[str, Row]:
 def measure(ctx: StudyContext, s: dict[str, Any], common: CommonSettings, depths: list[int], order: list[str]):
     """One tuned comparison per (optimizer, depth), reference ``auto``; rows per setting and depth."""
     rows: dict[str, dict[int, dict[str, Row]]] = {st.label: {} for st in common.settings}
-    experiments = []
+    experiments, by_rate = [], {}
     for optimizer in common.optimizers:
         for depth in depths:
             model = dict(model=MODEL, width=s["width"], depth=depth)
@@ -240,7 +242,19 @@ def measure(ctx: StudyContext, s: dict[str, Any], common: CommonSettings, depths
             experiments.append(data.experiment_id)
             for budget in common.budgets:
                 rows[Setting(optimizer, budget).label][depth] = _rows(data, budget, order)
-    return Measured(rows, experiments)
+            if depth == depths[-1]:
+                by_rate[optimizer] = _by_rate(data, common.budgets[-1])
+    return Measured(rows, experiments, by_rate)
+
+
+def _by_rate(data: Any, budget: int) -> dict[str, dict[float, float]]:
+    """scheme -> lr -> mean test accuracy after ``budget`` at every rate of the grid (no selection)."""
+    from initlab.studies.settings import finite_mean
+
+    accs: dict[str, dict[float, list[float]]] = {}
+    for r in data.all_runs:
+        accs.setdefault(r.scheme, {}).setdefault(r.lr, []).append(r.test_curve.get(budget, math.nan))
+    return {x: {lr: finite_mean(v) for lr, v in sorted(per.items())} for x, per in accs.items()}
 
 
 @register(NAME, CLAIM)
@@ -306,7 +320,7 @@ def _head_text(label: str, rows: Mapping[str, Row], pick: Pick) -> str:
     return text + f": {pick.verdict}"
 
 
-def _summary(common: CommonSettings, depths: list[int], m: Measured, judgement: Judgement, picks) -> str:
+def _summary(common: CommonSettings, depths: list[int], m: Measured, judgement: Judgement, picks, shown) -> str:
     deep = depths[-1]
     flips = f" It flips in: {', '.join(judgement.flips)}." if judgement.flips else ""
     versus_best = [m.rows[label][deep][p.best_uniform] for label, p in picks.items()]
@@ -320,6 +334,16 @@ def _summary(common: CommonSettings, depths: list[int], m: Measured, judgement: 
         + "; ".join(_head_text(label, m.rows[label][deep], p) for label, p in picks.items())
         + "."
         + flips
+    )
+    per_rate = [
+        f"{o} {lr:g}: " + " / ".join(f"{100 * m.by_rate[o][x][lr]:.1f}" for x in shown)
+        for o in m.by_rate
+        for lr in m.by_rate[o][POLICY]
+    ]
+    summary += (
+        f" Untuned, at {deep} blocks after {common.budgets[-1]} epochs ({' / '.join(shown)}): "
+        + "; ".join(per_rate)
+        + "."
     )
     if len(depths) > 1:
         shallow = depths[0]
@@ -351,6 +375,10 @@ def _pick_evidence(rows: Mapping[str, Row], pick: Pick) -> dict[str, Any]:
 def present(ctx, s, common: CommonSettings, depths, order, m: Measured, judgement: Judgement, picks) -> StudyResult:
     """Tables, figure and summary of the judged measurements."""
     from initlab.data import load
+    from initlab.studies.per_layer_plot import figure
+    from initlab.sweep.config import ZEROED_BRANCH_ENDS
+
+    shown = [POLICY] + [x for x in order if x != POLICY and not x.endswith(ZEROED_BRANCH_ENDS)]  # auto, uniform
 
     deep = depths[-1]
     head_label = Setting(common.optimizers[0], common.budgets[-1]).label
@@ -376,7 +404,7 @@ def present(ctx, s, common: CommonSettings, depths, order, m: Measured, judgemen
             f"test accuracy auto − {head.scheme} (the best uniform scheme) at {deep} blocks ({head_label}; paired "
             "bootstrap over seeds and test examples)"
         ),
-        summary=_summary(common, depths, m, judgement, picks),
+        summary=_summary(common, depths, m, judgement, picks, shown),
         evidence={
             "judgement": judgement.evidence(),
             "judged_depth": deep,
@@ -385,6 +413,9 @@ def present(ctx, s, common: CommonSettings, depths, order, m: Measured, judgemen
             "accuracy": {
                 label: {str(d): {x: asdict(r) for x, r in rows.items()} for d, rows in by_depth.items()}
                 for label, by_depth in m.rows.items()
+            },
+            "untuned_by_rate": {
+                o: {x: {f"{lr:g}": a for lr, a in per.items()} for x, per in by.items()} for o, by in m.by_rate.items()
             },
             "auto_plan_weights": plan_counts,
             "seeds": list(common.seeds),
@@ -400,61 +431,25 @@ def present(ctx, s, common: CommonSettings, depths, order, m: Measured, judgemen
             ),
             *[_depth_table(m, d, order, d == deep, common.margin) for d in reversed(depths)],
             (
+                f"Every rate of the grid, untuned, at {deep} blocks after {common.budgets[-1]} epochs: test accuracy % "
+                "(mean over seeds); the tables above use the rate selected on validation",
+                ["optimizer", "scheme", "accuracy % per lr"],
+                [
+                    [o, x, ", ".join(f"{lr:g}: {100 * a:.1f}" for lr, a in by_scheme[x].items())]
+                    for o, by_scheme in m.by_rate.items()
+                    for x in order
+                ],
+            ),
+            (
                 f"The auto plan on the {deep}-block model (weight tensors per scheme)",
                 ["scheme", "weights"],
                 [[k, str(v)] for k, v in plan_counts.items()],
             ),
         ],
-        figures=[_figure(ctx.out / "per_layer.png", deep, order, m, picks, common.margin)],
+        figures=[figure(ctx.out / "per_layer.png", deep, order, m, picks, common.margin)],
         experiments=m.experiments,
         settings={**s, "seeds": list(common.seeds), "depths": depths, "model": MODEL},
     )
-
-
-def _figure(path: Path, deep: int, order: list[str], m: Measured, picks: Mapping[str, Pick], margin: float) -> Path:
-    """Left: auto − best uniform and auto − best control per setting with CIs, the margin shaded
-    (symlog axis: the gaps span points to tens of points); right: tuned accuracy per setting."""
-    from initlab.plotting import new_figure, palette, save, style
-
-    fig, (left, right) = new_figure(2, size=(12, 4.4), gridspec_kw={"width_ratios": [1, 1]})
-    labels = list(picks)
-    left.axhspan(-100 * margin, 100 * margin, color="0.85", label=f"±{100 * margin:g} pts margin")
-    left.axhline(0, color="black", lw=0.8)
-    for k, (what, marker) in enumerate((("best uniform", "o"), ("best control", "s"))):
-        for i, label in enumerate(labels):
-            x = picks[label].best_uniform if k == 0 else picks[label].best_control
-            r = m.rows[label][deep].get(x) if x else None
-            if r is None or r.auto_minus is None or r.auto_minus_ci is None:
-                continue
-            y, (lo, hi), at = 100 * r.auto_minus, r.auto_minus_ci, i + (k - 0.5) * 0.4
-            bar = dict(fmt=marker, color=f"C{k}", capsize=3, label=f"auto − {what}" if i == 0 else None)
-            left.errorbar([at], [y], yerr=[[y - 100 * lo], [100 * hi - y]], **bar)
-            short = x.replace("_normal", "").replace("_uniform", "").replace("+zeroed_branch_ends", "+0 ends")
-            left.annotate(short, (at, 100 * lo), xytext=(0, -9), textcoords="offset points", ha="center", fontsize=7)
-    left.set_yscale("symlog", linthresh=1.0)
-    span = max([2.0] + [abs(v) for line in left.lines for v in line.get_ydata()])
-    ticks = [v for v in (-50, -20, -10, -5, -2, -1, 0, 1, 2, 5, 10, 20, 50) if abs(v) <= 1.5 * span]
-    left.set_yticks(ticks, [f"{t:+d}" if t else "0" for t in ticks])
-    left.set_xticks(range(len(labels)), labels, rotation=20, ha="right")
-    title = f"{deep} blocks: above the band, auto is better"
-    legend = {"fontsize": 7, "loc": "upper center", "ncol": 3}
-    left.set_ylim(-1.6 * span, 8 * span)  # room above the bars for the legend
-    style(left, ylabel="auto − scheme, test accuracy pts (symlog)", title=title, grid="y", legend=legend)
-    colors = palette(order)
-    for k, x in enumerate(order):
-        xs = [i + (k - (len(order) - 1) / 2) * (0.8 / len(order)) for i in range(len(labels))]
-        ys = [100 * m.rows[label][deep][x].mean for label in labels]
-        right.bar(xs, [y if math.isfinite(y) else 0 for y in ys], 0.8 / len(order), color=colors[x], label=x)
-    right.set_xticks(range(len(labels)), labels, rotation=20, ha="right")
-    right.set_ylim(0, 130)  # room above the bars for the legend
-    style(
-        right,
-        ylabel="tuned test accuracy (%, mean over seeds)",
-        title=f"{deep} blocks: accuracy per setting",
-        grid="y",
-        legend={"fontsize": 7, "loc": "upper center", "ncol": 3},
-    )
-    return save(fig, path, title="per-layer: one scheme everywhere (with and without zeroed branch ends) vs auto")
 
 
 __all__ = [
