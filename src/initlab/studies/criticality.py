@@ -240,7 +240,7 @@ def measure(ctx: StudyContext, s: dict[str, Any], common: CommonSettings, grid: 
         per_seed, matched = depth_matched_effect(by_depth, grid.inside, common.seeds)
         mean, lo, hi = mean_ci(per_seed)
         effects[label] = Effect(per_seed, mean, (lo, hi), matched)
-    data_options: dict[str, Any] = {"limit_train": common.limit_train} if common.limit_train else {}
+    data_options = common.data_options
     dataset = load(common.dataset, **data_options)
     steps = common.epochs * math.ceil(dataset.x_train.shape[0] / common.batch_size)
     return Measured(acc, lr, diverged, effects, 1.0 / dataset.num_classes, steps, experiments)

@@ -86,6 +86,11 @@ class CommonSettings:
         return list(self.lr_grids)
 
     @property
+    def data_options(self) -> dict[str, Any]:
+        """``initlab.data.load`` keywords (``limit_train`` when set)."""
+        return {"limit_train": self.limit_train} if self.limit_train else {}
+
+    @property
     def settings(self) -> list[Setting]:
         return [Setting(o, b) for o in self.optimizers for b in self.budgets]
 
@@ -100,7 +105,7 @@ class CommonSettings:
             optimizer=optimizer,
             lr_grid=self.lr_grids[optimizer],
             margin=self.margin,
-            data_options={"limit_train": self.limit_train} if self.limit_train else {},
+            data_options=self.data_options,
         )
 
 

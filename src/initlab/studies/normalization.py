@@ -333,9 +333,7 @@ def measure(ctx: StudyContext, s: dict[str, Any], common: CommonSettings, scheme
     and the experiment ids."""
     from initlab.data import load
 
-    chance = (
-        1.0 / load(common.dataset, **({"limit_train": common.limit_train} if common.limit_train else {})).num_classes
-    )
+    chance = 1.0 / load(common.dataset, **common.data_options).num_classes
     outcomes: dict[str, SettingOutcome] = {}
     experiments = []
     for optimizer in common.optimizers:

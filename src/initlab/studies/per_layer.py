@@ -383,7 +383,7 @@ def present(ctx, s, common: CommonSettings, depths, order, m: Measured, judgemen
     deep = depths[-1]
     head_label = Setting(common.optimizers[0], common.budgets[-1]).label
     head = m.rows[head_label][deep][picks[head_label].best_uniform]
-    dataset = load(common.dataset, **({"limit_train": common.limit_train} if common.limit_train else {}))
+    dataset = load(common.dataset, **common.data_options)
     plan_counts = _plan_counts(s["width"], deep, dataset.input_shape, dataset.num_classes)
 
     def versus(x: str | None, label: str) -> str:

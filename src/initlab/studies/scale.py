@@ -238,7 +238,7 @@ class Measured:
 def _curves(data: Any, schemes: dict[float, str], seeds: Sequence[int]) -> dict[float, list[SeedCurve]]:
     runs = {(r["scheme"], r["seed"]): r for r in data.runs}
     by_run = data.curves()
-    out = {}
+    out: dict[float, list[SeedCurve]] = {}
     for f, sch in schemes.items():
         out[f] = []
         for k in seeds:
@@ -261,7 +261,7 @@ def measure(ctx: StudyContext, s: dict[str, Any], grid: ScaleSettings) -> Measur
 
     common = grid.common
     schemes = {f: scheme_for(f) for f in grid.factors}
-    data_options = {"limit_train": common.limit_train} if common.limit_train else {}
+    data_options = common.data_options
     base = dict(
         schemes=tuple(schemes[f] for f in grid.factors),
         seeds=common.seeds,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from initlab import checks
@@ -65,34 +66,12 @@ def positive_list(name: str, value: Any) -> list[float]:
         raise checks.fail(name, value, "a list of finite numbers > 0") from None
 
 
-def fixed_lr_compare(ctx: Any, s: dict[str, Any], seeds: tuple[int, ...], schemes: list[str], **config: Any) -> Any:
-    """A stored fixed-lr comparison of ``schemes`` over ``seeds`` (one cell: every member trains
-    together) with the training settings of a study's dict ``s`` (``dataset``, ``data_options``,
-    ``epochs``, ``batch_size``, ``lr``); ``config``: the model and the rest (``CompareConfig``)."""
-    return ctx.compare(
-        schemes=tuple(schemes),
-        seeds=seeds,
-        dataset=s["dataset"],
-        data_options=s["data_options"],
-        epochs=s["epochs"],
-        batch_size=s["batch_size"],
-        lr=s["lr"],
-        chunk_size=len(schemes) * len(seeds),
-        **config,
-    )
-
-
 def fmt_ci(mean: float, lo: float, hi: float, digits: int = 3) -> str:
     if not math.isfinite(mean):
         return "n/a"
     if not (math.isfinite(lo) and math.isfinite(hi)):
         return f"{mean:.{digits}f}"
     return f"{mean:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
-
-
-def accuracy_by_seed(data: Any, epoch: int | None = None) -> dict[str, dict[int, float]]:
-    """scheme -> {seed: test accuracy} of a ``ReportData``'s tuned runs (``ReportData.accuracy_by_seed``)."""
-    return data.accuracy_by_seed(epoch)
 
 
 def finite_mean(values: Any) -> float:
@@ -112,13 +91,6 @@ def paired_effect(a: list[float], b: list[float]) -> dict[str, Any]:
     mean, lo, hi = mean_ci(diffs)
     _, p = paired_test(a, b, "t")
     return {"mean": mean, "ci": [lo, hi], "p": p, "n": len(diffs)}
-
-
-def paired_diff(a: dict[int, float], b: dict[int, float]) -> tuple[float, float, float]:
-    """(mean, ci_low, ci_high) of ``a[s] - b[s]`` over the seeds both have."""
-    seeds = sorted(set(a) & set(b))
-    diffs = [a[s] - b[s] for s in seeds if math.isfinite(a[s]) and math.isfinite(b[s])]
-    return mean_ci(diffs)
 
 
 def tuned_runs(data: Any, budget: int) -> dict[str, dict[int, Any]]:
@@ -141,7 +113,7 @@ def tuned_by_seed(data: Any, budget: int) -> dict[str, dict[int, float]]:
     }
 
 
-def paired_versus(a: dict[int, Any], b: dict[int, Any], budget: int, margin: float) -> Any:
+def paired_versus(a: Mapping[int, Any], b: Mapping[int, Any], budget: int, margin: float) -> Any:
     """``stats.PairedDifference`` of accuracy(a) − accuracy(b) after ``budget``: runs (seed -> Run,
     possibly from two comparisons on the same data) paired by seed, bootstrap over seeds and test
     examples, with the equivalence verdict at ``margin``. NaN and ``inconclusive`` when the runs
