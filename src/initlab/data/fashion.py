@@ -91,7 +91,9 @@ def fashion_mnist(
     from initlab.data.generated import default_cache_dir
 
     files = find_fashion_mnist(data_dir)
-    cache = None if cache_dir is False else (default_cache_dir() if cache_dir in (None, True) else cache_dir)
+    cache: str | os.PathLike[str] | None = None
+    if cache_dir is not False:
+        cache = default_cache_dir() if cache_dir is None or cache_dir is True else cache_dir
     arrays = {key: read_idx_cached(path, cache) for key, path in files.items()}
     for split in ("train", "test"):
         images, labels = arrays[f"x_{split}"], arrays[f"y_{split}"]
