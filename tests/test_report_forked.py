@@ -61,3 +61,14 @@ def test_one_core_draws_everything_here_in_order(tmp_path, monkeypatch):
     keys = ["signal", "accuracy", "curves"]
     assert list(forked.draw_all(_jobs(tmp_path, keys))) == keys
     assert set(_writers(tmp_path, keys).values()) == {os.getpid()}
+
+
+def test_a_refused_fork_draws_everything_here(tmp_path, monkeypatch):
+    def no_room():
+        raise OSError(12, "Cannot allocate memory")
+
+    monkeypatch.setattr(forked, "can_fork", lambda n: True)
+    monkeypatch.setattr(forked.os, "fork", no_room)
+    keys = ["signal", "accuracy"]
+    assert list(forked.draw_all(_jobs(tmp_path, keys))) == keys
+    assert set(_writers(tmp_path, keys).values()) == {os.getpid()}

@@ -63,7 +63,14 @@ def draw_all(jobs: Mapping[str, tuple[Path, Callable[[], object]]]) -> dict[str,
     mine, theirs = split(keys)
     sys.stdout.flush()
     sys.stderr.flush()
-    pid = os.fork()
+    try:
+        pid = os.fork()
+    except OSError:  # no room for a child (strict overcommit, process limits): draw here
+        pid = -1
+    if pid < 0:
+        for key in keys:
+            jobs[key][1]()
+        return {key: jobs[key][0] for key in keys}
     if pid == 0:  # the child: draw, then leave without running this process's exit handlers
         code = 1
         try:
