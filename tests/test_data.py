@@ -293,6 +293,19 @@ def test_digits_split_is_disjoint_and_covers_every_image():
     assert float(raw.x_train.min()) == 0.0 and float(raw.x_train.max()) == 16.0
 
 
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
+def test_global_standardize_gives_the_bits_of_the_formula_and_leaves_its_inputs_alone(dtype):
+    from initlab.data.dataset import standardize
+
+    g = torch.Generator().manual_seed(0)
+    x, y = (torch.randint(0, 256, (n, 1, 5, 5), generator=g).to(dtype) for n in (30, 7))
+    x0, y0 = x.clone(), y.clone()
+    train, test, stats = standardize(x, y, "global")
+    m, s = torch.tensor(stats["mean"]), torch.tensor(stats["std"])
+    assert torch.equal(train, (x0.float() - m) / s) and torch.equal(test, (y0.float() - m) / s)
+    assert torch.equal(x, x0) and torch.equal(y, y0)
+
+
 def test_standardize_modes_use_train_statistics_only():
     glob = load("digits", flatten=True)
     assert float(glob.x_train.mean()) == pytest.approx(0.0, abs=1e-5)
