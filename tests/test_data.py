@@ -97,7 +97,6 @@ def test_write_idx_refuses_types_without_code(tmp_path):
         write_idx(tmp_path / "x", np.zeros(3, dtype=np.int64))
 
 
-
 # --- the cache of decoded IDX files -----------------------------------------------------------
 
 
@@ -165,6 +164,7 @@ def test_fashion_mnist_reads_through_the_cache_unless_told_not_to(tmp_path, no_s
     for ds in (decoded, cached):
         assert torch.equal(ds.x_train, plain.x_train) and torch.equal(ds.y_test, plain.y_test)
         assert ds.spec == plain.spec and ds.meta == plain.meta
+
 
 # --- Fashion-MNIST from files the test writes -------------------------------------------------
 
