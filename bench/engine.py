@@ -326,19 +326,6 @@ def bench_workload(w: Workload, args, device: torch.device) -> dict:
     return out
 
 
-def _timed(module, name: str, phases: dict[str, float], key: str) -> None:
-    original = getattr(module, name)
-
-    def wrapper(*a, **k):
-        start = time.perf_counter()
-        try:
-            return original(*a, **k)
-        finally:
-            phases[key] = phases.get(key, 0.0) + time.perf_counter() - start
-
-    setattr(module, name, wrapper)
-
-
 def bench_end_to_end(args, device: torch.device) -> dict | None:
     """A whole ``initlab compare`` process on the ``fashion`` workload, and where its time goes."""
     w = WORKLOADS["fashion"]
@@ -396,10 +383,7 @@ def bench_end_to_end(args, device: torch.device) -> dict | None:
             print(f"  e2e: initlab compare failed: {res.stderr.strip().splitlines()[-1:]}")
             return None
         written = sum(p.stat().st_size for p in Path(tmp).rglob("*") if p.is_file())
-        start = time.perf_counter()
-        subprocess.run([sys.executable, "-c", "import initlab.cli, initlab.sweep, torch"], env=env, check=True)
-        startup = time.perf_counter() - start
-        phases = _phases_in_process(cli, tmp)
+        phases = _phases_in_fresh_process(cli, tmp, env)
     frac = flops / wall / 1e9 / rate
     print(
         f"  e2e          initlab compare ({2 * seeds} members, 1 epoch, {n_train:,} samples): {wall:.2f} s wall, "
@@ -407,8 +391,8 @@ def bench_end_to_end(args, device: torch.device) -> dict | None:
         flush=True,
     )
     print(
-        "               where the time goes (in-process rerun): start-up (python + imports) "
-        f"{startup:.2f} s, " + ", ".join(f"{k} {v:.2f} s" for k, v in phases.items())
+        "               where the time goes (a second fresh process, wall s / CPU s): "
+        + ", ".join(f"{k} {w:.2f}/{c:.2f}" for k, (w, c) in phases.items())
     )
     return {
         "workload": "e2e",
@@ -417,31 +401,28 @@ def bench_end_to_end(args, device: torch.device) -> dict | None:
         "frac": frac,
         "matmul": rate,
         "mb_written": written / 1e6,
-        "startup_s": startup,
-        **{f"{k}_s": v for k, v in phases.items()},
+        **{f"{k}_s": w for k, (w, _) in phases.items()},
+        **{f"{k}_cpu_s": c for k, (_, c) in phases.items()},
     }
 
 
-def _phases_in_process(cli: list[str], tmp: str) -> dict[str, float]:
-    import initlab.data
-    import initlab.report
-    import initlab.sweep.driver
-    from initlab.cli import main
-
-    phases: dict[str, float] = {}
-    _timed(initlab.data, "load", phases, "data")
-    _timed(initlab.sweep.driver, "signal_at_init", phases, "signal at init")
-    _timed(initlab.sweep.driver, "run_local", phases, "training (+ commit)")
-    _timed(initlab.sweep.driver, "report_data", phases, "summary")
-    _timed(initlab.report, "write_report", phases, "report + plots")
-    start = time.perf_counter()
-    with open(os.devnull, "w") as sink:
-        stdout, sys.stdout = sys.stdout, sink
-        try:
-            main([*cli, "--store", f"{tmp}/p.sqlite", "--out", f"{tmp}/p", "--json"])
-        finally:
-            sys.stdout = stdout
-    phases["total (after imports)"] = time.perf_counter() - start
+def _phases_in_fresh_process(cli: list[str], tmp: str, env: dict[str, str]) -> dict[str, tuple[float, float]]:
+    """The same command again in a fresh process (``bench/e2e_probe.py``), timed by phase: every
+    second of the process is named, from the interpreter's start to its exit."""
+    out = Path(tmp) / "phases.json"
+    start = time.monotonic()
+    subprocess.run(
+        [sys.executable, str(Path(__file__).with_name("e2e_probe.py")), str(out), *cli, "--store", f"{tmp}/p.sqlite"]
+        + ["--out", f"{tmp}/p", "--json"],
+        stdout=subprocess.DEVNULL,
+        env=env,
+        check=True,
+    )
+    ended = time.monotonic()
+    record = json.loads(out.read_text())
+    phases = {k: (float(w), float(c)) for k, (w, c) in record["phases"].items()}
+    phases["exit"] = (ended - record["atexit_monotonic"], float("nan"))
+    phases["total"] = (ended - start, float("nan"))
     return phases
 
 

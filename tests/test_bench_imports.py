@@ -55,4 +55,4 @@ def test_every_initlab_name_a_benchmark_imports_exists(script):
 def test_the_benchmarks_import_something_from_initlab():
     # guards the test above against a parser that silently finds nothing
     assert sum(len(_initlab_imports(s)) for s in SCRIPTS) >= 10
-    assert len(_patched_attributes(BENCH / "engine.py")) >= 4
+    assert len(_patched_attributes(BENCH / "e2e_probe.py")) >= 4

@@ -176,3 +176,38 @@ def test_study_effects_are_printed_in_percentage_points():
         effect_unit="pp",
     )
     assert "+3.1 pp" in spread.effect_text()
+
+
+def test_a_command_module_is_imported_with_collection_paused_and_the_state_restored(monkeypatch):
+    import gc
+    import types
+
+    import initlab.cli as cli
+
+    seen = []
+    stub = types.SimpleNamespace(register=lambda sub: sub.add_parser("schemes"))
+    monkeypatch.setattr(cli.importlib, "import_module", lambda name: seen.append(gc.isenabled()) or stub)
+    for enabled in (True, False):
+        (gc.enable if enabled else gc.disable)()
+        try:
+            cli.build_parser(only="schemes")
+            assert gc.isenabled() is enabled
+        finally:
+            gc.enable()
+    assert seen == [False, False]
+
+
+def test_only_a_process_owning_call_freezes_objects_out_of_collection(capsys):
+    import gc
+
+    from initlab.cli import main
+
+    before = gc.get_freeze_count()
+    assert main(["schemes", "--json"]) == 0
+    assert gc.get_freeze_count() == before  # tests and library callers keep a normal collector
+    try:
+        assert main(["schemes", "--json"], owns_process=True) == 0
+        assert gc.get_freeze_count() > before
+    finally:
+        gc.unfreeze()
+    capsys.readouterr()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import random
 import struct
 from pathlib import Path
@@ -96,6 +97,75 @@ def test_write_idx_refuses_types_without_code(tmp_path):
         write_idx(tmp_path / "x", np.zeros(3, dtype=np.int64))
 
 
+# --- the cache of decoded IDX files -----------------------------------------------------------
+
+
+def _decoding_fails(monkeypatch):
+    from initlab.data import idx
+
+    def refuse(*a, **k):
+        raise AssertionError("decoded although a cache entry exists")
+
+    monkeypatch.setattr(idx, "_decode", refuse)
+
+
+def test_cached_idx_equals_the_file_and_a_second_read_decodes_nothing(tmp_path, monkeypatch):
+    from initlab.data.idx import read_idx_cached
+
+    array = np.random.default_rng(0).integers(0, 256, size=(5, 4, 3), dtype=np.uint8)
+    path = write_idx(tmp_path / "a-idx3.gz", array)
+    first = read_idx_cached(path, tmp_path / "cache")
+    entries = list((tmp_path / "cache" / "idx").iterdir())
+    assert [e.name for e in entries] == [hashlib.sha256(path.read_bytes()).hexdigest() + ".npy"]
+    _decoding_fails(monkeypatch)
+    second = read_idx_cached(path, tmp_path / "cache")
+    for got in (first, second):
+        np.testing.assert_array_equal(got, array)
+        assert got.dtype == np.uint8 and got.flags.writeable
+
+
+def test_an_edited_idx_file_is_never_served_from_the_cache(tmp_path):
+    from initlab.data.idx import read_idx_cached
+
+    path = write_idx(tmp_path / "labels", np.arange(6, dtype=np.int32))
+    read_idx_cached(path, tmp_path / "cache")
+    write_idx(path, np.arange(6, dtype=np.int32)[::-1])  # same size, other content
+    np.testing.assert_array_equal(read_idx_cached(path, tmp_path / "cache"), np.arange(6)[::-1])
+    assert len(list((tmp_path / "cache" / "idx").iterdir())) == 2
+
+
+def test_a_damaged_cache_entry_is_decoded_again_and_an_unwritable_cache_only_warns(tmp_path):
+    from initlab.data.idx import read_idx_cached
+
+    array = np.arange(12, dtype=np.int16).reshape(3, 4)
+    path = write_idx(tmp_path / "a", array)
+    read_idx_cached(path, tmp_path / "cache")
+    (entry,) = (tmp_path / "cache" / "idx").iterdir()
+    entry.write_bytes(entry.read_bytes()[:20])
+    np.testing.assert_array_equal(read_idx_cached(path, tmp_path / "cache"), array)
+    np.testing.assert_array_equal(np.load(entry), array)  # rewritten
+    blocker = tmp_path / "file-not-dir"
+    blocker.write_text("")
+    with pytest.warns(UserWarning, match="could not cache a"):
+        np.testing.assert_array_equal(read_idx_cached(path, blocker), array)
+    assert read_idx_cached(path, None).tolist() == array.tolist()
+    with pytest.raises(UserError, match="does not exist"):
+        read_idx_cached(tmp_path / "absent", tmp_path / "cache")
+
+
+def test_fashion_mnist_reads_through_the_cache_unless_told_not_to(tmp_path, no_system_data, monkeypatch):
+    _fake_fashion(tmp_path / "fm")
+    plain = load("fashion-mnist", data_dir=tmp_path / "fm", cache_dir=False)
+    assert not (tmp_path / "cache").exists()
+    decoded = load("fashion-mnist", data_dir=tmp_path / "fm")
+    assert len(list((tmp_path / "cache" / "idx").iterdir())) == 4
+    _decoding_fails(monkeypatch)
+    cached = load("fashion-mnist", data_dir=tmp_path / "fm")
+    for ds in (decoded, cached):
+        assert torch.equal(ds.x_train, plain.x_train) and torch.equal(ds.y_test, plain.y_test)
+        assert ds.spec == plain.spec and ds.meta == plain.meta
+
+
 # --- Fashion-MNIST from files the test writes -------------------------------------------------
 
 
@@ -118,6 +188,7 @@ def no_system_data(monkeypatch, tmp_path):
     """Hide the real Fashion-MNIST locations, so only the test's directories are searched."""
     monkeypatch.setattr(fashion, "SYSTEM_FASHION_MNIST", tmp_path / "system-absent")
     monkeypatch.delenv("INITLAB_DATA", raising=False)
+    monkeypatch.setenv("INITLAB_CACHE", str(tmp_path / "cache"))  # decoded files land here, not in ~/.cache
 
 
 @pytest.mark.parametrize("gz", [True, False], ids=["gz", "raw"])
@@ -220,6 +291,19 @@ def test_digits_split_is_disjoint_and_covers_every_image():
     rows = {tuple(r) for r in raw.x_train.int().tolist()} | {tuple(r) for r in raw.x_test.int().tolist()}
     assert rows == {tuple(r) for r in load_digits().data.astype(int).tolist()}
     assert float(raw.x_train.min()) == 0.0 and float(raw.x_train.max()) == 16.0
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
+def test_global_standardize_gives_the_bits_of_the_formula_and_leaves_its_inputs_alone(dtype):
+    from initlab.data.dataset import standardize
+
+    g = torch.Generator().manual_seed(0)
+    x, y = (torch.randint(0, 256, (n, 1, 5, 5), generator=g).to(dtype) for n in (30, 7))
+    x0, y0 = x.clone(), y.clone()
+    train, test, stats = standardize(x, y, "global")
+    m, s = torch.tensor(stats["mean"]), torch.tensor(stats["std"])
+    assert torch.equal(train, (x0.float() - m) / s) and torch.equal(test, (y0.float() - m) / s)
+    assert torch.equal(x, x0) and torch.equal(y, y0)
 
 
 def test_standardize_modes_use_train_statistics_only():

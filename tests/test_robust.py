@@ -177,6 +177,20 @@ def test_the_cpu_shape_pass_of_a_small_model_equals_the_meta_pass(arch, shape, m
     assert memory.model_footprint(arch, input_shape=shape, num_classes=7, width=16, depth=2) == small
 
 
+def test_the_cpu_shape_pass_does_not_import_sympy():
+    """``to_empty`` of a meta model imports sympy (about 0.6 s of CPU in a fresh process)."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys; from initlab.engine.memory import model_footprint; "
+        "model_footprint('mlp', input_shape=(8,), num_classes=3, width=4, depth=1); "
+        "print('sympy' in sys.modules)"
+    )
+    res = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True)
+    assert res.stdout.strip() == "False"
+
+
 def test_footprint_of_a_huge_mlp_allocates_nothing_and_adds_up_by_hand():
     fp = memory.model_footprint("mlp", input_shape=(784,), num_classes=10, width=100_000, depth=2)
     assert fp.parameters == 784 * 100_000 + 100_000 + 100_000**2 + 100_000 + 100_000 * 10 + 10

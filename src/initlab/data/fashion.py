@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from initlab.data.dataset import RawSplits
-from initlab.data.idx import read_idx
+from initlab.data.idx import read_idx_cached
 from initlab.errors import UserError
 
 SYSTEM_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
@@ -83,9 +83,18 @@ def find_fashion_mnist(data_dir: str | os.PathLike[str] | None = None) -> dict[s
     )
 
 
-def fashion_mnist(*, seed: int, data_dir: str | os.PathLike[str] | None = None) -> RawSplits:
+def fashion_mnist(
+    *, seed: int, data_dir: str | os.PathLike[str] | None = None, cache_dir: str | os.PathLike[str] | bool | None = None
+) -> RawSplits:
+    """The four IDX files, decoded through ``read_idx_cached`` in ``cache_dir`` (default
+    ``default_cache_dir()``; ``False``: decode every time)."""
+    from initlab.data.generated import default_cache_dir
+
     files = find_fashion_mnist(data_dir)
-    arrays = {key: read_idx(path) for key, path in files.items()}
+    cache: str | os.PathLike[str] | None = None
+    if cache_dir is not False:
+        cache = default_cache_dir() if cache_dir is None or cache_dir is True else cache_dir
+    arrays = {key: read_idx_cached(path, cache) for key, path in files.items()}
     for split in ("train", "test"):
         images, labels = arrays[f"x_{split}"], arrays[f"y_{split}"]
         where = f"{files[f'x_{split}']} / {files[f'y_{split}'].name}"

@@ -17,9 +17,12 @@ naming the file and what is wrong: a half-downloaded file must never load as dat
 from __future__ import annotations
 
 import gzip
+import hashlib
 import math
 import os
 import struct
+import tempfile
+import warnings
 import zlib
 from pathlib import Path
 
@@ -40,13 +43,17 @@ _CODES = {dt.newbyteorder("=").str: code for code, dt in IDX_DTYPES.items()}
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
-def _read_bytes(path: Path) -> bytes:
+def _file_bytes(path: Path) -> bytes:
     try:
-        raw = path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError:
         raise UserError(f"IDX file {str(path)!r} does not exist") from None
     except OSError as exc:
         raise UserError(f"cannot read IDX file {str(path)!r}: {exc.strerror or exc}") from None
+
+
+def _read_bytes(path: Path, raw: bytes | None = None) -> bytes:
+    raw = _file_bytes(path) if raw is None else raw
     if raw[:2] == _GZIP_MAGIC:
         try:
             return gzip.decompress(raw)
@@ -65,8 +72,11 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
     >>> read_idx("/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz").shape  # doctest: +SKIP
     (10000,)
     """
-    path = Path(path)
-    data = _read_bytes(path)
+    return _decode(Path(path))
+
+
+def _decode(path: Path, raw: bytes | None = None) -> np.ndarray:
+    data = _read_bytes(path, raw)
     where = f"IDX file {str(path)!r}"
     if len(data) < 4:
         raise UserError(f"{where} is truncated: {len(data)} bytes, too short for the 4-byte magic number")
@@ -98,6 +108,37 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
         )
     array = np.frombuffer(data, dtype=dtype, offset=header_len).reshape(dims)
     return array.astype(dtype.newbyteorder("="), copy=True)
+
+
+def read_idx_cached(path: str | os.PathLike[str], cache_dir: str | os.PathLike[str] | None) -> np.ndarray:
+    """``read_idx`` through a cache of decoded arrays: ``cache_dir/idx/<sha256 of the file>.npy``.
+
+    The key is the SHA-256 of the file's bytes as stored (gzip or raw), so an edited or replaced
+    file never serves a stale array; hashing costs about 0.02 s per 26 MB where decompressing
+    Fashion-MNIST's training images costs about 0.4 s. ``cache_dir`` None: no cache. A cache
+    entry that cannot be read is decoded again and rewritten; one that cannot be written is
+    skipped with a warning (the array is returned all the same).
+    """
+    path = Path(path)
+    if cache_dir is None:
+        return read_idx(path)
+    raw = _file_bytes(path)
+    entry = Path(cache_dir) / "idx" / f"{hashlib.sha256(raw).hexdigest()}.npy"
+    try:
+        return np.load(entry, allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        pass  # absent or damaged: decode
+    array = _decode(path, raw)
+    try:
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        # write then rename: a reader never sees a half-written entry
+        fd, tmp = tempfile.mkstemp(dir=entry.parent, suffix=".npy.tmp")
+        with os.fdopen(fd, "wb") as fh:
+            np.save(fh, array, allow_pickle=False)
+        os.replace(tmp, entry)
+    except OSError as exc:
+        warnings.warn(f"could not cache {path.name} in {entry.parent}: {exc}; it will be decoded again", stacklevel=2)
+    return array
 
 
 def write_idx(path: str | os.PathLike[str], array: np.ndarray, *, compress: bool | None = None) -> Path:

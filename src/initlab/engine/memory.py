@@ -183,7 +183,10 @@ def model_footprint(
     tensor_bytes = 4 * (parameters + sum(b.numel() for b in model.buffers()))
     device = torch.device("cpu") if tensor_bytes <= SHAPE_PASS_ON_CPU_BYTES else torch.device("meta")
     if device.type == "cpu":
-        model.to_empty(device=device)
+        # not ``model.to_empty``: its ``empty_like`` of a meta tensor runs torch's Python
+        # reference, whose first use imports sympy (about 0.6 s of CPU); an empty tensor of the
+        # same shape is all the shape pass needs.
+        model._apply(lambda t: torch.empty(t.shape, dtype=t.dtype, device=device))
     leaves = [m for m in model.modules() if not list(m.children())]
     handles = [m.register_forward_hook(record) for m in leaves]
     try:

@@ -40,21 +40,41 @@ FIGURES = ("accuracy", "curves", "convergence", "signal", "sensitivity")
 
 
 def _write_plots(data: ReportData, out: Path) -> dict[str, Path]:
-    """The PNG plots that apply to ``data``, by key of ``FIGURES``."""
+    """The PNG plots that apply to ``data``, by key of ``FIGURES``, drawn on two cores where
+    there are (``report.forked``)."""
+    from initlab.report.forked import draw_all
+
     order, metric = data.order, data.metric
-    files = {
-        "accuracy": plots.plot_accuracy(data.runs, order, out / "accuracy.png", metric=metric, claims=claims(data)),
-        "curves": plots.plot_curves(data.epochs, order, out / "curves.png", metric=metric),
+    with_claims = claims(data)
+    jobs = {
+        "accuracy": (
+            out / "accuracy.png",
+            lambda: plots.plot_accuracy(data.runs, order, out / "accuracy.png", metric=metric, claims=with_claims),
+        ),
+        "curves": (
+            out / "curves.png",
+            lambda: plots.plot_curves(data.epochs, order, out / "curves.png", metric=metric),
+        ),
     }
     if data.target is not None:
-        files["convergence"] = plots.plot_convergence(
-            data.steps, order, data.target, data.total_steps, out / "convergence.png", metric=metric
+        target = data.target
+        jobs["convergence"] = (
+            out / "convergence.png",
+            lambda: plots.plot_convergence(
+                data.steps, order, target, data.total_steps, out / "convergence.png", metric=metric
+            ),
         )
     if data.signal:
-        files["signal"] = plots.plot_signal(data.signal, order, out / "signal_at_init.png")
+        jobs["signal"] = (
+            out / "signal_at_init.png",
+            lambda: plots.plot_signal(data.signal, order, out / "signal_at_init.png"),
+        )
     if data.tuned:
-        files["sensitivity"] = plots.plot_sensitivity(data.all_runs, order, data.tuning.final, out / "sensitivity.png")
-    return files
+        jobs["sensitivity"] = (
+            out / "sensitivity.png",
+            lambda: plots.plot_sensitivity(data.all_runs, order, data.tuning.final, out / "sensitivity.png"),
+        )
+    return draw_all(jobs)
 
 
 def _write_csv(data: ReportData, out: Path) -> Path:
