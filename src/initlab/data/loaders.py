@@ -124,7 +124,9 @@ def _mnist(*, seed: int, data_dir: str | os.PathLike[str] | None = None) -> RawS
 
 _LOADERS: dict[str, _Loader] = {
     "digits": _Loader(_digits, {}, summary="8x8 handwritten digits (scikit-learn), 1437/360"),
-    "fashion-mnist": _Loader(fashion_mnist, {}, ("data_dir", "cache_dir"), "Zalando's 28x28 clothing images, 60000/10000"),
+    "fashion-mnist": _Loader(
+        fashion_mnist, {}, ("data_dir", "cache_dir"), "Zalando's 28x28 clothing images, 60000/10000"
+    ),
     "mnist1d": _Loader(mnist1d, {}, ("cache_dir",), "MNIST-1D, 40-sample signals, generated, 4000/1000"),
     "cifar10": _Loader(_cifar10, {}, ("data_dir",), "CIFAR-10 python batches under --data-dir, 32x32 RGB, 50000/10000"),
     "mnist": _Loader(_mnist, {}, ("data_dir",), "MNIST IDX files under --data-dir, 28x28, 60000/10000"),
