@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
+import textwrap
 
 import pytest
 
 from initlab.report import forked
 
-FORKS = forked.can_fork(2)
+# Decided without this process's state: by the time a whole suite reaches these tests, other
+# tests may have imported Ray, and can_fork refuses to fork beside Ray's threads.
+FORKS = sys.platform == "linux" and hasattr(os, "fork") and forked.usable_cores() >= 2
 
 
 def _jobs(tmp_path, keys, fail_in_child=(), fail_always=()):
@@ -35,25 +41,81 @@ def test_the_split_puts_the_costliest_figures_on_different_sides():
     assert forked.split(["accuracy", "curves"]) == (["curves"], ["accuracy"])
 
 
+def _fresh(tmp_path, scenario: str) -> dict:
+    """Run ``scenario`` (which sees ``forked``, ``jobs``, ``writers``, ``tmp``) in a fresh
+    interpreter, where no other test has loaded Ray, and return the JSON it prints."""
+    script = textwrap.dedent(
+        """
+        import json, os, sys
+        from pathlib import Path
+        from initlab.report import forked
+        tmp = Path(sys.argv[1])
+        parent = os.getpid()
+        def jobs(keys, fail_in_child=(), fail_always=()):
+            def draw(key):
+                def run():
+                    if key in fail_always or (key in fail_in_child and os.getpid() != parent):
+                        raise RuntimeError(f"{key} failed")
+                    (tmp / f"{key}.txt").write_text(str(os.getpid()))
+                return run
+            return {key: (tmp / f"{key}.txt", draw(key)) for key in keys}
+        def writers(keys):
+            return {key: int((tmp / f"{key}.txt").read_text()) for key in keys}
+        assert forked.can_fork(2), "a fresh process should be allowed to fork"
+        """
+    ) + textwrap.dedent(scenario)
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 @pytest.mark.skipif(not FORKS, reason="needs Linux and two usable cores")
 def test_a_forked_child_draws_its_share_and_every_file_is_there_when_the_call_returns(tmp_path):
-    keys = ["accuracy", "curves", "convergence", "signal"]
-    files = forked.draw_all(_jobs(tmp_path, keys))
-    assert list(files) == keys and all(files[k] == tmp_path / f"{k}.txt" for k in keys)
-    writers = _writers(tmp_path, keys)
-    assert {writers["signal"], writers["convergence"]} == {os.getpid()}
-    assert writers["curves"] == writers["accuracy"] != os.getpid()  # the child, reaped by now
-    with pytest.raises(ChildProcessError):
-        os.waitpid(writers["curves"], os.WNOHANG)
+    out = _fresh(
+        tmp_path,
+        """
+        keys = ["accuracy", "curves", "convergence", "signal"]
+        files = forked.draw_all(jobs(keys))
+        assert list(files) == keys and all(files[k] == tmp / f"{k}.txt" for k in keys)
+        try:
+            os.waitpid(writers(keys)["curves"], os.WNOHANG)
+            reaped = False
+        except ChildProcessError:
+            reaped = True
+        print(json.dumps({"me": os.getpid(), "writers": writers(keys), "reaped": reaped}))
+        """,
+    )
+    writers = out["writers"]
+    assert {writers["signal"], writers["convergence"]} == {out["me"]}
+    assert writers["curves"] == writers["accuracy"] != out["me"]
+    assert out["reaped"]  # the child is gone by the time the call returns
 
 
 @pytest.mark.skipif(not FORKS, reason="needs Linux and two usable cores")
 def test_a_failing_child_leaves_its_figures_to_this_process_and_a_real_error_is_raised_here(tmp_path):
-    keys = ["accuracy", "curves", "signal"]
-    forked.draw_all(_jobs(tmp_path, keys, fail_in_child=keys))
-    assert set(_writers(tmp_path, keys).values()) == {os.getpid()}
-    with pytest.raises(RuntimeError, match="accuracy failed"):
-        forked.draw_all(_jobs(tmp_path, keys, fail_always=["accuracy"]))
+    out = _fresh(
+        tmp_path,
+        """
+        keys = ["accuracy", "curves", "signal"]
+        forked.draw_all(jobs(keys, fail_in_child=keys))
+        redrawn = sorted(set(writers(keys).values()))
+        try:
+            forked.draw_all(jobs(keys, fail_always=["accuracy"]))
+            raised = ""
+        except RuntimeError as exc:
+            raised = str(exc)
+        print(json.dumps({"me": os.getpid(), "redrawn": redrawn, "raised": raised}))
+        """,
+    )
+    assert out["redrawn"] == [out["me"]]
+    assert out["raised"] == "accuracy failed"
+
+
+def test_fork_is_refused_beside_ray(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", object())
+    assert not forked.can_fork(4)
 
 
 def test_one_core_draws_everything_here_in_order(tmp_path, monkeypatch):
