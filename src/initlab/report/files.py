@@ -6,6 +6,7 @@ import base64
 import csv
 import html
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,33 +47,32 @@ def _write_plots(data: ReportData, out: Path) -> dict[str, Path]:
 
     order, metric = data.order, data.metric
     with_claims = claims(data)
-    jobs = {
-        "accuracy": (
-            out / "accuracy.png",
-            lambda: plots.plot_accuracy(data.runs, order, out / "accuracy.png", metric=metric, claims=with_claims),
-        ),
-        "curves": (
-            out / "curves.png",
-            lambda: plots.plot_curves(data.epochs, order, out / "curves.png", metric=metric),
-        ),
-    }
+    jobs: dict[str, tuple[Path, Callable[[], object]]] = {}
+
+    def job(key: str, filename: str, draw: Callable[[Path], object]) -> None:
+        path = out / filename
+        jobs[key] = (path, lambda: draw(path))
+
+    job(
+        "accuracy",
+        "accuracy.png",
+        lambda p: plots.plot_accuracy(data.runs, order, p, metric=metric, claims=with_claims),
+    )
+    job("curves", "curves.png", lambda p: plots.plot_curves(data.epochs, order, p, metric=metric))
     if data.target is not None:
         target = data.target
-        jobs["convergence"] = (
-            out / "convergence.png",
-            lambda: plots.plot_convergence(
-                data.steps, order, target, data.total_steps, out / "convergence.png", metric=metric
-            ),
+        job(
+            "convergence",
+            "convergence.png",
+            lambda p: plots.plot_convergence(data.steps, order, target, data.total_steps, p, metric=metric),
         )
     if data.signal:
-        jobs["signal"] = (
-            out / "signal_at_init.png",
-            lambda: plots.plot_signal(data.signal, order, out / "signal_at_init.png"),
-        )
+        job("signal", "signal_at_init.png", lambda p: plots.plot_signal(data.signal, order, p))
     if data.tuned:
-        jobs["sensitivity"] = (
-            out / "sensitivity.png",
-            lambda: plots.plot_sensitivity(data.all_runs, order, data.tuning.final, out / "sensitivity.png"),
+        job(
+            "sensitivity",
+            "sensitivity.png",
+            lambda p: plots.plot_sensitivity(data.all_runs, order, data.tuning.final, p),
         )
     return draw_all(jobs)
 

@@ -198,7 +198,7 @@ def measure(ctx: StudyContext, s: dict[str, Any], common: CommonSettings, depths
     """One tuned comparison per (optimizer, activation, depth); gaps per setting, paired by seed."""
     from initlab.data import load
 
-    chance = 1.0 / load(common.dataset, **common.compare_kwargs(common.optimizers[0])["data_options"]).num_classes
+    chance = 1.0 / load(common.dataset, **common.data_options).num_classes
     gaps: dict[str, dict[str, dict[int, Gap]]] = {st.label: {a: {} for a in activations} for st in common.settings}
     profiles: dict[str, dict[int, dict[str, list[float]]]] = {a: {} for a in activations}
     experiments = []
