@@ -8,8 +8,8 @@ monotonic clock at that moment to OUT.json; the caller subtracts it from the tim
 process end, which gives the interpreter's exit (finalization), the one part no code of the
 process can time. Every second of the process belongs to one phase:
 
-``python start`` (exec to the first line of this script), ``import torch + initlab``,
-``import initlab.report (scipy.stats)``, then the command's phases (``data``, ``signal at
+``python start`` (exec to the first line of this script), ``import torch``, ``import initlab``
+(the compare command's modules), ``import initlab.report (scipy.stats)``, then the command's phases (``data``, ``signal at
 init``, ``training (+ commit)``, ``summary``, ``report + plots`` with matplotlib's import),
 ``unnamed`` (pre-flight, template, store, argument parsing), and (by the caller) ``exit``.
 """
@@ -75,11 +75,14 @@ if __name__ == "__main__":
     import initlab.cli
 
     # as the console script imports a command module (with torch): its own way when it has one
-    getattr(initlab.cli, "_import_without_collections", __import__)("initlab.cli.compare_cmd")
+    importer = getattr(initlab.cli, "_import_without_collections", __import__)
+    importer("torch")
+    _mark("import torch")
+    importer("initlab.cli.compare_cmd")
     import initlab.data
     import initlab.sweep.driver
 
-    _mark("import torch + initlab")
+    _mark("import initlab")
     import initlab.report
 
     _mark("import initlab.report (scipy.stats)")

@@ -13,10 +13,14 @@ stated shapes: throughput does not depend on the values):
 * ``e2e`` a whole ``initlab compare`` process (``fashion`` config: 20 members = 2 schemes x 10
   seeds, one epoch of the real Fashion-MNIST when ``/usr/share/datasets/fashion-mnist`` has it),
   wall time as a user sees it, and where it goes (start-up, data, signal at init, training,
-  summary, report and plots).
+  summary, report and plots). Its work is what compare computes: 6 x parameters per sample on
+  the training samples left after compare's validation split, plus 2 x parameters per sample
+  for the epoch's test and validation passes; its reference is the median matmul rate over
+  1.5 s windows just before and just after the process. It also prints the ceiling: the
+  fraction the process would reach if every phase but ``import torch`` and training took no time.
 
-Each round measures, one after the other: the machine's fp32 matmul rate (a large square
-product), the engine (``initlab.engine.train``, backend ``auto``; the backend it took is shown)
+Each round measures, one after the other: the machine's fp32 matmul rate (the median over half
+a second of large square products), the engine (``initlab.engine.train``, backend ``auto``; the backend it took is shown)
 and the idiomatic loop, one model at a time: ``nn.Module`` + ``DataLoader(TensorDataset,
 shuffle=True)`` + ``torch.optim.SGD``, with the same test evaluation (a few models timed, the
 median multiplied by E). Figures are medians over rounds; ratios are taken within a round.
@@ -177,23 +181,34 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def matmul_rate(device: torch.device, size: int, repeats: int = 3) -> float:
-    """fp32 GFLOP/s of a (size x size) product on ``device`` (TF32 off, as the engine trains)."""
+MATMUL_WINDOW_S = 1.5
+
+
+def matmul_rate_window(device: torch.device, size: int, seconds: float = MATMUL_WINDOW_S) -> list[float]:
+    """fp32 GFLOP/s of every (size x size) product run back to back for ``seconds``: a
+    reference beside a long measurement. On a shared VM the rate of one product swings by 30%
+    from one second to the next (measured here: 200 to 283 GFLOP/s over 20 s, quiet machine), so
+    a few products can catch a fast or a slow moment; the caller takes the median of windows
+    before and after what it times."""
     g = torch.Generator().manual_seed(1)
     a, b = (torch.randn(size, size, generator=g).to(device) for _ in range(2))
     out = torch.empty(size, size, device=device)
-    inner = 10 if device.type == "cuda" else 1
-    times = []
+    rates: list[float] = []
     with reproducible(device):
-        for k in range(repeats + 1):
+        torch.mm(a, b, out=out)  # warm
+        ended = time.perf_counter() + seconds
+        while time.perf_counter() < ended or len(rates) < 3:
             _sync(device)
             start = time.perf_counter()
-            for _ in range(inner):
-                torch.mm(a, b, out=out)
+            torch.mm(a, b, out=out)
             _sync(device)
-            if k:
-                times.append((time.perf_counter() - start) / inner)
-    return 2 * size**3 / statistics.median(times) / 1e9
+            rates.append(2 * size**3 / (time.perf_counter() - start) / 1e9)
+    return rates
+
+
+def matmul_rate(device: torch.device, size: int) -> float:
+    """The median rate of a half-second window of products (``matmul_rate_window``)."""
+    return statistics.median(matmul_rate_window(device, size, seconds=0.5))
 
 
 def train_flops_per_sample(w: Workload) -> float:
@@ -365,11 +380,10 @@ def bench_end_to_end(args, device: torch.device) -> dict | None:
     if not real:
         print("  e2e: Fashion-MNIST not found; skipped (apt-get install dataset-fashion-mnist)")
         return None
-    n_train = 10_000 if args.quick else 60_000
-    flops = 6.0 * w.mlp_params * n_train * 2 * seeds
+    work = _end_to_end_flops(w.mlp_params, 10_000 if args.quick else 60_000, 10_000, 2 * seeds)
     with tempfile.TemporaryDirectory() as tmp:
-        rate = matmul_rate(device, args.square)
         env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
+        before = matmul_rate_window(device, args.square)
         start = time.perf_counter()
         res = subprocess.run(
             [sys.executable, "-m", "initlab", *cli, "--store", f"{tmp}/s.sqlite", "--out", f"{tmp}/out", "--json"],
@@ -379,30 +393,73 @@ def bench_end_to_end(args, device: torch.device) -> dict | None:
             check=False,
         )
         wall = time.perf_counter() - start
+        after = matmul_rate_window(device, args.square)
         if res.returncode != 0:
             print(f"  e2e: initlab compare failed: {res.stderr.strip().splitlines()[-1:]}")
             return None
         written = sum(p.stat().st_size for p in Path(tmp).rglob("*") if p.is_file())
         phases = _phases_in_fresh_process(cli, tmp, env)
-    frac = flops / wall / 1e9 / rate
+    rate = statistics.median(before + after)
+    frac = work["flops"] / wall / 1e9 / rate
+    # The most this process could reach if every phase but `import torch` and training took no time.
+    floor_s = phases["import torch"][0] + phases["training (+ commit)"][0]
+    ceiling = work["flops"] / floor_s / 1e9 / rate
     print(
-        f"  e2e          initlab compare ({2 * seeds} members, 1 epoch, {n_train:,} samples): {wall:.2f} s wall, "
-        f"{frac:.2f} of the matmul rate ({rate:.0f} GFLOP/s); {written / 1e6:.1f} MB on disk",
+        f"  e2e          initlab compare ({2 * seeds} members, 1 epoch, {work['n_fit']:,} training samples after the "
+        f"{work['n_val']:,}-sample validation split): {wall:.2f} s wall, {frac:.2f} of the matmul rate; "
+        f"{written / 1e6:.1f} MB on disk",
         flush=True,
+    )
+    print(
+        f"               work: {work['flops'] / 1e12:.3f} TFLOP = training 6PN {work['train_flops'] / 1e12:.3f} "
+        f"+ the epoch's test and validation passes 2PN {work['eval_flops'] / 1e12:.3f}; matmul rate {rate:.0f} GFLOP/s "
+        f"(median of {len(before) + len(after)} products in the {MATMUL_WINDOW_S:g} s before and after the process: "
+        f"{statistics.median(before):.0f} before, {statistics.median(after):.0f} after)"
     )
     print(
         "               where the time goes (a second fresh process, wall s / CPU s): "
         + ", ".join(f"{k} {w:.2f}/{c:.2f}" for k, (w, c) in phases.items())
+    )
+    print(
+        f"               ceiling: with every phase but `import torch` and training at zero, "
+        f"{floor_s:.2f} s: {ceiling:.2f} of the matmul rate"
     )
     return {
         "workload": "e2e",
         "threads": torch.get_num_threads(),
         "wall_s": wall,
         "frac": frac,
+        "ceiling_frac": ceiling,
         "matmul": rate,
+        "matmul_before": statistics.median(before),
+        "matmul_after": statistics.median(after),
         "mb_written": written / 1e6,
+        **work,
         **{f"{k}_s": w for k, (w, _) in phases.items()},
         **{f"{k}_cpu_s": c for k, (_, c) in phases.items()},
+    }
+
+
+def _end_to_end_flops(params: int, n_train: int, n_test: int, members: int) -> dict[str, float]:
+    """The work of a one-epoch ``compare``: compare holds out its default validation share of the
+    training set, trains on the rest (6 x parameters per sample, the usual convention), and
+    evaluates every member on the test and validation sets once (2 x parameters per sample)."""
+    import dataclasses
+
+    from initlab.data.split import validation_size
+    from initlab.sweep.config import CompareConfig
+
+    fraction = next(f.default for f in dataclasses.fields(CompareConfig) if f.name == "val_fraction")
+    n_val = validation_size(fraction, n_train)
+    n_fit = n_train - n_val
+    train_flops = 6.0 * params * n_fit * members
+    eval_flops = 2.0 * params * (n_test + n_val) * members
+    return {
+        "n_fit": n_fit,
+        "n_val": n_val,
+        "train_flops": train_flops,
+        "eval_flops": eval_flops,
+        "flops": train_flops + eval_flops,
     }
 
 
