@@ -359,7 +359,7 @@ def bench_end_to_end(args, device: torch.device) -> dict | None:
         "--seeds",
         str(seeds),
         "--epochs",
-        "1",
+        str(args.e2e_epochs),
         "--width",
         "256",
         "--depth",
@@ -380,7 +380,7 @@ def bench_end_to_end(args, device: torch.device) -> dict | None:
     if not real:
         print("  e2e: Fashion-MNIST not found; skipped (apt-get install dataset-fashion-mnist)")
         return None
-    work = _end_to_end_flops(w.mlp_params, 10_000 if args.quick else 60_000, 10_000, 2 * seeds)
+    work = _end_to_end_flops(w.mlp_params, 10_000 if args.quick else 60_000, 10_000, 2 * seeds, args.e2e_epochs)
     rounds = []
     for _ in range(args.rounds):
         one = _end_to_end_round(cli, device, args.square, work)
@@ -388,14 +388,14 @@ def bench_end_to_end(args, device: torch.device) -> dict | None:
             return None
         rounds.append(one)
         print(
-            f"  e2e          initlab compare ({2 * seeds} members, 1 epoch, {work['n_fit']:,} training samples after "
+            f"  e2e          initlab compare ({2 * seeds} members, {args.e2e_epochs} epoch(s), {work['n_fit']:,} training samples after "
             f"the {work['n_val']:,}-sample validation split): {one['wall_s']:.2f} s wall, {one['frac']:.2f} of the "
             f"matmul rate; {one['mb_written']:.1f} MB on disk",
             flush=True,
         )
         print(
             f"               work {work['flops'] / 1e12:.3f} TFLOP (training 6PN {work['train_flops'] / 1e12:.3f} + "
-            f"the epoch's test and validation passes 2PN {work['eval_flops'] / 1e12:.3f}); matmul rate "
+            f"each epoch's test and validation passes 2PN {work['eval_flops'] / 1e12:.3f}); matmul rate "
             f"{one['matmul']:.0f} GFLOP/s (median of the {MATMUL_WINDOW_S:g} s before and after: "
             f"{one['matmul_before']:.0f} before, {one['matmul_after']:.0f} after)"
         )
@@ -419,6 +419,7 @@ def bench_end_to_end(args, device: torch.device) -> dict | None:
     return {
         "workload": "e2e",
         "threads": torch.get_num_threads(),
+        "epochs": args.e2e_epochs,
         **best,
         "frac_rounds": [r["frac"] for r in rounds],
         "ceiling_rounds": [r["ceiling_frac"] for r in rounds],
@@ -464,10 +465,11 @@ def _end_to_end_round(cli: list[str], device: torch.device, square: int, work: d
     }
 
 
-def _end_to_end_flops(params: int, n_train: int, n_test: int, members: int) -> dict[str, float]:
-    """The work of a one-epoch ``compare``: compare holds out its default validation share of the
-    training set, trains on the rest (6 x parameters per sample, the usual convention), and
-    evaluates every member on the test and validation sets once (2 x parameters per sample)."""
+def _end_to_end_flops(params: int, n_train: int, n_test: int, members: int, epochs: int = 1) -> dict[str, float]:
+    """The work of an ``epochs``-epoch ``compare``: compare holds out its default validation share
+    of the training set, trains on the rest (6 x parameters per sample, the usual convention), and
+    evaluates every member on the test and validation sets after each epoch (2 x parameters per
+    sample)."""
     import dataclasses
 
     from initlab.data.split import validation_size
@@ -476,8 +478,8 @@ def _end_to_end_flops(params: int, n_train: int, n_test: int, members: int) -> d
     fraction = next(f.default for f in dataclasses.fields(CompareConfig) if f.name == "val_fraction")
     n_val = validation_size(fraction, n_train)
     n_fit = n_train - n_val
-    train_flops = 6.0 * params * n_fit * members
-    eval_flops = 2.0 * params * (n_test + n_val) * members
+    train_flops = 6.0 * params * n_fit * members * epochs
+    eval_flops = 2.0 * params * (n_test + n_val) * members * epochs
     return {
         "n_fit": n_fit,
         "n_val": n_val,
@@ -521,6 +523,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--loop-models", type=int, default=None, help="idiomatic models timed per round (default 3)")
     parser.add_argument("--rounds", type=int, default=None, help="measurement rounds (default 3; 1 with --quick)")
+    parser.add_argument(
+        "--e2e-epochs", type=int, default=1, help="epochs of the e2e compare (default 1, the issue's workload)"
+    )
     parser.add_argument("--json", default=None, metavar="FILE", help="also write the figures as JSON")
     args = parser.parse_args(argv)
     args.rounds = args.rounds or (1 if args.quick else 3)
@@ -528,11 +533,11 @@ def main(argv: list[str] | None = None) -> int:
     names = [n.strip() for n in args.only.split(",") if n.strip()]
     unknown = [n for n in names if n not in WORKLOADS and n != "e2e"]
     threads = 1 if args.threads == "auto" else int(args.threads) if args.threads.isdigit() else 0
-    if unknown or min(args.members, threads, args.rounds, args.loop_models) < 1:
+    if unknown or min(args.members, threads, args.rounds, args.loop_models, args.e2e_epochs) < 1:
         parser.error(
             f"unknown workload(s) {unknown}; allowed: {', '.join([*WORKLOADS, 'e2e'])}"
             if unknown
-            else "--members, --threads, --rounds and --loop-models must be positive"
+            else "--members, --threads, --rounds, --loop-models and --e2e-epochs must be positive"
         )
     device = resolve_device(args.device)
     args.square = 4096 if device.type == "cuda" else (1024 if args.quick else 2048)
@@ -575,7 +580,10 @@ def main(argv: list[str] | None = None) -> int:
                 f"scheduler time slice, i.e. the idiomatic loop's)"
             )
         if r["workload"] == "e2e":
-            print(f"goal: e2e >= 0.7 of the matmul rate: {r['frac']:.2f}, {'met' if r['frac'] >= 0.7 else 'NOT met'}")
+            verdict = "met" if r["frac"] >= 0.7 else "NOT met"
+            if r["epochs"] != 1:
+                verdict = f"not judged: the goal is for 1 epoch, this ran {r['epochs']}"
+            print(f"goal: e2e >= 0.7 of the matmul rate: {r['frac']:.2f}, {verdict} (ceiling {r['ceiling_frac']:.2f})")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     return 0
