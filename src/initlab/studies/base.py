@@ -222,6 +222,11 @@ def mean_ci(values: Sequence[float]) -> tuple[float, float, float]:
     return s.mean, s.ci_low, s.ci_high
 
 
+def signed_points(value: float, lo: float, hi: float) -> str:
+    """``+2.0 [+0.1, +3.9]``: an accuracy difference and its interval, in signed percentage points."""
+    return f"{100 * value:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
+
+
 def get(name: str) -> Study:
     from initlab import studies  # noqa: F401  (registers the studies)
 

@@ -46,7 +46,7 @@ from typing import Any
 
 from initlab import checks
 from initlab.errors import UserError
-from initlab.studies.base import StudyContext, StudyResult, mean_ci, register
+from initlab.studies.base import StudyContext, StudyResult, mean_ci, register, signed_points
 from initlab.studies.grid import CommonSettings, Judgement, Setting, common_settings, judge_across
 from initlab.studies.settings import int_list, positive_list
 
@@ -299,7 +299,7 @@ def _tables(s, common: CommonSettings, grid: Grid, m: Measured, final: list[str]
     effect_rows = [
         [
             label,
-            f"{100 * e.mean:+.1f} [{100 * e.ci[0]:+.1f}, {100 * e.ci[1]:+.1f}]",
+            signed_points(e.mean, e.ci[0], e.ci[1]),
             ", ".join(map(str, e.depths)),
             judgement.by_setting[label],
         ]

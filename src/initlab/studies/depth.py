@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from initlab.errors import UserError
-from initlab.studies.base import StudyContext, StudyResult, mean_ci, register
+from initlab.studies.base import StudyContext, StudyResult, mean_ci, register, signed_points
 from initlab.studies.grid import CommonSettings, Judgement, Setting, common_settings, judge_across
 
 CLAIM = (
@@ -239,15 +239,14 @@ def _ratio(m: Measured, act: str, depth: int, sch: str) -> float:
 
 
 def _pts(diff: float, ci: Sequence[float]) -> str:
-    return f"{100 * diff:+.1f} [{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]"
+    return signed_points(diff, ci[0], ci[1])
 
 
 def _growth_text(by_depth: Mapping[int, Gap]) -> str:
     growth = growth_of(by_depth)
     if growth is None:
         return "one depth"
-    mean, lo, hi = mean_ci(growth)
-    return f"{100 * mean:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
+    return signed_points(*mean_ci(growth))
 
 
 def _summary(s, common: CommonSettings, depths, activations, m: Measured, judgement: Judgement) -> str:

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from initlab.studies.base import StudyContext, StudyResult
+from initlab.studies.base import StudyContext, StudyResult, signed_points
 from initlab.studies.grid import CommonSettings, Judgement, Setting
 from initlab.studies.normalization import (
     CLAIM,
@@ -36,7 +36,7 @@ def _pp(v: tuple[float, float, float]) -> str:
 def _contrast_text(c: Contrast | None) -> str:
     if c is None:
         return "n/a (fewer than 2 schemes)"
-    return f"{c.best} − {c.worst}: {100 * c.diff:+.1f} [{100 * c.ci[0]:+.1f}, {100 * c.ci[1]:+.1f}]"
+    return f"{c.best} − {c.worst}: {signed_points(c.diff, c.ci[0], c.ci[1])}"
 
 
 def _yes(flag: bool) -> str:

@@ -64,7 +64,7 @@ from typing import Any
 from torch import nn
 
 from initlab.errors import UserError
-from initlab.studies.base import StudyContext, StudyResult, register
+from initlab.studies.base import StudyContext, StudyResult, register, signed_points
 from initlab.studies.grid import CommonSettings, Judgement, Setting, budget_rows, common_settings, judge_across
 
 NAME = "per-layer"
@@ -285,8 +285,7 @@ def _pts(row: Row | None) -> str:
     """``auto − scheme`` in points with its CI, e.g. ``+2.0 [+0.1, +3.9]``."""
     if row is None or row.auto_minus is None or row.auto_minus_ci is None:
         return "—"
-    lo, hi = row.auto_minus_ci
-    return f"{100 * row.auto_minus:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
+    return signed_points(row.auto_minus, *row.auto_minus_ci)
 
 
 def _acc(row: Row) -> str:

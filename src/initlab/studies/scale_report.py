@@ -9,7 +9,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from initlab.studies.base import StudyContext, StudyResult, mean_ci
+from initlab.studies.base import StudyContext, StudyResult, mean_ci, signed_points
 from initlab.studies.grid import Judgement
 from initlab.studies.scale import (
     CLAIM,
@@ -114,7 +114,7 @@ def _halves_table(grid: ScaleSettings, m: Measured, by_setting: dict[RateSetting
                     f"{ta['mean']:+.3g} [{ta['ci'][0]:+.3g}, {ta['ci'][1]:+.3g}]",
                     f"{ta['p_holm']:.2g}",
                     f"{h.late[f]}/{n} (He {h.late[1.0]})",
-                    f"{100 * tb['mean']:+.1f} [{100 * tb['ci'][0]:+.1f}, {100 * tb['ci'][1]:+.1f}]",
+                    signed_points(tb["mean"], *tb["ci"]),
                     f"{tb['p_holm']:.2g}",
                     judgement.by_setting[st.label],
                 ]
