@@ -58,6 +58,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from initlab.engine import Member, TrainConfig, train
 from initlab.engine.device import reproducible, resolve_device
+from initlab.report.data import json_ready
 
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 
@@ -477,17 +478,6 @@ def _end_to_end_round(cli: list[str], device: torch.device, square: int, work: d
     }
 
 
-def _strict_json(value):
-    """``value`` with NaN and infinities as null: strict JSON readers reject them."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _strict_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_strict_json(v) for v in value]
-    return value
-
-
 def _end_to_end_flops(params: int, n_train: int, n_test: int, members: int, epochs: int = 1) -> dict[str, float]:
     """The work of an ``epochs``-epoch ``compare``: compare holds out its default validation share
     of the training set, trains on the rest (6 x parameters per sample, the usual convention), and
@@ -609,7 +599,7 @@ def main(argv: list[str] | None = None) -> int:
                 verdict = "not judged: the goal is for 1 epoch of the full data"
             print(f"goal: e2e >= 0.7 of the matmul rate: {r['frac']:.2f}, {verdict} (ceiling {r['ceiling_frac']:.2f})")
     if args.json:
-        Path(args.json).write_text(json.dumps(_strict_json(results), indent=2))
+        Path(args.json).write_text(json.dumps(json_ready(results), indent=2))
     return 0
 
 

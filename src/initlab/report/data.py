@@ -50,6 +50,18 @@ SUMMARY_KEYS = (
 )
 
 
+def json_ready(value: Any) -> Any:
+    """``value`` as strict JSON takes it: NaN and infinities as null (JSON has neither), tuples as
+    lists, keys as strings; the one cleaner behind every ``--json`` contract."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    return value
+
+
 @dataclass
 class ReportData:
     """What a report shows, computed from stored records alone.
@@ -215,15 +227,6 @@ class ReportData:
 
     # --- JSON contract (DESIGN.md) -----------------------------------------------------------
     def to_json(self) -> dict:
-        def clean(x):
-            if isinstance(x, float) and not math.isfinite(x):
-                return None
-            if isinstance(x, dict):
-                return {k: clean(v) for k, v in x.items()}
-            if isinstance(x, (list, tuple)):
-                return [clean(v) for v in x]
-            return x
-
         keys = SUMMARY_KEYS + {"regression": ("r2",), "lm": ("bits",)}.get(self.config.get("task"), ())
         out = {
             "experiment_id": self.experiment_id,
@@ -233,12 +236,12 @@ class ReportData:
                 "unit": self.metric.unit,
             },
             "config": self.config,
-            "summary": [{k: clean(r.get(k)) for k in keys} for r in self.summary],
-            "runs": [{k: clean(r.get(k)) for k in RUN_COLUMNS} for r in self.runs],
+            "summary": [{k: json_ready(r.get(k)) for k in keys} for r in self.summary],
+            "runs": [{k: json_ready(r.get(k)) for k in RUN_COLUMNS} for r in self.runs],
         }
         if self.tuned:  # every member of the grid, the selected ones included
             out["grid_runs"] = [
-                clean({**r.to_row(), "val_acc": r.val_at(self.tuning.final)})
+                json_ready({**r.to_row(), "val_acc": r.val_at(self.tuning.final)})
                 for r in sorted(self.all_runs, key=lambda r: (r.scheme, r.lr or 0.0, r.seed))
             ]
         return out

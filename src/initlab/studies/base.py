@@ -64,16 +64,9 @@ class StudyResult:
     def to_json(self) -> dict[str, Any]:
         """``{"study", "verdict", "claim", "evidence"}`` (+ effect, ci, summary): the --json contract."""
 
-        def clean(x: Any) -> Any:
-            if isinstance(x, float) and not math.isfinite(x):
-                return None
-            if isinstance(x, dict):
-                return {str(k): clean(v) for k, v in x.items()}
-            if isinstance(x, (list, tuple)):
-                return [clean(v) for v in x]
-            return x
+        from initlab.report.data import json_ready
 
-        return clean(
+        return json_ready(
             {
                 "study": self.study,
                 "verdict": self.verdict,
