@@ -432,7 +432,7 @@ def bench_end_to_end(args, device: torch.device) -> dict | None:
         "epochs": args.e2e_epochs,
         "quick": args.quick,
         **median,
-        "rounds": [{k: v for k, v in r.items() if k != "phases"} | {"phases": r["phases"]} for r in rounds],
+        "rounds": rounds,
         **work,
         **{f"{k}_s": w for k, (w, _) in phases.items()},
         **{f"{k}_cpu_s": c for k, (_, c) in phases.items()},

@@ -311,8 +311,14 @@ def outcome_of(datas: Mapping[str, Any], setting: Setting, seeds, floor: float, 
             sc: {k: r.test_curve.get(setting.budget, math.nan) for k, r in rs.items()} for sc, rs in by_scheme.items()
         }
         clean = {sc: a for sc, a in acc.items() if sc not in degenerate}
+        # Without a degenerate scheme the clean figures are the figures: the bootstraps are not redrawn.
+        same = len(clean) == len(acc)
         std, rng = _spread(acc, seeds, resamples)
-        std_clean, rng_clean = _spread(clean, seeds, resamples)
+        std_clean, rng_clean = (std, rng) if same else _spread(clean, seeds, resamples)
+        contrast = _contrast(by_scheme, val[n], setting.budget, margin)
+        contrast_clean = (
+            contrast if same else _contrast({sc: by_scheme[sc] for sc in clean}, val[n], setting.budget, margin)
+        )
         norms[n] = NormOutcome(
             norm=n,
             accuracy={sc: finite_mean(a.values()) for sc, a in acc.items()},
@@ -322,8 +328,8 @@ def outcome_of(datas: Mapping[str, Any], setting: Setting, seeds, floor: float, 
             range=rng,
             std_clean=std_clean,
             range_clean=rng_clean,
-            contrast=_contrast(by_scheme, val[n], setting.budget, margin),
-            contrast_clean=_contrast({sc: by_scheme[sc] for sc in clean}, val[n], setting.budget, margin),
+            contrast=contrast,
+            contrast_clean=contrast_clean,
         )
     return SettingOutcome(setting.label, tuple(degenerate), norms)
 

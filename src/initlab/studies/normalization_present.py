@@ -21,16 +21,13 @@ from initlab.studies.normalization import (
     matters_in,
     outcome_evidence,
 )
+from initlab.studies.settings import fmt_ci
 
 
 def _pp(v: tuple[float, float, float]) -> str:
     """``4.3 [2.1, 6.0]``: a (value, lo, hi) accuracy statistic in points."""
     value, lo, hi = v
-    if not math.isfinite(value):
-        return "n/a"
-    if not (math.isfinite(lo) and math.isfinite(hi)):
-        return f"{100 * value:.1f}"
-    return f"{100 * value:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]"
+    return fmt_ci(100 * value, 100 * lo, 100 * hi, digits=1)
 
 
 def _contrast_text(c: Contrast | None) -> str:

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from initlab.studies.per_layer import Measured, Pick
+from initlab.sweep.config import ZEROED_BRANCH_ENDS
 
 
 def figure(path: Path, deep: int, order: list[str], m: Measured, picks: Mapping[str, Pick], margin: float) -> Path:
@@ -28,7 +29,7 @@ def figure(path: Path, deep: int, order: list[str], m: Measured, picks: Mapping[
             y, (lo, hi), at = 100 * r.auto_minus, r.auto_minus_ci, i + (k - 0.5) * 0.4
             bar = dict(fmt=marker, color=f"C{k}", capsize=3, label=f"auto − {what}" if i == 0 else None)
             left.errorbar([at], [y], yerr=[[y - 100 * lo], [100 * hi - y]], **bar)
-            short = x.replace("_normal", "").replace("_uniform", "").replace("+zeroed_branch_ends", "+0 ends")
+            short = x.replace("_normal", "").replace("_uniform", "").replace(ZEROED_BRANCH_ENDS, "+0 ends")
             left.annotate(short, (at, 100 * lo), xytext=(0, -9), textcoords="offset points", ha="center", fontsize=7)
     left.set_yscale("symlog", linthresh=1.0)
     span = max([2.0] + [abs(v) for line in left.lines for v in line.get_ydata()])
@@ -51,6 +52,6 @@ def figure(path: Path, deep: int, order: list[str], m: Measured, picks: Mapping[
         ylabel="tuned test accuracy (%, mean over seeds)",
         title=f"{deep} blocks: accuracy per setting",
         grid="y",
-        legend={"fontsize": 7, "loc": "upper center", "ncol": 3},
+        legend=legend,
     )
     return save(fig, path, title="per-layer: one scheme everywhere (with and without zeroed branch ends) vs auto")

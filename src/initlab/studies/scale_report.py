@@ -101,7 +101,7 @@ def _rate_table(rate: Rate, grid: ScaleSettings, m: Measured, rows) -> tuple[str
     return f"{rate.label} (fixed): per factor (std = f x He), {n} seeds", header, out
 
 
-def _halves_table(grid: ScaleSettings, m: Measured, by_setting: dict[RateSetting, Halves], judgement):
+def _halves_table(grid: ScaleSettings, by_setting: dict[RateSetting, Halves], judgement):
     out = []
     n = len(grid.common.seeds)
     for st, h in by_setting.items():
@@ -224,7 +224,7 @@ def present(ctx: StudyContext, s: dict[str, Any], grid: ScaleSettings, m: Measur
     else:
         effect, ci, label = math.nan, (math.nan, math.nan), "early test loss He − f×He"
     tables = [_rate_table(rate, grid, m, rows) for rate in grid.rates]
-    tables.append(_halves_table(grid, m, by_setting, judgement))
+    tables.append(_halves_table(grid, by_setting, judgement))
     return StudyResult(
         study=NAME,
         claim=CLAIM,
