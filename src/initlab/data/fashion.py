@@ -88,12 +88,10 @@ def fashion_mnist(
 ) -> RawSplits:
     """The four IDX files, decoded through ``read_idx_cached`` in ``cache_dir`` (default
     ``default_cache_dir()``; ``False``: decode every time)."""
-    from initlab.data.generated import default_cache_dir
+    from initlab.data.cache import cache_folder
 
     files = find_fashion_mnist(data_dir)
-    cache: str | os.PathLike[str] | None = None
-    if cache_dir is not False:
-        cache = default_cache_dir() if cache_dir is None or cache_dir is True else cache_dir
+    cache = cache_folder(cache_dir)
     arrays = {key: read_idx_cached(path, cache) for key, path in files.items()}
     for split in ("train", "test"):
         images, labels = arrays[f"x_{split}"], arrays[f"y_{split}"]

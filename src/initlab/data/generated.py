@@ -8,7 +8,6 @@ import json
 import math
 import os
 import random
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -17,19 +16,12 @@ import numpy as np
 import torch
 
 from initlab import checks
+from initlab.data.cache import cache_folder, write_atomically
 from initlab.data.dataset import RawSplits
 from initlab.errors import UserError
 from initlab.seeding import derive_generator
 
 # --- MNIST-1D --------------------------------------------------------------------------------
-
-
-def default_cache_dir() -> Path:
-    """``$INITLAB_CACHE``, else ``$XDG_CACHE_HOME/initlab``, else ``~/.cache/initlab``."""
-    if os.environ.get("INITLAB_CACHE"):
-        return Path(os.environ["INITLAB_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "initlab"
 
 
 def _generate_mnist1d() -> dict[str, np.ndarray]:
@@ -86,21 +78,15 @@ def mnist1d(*, seed: int, cache_dir: str | os.PathLike[str] | bool | None = None
     generator arguments, so a changed generator never serves stale data.
     """
     key = _mnist1d_cache_key()
-    path = None
-    if cache_dir is not False:
-        path = Path(cache_dir if cache_dir not in (None, True) else default_cache_dir()) / f"{key}.npz"
+    folder = cache_folder(cache_dir)
+    path = None if folder is None else folder / f"{key}.npz"
     arrays = _read_mnist1d_cache(path) if path is not None else None
     cached = arrays is not None
     if arrays is None:
         arrays = _generate_mnist1d()
         if path is not None:
             try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                # write then rename: a reader never sees a half-written cache file
-                fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
-                with os.fdopen(fd, "wb") as f:
-                    np.savez(f, **arrays)
-                os.replace(tmp, path)
+                write_atomically(path, lambda fh: np.savez(fh, **arrays))
             except OSError as exc:
                 warnings.warn(f"could not cache MNIST-1D in {path.parent}: {exc}; it will be regenerated", stacklevel=3)
     to_x = lambda a: torch.from_numpy(np.asarray(a, dtype=np.float32))  # noqa: E731

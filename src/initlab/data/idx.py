@@ -21,13 +21,13 @@ import hashlib
 import math
 import os
 import struct
-import tempfile
 import warnings
 import zlib
 from pathlib import Path
 
 import numpy as np
 
+from initlab.data.cache import write_atomically
 from initlab.errors import UserError
 
 # type code -> big-endian numpy dtype
@@ -130,12 +130,7 @@ def read_idx_cached(path: str | os.PathLike[str], cache_dir: str | os.PathLike[s
         pass  # absent or damaged: decode
     array = _decode(path, raw)
     try:
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        # write then rename: a reader never sees a half-written entry
-        fd, tmp = tempfile.mkstemp(dir=entry.parent, suffix=".npy.tmp")
-        with os.fdopen(fd, "wb") as fh:
-            np.save(fh, array, allow_pickle=False)
-        os.replace(tmp, entry)
+        write_atomically(entry, lambda fh: np.save(fh, array, allow_pickle=False))
     except OSError as exc:
         warnings.warn(f"could not cache {path.name} in {entry.parent}: {exc}; it will be decoded again", stacklevel=2)
     return array

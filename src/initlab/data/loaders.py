@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from initlab import checks
+from initlab.data.cache import default_cache_dir  # noqa: F401  (re-exported)
 from initlab.data.dataset import Dataset, RawSplits, stratified_indices
 from initlab.data.dataset import standardize as standardize_splits
 from initlab.data.fashion import (  # noqa: F401  (re-exported: these were defined here)
@@ -41,7 +42,7 @@ from initlab.data.fashion import (  # noqa: F401  (re-exported: these were defin
     fashion_mnist_dirs,
     find_fashion_mnist,
 )
-from initlab.data.generated import SYNTHETIC_KINDS, default_cache_dir, mnist1d, synthetic  # noqa: F401
+from initlab.data.generated import SYNTHETIC_KINDS, mnist1d, synthetic  # noqa: F401
 from initlab.errors import UserError, closest, lookup
 from initlab.seeding import derive_generator
 
