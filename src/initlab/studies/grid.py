@@ -118,7 +118,7 @@ def common_settings(s: Mapping[str, Any]) -> CommonSettings:
     """
     from initlab.studies.settings import as_list, int_list, seed_list
 
-    epochs = _positive_int("epochs", s["epochs"])
+    epochs = positive_int("epochs", s["epochs"])
     budgets = tuple(int_list("budgets", s.get("budgets") or [max(1, epochs // 4)], 1))
     if budgets[-1] > epochs:
         raise UserError(f"budgets: {budgets[-1]} is beyond epochs={epochs}")
@@ -134,11 +134,11 @@ def common_settings(s: Mapping[str, Any]) -> CommonSettings:
         raise UserError(f"margin: an accuracy difference in (0, 1); got {margin!r}")
     return CommonSettings(
         dataset=str(s["dataset"]),
-        limit_train=None if limit is None else _positive_int("limit_train", limit),
+        limit_train=None if limit is None else positive_int("limit_train", limit),
         seeds=seed_list(s["seeds"]),
         epochs=epochs,
         budgets=tuple(sorted(set(budgets) | {epochs})),
-        batch_size=_positive_int("batch_size", s["batch_size"]),
+        batch_size=positive_int("batch_size", s["batch_size"]),
         lr_grids=grids,
         margin=float(margin),
     )
@@ -158,7 +158,7 @@ def float_list(name: str, value: Any) -> tuple[float, ...]:
     return out
 
 
-def _positive_int(name: str, value: Any) -> int:
+def positive_int(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise UserError(f"{name}: an integer >= 1; got {value!r}")
     return value

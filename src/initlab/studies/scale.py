@@ -79,7 +79,7 @@ from typing import Any
 
 from initlab.errors import UserError
 from initlab.studies.base import StudyContext, StudyResult, register
-from initlab.studies.grid import CommonSettings, Judgement, common_settings, float_list, judge_across
+from initlab.studies.grid import CommonSettings, Judgement, common_settings, float_list, judge_across, positive_int
 from initlab.studies.settings import finite_mean, paired_effect
 
 NAME = "scale"
@@ -193,11 +193,9 @@ def _read_settings(ctx: StudyContext) -> tuple[dict[str, Any], ScaleSettings]:
         raise UserError(f"optimizers: sgd and/or adam, each once; got {s['optimizers']!r}")
     rates = {o: float_list(f"{o}_lrs", s[f"{o}_lrs"]) for o in optimizers}
     common = common_settings({**s, **{f"{o}_lr_grid": r for o, r in rates.items()}})
-    for name in ("early_steps", "grad_batch"):
-        value = s[name]
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise UserError(f"{name}: an integer >= 1; got {value!r}")
-    return s, ScaleSettings(common, factors, s["early_steps"], s["grad_batch"])
+    return s, ScaleSettings(
+        common, factors, positive_int("early_steps", s["early_steps"]), positive_int("grad_batch", s["grad_batch"])
+    )
 
 
 def steps_per_epoch(n_train: int, batch_size: int, val_fraction: float) -> int:
