@@ -194,19 +194,18 @@ def standardize(
         if not std > 0:
             raise UserError("cannot standardize: every training input value is the same")
         m32, s32 = torch.tensor(mean, dtype=torch.float32), torch.tensor(std, dtype=torch.float32)
-        stats = {"mode": "global", "mean": mean, "std": std}
-        # in place on float32 copies: the bits of (x - m) / s without two temporaries per split
-        # (60,000 Fashion-MNIST images: 0.35 -> 0.15 s of CPU)
-        train = train if train is not x_train else train.clone()
-        test = test if test is not x_test else test.clone()
-        return train.sub_(m32).div_(s32), test.sub_(m32).div_(s32), stats
-    x64 = x_train.to(torch.float64)
-    mean, std = x64.mean(dim=0), x64.std(dim=0, correction=0)
-    constant = std < 1e-12
-    std = torch.where(constant, torch.ones_like(std), std)
-    m32, s32 = mean.float(), std.float()
-    stats = {"mode": "feature", "constant_features": int(constant.sum())}
-    return (train - m32) / s32, (test - m32) / s32, stats
+        stats: dict[str, Any] = {"mode": "global", "mean": mean, "std": std}
+    else:
+        x64 = x_train.to(torch.float64)
+        mean64, std64 = x64.mean(dim=0), x64.std(dim=0, correction=0)
+        constant = std64 < 1e-12
+        m32, s32 = mean64.float(), torch.where(constant, torch.ones_like(std64), std64).float()
+        stats = {"mode": "feature", "constant_features": int(constant.sum())}
+    # in place on float32 copies: the bits of (x - m) / s without two temporaries per split
+    # (60,000 Fashion-MNIST images, global: 0.35 -> 0.15 s of CPU)
+    train = train if train is not x_train else train.clone()
+    test = test if test is not x_test else test.clone()
+    return train.sub_(m32).div_(s32), test.sub_(m32).div_(s32), stats
 
 
 def stratified_indices(labels: torch.Tensor, count: int, generator: torch.Generator) -> torch.Tensor:
