@@ -218,6 +218,8 @@ def judge(rows: list[dict[str, Any]], classes: int) -> dict[str, Any]:
         "threshold": threshold,
         "effect": gap,
         "effect_where": f"{activation}, depth {deepest}",
+        "effect_network": activation,
+        "effect_depth": deepest,
     }
 
 
@@ -330,7 +332,7 @@ def _result(rows, s, classes, experiments, out) -> StudyResult:
         verdict=verdict["verdict"],
         effect=verdict["effect"],
         ci=(math.nan, math.nan),
-        ci_note=effect_ci_note(rows, verdict["effect_where"]),
+        ci_note=effect_ci_note(rows, verdict["effect_network"], verdict["effect_depth"]),
         effect_label="accuracy gap between schemes at the deepest depth",
         summary=summary,
         evidence={"frontier": verdict["frontier"], "fits": fits, "rows": rows},
@@ -354,11 +356,10 @@ def _result(rows, s, classes, experiments, out) -> StudyResult:
     )
 
 
-def effect_ci_note(rows: list[dict[str, Any]], where: str) -> str:
+def effect_ci_note(rows: list[dict[str, Any]], net: str, depth: int) -> str:
     """Why the effect has no interval: a gap between single runs when the effect's network and depth
-    (``where``: "tanh, depth 1000") ran one seed; else a largest-minus-smallest gap over schemes and seeds."""
-    net, _, depth = where.rpartition(", depth ")
-    seeds = {r["seed"] for r in rows if network(r) == net and str(r["depth"]) == depth}
+    ran one seed; else a largest-minus-smallest gap over schemes and seeds."""
+    seeds = {r["seed"] for r in rows if network(r) == net and r["depth"] == depth}
     if len(seeds) <= 1:
         return "one seed, no interval"
     return f"largest minus smallest over schemes and {len(seeds)} seeds, no interval"
