@@ -53,10 +53,15 @@ def draw_all(jobs: Mapping[str, tuple[Path, Callable[[], object]]]) -> dict[str,
     """Run every ``draw`` of ``jobs`` (key -> (the file it writes, draw)); key -> file, in the
     order of ``jobs``. See the module docstring for where each runs."""
     keys = list(jobs)
-    if not can_fork(len(keys)):
-        for key in keys:
+    files = {key: jobs[key][0] for key in keys}
+
+    def run(these: list[str]) -> None:
+        for key in these:
             jobs[key][1]()
-        return {key: jobs[key][0] for key in keys}
+
+    if not can_fork(len(keys)):
+        run(keys)
+        return files
     import matplotlib.backends.backend_agg  # noqa: F401  imported once, before the fork
     import matplotlib.figure  # noqa: F401
 
@@ -66,28 +71,22 @@ def draw_all(jobs: Mapping[str, tuple[Path, Callable[[], object]]]) -> dict[str,
     try:
         pid = os.fork()
     except OSError:  # no room for a child (strict overcommit, process limits): draw here
-        pid = -1
-    if pid < 0:
-        for key in keys:
-            jobs[key][1]()
-        return {key: jobs[key][0] for key in keys}
+        run(keys)
+        return files
     if pid == 0:  # the child: draw, then leave without running this process's exit handlers
         code = 1
         try:
-            for key in theirs:
-                jobs[key][1]()
+            run(theirs)
             code = 0
         finally:
             os._exit(code)
     try:
-        for key in mine:
-            jobs[key][1]()
+        run(mine)
     finally:
         _, status = os.waitpid(pid, 0)
     if not (os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0):
-        for key in theirs:  # the child failed: draw its figures here (a real error raises here)
-            jobs[key][1]()
-    return {key: jobs[key][0] for key in keys}
+        run(theirs)  # the child failed: draw its figures here (a real error raises here)
+    return files
 
 
 __all__ = ["FIGURE_COST", "can_fork", "draw_all", "split", "usable_cores"]
